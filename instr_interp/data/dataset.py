@@ -1,0 +1,217 @@
+"""Instruction records: the dataset type, validation, file formats and the built-in HexaInst set."""
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+__all__ = [
+    "CATEGORIES",
+    "InstructionDataset",
+    "InstructionRecord",
+    "hexainst",
+    "load_instructions",
+]
+
+CATEGORIES = ("classification", "code", "general_qa", "generation", "math", "summarization")
+_FIELDS = ("id", "category", "instruction", "input", "response", "source")
+_REQUIRED = ("id", "category", "instruction")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstructionRecord:
+    """One instruction: the directive, the material it acts on, and a reference answer."""
+
+    id: str
+    category: str
+    instruction: str
+    input: str = ""
+    response: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        meta = out.pop("meta")
+        return {**meta, **out}
+
+
+class InstructionDataset(Sequence):
+    """An ordered list of :class:`InstructionRecord` with unique ids.
+
+    Example:
+        >>> data = load_instructions([{"id": "a", "category": "math", "instruction": "Add 2 and 3."}])
+        >>> len(data), data[0].category, data.categories
+        (1, 'math', ('math',))
+    """
+
+    def __init__(self, records: Iterable[InstructionRecord], name: str = "instructions"):
+        self.records: tuple[InstructionRecord, ...] = tuple(records)
+        self.name = name
+        _validate(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return InstructionDataset(self.records[index], name=self.name)
+        return self.records[index]
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c}={n}" for c, n in self.category_counts().items())
+        return f"InstructionDataset({self.name!r}, {len(self)} records: {counts})"
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.records)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Categories present, built-in ones first in their canonical order, then others sorted."""
+        present = {r.category for r in self.records}
+        return tuple(c for c in CATEGORIES if c in present) + tuple(sorted(present - set(CATEGORIES)))
+
+    def category_counts(self) -> dict[str, int]:
+        counts = Counter(r.category for r in self.records)
+        return {c: counts[c] for c in self.categories}
+
+    def filter(self, *, category: str | Sequence[str] | None = None, source: str | None = None):
+        """Records of the given category (or categories) and/or source."""
+        cats = {category} if isinstance(category, str) else set(category or ())
+        keep = [
+            r
+            for r in self.records
+            if (not cats or r.category in cats) and (source is None or r.source == source)
+        ]
+        return InstructionDataset(keep, name=self.name)
+
+    def sample(self, per_category: int, seed: int = 0):
+        """Up to ``per_category`` records of each category, chosen reproducibly."""
+        import random
+
+        rng = random.Random(seed)
+        keep: list[InstructionRecord] = []
+        for cat in self.categories:
+            recs = [r for r in self.records if r.category == cat]
+            keep += sorted(rng.sample(recs, min(per_category, len(recs))), key=self.records.index)
+        return InstructionDataset(sorted(keep, key=self.records.index), name=self.name)
+
+    def fingerprint(self) -> str:
+        """A short hash of the records' content (for result manifests and caches)."""
+        payload = json.dumps([r.to_dict() for r in self.records], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    # ---- conversions
+    def to_dicts(self) -> list[dict]:
+        return [r.to_dict() for r in self.records]
+
+    def to_hf(self):
+        """As a ``datasets.Dataset``."""
+        import datasets
+
+        return datasets.Dataset.from_list(self.to_dicts())
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.json``, ``.jsonl`` or ``.csv`` (chosen by suffix)."""
+        path = Path(path)
+        rows = self.to_dicts()
+        if path.suffix == ".jsonl":
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        elif path.suffix == ".json":
+            path.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+        elif path.suffix == ".csv":
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            with path.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            raise ValueError(f"Unknown format {path.suffix!r}: use .json, .jsonl or .csv.")
+        return path
+
+
+def _validate(records: Sequence[InstructionRecord]) -> None:
+    if not records:
+        raise ValueError("An InstructionDataset needs at least one record.")
+    for rec in records:
+        for name in _REQUIRED:
+            value = getattr(rec, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"Record {rec.id!r}: field {name!r} is empty; every record needs {_REQUIRED}.")
+        for name in ("input", "response", "source"):
+            if not isinstance(getattr(rec, name), str):
+                raise ValueError(f"Record {rec.id!r}: field {name!r} must be a string.")
+    dupes = [i for i, n in Counter(r.id for r in records).items() if n > 1]
+    if dupes:
+        raise ValueError(f"Duplicate record ids: {dupes[:10]}. Ids must be unique.")
+
+
+def _record(row: dict, index: int) -> InstructionRecord:
+    missing = [k for k in _REQUIRED if row.get(k) in (None, "")]
+    if missing:
+        raise ValueError(
+            f"Record {index} ({row.get('id', 'no id')!r}) is missing {missing}; required fields are "
+            f"{list(_REQUIRED)} (optional: input, response, source)."
+        )
+    known = {k: ("" if row.get(k) is None else str(row[k])) for k in _FIELDS if k in row}
+    meta = {k: v for k, v in row.items() if k not in _FIELDS}
+    return InstructionRecord(**known, meta=meta)
+
+
+def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
+    """Load instruction records from a path (``.json``, ``.jsonl``, ``.csv``), a list of dicts,
+    a ``datasets.Dataset`` or an existing :class:`InstructionDataset`.
+
+    Required fields: ``id``, ``category``, ``instruction``; optional ``input``, ``response``,
+    ``source``; any other field is kept as metadata.
+
+    Raises:
+        ValueError: missing or empty required fields, duplicate ids, an unknown file type.
+        FileNotFoundError: the path does not exist.
+    """
+    if isinstance(source, InstructionDataset):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"No instruction file at {path}.")
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        elif path.suffix == ".json":
+            rows = json.loads(path.read_text())
+            if isinstance(rows, dict) and "records" in rows:
+                rows = rows["records"]
+        elif path.suffix == ".csv":
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        else:
+            raise ValueError(f"Unknown instruction file type {path.suffix!r}: use .json, .jsonl or .csv.")
+        name = name or path.stem
+    elif hasattr(source, "to_list") and hasattr(source, "column_names"):  # datasets.Dataset
+        rows = source.to_list()
+    elif isinstance(source, (list, tuple)):
+        rows = list(source)
+    else:
+        raise TypeError(f"Cannot load instructions from {type(source).__name__}.")
+    if not all(isinstance(r, dict) for r in rows):
+        raise TypeError("Each instruction record must be a dict (a JSON object).")
+    return InstructionDataset([_record(r, i) for i, r in enumerate(rows)], name=name or "instructions")
+
+
+def hexainst() -> InstructionDataset:
+    """The built-in balanced six-category instruction set (60 per category, half written one by
+    one, half from templates; see ``scripts/build_hexainst.py``).
+
+    Example:
+        >>> data = hexainst()
+        >>> data.category_counts()["code"]
+        60
+    """
+    text = files("instr_interp.data").joinpath("hexainst.jsonl").read_text()
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return load_instructions(rows, name="hexainst")

