@@ -52,6 +52,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # helpers
 
 
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def machine_facts(device: str) -> dict:
     cpu = None
     try:
@@ -71,7 +80,7 @@ def machine_facts(device: str) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "transformer_lens": getattr(transformer_lens, "__version__", None),
+        "transformer_lens": getattr(transformer_lens, "__version__", None) or _dist_version("transformer-lens"),
         "torch_num_threads": torch.get_num_threads(),
         "MKL_CBWR": os.environ.get("MKL_CBWR"),
         "mkl_strict_reproducible": blas_reproducible(),
@@ -109,6 +118,13 @@ class NoOpProbe(Probe):
 
     def update(self, site, act, ctx):
         return None
+
+
+def _loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return ""
 
 
 def load_plain_hf(alias: str, dtype: torch.dtype, device: str):
@@ -185,15 +201,22 @@ def bench_model(alias: str, args) -> dict:
                   return_type=None)
 
     times: dict[str, list[float]] = {k: [] for k in methods}
+    # Process CPU seconds per measurement: cpu/wall close to torch.get_num_threads() means the
+    # process had the cores to itself; much lower means other load on the machine.
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
+    loadavg: list[str] = []
     for rep in range(args.repeats):
         for key, fn in methods.items():
             sync(device)
-            start = time.perf_counter()
+            c0, start = time.process_time(), time.perf_counter()
             fn()
             sync(device)
             elapsed = time.perf_counter() - start
             times[key].append(elapsed)
-            print(f"  repeat {rep + 1}/{args.repeats} {key:18s} {elapsed:8.2f} s", flush=True)
+            cpu[key].append(time.process_time() - c0)
+            print(f"  repeat {rep + 1}/{args.repeats} {key:18s} {elapsed:8.2f} s  (cpu/wall "
+                  f"{cpu[key][-1] / elapsed:.2f})", flush=True)
+        loadavg.append(_loadavg())
 
     # Sanity: the stats pass counted the tokens it should have.
     probe = run_stats()
@@ -218,7 +241,10 @@ def bench_model(alias: str, args) -> dict:
         "attn_impl_bridge": attn_impl(model.original_model),
         "attn_impl_plain_hf": attn_impl(hf),
         "times_s": times,
+        "cpu_s": cpu,
+        "loadavg_after_each_repeat": loadavg,
         "median_s": med,
+        "min_s": {k: min(v) for k, v in times.items()},
         "ratio_a_over_b": med["a_stats"] / med["b_hf"],
         "ratio_c_over_b": med["c_run_with_cache"] / med["b_hf"],
         "tokens_per_s_real": {k: real_tokens / v for k, v in med.items()},
@@ -286,6 +312,7 @@ def memory_probe(args) -> None:
         "vm_hwm_since_load_kb": _vm_hwm_kb() if hwm_reset else None,
         "probe_state_bytes": state_bytes,
         "pass_seconds": elapsed,
+        "torch_num_threads": torch.get_num_threads(),
     }), flush=True)
 
 
@@ -297,6 +324,8 @@ def measure_memory(alias: str, args) -> dict:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-probe", "--models", alias,
                    "--replicate", str(rep), "--per-record", str(int(per_record)),
                    "--batch-size", str(args.batch_size), "--device", args.device, "--dtype", args.dtype]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
             print(f"  memory probe: {alias} per_record={per_record} x{rep} ...", flush=True)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MEMORY_PROBE ")), None)
@@ -345,6 +374,7 @@ def bench_random_7b(args) -> dict:
         model = TransformerBridge.boot_transformers("llama-7b-random", hf_model=hf, tokenizer=tiny_tokenizer(),
                                                     device=device, dtype=torch.bfloat16)
     model.eval()
+    weights_bytes = torch.cuda.memory_allocated() if device.startswith("cuda") else None
     n_layers, d_mlp = cfg.num_hidden_layers, cfg.intermediate_size
     bsz, width = args.random_7b_shape
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -395,7 +425,7 @@ def bench_random_7b(args) -> dict:
         "median_s": med,
         "tokens_per_s": {k: bsz * width / v for k, v in med.items()},
         "ratio_hooked_over_bare": med["hooked_firing"] / med["bare_hf"],
-        "weights_bytes_both_copies": torch.cuda.memory_allocated() if device.startswith("cuda") else None,
+        "memory_allocated_after_load_bytes (both copies)": weights_bytes,
         "max_memory_allocated_bytes": peak or None,
         "counted_positive": int(counts.sum()),
     }
@@ -415,6 +445,9 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON output (default benchmarks/results/firing_<device>_<dtype>.json)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads(N) before anything runs (default: torch's own default); "
+                         "passed on to the memory-probe subprocesses")
     ap.add_argument("--diagnose", action="store_true",
                     help="also time (d) the pass with a no-op probe and (e) the HF decoder without lm_head")
     ap.add_argument("--skip-timing", action="store_true", help="only the memory probes")
@@ -429,6 +462,8 @@ def main(argv=None) -> None:
     ap.add_argument("--replicate", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--per-record", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.memory_probe:
         memory_probe(args)

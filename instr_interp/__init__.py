@@ -26,6 +26,7 @@ from .data import (  # noqa: E402
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
+from .neurons import NeuronSets, find_isns  # noqa: E402
 from .probes import FiringStats, NeuronFiring  # noqa: E402
 
 __version__ = "0.1.0"
@@ -42,12 +43,14 @@ __all__ = [
     "InstructionRecord",
     "ModelFacts",
     "NeuronFiring",
+    "NeuronSets",
     "Probe",
     "Region",
     "blas_reproducible",
     "cache_dir",
     "encode",
     "feed_cache",
+    "find_isns",
     "hexainst",
     "hook_names",
     "hook_site",

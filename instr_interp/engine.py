@@ -17,7 +17,6 @@ sets when torch is not imported yet. With all three, statistics are bit-identica
 padding sides and process counts on CPU. On GPUs cuBLAS gives no such guarantee.
 """
 
-import contextlib
 import ctypes
 import json
 import os
@@ -29,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.encoding import EncodedBatch, EncodedDataset, encode
-from .hooks import HookSite, hook_site
+from .hooks import FIRING_ORDER, HookSite
 
 __all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches"]
 
@@ -238,8 +237,10 @@ def run(
         for site in sites[id(probe)]:
             by_name.setdefault(site.name, []).append((probe, site))
     needs_logits = any(p.needs_logits for p in probes)
-    layers = [s.layer for ss in sites.values() for s in ss if s.layer is not None]
-    stop_layer = None if needs_logits else (max(layers) if layers else None)
+    every_site = [s for ss in sites.values() for s in ss]
+    # Stop right after the site that fires last (the unembedding and later layers never run).
+    last_site = max(every_site, key=lambda s: (-1 if s.layer is None else s.layer, FIRING_ORDER[s.kind]))
+    stop_site = None if needs_logits else last_site
 
     rank, world = _dist()
     all_batches = plan_batches(encoded, batch_size)
@@ -259,6 +260,7 @@ def run(
 
         def hook(act, hook=None):
             ctx = ctx_holder["ctx"]
+            fired.add(name)
             for probe, site in targets:
                 probe.update(site, act.detach(), ctx)
             return None
@@ -268,9 +270,10 @@ def run(
     def stop_hook(act, hook=None):
         raise _StopForward
 
+    fired: set[str] = set()
     fwd_hooks = [(name, make_hook(name)) for name in by_name]
-    if stop_layer is not None:
-        fwd_hooks.append((hook_site(model, "resid_post", stop_layer).name, stop_hook))
+    if stop_site is not None:
+        fwd_hooks.append((stop_site.name, stop_hook))  # after the probes' hook on the same point
 
     todo = [b for b in mine if b not in done]
     processed = 0
@@ -284,11 +287,16 @@ def run(
                 width, indices = all_batches[b]
                 batch = encoded.batch(indices, "right", width=width).to(device)
                 ctx_holder["ctx"] = BatchContext(batch, encoded, categories)
+                fired.clear()
                 try:
                     model(batch.tokens, attention_mask=batch.attention_mask.long(),
                           position_ids=batch.position_ids(), return_type=None)
                 except _StopForward:
                     pass
+                if len(fired) != len(by_name):
+                    missing = sorted(set(by_name) - fired)
+                    raise RuntimeError(f"Hook points never fired during the forward: {missing[:5]}. "
+                                       "This model does not route through them; choose other sites.")
                 done.add(b)
                 processed += 1
                 bar.update(1)

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
+__all__ = ["FIRING_ORDER", "HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
 
 SiteKind = Literal[
     "embed",
@@ -41,6 +41,12 @@ _TEMPLATES: dict[str, str] = {
     "router_logits": "blocks.{layer}.mlp.gate.hook_out",
     "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
     "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
+}
+# The order in which sites fire within a block (the engine stops the forward after the last one).
+FIRING_ORDER: dict[str, int] = {
+    "embed": -1, "resid_pre": 0, "attn_pattern": 1, "attn_z": 2, "resid_mid": 3, "mlp_in": 4,
+    "router_logits": 5, "expert_weights": 6, "expert_indices": 6, "mlp_pre": 7, "mlp_post": 8,
+    "resid_post": 9,
 }
 _NEURON_KINDS = ("mlp_pre", "mlp_post")
 _ROUTER_KINDS = ("router_logits", "expert_indices", "expert_weights")

@@ -90,8 +90,10 @@ class NeuronFiring(Probe):
         mask = ctx.mask(self.regions)
         row = self._row[site.layer]
         idx = ctx.batch.index
-        fired = (act > 0) & mask[..., None]
-        counts = fired.sum(1, dtype=torch.int64)  # [batch d_mlp]
+        # counts[b, i] = sum_p mask[b, p] * 1[act[b, p, i] > 0], as one batched matrix product
+        # (exact: integers below 2**24 in fp32; about twice as fast as a masked boolean sum).
+        weights = mask.to(torch.float32)[:, None, :]
+        counts = torch.bmm(weights, (act > 0).to(torch.float32))[:, 0].to(torch.int64)  # [batch d_mlp]
         self.state["category_counts"][:, row].index_add_(0, ctx.category, counts)
         if self.per_record:
             self.state["counts"][idx, row] += counts.to(torch.int32)

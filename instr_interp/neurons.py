@@ -1,0 +1,327 @@
+"""Instruction-specific neurons (ISNs): identification and set algebra (METHODS.md sections 2-3).
+
+A neuron fires on a token when its gate pre-activation is positive. For an instruction, the
+firing frequency of each (layer, neuron) is the share of its counted tokens (instruction + input by
+default) on which it fires; the ISNs are the top ``top`` fraction of all layers x neurons.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from .engine import run
+from .probes import FiringStats, NeuronFiring
+from .results import load_result, save_result
+
+__all__ = ["NeuronSets", "find_isns", "top_neurons", "sets_from_firing"]
+
+TieBreak = Literal["activation", "all", "index"]
+
+
+def top_neurons(
+    counts: Int[Tensor, " neuron"],
+    activation: Float[Tensor, " neuron"] | None,
+    k: int,
+    tie_break: TieBreak = "activation",
+) -> tuple[Int[Tensor, " n"], int]:
+    """Indices of the ``k`` most frequently firing neurons, and how many tied at the cut.
+
+    Ranking: firing count (descending), then — for ``tie_break="activation"`` — the summed
+    activation over the counted tokens (descending), then the index (ascending). ``"index"``
+    skips the activation key; ``"all"`` keeps every neuron tied with the k-th (the set may be
+    larger than k). Deterministic: no step depends on batching or sort stability of equal floats.
+
+    Returns:
+        ``(indices, n_tied)`` where ``n_tied`` counts neurons whose count equals the cut count.
+    """
+    n = counts.numel()
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}.")
+    order = torch.arange(n)
+    if tie_break == "activation":
+        if activation is None:
+            raise ValueError("tie_break='activation' needs activation sums (NeuronFiring(activation_sums=True)).")
+        order = order[torch.sort(activation[order], descending=True, stable=True).indices]
+    elif tie_break not in ("all", "index"):
+        raise ValueError(f"Unknown tie_break {tie_break!r}; choose 'activation', 'all' or 'index'.")
+    order = order[torch.sort(counts[order], descending=True, stable=True).indices]
+    cut = counts[order[k - 1]]
+    n_tied = int((counts == cut).sum())
+    if tie_break == "all":
+        return torch.sort(order[counts[order] >= cut]).values, n_tied
+    return torch.sort(order[:k]).values, n_tied
+
+
+def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n 2"]:
+    return torch.stack([flat // d_mlp, flat % d_mlp], dim=1).long()
+
+
+@dataclass(kw_only=True)
+class NeuronSets:
+    """ISN sets per instruction and per category, as ``[n, 2]`` tensors of ``(layer, neuron)``."""
+
+    instruction_sets: dict[str, Tensor]
+    category_sets: dict[str, Tensor]
+    record_categories: dict[str, str]
+    n_layers: int
+    d_mlp: int
+    ties: dict[str, int] = field(default_factory=dict)  # neurons tied at the cut, per record/category
+    settings: dict = field(default_factory=dict)
+
+    # ---- basics
+    @property
+    def categories(self) -> list[str]:
+        return list(self.category_sets)
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_layers * self.d_mlp
+
+    def flat(self, neurons: Tensor) -> Tensor:
+        """(layer, neuron) pairs to flat indices ``layer * d_mlp + neuron``."""
+        return _flat(neurons, self.d_mlp)
+
+    def membership(self, kind: Literal["instruction", "category"] = "instruction") -> Bool[Tensor, "set neuron"]:
+        """Boolean matrix: one row per set, one column per flat neuron."""
+        sets = self.instruction_sets if kind == "instruction" else self.category_sets
+        out = torch.zeros(len(sets), self.n_neurons, dtype=torch.bool)
+        for row, neurons in enumerate(sets.values()):
+            out[row, self.flat(neurons)] = True
+        return out
+
+    # ---- set algebra
+    def general(self) -> Int[Tensor, "n 2"]:
+        """Neurons in every category's set."""
+        member = self.membership("category")
+        return _pairs(member.all(0).nonzero().flatten(), self.d_mlp)
+
+    def unique(self, category: str) -> Int[Tensor, "n 2"]:
+        """Neurons in ``category``'s set and in no other category's set."""
+        if category not in self.category_sets:
+            raise KeyError(f"No category {category!r}; have {self.categories}.")
+        member = self.membership("category")
+        row = self.categories.index(category)
+        others = torch.cat([member[:row], member[row + 1 :]]).any(0)
+        return _pairs((member[row] & ~others).nonzero().flatten(), self.d_mlp)
+
+    def pairwise_jaccard(self) -> Float[Tensor, "record record"]:
+        """Jaccard similarity of every pair of instruction sets."""
+        member = self.membership("instruction").to(torch.float32)
+        inter = member @ member.T
+        sizes = member.sum(1)
+        union = sizes[:, None] + sizes[None, :] - inter
+        return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).double()
+
+    def overlap(self, kind: Literal["pairwise", "category", "min"] = "pairwise", *,
+                max_per_category: int = 100, seed: int = 0) -> pd.DataFrame:
+        """Category x category overlap.
+
+        ``pairwise``: mean Jaccard over instruction pairs (I in row category, I' in column category,
+        I != I'), using up to ``max_per_category`` instructions per category (a seeded sample).
+        ``category``: Jaccard of the category sets. ``min``: intersection over the smaller set.
+        """
+        cats = self.categories
+        if kind == "pairwise":
+            ids = list(self.instruction_sets)
+            jac = self.pairwise_jaccard()
+            rng = np.random.default_rng(seed)
+            groups = {}
+            for cat in cats:
+                rows = [i for i, rid in enumerate(ids) if self.record_categories[rid] == cat]
+                if len(rows) > max_per_category:
+                    rows = sorted(rng.choice(rows, size=max_per_category, replace=False).tolist())
+                groups[cat] = torch.tensor(rows, dtype=torch.long)
+            values = np.zeros((len(cats), len(cats)))
+            for a, ca in enumerate(cats):
+                for b, cb in enumerate(cats):
+                    block = jac[groups[ca]][:, groups[cb]]
+                    if ca == cb:
+                        n = len(groups[ca])
+                        values[a, b] = (block.sum() - block.diagonal().sum()).item() / max(n * (n - 1), 1)
+                    else:
+                        values[a, b] = block.mean().item()
+        elif kind in ("category", "min"):
+            member = self.membership("category").to(torch.float32)
+            inter = member @ member.T
+            sizes = member.sum(1)
+            denom = sizes[:, None] + sizes[None, :] - inter if kind == "category" else torch.minimum(
+                sizes[:, None], sizes[None, :])
+            values = (inter / denom.clamp(min=1)).double().numpy()
+        else:
+            raise ValueError(f"Unknown overlap kind {kind!r}; choose 'pairwise', 'category' or 'min'.")
+        return pd.DataFrame(values, index=cats, columns=cats)
+
+    def permutation_test(self, n_permutations: int = 1000, seed: int = 0) -> dict:
+        """Is same-category overlap larger than cross-category overlap? Shuffles category labels.
+
+        Statistic: mean pairwise Jaccard over same-category pairs minus over cross-category pairs.
+        Returns the observed statistic, the permutation p-value (one-sided) and per-category
+        diagonal vs mean off-diagonal values.
+        """
+        ids = list(self.instruction_sets)
+        labels = np.array([self.record_categories[i] for i in ids])
+        jac = self.pairwise_jaccard().numpy()
+        off = ~np.eye(len(ids), dtype=bool)
+
+        def stat(lab):
+            same = (lab[:, None] == lab[None, :]) & off
+            return jac[same].mean() - jac[~same & off].mean()
+
+        observed = stat(labels)
+        rng = np.random.default_rng(seed)
+        null = np.array([stat(rng.permutation(labels)) for _ in range(n_permutations)])
+        table = self.overlap("pairwise", max_per_category=len(ids))
+        per_category = {c: {"same": float(table.loc[c, c]),
+                             "cross": float(table.loc[c].drop(c).mean())} for c in table.index}
+        return {"statistic": float(observed), "p_value": float((1 + (null >= observed).sum()) / (1 + n_permutations)),
+                "n_permutations": n_permutations, "per_category": per_category}
+
+    def layer_distribution(self) -> pd.DataFrame:
+        """ISNs per layer per category: ``count`` and ``share`` (of that category's set)."""
+        rows = []
+        for cat, neurons in self.category_sets.items():
+            counts = torch.bincount(neurons[:, 0], minlength=self.n_layers)
+            total = max(int(counts.sum()), 1)
+            rows += [{"category": cat, "layer": layer, "count": int(c), "share": int(c) / total}
+                     for layer, c in enumerate(counts.tolist())]
+        return pd.DataFrame(rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long format: one row per (set, neuron)."""
+        rows = []
+        for kind, sets in (("category", self.category_sets), ("instruction", self.instruction_sets)):
+            for key, neurons in sets.items():
+                rows += [{"kind": kind, "set": key, "layer": int(layer), "neuron": int(i)}
+                         for layer, i in neurons.tolist()]
+        return pd.DataFrame(rows, columns=["kind", "set", "layer", "neuron"])
+
+    # ---- plots
+    def plot_overlap(self, kind: Literal["pairwise", "category", "min"] = "pairwise"):
+        """Plotly heatmap of :meth:`overlap`."""
+        import plotly.express as px
+
+        frame = self.overlap(kind)
+        fig = px.imshow(frame, text_auto=".2f", color_continuous_scale="Blues", aspect="auto",
+                        title=f"ISN overlap between categories ({kind} Jaccard)")
+        fig.update_xaxes(side="bottom")
+        return fig
+
+    def plot_layers(self, share: bool = False):
+        """Plotly lines: ISNs per layer, one line per category."""
+        import plotly.express as px
+
+        col = "share" if share else "count"
+        return px.line(self.layer_distribution(), x="layer", y=col, color="category", markers=True,
+                       title=f"Instruction-specific neurons per layer ({col})")
+
+    # ---- persistence
+    def save(self, path) -> None:
+        tensors = {f"instruction/{k}": v for k, v in self.instruction_sets.items()}
+        tensors |= {f"category/{k}": v for k, v in self.category_sets.items()}
+        save_result(path, "NeuronSets", tensors, {
+            "instruction_ids": list(self.instruction_sets), "categories": self.categories,
+            "record_categories": self.record_categories, "n_layers": self.n_layers, "d_mlp": self.d_mlp,
+            "ties": self.ties, "settings": self.settings,
+        })
+
+    @classmethod
+    def load(cls, path) -> "NeuronSets":
+        tensors, meta = load_result(path, "NeuronSets")
+        return cls(
+            instruction_sets={k: tensors[f"instruction/{k}"] for k in meta["instruction_ids"]},
+            category_sets={k: tensors[f"category/{k}"] for k in meta["categories"]},
+            record_categories=meta["record_categories"], n_layers=meta["n_layers"], d_mlp=meta["d_mlp"],
+            ties=meta["ties"], settings=meta["settings"],
+        )
+
+
+def sets_from_firing(stats: FiringStats, *, top: float = 0.01, rule: Literal["pooled", "majority"] = "pooled",
+                     tie_break: TieBreak = "activation") -> NeuronSets:
+    """ISN sets from firing statistics (see :func:`find_isns`)."""
+    if stats.counts is None:
+        raise ValueError("Per-record counts are needed; run NeuronFiring(per_record=True).")
+    if not 0 < top <= 1:
+        raise ValueError(f"top must be a fraction in (0, 1], got {top}.")
+    if rule not in ("pooled", "majority"):
+        raise ValueError(f"Unknown rule {rule!r}; choose 'pooled' or 'majority'.")
+    n_rec, n_layers, d_mlp = stats.counts.shape
+    k = max(1, math.floor(top * n_layers * d_mlp))
+    acts = stats.activation_sums
+    instruction_sets, ties = {}, {}
+    for r, rid in enumerate(stats.ids):
+        if int(stats.tokens[r]) == 0:
+            raise ValueError(f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}.")
+        flat, n_tied = top_neurons(stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break)
+        instruction_sets[rid], ties[rid] = _pairs(flat, d_mlp), n_tied
+    category_sets = {}
+    for c, cat in enumerate(stats.categories):
+        rows = [r for r, rc in enumerate(stats.record_categories) if rc == cat]
+        if rule == "pooled":
+            act = None
+            if acts is not None:  # summed in record order: deterministic
+                act = torch.zeros(n_layers * d_mlp, dtype=torch.float64)
+                for r in rows:
+                    act += acts[r].flatten()
+            flat, n_tied = top_neurons(stats.category_counts[c].flatten(), act, k, tie_break)
+        else:
+            votes = torch.zeros(n_layers * d_mlp, dtype=torch.int64)
+            for r in rows:
+                votes[_flat(instruction_sets[stats.ids[r]], d_mlp)] += 1
+            flat, n_tied = (votes * 2 >= len(rows)).nonzero().flatten(), 0
+        category_sets[cat], ties[f"category:{cat}"] = _pairs(flat, d_mlp), n_tied
+    return NeuronSets(
+        instruction_sets=instruction_sets, category_sets=category_sets,
+        record_categories=dict(zip(stats.ids, stats.record_categories)), n_layers=n_layers, d_mlp=d_mlp,
+        ties=ties, settings={**stats.settings, "top": top, "k": k, "rule": rule, "tie_break": tie_break},
+    )
+
+
+def _flat(neurons: Tensor, d_mlp: int) -> Tensor:
+    return neurons[:, 0] * d_mlp + neurons[:, 1]
+
+
+def find_isns(
+    model,
+    data,
+    *,
+    top: float = 0.01,
+    rule: Literal["pooled", "majority"] = "pooled",
+    regions: Sequence[str] = ("instruction", "input"),
+    tie_break: TieBreak = "activation",
+    batch_size: int = 16,
+    padding_side: str = "right",
+    keep_frequencies: bool = False,
+    progress: bool = True,
+):
+    """Find instruction-specific neurons per instruction and per category.
+
+    Args:
+        model: a hooked dense model (MoE blocks: use ``find_ises``).
+        data: records (an :class:`InstructionDataset`, a path, ...) or an encoded dataset.
+        top: fraction ε of all layers x neurons kept per set (0.01 keeps 460 of SmolLM2's 46,080).
+        rule: category sets by ``"pooled"`` counts over all the category's tokens (default) or
+            ``"majority"``: neurons in at least half of the category's instruction sets.
+        regions: token regions counted (never template scaffolding or padding).
+        tie_break: frequencies are multiples of 1/T so many neurons tie at the cut. ``"activation"``
+            (default) ranks ties by their summed activation, ``"index"`` by position (biased to
+            early layers), ``"all"`` keeps all tied neurons. ``NeuronSets.ties`` reports the counts.
+        keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``).
+
+    Example:
+        >>> import instr_interp as ii
+        >>> isn = find_isns(ii.tiny_model(), ii.hexainst().sample(2), top=0.05, progress=False)
+        >>> isn.category_sets["code"].shape
+        torch.Size([12, 2])
+    """
+    probe = NeuronFiring(regions, per_record=True, activation_sums=tie_break == "activation")
+    (probe,) = run(model, data, [probe], batch_size=batch_size, padding_side=padding_side, progress=progress)
+    stats = probe.result()
+    sets = sets_from_firing(stats, top=top, rule=rule, tie_break=tie_break)
+    return (sets, stats) if keep_frequencies else sets

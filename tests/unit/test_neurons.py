@@ -1,0 +1,103 @@
+import pytest
+import torch
+
+import instr_interp as ii
+from instr_interp.neurons import NeuronSets, top_neurons
+
+
+def test_top_neurons_hand_computed_ties():
+    counts = torch.tensor([3, 5, 5, 1, 5, 0])
+    acts = torch.tensor([9.0, 1.0, 7.0, 8.0, 7.0, 0.0], dtype=torch.float64)
+    # k=2: the three 5s tie; by activation 2 and 4 (7.0 each) beat 1; 2 vs 4 equal -> lower index first
+    idx, tied = top_neurons(counts, acts, 2)
+    assert idx.tolist() == [2, 4] and tied == 3
+    assert top_neurons(counts, None, 2, "index")[0].tolist() == [1, 2]
+    assert top_neurons(counts, None, 2, "all")[0].tolist() == [1, 2, 4]
+    assert top_neurons(counts, acts, 4)[0].tolist() == [0, 1, 2, 4]
+    with pytest.raises(ValueError, match="k must be"):
+        top_neurons(counts, acts, 0)
+    with pytest.raises(ValueError, match="activation sums"):
+        top_neurons(counts, None, 2)
+
+
+def hand_sets():
+    t = lambda pairs: torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)  # noqa: E731
+    return NeuronSets(
+        instruction_sets={"a1": t([[0, 0], [0, 1]]), "a2": t([[0, 0], [1, 1]]), "b1": t([[1, 0], [1, 1]]),
+                          "b2": t([[1, 0], [0, 1]])},
+        category_sets={"A": t([[0, 0], [0, 1], [1, 1]]), "B": t([[1, 0], [1, 1]])},
+        record_categories={"a1": "A", "a2": "A", "b1": "B", "b2": "B"},
+        n_layers=2, d_mlp=2,
+    )
+
+
+def test_set_algebra_hand_computed():
+    s = hand_sets()
+    assert s.general().tolist() == [[1, 1]]
+    assert s.unique("A").tolist() == [[0, 0], [0, 1]]
+    assert s.unique("B").tolist() == [[1, 0]]
+    pair = s.overlap("pairwise")
+    # A-A: J(a1,a2) = 1/3; B-B: J(b1,b2) = 1/3; A-B: J(a1,b1)=0, J(a1,b2)=1/3, J(a2,b1)=1/3, J(a2,b2)=0
+    assert pair.loc["A", "A"] == pytest.approx(1 / 3) and pair.loc["B", "B"] == pytest.approx(1 / 3)
+    assert pair.loc["A", "B"] == pytest.approx(1 / 6)
+    cat = s.overlap("category")
+    assert cat.loc["A", "B"] == pytest.approx(1 / 4) and cat.loc["A", "A"] == 1
+    assert s.overlap("min").loc["A", "B"] == pytest.approx(1 / 2)
+    layers = s.layer_distribution().set_index(["category", "layer"])
+    assert layers.loc[("A", 0), "count"] == 2 and layers.loc[("A", 1), "share"] == pytest.approx(1 / 3)
+    assert len(s.to_frame()) == 3 + 2 + 8
+    test = s.permutation_test(n_permutations=50)
+    assert test["statistic"] == pytest.approx(1 / 3 - 1 / 6)
+    with pytest.raises(KeyError):
+        s.unique("C")
+
+
+def test_save_load_round_trip(tmp_path):
+    s = hand_sets()
+    s.save(tmp_path / "isn")
+    back = NeuronSets.load(tmp_path / "isn")
+    for k in s.instruction_sets:
+        assert torch.equal(back.instruction_sets[k], s.instruction_sets[k])
+    for k in s.category_sets:
+        assert torch.equal(back.category_sets[k], s.category_sets[k])
+    assert back.record_categories == s.record_categories
+
+
+@pytest.fixture(scope="module")
+def tiny_isns(tiny, data):
+    sample = data.sample(per_category=5, seed=3)
+    return ii.find_isns(tiny, sample, top=0.05, batch_size=16, progress=False, keep_frequencies=True), sample
+
+
+def test_find_isns_matches_frequency_ranking(tiny_isns):
+    (sets, stats), _ = tiny_isns
+    k = sets.settings["k"]
+    assert k == int(0.05 * 2 * 128)
+    for r, rid in enumerate(stats.ids):
+        chosen = sets.instruction_sets[rid]
+        assert len(chosen) == k
+        freq = stats.frequency()[r]
+        picked = freq[chosen[:, 0], chosen[:, 1]]
+        mask = torch.ones_like(freq, dtype=torch.bool)
+        mask[chosen[:, 0], chosen[:, 1]] = False
+        assert picked.min() >= freq[mask].max()  # nothing left out fires more often
+
+
+@pytest.mark.parametrize("batch_size, side", [(1, "right"), (7, "left")])
+def test_find_isns_independent_of_batching(tiny, tiny_isns, batch_size, side):
+    (sets, _), sample = tiny_isns
+    other = ii.find_isns(tiny, sample, top=0.05, batch_size=batch_size, padding_side=side, progress=False)
+    for k in sets.instruction_sets:
+        assert torch.equal(sets.instruction_sets[k], other.instruction_sets[k])
+    for k in sets.category_sets:
+        assert torch.equal(sets.category_sets[k], other.category_sets[k])
+
+
+def test_majority_rule(tiny, tiny_isns):
+    (sets, stats), _ = tiny_isns
+    maj = ii.neurons.sets_from_firing(stats, top=0.05, rule="majority")
+    for cat, neurons in maj.category_sets.items():
+        ids = [i for i, c in sets.record_categories.items() if c == cat]
+        for layer, n in neurons.tolist():
+            votes = sum(((sets.instruction_sets[i] == torch.tensor([layer, n])).all(1)).any().item() for i in ids)
+            assert 2 * votes >= len(ids)
