@@ -26,6 +26,7 @@ SiteKind = Literal[
     "router_logits",  # MoE: [tokens expert]
     "expert_indices",  # MoE: [tokens k]
     "expert_weights",  # MoE: [tokens expert], top-k weights, zeros elsewhere
+    "logits",  # unembedding output [batch pos d_vocab]
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -41,12 +42,13 @@ _TEMPLATES: dict[str, str] = {
     "router_logits": "blocks.{layer}.mlp.gate.hook_out",
     "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
     "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
+    "logits": "unembed.hook_out",
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
 FIRING_ORDER: dict[str, int] = {
     "embed": -1, "resid_pre": 0, "attn_pattern": 1, "attn_z": 2, "resid_mid": 3, "mlp_in": 4,
     "router_logits": 5, "expert_weights": 6, "expert_indices": 6, "mlp_pre": 7, "mlp_post": 8,
-    "resid_post": 9,
+    "resid_post": 9, "logits": 10,
 }
 _NEURON_KINDS = ("mlp_pre", "mlp_post")
 _ROUTER_KINDS = ("router_logits", "expert_indices", "expert_weights")
@@ -81,7 +83,7 @@ def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
     if kind not in _TEMPLATES:
         raise ValueError(f"Unknown hook site kind {kind!r}; choose one of {sorted(_TEMPLATES)}.")
     n_layers = model.cfg.n_layers
-    if kind == "embed":
+    if kind in ("embed", "logits"):
         layer = None
     elif layer is None or not (-n_layers <= layer < n_layers):
         raise ValueError(f"Hook site {kind!r} needs a layer in [0, {n_layers}); got {layer!r}.")

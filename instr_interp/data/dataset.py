@@ -198,6 +198,8 @@ def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
         rows = list(source)
     else:
         raise TypeError(f"Cannot load instructions from {type(source).__name__}.")
+    if rows and all(isinstance(r, InstructionRecord) for r in rows):
+        return InstructionDataset(rows, name=name or "instructions")
     if not all(isinstance(r, dict) for r in rows):
         raise TypeError("Each instruction record must be a dict (a JSON object).")
     return InstructionDataset([_record(r, i) for i, r in enumerate(rows)], name=name or "instructions")

@@ -1,0 +1,71 @@
+"""Teacher-forced likelihood of reference responses, as a probe on the shared pass."""
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .data.encoding import EncodedDataset, Region, encode
+from .engine import BatchContext, Probe, run
+from .hooks import HookSite, hook_site
+
+__all__ = ["ResponseNLL", "response_nll"]
+
+
+class ResponseNLL(Probe):
+    """Per-record summed negative log-likelihood of the response tokens (and their count).
+
+    The token at position t+1 is scored by the logits at position t; only targets in the
+    response region count. The records must be encoded ``with_response=True``.
+    """
+
+    needs_logits = True
+    name = "response_nll"
+
+    def sites(self, model) -> list[HookSite]:
+        return [hook_site(model, "logits")]
+
+    def setup(self, model, encoded: EncodedDataset, device) -> None:
+        if not encoded.with_response:
+            raise ValueError("ResponseNLL needs records encoded with with_response=True.")
+        self.encoded = encoded
+        self.state = {"nll": torch.zeros(len(encoded), dtype=torch.float64, device=device),
+                      "tokens": torch.zeros(len(encoded), dtype=torch.int64, device=device)}
+
+    def update(self, site: HookSite, act: Float[Tensor, "batch pos d_vocab"], ctx: BatchContext) -> None:
+        batch = ctx.batch
+        target = batch.tokens[:, 1:]
+        scored = batch.regions[:, 1:] == Region.RESPONSE
+        logprobs = torch.log_softmax(act[:, :-1].float(), dim=-1)
+        nll = -logprobs.gather(-1, target[..., None])[..., 0]
+        self.state["nll"][batch.index] += torch.where(scored, nll, 0.0).double().sum(1)
+        self.state["tokens"][batch.index] += scored.sum(1)
+
+    def result(self) -> pd.DataFrame:
+        enc = self.encoded
+        nll, tokens = self.state["nll"].cpu(), self.state["tokens"].cpu()
+        return pd.DataFrame({
+            "id": [r.id for r in enc.records], "category": [r.category for r in enc.records],
+            "response_tokens": tokens.numpy(), "nll": (nll / tokens.clamp(min=1)).numpy(),
+        })
+
+
+def response_nll(model, data, *, batch_size: int = 4, format: str = "auto", progress: bool = True) -> pd.DataFrame:
+    """Mean NLL per response token of each record's reference response, under teacher forcing.
+
+    The prompt is formatted exactly as in :func:`encode` (chat template when the model has one).
+    Active interventions (``ablate_neurons``, ...) apply.
+
+    Returns:
+        A frame with ``id``, ``category``, ``response_tokens`` and ``nll`` (nats per token).
+
+    Example:
+        >>> import instr_interp as ii
+        >>> frame = response_nll(ii.tiny_model(), ii.hexainst()[:2], progress=False)
+        >>> list(frame.columns)
+        ['id', 'category', 'response_tokens', 'nll']
+    """
+    encoded = data if isinstance(data, EncodedDataset) else encode(
+        data, model.tokenizer, format=format, with_response=True)
+    (probe,) = run(model, encoded, [ResponseNLL()], batch_size=batch_size, progress=progress)
+    return probe.result()
