@@ -12,6 +12,7 @@ import sys as _sys
 if "torch" not in _sys.modules:
     _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+from .ablation import critical_role, random_like  # noqa: E402
 from .data import (  # noqa: E402
     CATEGORIES,
     EncodedBatch,
@@ -25,6 +26,8 @@ from .data import (  # noqa: E402
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
+from .interventions import ablate_neurons, mean_activations  # noqa: E402
+from .likelihood import response_nll  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .neurons import NeuronSets, find_isns  # noqa: E402
 from .probes import FiringStats, NeuronFiring  # noqa: E402
@@ -46,8 +49,10 @@ __all__ = [
     "NeuronSets",
     "Probe",
     "Region",
+    "ablate_neurons",
     "blas_reproducible",
     "cache_dir",
+    "critical_role",
     "encode",
     "feed_cache",
     "find_isns",
@@ -56,7 +61,10 @@ __all__ = [
     "hook_site",
     "load_instructions",
     "load_model",
+    "mean_activations",
     "model_facts",
+    "random_like",
+    "response_nll",
     "run",
     "tiny_model",
 ]
