@@ -25,6 +25,7 @@ from .data import (  # noqa: E402
     load_instructions,
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
+from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions import ablate_neurons, mean_activations  # noqa: E402
 from .likelihood import response_nll  # noqa: E402
@@ -40,6 +41,8 @@ __all__ = [
     "BatchContext",
     "EncodedBatch",
     "EncodedDataset",
+    "ExpertSets",
+    "ExpertStats",
     "FiringStats",
     "HookSite",
     "InstructionDataset",
@@ -49,12 +52,14 @@ __all__ = [
     "NeuronSets",
     "Probe",
     "Region",
+    "ablate_experts",
     "ablate_neurons",
     "blas_reproducible",
     "cache_dir",
     "critical_role",
     "encode",
     "feed_cache",
+    "find_ises",
     "find_isns",
     "hexainst",
     "hook_names",

@@ -27,6 +27,7 @@ SiteKind = Literal[
     "expert_indices",  # MoE: [tokens k]
     "expert_weights",  # MoE: [tokens expert], top-k weights, zeros elsewhere
     "logits",  # unembedding output [batch pos d_vocab]
+    "shared_expert_pre",  # MoE with a shared expert: its gate pre-activation [tokens d_shared]
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -43,12 +44,13 @@ _TEMPLATES: dict[str, str] = {
     "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
     "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
     "logits": "unembed.hook_out",
+    "shared_expert_pre": "blocks.{layer}.mlp.shared_expert.hook_pre",
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
 FIRING_ORDER: dict[str, int] = {
     "embed": -1, "resid_pre": 0, "attn_pattern": 1, "attn_z": 2, "resid_mid": 3, "mlp_in": 4,
-    "router_logits": 5, "expert_weights": 6, "expert_indices": 6, "mlp_pre": 7, "mlp_post": 8,
-    "resid_post": 9, "logits": 10,
+    "shared_expert_pre": 5, "router_logits": 6, "expert_weights": 7, "expert_indices": 8, "mlp_pre": 9,
+    "mlp_post": 10, "resid_post": 11, "logits": 12,
 }
 _NEURON_KINDS = ("mlp_pre", "mlp_post")
 _ROUTER_KINDS = ("router_logits", "expert_indices", "expert_weights")

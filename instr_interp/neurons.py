@@ -222,10 +222,12 @@ class NeuronSets:
                        title=f"Instruction-specific neurons per layer ({col})")
 
     # ---- persistence
+    kind_name = "NeuronSets"
+
     def save(self, path) -> None:
         tensors = {f"instruction/{k}": v for k, v in self.instruction_sets.items()}
         tensors |= {f"category/{k}": v for k, v in self.category_sets.items()}
-        save_result(path, "NeuronSets", tensors, {
+        save_result(path, self.kind_name, tensors, {
             "instruction_ids": list(self.instruction_sets), "categories": self.categories,
             "record_categories": self.record_categories, "n_layers": self.n_layers, "d_mlp": self.d_mlp,
             "ties": self.ties, "settings": self.settings,
@@ -233,7 +235,7 @@ class NeuronSets:
 
     @classmethod
     def load(cls, path) -> "NeuronSets":
-        tensors, meta = load_result(path, "NeuronSets")
+        tensors, meta = load_result(path, cls.kind_name)
         return cls(
             instruction_sets={k: tensors[f"instruction/{k}"] for k in meta["instruction_ids"]},
             category_sets={k: tensors[f"category/{k}"] for k in meta["categories"]},

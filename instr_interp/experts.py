@@ -1,0 +1,251 @@
+"""Instruction-specific experts (ISEs) and per-expert neuron firing for MoE models.
+
+Routing comes from the router hooks (``hook_expert_indices``/``hook_expert_weights``, tokens
+flattened over batch x position, padding included and masked here). No toolkit exposes the neurons
+inside fused experts, so their gate pre-activations are recomputed from the block input, the
+routing indices and the fused ``experts.gate_up_proj`` weights, only on tokens routed to the expert.
+"""
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .engine import BatchContext, Probe, run
+from .hooks import HookSite, hook_names, hook_site
+from .models import model_facts
+from .neurons import NeuronSets, top_neurons
+from .results import load_result, save_result
+
+__all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "expert_gate_weights", "ablate_experts"]
+
+
+def _params(model, layer: int) -> dict[str, Tensor]:
+    """The MoE block's parameters under their Hugging Face names (bridge wrappers removed)."""
+    return {k.replace("_original_component.", ""): v for k, v in model.blocks[layer].mlp.named_parameters()}
+
+
+def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_model"]:
+    """The gate projections of all experts of an MoE layer (the first half of ``gate_up_proj``)."""
+    params = _params(model, layer)
+    fused = [v for k, v in params.items() if k.endswith("experts.gate_up_proj")]
+    if not fused:
+        raise ValueError(f"Layer {layer} has no fused experts.gate_up_proj; parameters: {sorted(params)[:8]}.")
+    weight = fused[0]
+    return weight[:, : weight.shape[1] // 2]
+
+
+class ExpertFiring(Probe):
+    """Per record: tokens routed to each expert (count and summed routing weight) and, per expert,
+    the tokens routed there on which each of its neurons fired; shared experts by the dense rule."""
+
+    name = "expert_firing"
+
+    def __init__(self, regions=("instruction", "input"), *, neurons: bool = True):
+        super().__init__()
+        self.regions = tuple(regions)
+        self.neurons = neurons
+
+    def config(self) -> dict:
+        return {"probe": "ExpertFiring", "regions": list(self.regions), "neurons": self.neurons}
+
+    def sites(self, model) -> list[HookSite]:
+        facts = model_facts(model)
+        if not facts.moe:
+            raise ValueError(f"{facts.architecture} is not an MoE model; use find_isns for dense MLPs.")
+        sites = hook_names(model, "mlp_in") + hook_names(model, "expert_weights") + hook_names(model, "expert_indices")
+        if facts.shared_experts:
+            sites += hook_names(model, "shared_expert_pre")
+        return sites
+
+    def setup(self, model, encoded, device) -> None:
+        facts = self.facts = model_facts(model)
+        n, n_cat, L, E = len(encoded), len(encoded.categories), facts.n_layers, facts.n_experts
+        self.encoded = encoded
+        self.gates = [expert_gate_weights(model, layer).detach() for layer in range(L)] if self.neurons else None
+        self.scratch: dict[tuple[int, str], Tensor] = {}
+        self.state = {
+            "tokens": torch.zeros(n, dtype=torch.int64, device=device),
+            "expert_counts": torch.zeros(n, L, E, dtype=torch.int64, device=device),
+            "expert_weights": torch.zeros(n, L, E, dtype=torch.float64, device=device),
+        }
+        if self.neurons:
+            self.state["neuron_counts"] = torch.zeros(n, L, E, facts.d_mlp, dtype=torch.int32, device=device)
+        if facts.shared_experts:
+            params = _params(model, 0)
+            (d_shared,) = {v.shape[0] for k, v in params.items() if k.endswith("shared_expert.gate_proj.weight")}
+            self.state["shared_counts"] = torch.zeros(n, L, d_shared, dtype=torch.int32, device=device)
+
+    def update(self, site: HookSite, act: Tensor, ctx: BatchContext) -> None:
+        mask = ctx.mask(self.regions)  # [batch pos]
+        batch, pos = mask.shape
+        idx = ctx.batch.index
+        layer = site.layer
+        if site.kind == "mlp_in":
+            self.scratch[(layer, "x")] = act.reshape(batch * pos, -1)
+            if layer == 0:
+                self.state["tokens"][idx] += mask.sum(1)
+            return
+        if site.kind == "expert_weights":
+            self.scratch[(layer, "w")] = act
+            return
+        if site.kind == "shared_expert_pre":
+            fired = (act.reshape(batch, pos, -1) > 0) & mask[..., None]
+            self.state["shared_counts"][idx, layer] += fired.sum(1, dtype=torch.int32)
+            return
+        # expert_indices: the last routing hook of the layer
+        flat_mask = mask.reshape(-1)
+        E = self.facts.n_experts
+        routed = torch.zeros(batch * pos, E, dtype=torch.bool, device=act.device)
+        routed.scatter_(1, act.long(), True)
+        routed &= flat_mask[:, None]
+        self.state["expert_counts"][idx, layer] += routed.reshape(batch, pos, E).sum(1)
+        weights = torch.where(routed, self.scratch.pop((layer, "w")), 0.0).double()
+        self.state["expert_weights"][idx, layer] += weights.reshape(batch, pos, E).sum(1)
+        x = self.scratch.pop((layer, "x"))
+        if not self.neurons:
+            return
+        gate = self.gates[layer]
+        for e in range(E):
+            rows = routed[:, e].nonzero().flatten()
+            if len(rows) == 0:
+                continue
+            fired = (x[rows] @ gate[e].T > 0).to(torch.int32)  # [rows d_mlp]
+            per_row = torch.zeros(batch, fired.shape[1], dtype=torch.int32, device=act.device)
+            per_row.index_add_(0, rows // pos, fired)
+            self.state["neuron_counts"][idx, layer, e] += per_row
+
+    def result(self) -> "ExpertStats":
+        enc = self.encoded
+        return ExpertStats(
+            **{k: v.cpu() for k, v in self.state.items()},
+            ids=[r.id for r in enc.records], record_categories=[r.category for r in enc.records],
+            categories=list(enc.categories),
+            settings={"regions": list(self.regions), "model": self.facts.name, "data": enc.fingerprint},
+        )
+
+
+@dataclass(kw_only=True)
+class ExpertStats:
+    """Routing and per-expert neuron firing counts per record."""
+
+    tokens: Int[Tensor, " record"]
+    expert_counts: Int[Tensor, "record layer expert"]
+    expert_weights: Float[Tensor, "record layer expert"]
+    ids: list[str]
+    record_categories: list[str]
+    categories: list[str]
+    neuron_counts: Int[Tensor, "record layer expert d_mlp"] | None = None
+    shared_counts: Int[Tensor, "record layer d_shared"] | None = None
+    settings: dict = field(default_factory=dict)
+
+    def expert_frequency(self, weighting: Literal["binary", "weight"] = "binary") -> Float[Tensor, "record layer expert"]:
+        """f_ej(I): share of counted tokens routed to expert e of layer j (or mean routing weight)."""
+        values = self.expert_counts.double() if weighting == "binary" else self.expert_weights
+        return values / self.tokens.clamp(min=1).double()[:, None, None]
+
+    def save(self, path) -> None:
+        names = ("tokens", "expert_counts", "expert_weights", "neuron_counts", "shared_counts")
+        save_result(path, "ExpertStats", {k: getattr(self, k) for k in names if getattr(self, k) is not None},
+                    {"ids": self.ids, "record_categories": self.record_categories,
+                     "categories": self.categories, "settings": self.settings})
+
+    @classmethod
+    def load(cls, path) -> "ExpertStats":
+        tensors, meta = load_result(path, "ExpertStats")
+        return cls(**tensors, ids=meta["ids"], record_categories=meta["record_categories"],
+                   categories=meta["categories"], settings=meta["settings"])
+
+
+class ExpertSets(NeuronSets):
+    """ISE sets: the same set algebra as :class:`NeuronSets`, with units ``(layer, expert)``
+    (``d_mlp`` holds the number of experts per layer)."""
+
+    kind_name = "ExpertSets"
+
+    @property
+    def n_experts(self) -> int:
+        return self.d_mlp
+
+
+def _top_units(values: Tensor, tiebreak: Tensor, k: int, per_layer: int | None) -> Tensor:
+    """Flat indices of the top-k (or top ``per_layer`` in each layer) of ``values [layer expert]``."""
+    n_layers, width = values.shape
+    if per_layer is None:
+        return top_neurons(values.flatten(), tiebreak.flatten(), k)[0]
+    picks = [top_neurons(values[layer], tiebreak[layer], per_layer)[0] + layer * width for layer in range(n_layers)]
+    return torch.cat(picks)
+
+
+def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
+              per_layer: int | None = None, regions=("instruction", "input"), batch_size: int = 16,
+              padding_side: str = "right", neurons: bool = True, progress: bool = True, keep_stats: bool = False):
+    """Instruction-specific experts per instruction and per category (pooled counts).
+
+    Experts are ranked by routing frequency over the counted tokens (``weighting="binary"``) or by
+    their summed routing weight (``"weight"``); ties by the other quantity, then by index. With few
+    experts use a larger ``top`` or ``per_layer=m`` (the top m experts of every layer).
+
+    Returns:
+        :class:`ExpertSets`, or ``(ExpertSets, ExpertStats)`` with ``keep_stats``.
+    """
+    if weighting not in ("binary", "weight"):
+        raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
+    (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
+                   padding_side=padding_side, progress=progress)
+    stats = probe.result()
+    n_rec, n_layers, n_exp = stats.expert_counts.shape
+    k = max(1, math.floor(top * n_layers * n_exp))
+    primary = stats.expert_counts if weighting == "binary" else stats.expert_weights
+    secondary = stats.expert_weights if weighting == "binary" else stats.expert_counts.double()
+
+    def pairs(flat):
+        return torch.stack([flat // n_exp, flat % n_exp], 1)
+
+    inst = {rid: pairs(_top_units(primary[r], secondary[r], k, per_layer)) for r, rid in enumerate(stats.ids)}
+    cats = {}
+    for cat in stats.categories:
+        rows = [r for r, c in enumerate(stats.record_categories) if c == cat]
+        cats[cat] = pairs(_top_units(primary[rows].sum(0), secondary[rows].sum(0), k, per_layer))
+    sets = ExpertSets(instruction_sets=inst, category_sets=cats,
+                      record_categories=dict(zip(stats.ids, stats.record_categories)),
+                      n_layers=n_layers, d_mlp=n_exp,
+                      settings={**stats.settings, "top": top, "k": k, "weighting": weighting, "per_layer": per_layer})
+    return (sets, stats) if keep_stats else sets
+
+
+@contextlib.contextmanager
+def ablate_experts(model, experts, *, renormalize: bool = False):
+    """Reroute tokens away from the given experts by zeroing their routing weights.
+
+    Args:
+        experts: ``[n, 2]`` tensor of ``(layer, expert)``, e.g. ``ise.category_sets["code"]``.
+        renormalize: rescale each token's remaining top-k weights to their original sum.
+    """
+    facts = model_facts(model)
+    experts = torch.as_tensor(experts, dtype=torch.long)
+    if experts.ndim != 2 or experts.shape[1] != 2:
+        raise ValueError("experts must be a [n, 2] tensor of (layer, expert).")
+    if len(experts) and (experts[:, 0].max() >= facts.n_layers or experts[:, 1].max() >= facts.n_experts
+                         or experts.min() < 0):
+        raise ValueError(f"expert indices out of range for {facts.n_layers} layers x {facts.n_experts} experts.")
+
+    def make(idx):
+        def hook(weights, hook=None):
+            out = weights.clone()
+            out[:, idx.to(out.device)] = 0
+            if renormalize:
+                kept = out.sum(-1, keepdim=True)
+                out = out * (weights.sum(-1, keepdim=True) / kept.clamp(min=1e-12))
+            return out
+
+        return hook
+
+    fwd = [(hook_site(model, "expert_weights", int(layer)).name, make(experts[experts[:, 0] == layer, 1]))
+           for layer in experts[:, 0].unique().tolist()]
+    with model.hooks(fwd_hooks=fwd):
+        yield model
