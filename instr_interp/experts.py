@@ -64,7 +64,7 @@ class ExpertFiring(Probe):
 
     def setup(self, model, encoded, device) -> None:
         facts = self.facts = model_facts(model)
-        n, n_cat, L, E = len(encoded), len(encoded.categories), facts.n_layers, facts.n_experts
+        n, L, E = len(encoded), facts.n_layers, facts.n_experts
         self.encoded = encoded
         self.gates = [expert_gate_weights(model, layer).detach() for layer in range(L)] if self.neurons else None
         self.scratch: dict[tuple[int, str], Tensor] = {}
