@@ -28,27 +28,49 @@ def _firing(model, data, out: Path, batch_size: int):
     if (cached / "manifest.json").exists():
         print(f"firing statistics: reusing {cached}")
         return FiringStats.load(cached), encoded
-    (probe,) = run(model, encoded, [NeuronFiring()], batch_size=batch_size)
+    (probe,) = run(model, encoded, [NeuronFiring(activation_sums=True)], batch_size=batch_size)
     stats = probe.result()
     stats.save(cached)
     return stats, encoded
 
 
+def _critical_role(model, data, sets, out: Path, per_category: int):
+    import pandas as pd
+
+    from .ablation import critical_role
+
+    subset = data.sample(per_category=per_category, seed=0)
+    key = f"{model.instr_interp_name}-{subset.fingerprint()}-{sets.settings.get('k')}".replace("/", "_")
+    cached = out / "cache" / f"critical-{key}.csv"
+    if cached.exists():
+        print(f"critical role: reusing {cached}")
+        return pd.read_csv(cached), len(subset)
+    frame = critical_role(model, subset, sets, seeds=3, progress=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(cached, index=False)
+    return frame, len(subset)
+
+
 def cmd_report(args) -> int:
     from .models import load_model
-    from .report import dataset_section, firing_section, write_report
+    from .neurons import sets_from_firing
+    from .report import critical_role_section, dataset_section, firing_section, isn_sections, write_report
 
     start = time.perf_counter()
     out = Path(args.out)
     data = _load_data(args.data)
     if args.quick:
         data = data.sample(per_category=10, seed=0)
-    print(f"[1/3] loading {args.model}")
+    print(f"[1/4] loading {args.model}")
     model = load_model(args.model, device=args.device)
-    print(f"[2/3] shared activation pass over {len(data)} instructions")
+    print(f"[2/4] shared activation pass over {len(data)} instructions")
     stats, encoded = _firing(model, data, out, args.batch_size)
-    print("[3/3] writing the report")
-    sections = [dataset_section(data, encoded), firing_section(stats)]
+    sets = sets_from_firing(stats, top=args.top)
+    print("[3/4] ablating each category's neurons (critical role)")
+    frame, n_records = _critical_role(model, data, sets, out, 3 if args.quick else 8)
+    print("[4/4] writing the report")
+    sections = [dataset_section(data, encoded), firing_section(stats), *isn_sections(sets),
+                critical_role_section(frame, n_records)]
     path = write_report(sections, out / "index.html", title="instr_interp report",
                         meta=f"model {args.model} · data {data.name} ({len(data)} records)")
     print(f"done in {time.perf_counter() - start:.1f} s")
@@ -77,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="report", help="output directory (default: report/)")
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
+    rep.add_argument("--top", type=float, default=0.01,
+                     help="fraction of all neurons kept as instruction-specific (default 0.01)")
     rep.set_defaults(func=cmd_report)
     return parser
 

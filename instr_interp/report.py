@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from .data.dataset import InstructionDataset
+from .neurons import NeuronSets
 from .probes import FiringStats
 
-__all__ = ["Section", "dataset_section", "firing_section", "write_report"]
+__all__ = ["Section", "dataset_section", "firing_section", "isn_sections", "critical_role_section", "write_report"]
 
 
 @dataclass(kw_only=True)
@@ -81,6 +82,71 @@ def firing_section(stats: FiringStats) -> Section:
     table = (wide * 100).round(2).reset_index()
     table.columns = ["layer"] + [f"{c} %" for c in stats.categories]
     return Section(title="Neuron firing by layer", reading=reading, figures=[stats.plot_layers()], tables=[table])
+
+
+def isn_sections(sets: NeuronSets, *, n_permutations: int = 1000) -> list[Section]:
+    """Overlap heatmap with its permutation test, layer distribution, and general/unique counts."""
+    test = sets.permutation_test(n_permutations=n_permutations)
+    wins = [c for c, v in test["per_category"].items() if v["same"] > v["cross"]]
+    ties = [v for k, v in sets.ties.items() if not k.startswith("category:")]
+    kept = sets.settings.get("k")
+    reading = (
+        f"Each instruction's ISNs are the {kept} neurons ({sets.settings.get('top', 0):.1%} of "
+        f"{sets.n_neurons:,}) that fire on the largest share of its instruction and input tokens. Cells show "
+        f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
+        f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
+        f"{len(test['per_category'])} categories ({', '.join(wins)}); a permutation test that shuffles "
+        f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
+        f"{test['statistic']:.3f}. Many neurons tie at the cut (median {sorted(ties)[len(ties) // 2]} tied at "
+        f"the cut frequency); ties are broken by mean activation."
+    )
+    per_cat = pd.DataFrame([{"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
+                            for c, v in test["per_category"].items()])
+    layers = sets.layer_distribution()
+    wide = layers.pivot(index="layer", columns="category", values="count")
+    n_layers = len(wide)
+    thirds = [wide.iloc[: n_layers // 3].to_numpy().sum(), wide.iloc[n_layers // 3 : 2 * n_layers // 3].to_numpy().sum(),
+              wide.iloc[2 * n_layers // 3 :].to_numpy().sum()]
+    total = max(sum(thirds), 1)
+    layer_reading = (
+        f"Where the category ISNs sit: {thirds[0] / total:.0%} in the first third of the layers, "
+        f"{thirds[1] / total:.0%} in the middle third and {thirds[2] / total:.0%} in the last third "
+        f"(all categories together); the busiest layer is {int(wide.sum(axis=1).idxmax())}. The paper reports a "
+        "three-phase shape (many early, few in the middle, a specialised set near the output) that is stable "
+        "across instruction types."
+    )
+    general = sets.general()
+    unique = {c: len(sets.unique(c)) for c in sets.categories}
+    counts = pd.DataFrame([{"category": c, "ISNs": len(sets.category_sets[c]), "unique": unique[c],
+                            "general (in all categories)": len(general)} for c in sets.categories])
+    general_reading = (
+        f"{len(general)} neurons are in every category's set (general ISNs, {len(general) / sets.n_neurons:.2%} of all "
+        f"neurons); unique ISNs, in one category's set and no other, number "
+        f"{', '.join(f'{c}: {n}' for c, n in unique.items())}."
+    )
+    return [
+        Section(title="Instruction-specific neurons: overlap between categories", reading=reading,
+                figures=[sets.plot_overlap()], tables=[per_cat]),
+        Section(title="Instruction-specific neurons by layer", reading=layer_reading, figures=[sets.plot_layers()]),
+        Section(title="General and unique neurons", reading=general_reading, tables=[counts]),
+    ]
+
+
+def critical_role_section(frame: pd.DataFrame, n_records: int) -> Section:
+    """The NLL rise when a category's ISNs are zeroed, against random neurons."""
+    from .ablation import plot_critical_role
+
+    strong = frame[frame["ratio"] >= 2]["category"].tolist()
+    reading = (
+        f"Zeroing a category's ISNs (after the activation function) and scoring the reference responses of "
+        f"{n_records} held-in instructions: the mean NLL rise on the category itself, on the other categories, "
+        f"and when as many random neurons are zeroed with the same count per layer (mean of several seeds). "
+        f"The own-category rise is at least twice the random rise for {len(strong)} of {len(frame)} categories"
+        f"{' (' + ', '.join(strong) + ')' if strong else ''}; p-values are one-sided Wilcoxon signed-rank tests "
+        f"over records (ISN ablation vs random ablation)."
+    )
+    return Section(title="Critical role of ISNs (ablation)", reading=reading, figures=[plot_critical_role(frame)],
+                   tables=[frame])
 
 
 _CSS = """

@@ -1,0 +1,38 @@
+import re
+import subprocess
+import sys
+
+import instr_interp as ii
+from instr_interp.cli import build_parser, main
+from instr_interp.neurons import sets_from_firing
+from instr_interp.report import dataset_section, firing_section, isn_sections, write_report
+
+
+def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
+    (probe,) = ii.run(tiny, small_data, [ii.NeuronFiring(activation_sums=True)], progress=False)
+    stats = probe.result()
+    sets = sets_from_firing(stats, top=0.05)
+    frame = ii.critical_role(tiny, small_data[:6], sets, seeds=1)
+    from instr_interp.report import critical_role_section
+
+    sections = [dataset_section(small_data), firing_section(stats), *isn_sections(sets, n_permutations=50),
+                critical_role_section(frame, 6)]
+    path = write_report(sections, tmp_path / "r" / "index.html")
+    html = path.read_text()
+    assert html.count("Plotly.newPlot") == sum(len(s.figures) for s in sections) == 5  # every figure
+    assert html.count("<script type='text/javascript'>") == 1  # plotly.js once
+    assert "cdn" not in html.lower().split("plotly.newplot")[0][-2000:]
+    for sec in sections:
+        assert sec.title in html
+        assert re.search(r"\d", sec.reading)
+
+
+def test_cli_help_and_errors(capsys):
+    assert "report" in build_parser().format_help()
+    assert main(["report", "--data", "/nonexistent.jsonl"]) == 2
+    assert "No instruction file" in capsys.readouterr().err
+
+
+def test_console_script_installed():
+    out = subprocess.run([sys.executable, "-m", "instr_interp.cli", "report", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--quick" in out.stdout
