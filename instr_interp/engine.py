@@ -48,6 +48,15 @@ class BatchContext:
             self._masks[key] = self.batch.mask(key)
         return self._masks[key]
 
+    def span(self, regions: Sequence[str]) -> slice:
+        """The smallest position slice holding every token of ``regions`` in the batch (lets a probe
+        skip e.g. a chat template's system prompt before reducing)."""
+        key = ("span",) + tuple(regions)
+        if key not in self._masks:
+            cols = self.mask(regions).any(0).nonzero().flatten()
+            self._masks[key] = slice(int(cols[0]), int(cols[-1]) + 1) if len(cols) else slice(0, 0)
+        return self._masks[key]
+
 
 class Probe:
     """Base class of streaming reducers. Subclasses set ``state`` in :meth:`setup` and fill it in

@@ -87,7 +87,8 @@ class NeuronFiring(Probe):
             self.state["activation_sums"] = torch.zeros(n, n_layers, d_mlp, dtype=torch.float64, device=device)
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_mlp"], ctx: BatchContext) -> None:
-        mask = ctx.mask(self.regions)
+        span = ctx.span(self.regions)  # only positions that can hold counted tokens
+        mask, act = ctx.mask(self.regions)[:, span], act[:, span]
         row = self._row[site.layer]
         idx = ctx.batch.index
         # counts[b, i] = sum_p mask[b, p] * 1[act[b, p, i] > 0], as one batched matrix product
