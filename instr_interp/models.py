@@ -212,7 +212,11 @@ def load_model(
             "model directory, or a hub name."
         )
     else:
-        source, label, offline = name, name, False
+        # A hub name already in the local HF cache loads without contacting the hub.
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        source, label, offline = name, name, isinstance(cached, str)
     ctx = _offline() if offline else contextlib.nullcontext()
     with ctx:
         try:

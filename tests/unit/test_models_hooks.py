@@ -59,3 +59,14 @@ def test_missing_bundled_package_says_what_to_install(monkeypatch, tmp_path):
 def test_local_dir_without_config_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         ii.load_model(str(tmp_path))
+
+
+def test_local_hf_directory_round_trip(tmp_path):
+    hf = ii.models.tiny_hf_model(seed=4)
+    hf.save_pretrained(tmp_path / "m")
+    ii.models.tiny_tokenizer().save_pretrained(tmp_path / "m")
+    model = ii.load_model(str(tmp_path / "m"), device="cpu")
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), hf(input_ids=tokens).logits, rtol=1e-5, atol=1e-5)
+    assert ii.model_facts(model).chat_template
