@@ -31,12 +31,16 @@ import json
 import os
 import platform
 import resource
+
+# Peak RSS before torch is imported: shows what the process inherited (see measure_memory).
+_START_MAXRSS_KB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import shlex  # noqa: E402
 import statistics
-import subprocess
-import sys
-import time
-import warnings
-from pathlib import Path
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import instr_interp  # noqa: I001  (must come before torch: sets MKL_CBWR)
 import torch
@@ -307,6 +311,7 @@ def memory_probe(args) -> None:
         "per_record": bool(args.per_record),
         "n_records": len(encoded),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "ru_maxrss_at_start_kb": _START_MAXRSS_KB,
         "ru_maxrss_after_load_kb": after_load_maxrss,
         "rss_after_load_kb": after_load_rss,
         "vm_hwm_since_load_kb": _vm_hwm_kb() if hwm_reset else None,
@@ -327,7 +332,12 @@ def measure_memory(alias: str, args) -> dict:
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             print(f"  memory probe: {alias} per_record={per_record} x{rep} ...", flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            # Linux carries the parent's peak RSS into ru_maxrss of a child started straight from it
+            # (at exec, the kernel records the high-water mark of the mm being replaced: the
+            # parent's, under vfork). Starting the child from a small shell that forks first keeps
+            # the child's ru_maxrss its own.
+            proc = subprocess.run(["/bin/sh", "-c", shlex.join(cmd) + "; exit $?"],
+                                  capture_output=True, text=True)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MEMORY_PROBE ")), None)
             if proc.returncode != 0 or line is None:
                 raise RuntimeError(f"memory probe failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
