@@ -13,6 +13,7 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from .ablation import critical_role, random_like  # noqa: E402
+from .compare import SetComparison, compare  # noqa: E402
 from .data import (  # noqa: E402
     CATEGORIES,
     EncodedBatch,
@@ -32,6 +33,7 @@ from .likelihood import response_nll  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .neurons import NeuronSets, find_isns  # noqa: E402
 from .probes import FiringStats, NeuronFiring  # noqa: E402
+from .training import FinetuneResult, finetune  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,7 @@ __all__ = [
     "EncodedDataset",
     "ExpertSets",
     "ExpertStats",
+    "FinetuneResult",
     "FiringStats",
     "HookSite",
     "InstructionDataset",
@@ -52,14 +55,17 @@ __all__ = [
     "NeuronSets",
     "Probe",
     "Region",
+    "SetComparison",
     "ablate_experts",
     "ablate_neurons",
     "blas_reproducible",
     "cache_dir",
+    "compare",
     "critical_role",
     "encode",
     "feed_cache",
     "find_ises",
+    "finetune",
     "find_isns",
     "hexainst",
     "hook_names",

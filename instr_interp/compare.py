@@ -1,0 +1,70 @@
+"""Before vs after fine-tuning: how the neuron (or expert) sets of each category moved."""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .neurons import NeuronSets
+from .results import load_result, save_result
+
+__all__ = ["SetComparison", "compare"]
+
+
+@dataclass(kw_only=True)
+class SetComparison:
+    """Per category: set sizes before/after, Jaccard between them; per layer: count deltas."""
+
+    summary: pd.DataFrame  # category, before, after, jaccard, kept
+    layers: pd.DataFrame  # category, layer, before, after, delta
+    settings: dict = field(default_factory=dict)
+
+    def plot_layers(self):
+        """Plotly lines: per-layer change in set size (after - before), one line per category."""
+        import plotly.express as px
+
+        return px.line(self.layers, x="layer", y="delta", color="category", markers=True,
+                       title="Change in instruction-specific units per layer (after - before)")
+
+    def plot_jaccard(self):
+        """Plotly bars: Jaccard between each category's set before and after."""
+        import plotly.express as px
+
+        return px.bar(self.summary, x="category", y="jaccard", range_y=[0, 1],
+                      title="How much of each category's set survives fine-tuning (Jaccard before/after)")
+
+    def save(self, path) -> None:
+        save_result(path, "SetComparison", {}, {"summary": self.summary.to_dict("list"),
+                                                "layers": self.layers.to_dict("list"), "settings": self.settings})
+
+    @classmethod
+    def load(cls, path) -> "SetComparison":
+        _, meta = load_result(path, "SetComparison")
+        return cls(summary=pd.DataFrame(meta["summary"]), layers=pd.DataFrame(meta["layers"]),
+                   settings=meta["settings"])
+
+
+def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
+    """Compare the category sets of the same architecture before and after fine-tuning.
+
+    Works for :class:`NeuronSets` and ``ExpertSets`` alike (units are ``(layer, index)`` pairs).
+    """
+    if (before.n_layers, before.d_mlp) != (after.n_layers, after.d_mlp):
+        raise ValueError(f"Different shapes: {before.n_layers}x{before.d_mlp} vs {after.n_layers}x{after.d_mlp}; "
+                         "compare sets of the same architecture.")
+    if type(before) is not type(after):
+        raise TypeError(f"Cannot compare {type(before).__name__} with {type(after).__name__}.")
+    rows, layer_rows = [], []
+    for cat in before.categories:
+        if cat not in after.category_sets:
+            continue
+        a = set(before.flat(before.category_sets[cat]).tolist())
+        b = set(after.flat(after.category_sets[cat]).tolist())
+        union = a | b
+        rows.append({"category": cat, "before": len(a), "after": len(b), "kept": len(a & b),
+                     "jaccard": len(a & b) / len(union) if union else 1.0})
+        for layer in range(before.n_layers):
+            nb = sum(1 for u in a if u // before.d_mlp == layer)
+            na = sum(1 for u in b if u // before.d_mlp == layer)
+            layer_rows.append({"category": cat, "layer": layer, "before": nb, "after": na, "delta": na - nb})
+    return SetComparison(summary=pd.DataFrame(rows), layers=pd.DataFrame(layer_rows),
+                         settings={"before": before.settings, "after": after.settings, "kind": type(before).__name__})

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+import torch
+
+import instr_interp as ii
+from instr_interp.compare import SetComparison, compare
+from instr_interp.training import FinetuneResult, finetune
+from tests.unit.test_neurons import hand_sets
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    ii.models.tiny_hf_model(seed=0).save_pretrained(path)
+    ii.models.tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_finetune_lowers_response_loss_and_reloads(tiny_dir, small_data, tmp_path, method):
+    before = ii.response_nll(ii.load_model(str(tiny_dir), device="cpu"), small_data, progress=False)
+    result = finetune(str(tiny_dir), small_data, tmp_path / method, method=method, epochs=3, batch_size=8,
+                      lr=5e-3 if method == "lora" else 1e-3, progress=False)
+    assert result.steps == 9 and len(result.losses) == 9
+    tuned = ii.load_model(str(result.path), device="cpu")
+    after = ii.response_nll(tuned, small_data, progress=False)
+    assert after["nll"].mean() < before["nll"].mean() - 0.05
+    back = FinetuneResult.load(result.path)
+    assert back.losses == result.losses and back.method == method
+    assert json.loads((result.path / "instr_interp_finetune.json").read_text())["settings"]["seed"] == 0
+
+
+def test_finetune_is_seeded(tiny_dir, small_data, tmp_path):
+    a = finetune(str(tiny_dir), small_data[:8], tmp_path / "a", epochs=1, batch_size=4, progress=False)
+    b = finetune(str(tiny_dir), small_data[:8], tmp_path / "b", epochs=1, batch_size=4, progress=False)
+    assert a.losses == b.losses
+
+
+def test_finetune_rejects_bad_input(tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match="reference responses"):
+        finetune(str(tiny_dir), [{"id": "x", "category": "math", "instruction": "Add."}], tmp_path / "x")
+    with pytest.raises(TypeError, match="model name or directory"):
+        finetune(ii.tiny_model(), [{"id": "x", "category": "math", "instruction": "Add.", "response": "1"}], tmp_path)
+
+
+def test_compare_hand_computed(tmp_path):
+    before = hand_sets()
+    after = hand_sets()
+    after.category_sets["A"] = torch.tensor([[0, 0], [1, 0]])
+    diff = compare(before, after)
+    row = diff.summary.set_index("category").loc["A"]
+    # before A = {(0,0),(0,1),(1,1)}, after A = {(0,0),(1,0)}: kept 1, union 4
+    assert (row["before"], row["after"], row["kept"]) == (3, 2, 1) and row["jaccard"] == pytest.approx(0.25)
+    assert diff.summary.set_index("category").loc["B", "jaccard"] == 1.0
+    layers = diff.layers.set_index(["category", "layer"])
+    assert layers.loc[("A", 0), "delta"] == -1 and layers.loc[("A", 1), "delta"] == 0
+    diff.save(tmp_path / "cmp")
+    back = SetComparison.load(tmp_path / "cmp")
+    assert back.summary.equals(diff.summary) and back.layers.equals(diff.layers)
+    assert len(diff.plot_layers().data) == 2
