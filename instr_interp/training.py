@@ -17,7 +17,7 @@ from .data.dataset import load_instructions
 from .data.encoding import Region, encode
 from .models import BUNDLED, _convert, _offline, cache_dir
 
-__all__ = ["FinetuneResult", "finetune", "hf_source"]
+__all__ = ["FinetuneResult", "finetune", "hf_source", "response_loss"]
 
 
 @dataclass(kw_only=True)
@@ -49,6 +49,23 @@ def hf_source(name: str) -> Path | str:
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser()
     return name
+
+
+def response_loss(model, tokens, mask, labels):
+    """Mean cross-entropy over response tokens, computing logits only where a target exists.
+
+    Equal to ``model(..., labels=labels).loss``, but the unembedding (262k rows on Gemma 3) runs on
+    the response positions alone instead of every position.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = base.lm_head(hidden[:, :-1][keep])
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 def _batches(encoded, order, batch_size):
@@ -125,7 +142,7 @@ def finetune(
         order = list(range(len(encoded)))
         rng.shuffle(order)
         for tokens, mask, labels in _batches(encoded, order, batch_size):
-            loss = model(input_ids=tokens, attention_mask=mask, labels=labels).loss
+            loss = response_loss(model, tokens, mask, labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

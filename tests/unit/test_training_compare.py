@@ -59,3 +59,13 @@ def test_compare_hand_computed(tmp_path):
     back = SetComparison.load(tmp_path / "cmp")
     assert back.summary.equals(diff.summary) and back.layers.equals(diff.layers)
     assert len(diff.plot_layers().data) == 2
+
+
+def test_response_loss_equals_transformers_loss(small_data):
+    from instr_interp.training import _batches, response_loss
+
+    hf = ii.models.tiny_hf_model(seed=2)
+    enc = ii.encode(small_data[:6], ii.models.tiny_tokenizer(), with_response=True)
+    tokens, mask, labels = next(_batches(enc, list(range(6)), 6))
+    torch.testing.assert_close(response_loss(hf, tokens, mask, labels),
+                               hf(input_ids=tokens, attention_mask=mask, labels=labels).loss, rtol=1e-5, atol=1e-6)
