@@ -51,10 +51,51 @@ def _critical_role(model, data, sets, out: Path, per_category: int):
     return frame, len(subset)
 
 
+BEFORE_AFTER_BASE = "gemma-3-270m"
+
+
+def _before_after(out: Path, data, batch_size: int, quick: bool):
+    """Gemma-3-270M base vs the same model fine-tuned (LoRA) on the built-in set, cached once."""
+    from .compare import compare
+    from .data.dataset import hexainst
+    from .models import cache_dir, load_model
+    from .neurons import NeuronSets, find_isns
+    from .training import FinetuneResult, finetune
+
+    train = hexainst().sample(per_category=10, seed=0) if quick else hexainst()
+    tuned_dir = cache_dir() / f"gemma-3-270m-hexainst-lora{'-quick' if quick else ''}"
+    if (tuned_dir / "instr_interp_finetune.json").exists():
+        result = FinetuneResult.load(tuned_dir)
+        print(f"fine-tuned model: reusing {tuned_dir}")
+    else:
+        result = finetune(BEFORE_AFTER_BASE, train, tuned_dir, method="lora", epochs=1, batch_size=8)
+    sets = {}
+    for label, name in (("before", BEFORE_AFTER_BASE), ("after", str(tuned_dir))):
+        cached = out / "cache" / f"isn-{label}{'-quick' if quick else ''}-{data.fingerprint()}"
+        if (cached / "manifest.json").exists():
+            sets[label] = NeuronSets.load(cached)
+            continue
+        model = load_model(name, device="cpu")
+        sets[label] = find_isns(model, data, batch_size=batch_size)
+        sets[label].save(cached)
+    note = (f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
+            f"{result.steps} steps on the built-in set ({result.seconds / 60:.1f} CPU minutes; response loss "
+            f"{result.losses[0]:.2f} at the first step, {sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} "
+            f"averaged over the last five).")
+    return compare(sets["before"], sets["after"]), note
+
+
 def cmd_report(args) -> int:
     from .models import load_model
     from .neurons import sets_from_firing
-    from .report import critical_role_section, dataset_section, firing_section, isn_sections, write_report
+    from .report import (
+        comparison_section,
+        critical_role_section,
+        dataset_section,
+        firing_section,
+        isn_sections,
+        write_report,
+    )
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -68,9 +109,13 @@ def cmd_report(args) -> int:
     sets = sets_from_firing(stats, top=args.top)
     print("[3/4] ablating each category's neurons (critical role)")
     frame, n_records = _critical_role(model, data, sets, out, 3 if args.quick else 8)
-    print("[4/4] writing the report")
     sections = [dataset_section(data, encoded), firing_section(stats), *isn_sections(sets),
                 critical_role_section(frame, n_records)]
+    if not args.no_finetune:
+        print(f"[4/4] before/after fine-tuning ({BEFORE_AFTER_BASE})")
+        diff, note = _before_after(out, data, args.batch_size, args.quick)
+        sections.append(comparison_section(diff, f"{BEFORE_AFTER_BASE} (base)", "its fine-tuned version", note))
+    print("writing the report")
     path = write_report(sections, out / "index.html", title="instr_interp report",
                         meta=f"model {args.model} · data {data.name} ({len(data)} records)")
     print(f"done in {time.perf_counter() - start:.1f} s")
@@ -99,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="report", help="output directory (default: report/)")
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
+    rep.add_argument("--no-finetune", action="store_true",
+                     help="skip the before/after fine-tuning comparison (it trains Gemma-3-270M once, ~10 min)")
     rep.add_argument("--top", type=float, default=0.01,
                      help="fraction of all neurons kept as instruction-specific (default 0.01)")
     rep.set_defaults(func=cmd_report)

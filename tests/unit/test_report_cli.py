@@ -36,3 +36,14 @@ def test_cli_help_and_errors(capsys):
 def test_console_script_installed():
     out = subprocess.run([sys.executable, "-m", "instr_interp.cli", "report", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--quick" in out.stdout
+
+
+def test_comparison_section(tmp_path):
+    from instr_interp.compare import compare
+    from instr_interp.report import comparison_section
+    from tests.unit.test_neurons import hand_sets
+
+    after = hand_sets()
+    after.category_sets["A"] = after.category_sets["B"]
+    sec = comparison_section(compare(hand_sets(), after), "base", "tuned", "Trained briefly.")
+    assert "Jaccard" in sec.reading and "0.25 to 1.00" in sec.reading and len(sec.figures) == 2
