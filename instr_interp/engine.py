@@ -291,7 +291,7 @@ def run(
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
                unit="batch", disable=not progress or rank != 0)
     try:
-        with torch.no_grad(), model.hooks(fwd_hooks=fwd_hooks):
+        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks):
             for b in todo:
                 if stop_after_batches is not None and processed >= stop_after_batches:
                     break
