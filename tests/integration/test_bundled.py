@@ -117,3 +117,23 @@ def test_gemma_loads_offline_and_matches_plain_transformers():
     assert (facts.n_layers, facts.d_mlp, facts.n_heads, facts.n_kv_heads) == (18, 2048, 4, 1)
     assert not facts.chat_template
     assert _max_logit_diff(gemma, _gguf_reference("gemma-3-270m", "eager")) <= 1e-4
+
+
+def test_smollm2_isn_sets_equal_independent_top_one_percent(smol, data):
+    """ISNs from find_isns equal an independent plain-transformers computation: gate_proj(x) > 0 over
+    the instruction + input tokens of the chat-formatted prompt, top 1% by frequency (ties by summed
+    activation, then index), ranked here with numpy's lexsort."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    sample = data.sample(per_category=2, seed=9)
+    sets = ii.find_isns(smol, sample, top=0.01, batch_size=5, progress=False)
+    hf = AutoModelForCausalLM.from_pretrained(cache_dir() / "smollm2-135m-instruct", dtype=torch.float32,
+                                              attn_implementation="eager").eval()
+    counts, sums, _ = plain_firing(hf, ii.encode(sample, smol.tokenizer))
+    k = int(0.01 * counts[0].numel())
+    for r, rec in enumerate(sample):
+        c, s = counts[r].flatten().numpy(), sums[r].flatten().numpy()
+        order = np.lexsort((np.arange(len(c)), -s, -c))[:k]
+        expected = sorted((int(i) // 1536, int(i) % 1536) for i in order)
+        assert sorted(map(tuple, sets.instruction_sets[rec.id].tolist())) == expected
