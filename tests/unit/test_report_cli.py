@@ -47,3 +47,20 @@ def test_comparison_section(tmp_path):
     after.category_sets["A"] = after.category_sets["B"]
     sec = comparison_section(compare(hand_sets(), after), "base", "tuned", "Trained briefly.")
     assert "Jaccard" in sec.reading and "0.25 to 1.00" in sec.reading and len(sec.figures) == 2
+
+
+def test_cli_isns_and_compare_on_a_local_model(tmp_path, small_data):
+    model_dir = tmp_path / "tiny"
+    ii.models.tiny_hf_model(seed=0).save_pretrained(model_dir)
+    ii.models.tiny_tokenizer().save_pretrained(model_dir)
+    data = small_data.save(tmp_path / "d.jsonl")
+    for name in ("a", "b"):
+        assert main(["isns", "--model", str(model_dir), "--data", str(data), "--top", "0.05",
+                     "--out", str(tmp_path / name), "--device", "cpu"]) == 0
+    assert (tmp_path / "a" / "overlap.csv").exists()
+    assert main(["compare", "--before", str(tmp_path / "a"), "--after", str(tmp_path / "b"),
+                 "--out", str(tmp_path / "c")]) == 0
+    summary = (tmp_path / "c" / "summary.csv").read_text()
+    assert summary.count("1.0") >= 6  # identical runs: every category's Jaccard is 1
+    assert main(["compare", "--before", str(tmp_path / "nope"), "--after", str(tmp_path / "b"),
+                 "--out", str(tmp_path / "d")]) == 2
