@@ -300,8 +300,9 @@ def run(
                 ctx_holder["ctx"] = BatchContext(batch, encoded, categories)
                 fired.clear()
                 try:
-                    model(batch.tokens, attention_mask=batch.attention_mask.long(),
-                          position_ids=batch.position_ids(), return_type=None)
+                    # Right padding after causal sequences: real tokens never see the padding, so
+                    # no attention mask is needed (positions default to 0..pos-1, also right).
+                    model(batch.tokens, return_type=None)
                 except _StopForward:
                     pass
                 if len(fired) != len(by_name):
