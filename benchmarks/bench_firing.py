@@ -90,9 +90,30 @@ def machine_facts(device: str) -> dict:
         "mkl_strict_reproducible": blas_reproducible(),
         "device": device,
     }
+    facts.update(_instr_interp_source())
     if device.startswith("cuda") and torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
     return facts
+
+
+def _instr_interp_source() -> dict:
+    """Which instr_interp was benchmarked: its path and commit (a COMMIT file next to a pinned
+    snapshot, else ``git rev-parse HEAD`` of the checkout, with a dirty flag for instr_interp/)."""
+    pkg = Path(instr_interp.__file__).resolve().parent
+    out = {"instr_interp_path": str(pkg), "instr_interp_commit": None, "instr_interp_dirty": None}
+    if (pkg / "COMMIT").exists():
+        out["instr_interp_commit"] = (pkg / "COMMIT").read_text().strip()
+        out["instr_interp_dirty"] = False
+        return out
+    try:
+        git = ["git", "-C", str(pkg.parent)]
+        out["instr_interp_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True,
+                                                    text=True, check=True).stdout.strip()
+        out["instr_interp_dirty"] = bool(subprocess.run(git + ["status", "--porcelain", "--", str(pkg)],
+                                                        capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return out
 
 
 def sync(device: str) -> None:
