@@ -42,9 +42,9 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import instr_interp  # noqa: I001  (must come before torch: sets MKL_CBWR)
 import torch
 
+import instr_interp  # noqa: I001  (must come before torch: sets MKL_CBWR)
 from instr_interp import NeuronFiring, Probe, cache_dir, encode, hexainst, load_instructions, load_model
 from instr_interp.engine import blas_reproducible, plan_batches
 
@@ -278,7 +278,7 @@ def bench_model(alias: str, args) -> dict:
         out["ratio_d_over_b"] = med["d_noop_probe"] / med["b_hf"]
         out["ratio_a_over_e"] = med["a_stats"] / med["e_hf_body"]
         out["ratio_d_over_e"] = med["d_noop_probe"] / med["e_hf_body"]
-    print(f"  median: " + ", ".join(f"{k}={v:.2f}s" for k, v in med.items()), flush=True)
+    print("  median: " + ", ".join(f"{k}={v:.2f}s" for k, v in med.items()), flush=True)
     print(f"  a/b={out['ratio_a_over_b']:.3f}  c/b={out['ratio_c_over_b']:.3f}", flush=True)
     del model, hf
     return out
@@ -381,8 +381,8 @@ def measure_memory(alias: str, args) -> dict:
 
 
 def bench_random_7b(args) -> dict:
-    from transformers import AutoModelForCausalLM, LlamaConfig
     from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM, LlamaConfig
 
     from instr_interp.models import tiny_tokenizer
 
@@ -434,7 +434,7 @@ def bench_random_7b(args) -> dict:
     sync(device)
     times = {k: [] for k in methods}
     peak = {}
-    for rep in range(args.repeats):
+    for _rep in range(args.repeats):
         for key, fn in methods.items():
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()

@@ -21,9 +21,9 @@ import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import instr_interp  # noqa: E402,I001  (before torch: MKL_CBWR)
 import torch  # noqa: E402
 
+import instr_interp  # noqa: E402,I001  (before torch: MKL_CBWR)
 from instr_interp import NeuronFiring, Probe, cache_dir, encode, hexainst, load_model  # noqa: E402
 from instr_interp.engine import plan_batches  # noqa: E402
 

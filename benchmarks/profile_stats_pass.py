@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import instr_interp  # noqa: I001  (before torch: MKL_CBWR)
 import torch
 
+import instr_interp  # noqa: I001  (before torch: MKL_CBWR)
 from instr_interp import NeuronFiring, cache_dir, encode, hexainst, load_instructions, load_model
 from instr_interp.engine import plan_batches
 
