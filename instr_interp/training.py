@@ -1,23 +1,44 @@
 """Supervised instruction tuning on reference responses (LoRA via peft, or full), saved so that
-``load_model`` reloads it."""
+``load_model`` reloads it; optionally guided by instruction vectors (METHODS §8, Jiang et al.).
+
+IV guidance, for a new task c with instruction vector θ_c (computed on the model *before* this task):
+
+- the reference is a frozen copy of the pre-task model with θ_c added to the residual stream after
+  block ℓ* (the output of ``model.model.layers[ℓ*]`` = TransformerLens ``blocks.{ℓ*}.hook_resid_post``)
+  at the last prompt token;
+- ``kl_weight`` · KL(softmax(new/T) ‖ softmax(ref/T)) · T² at the last prompt token, counted only
+  while it exceeds ``kl_threshold`` (0.1); ``seq_kl_weight`` · the same KL averaged over every
+  non-padding position;
+- progressive intervention: α(s)·θ_c added to the training model at the same place, α falling
+  linearly from 1 to 0 over the first half of the steps, nothing afterwards and nothing in the
+  saved model;
+- ``head_consistency`` · MSE between the top heads' outputs (their slices of the attention output
+  projection's input at the last prompt token) in the training model and the reference, counted
+  only while it exceeds ``head_threshold`` (0.01).
+"""
 
 import contextlib
+import copy
 import json
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from .data.dataset import load_instructions
 from .data.encoding import Region, encode
 from .models import BUNDLED, _convert, _offline, cache_dir
 
-__all__ = ["FinetuneResult", "finetune", "hf_source", "response_loss"]
+__all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
+           "progressive_alpha", "response_loss"]
 
 
 @dataclass(kw_only=True)
@@ -31,12 +52,14 @@ class FinetuneResult:
     losses: list[float]
     seconds: float
     settings: dict = field(default_factory=dict)
+    components: dict[str, list[float]] = field(default_factory=dict)  # per-step loss terms (IV guidance)
+    model: Any = field(default=None, repr=False)  # the trained HF model, only with keep_model=True
 
     @classmethod
     def load(cls, path) -> "FinetuneResult":
         meta = json.loads((Path(path) / "instr_interp_finetune.json").read_text())
         return cls(path=Path(path), **{k: meta[k] for k in ("base", "method", "steps", "losses", "seconds")},
-                   settings=meta["settings"])
+                   settings=meta["settings"], components=meta.get("components", {}))
 
 
 def hf_source(name: str) -> Path | str:
@@ -51,28 +74,236 @@ def hf_source(name: str) -> Path | str:
     return name
 
 
+def _unwrap(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _logits(base, hidden: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
+    """The unembedding of selected hidden states (with Gemma's final soft-capping where set)."""
+    logits = base.lm_head(hidden)
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.float()
+
+
+def _response_ce(base, hidden, labels):
+    targets = labels[:, 1:]
+    keep = targets != -100
+    return torch.nn.functional.cross_entropy(_logits(base, hidden[:, :-1][keep]), targets[keep])
+
+
 def response_loss(model, tokens, mask, labels):
     """Mean cross-entropy over response tokens, computing logits only where a target exists.
 
     Equal to ``model(..., labels=labels).loss``, but the unembedding (262k rows on Gemma 3) runs on
     the response positions alone instead of every position.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _unwrap(model)
     hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
-    targets = labels[:, 1:]
-    keep = targets != -100
-    logits = base.lm_head(hidden[:, :-1][keep])
-    cap = getattr(base.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return _response_ce(base, hidden, labels)
 
 
-def _batches(encoded, order, batch_size):
+# ---------------------------------------------------------------------------------------------
+# IV guidance: pieces
+
+
+def progressive_alpha(step: int, total_steps: int) -> float:
+    """Scale of the progressive intervention at ``step`` (0-based) of ``total_steps``.
+
+    α(s) = max(0, 1 − s / (S/2)): 1 at the first step, falling linearly to 0 at the midpoint and 0
+    for the second half of training.
+    """
+    if total_steps < 1 or not 0 <= step < total_steps:
+        raise ValueError(f"Need 0 <= step < total_steps and total_steps >= 1; got step={step}, "
+                         f"total_steps={total_steps}.")
+    return max(0.0, 1.0 - step / (total_steps / 2))
+
+
+def last_prompt_positions(regions: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
+    """The position right before each row's first response token, read from the region masks."""
+    response = regions == Region.RESPONSE
+    if not bool(response.any(1).all()):
+        raise ValueError("Every row needs response tokens to locate its last prompt token; encode the "
+                         "records with with_response=True and keep max_length long enough to reach them.")
+    first = response.int().argmax(1)
+    if bool((first == 0).any()):
+        raise ValueError("A row starts with a response token; there is no prompt token before it.")
+    return first - 1
+
+
+def _vectors_by_layer(guidance, n_layers: int, d_model: int) -> dict[int, Tensor]:
+    """θ per layer: vectors at the same layer are summed; each layer keeps its own sum."""
+    if guidance is None:
+        return {}
+    items = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
+    if not items:
+        raise ValueError("iv_guidance is an empty list; pass None or at least one InstructionVector.")
+    out: dict[int, Tensor] = {}
+    for iv in items:
+        if not hasattr(iv, "vector") or not hasattr(iv, "layer"):
+            raise TypeError(f"iv_guidance items need .vector and .layer (an InstructionVector); got "
+                            f"{type(iv).__name__}.")
+        vec = torch.as_tensor(iv.vector).detach().float().reshape(-1)
+        layer = int(iv.layer)
+        if vec.numel() != d_model:
+            raise ValueError(f"Instruction vector has {vec.numel()} entries but the model's d_model is {d_model}; "
+                             "compute the vector on this model (or its pre-task version).")
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"Instruction vector layer {layer} is outside 0..{n_layers - 1}.")
+        out[layer] = out[layer] + vec if layer in out else vec
+    return out
+
+
+def _top_heads(guidance) -> list[tuple[int, int]]:
+    items = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
+    heads = set()
+    for iv in items:
+        top = getattr(iv, "top_heads", None)
+        if top is None:
+            raise ValueError("head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head)).")
+        heads.update((int(layer), int(head)) for layer, head in torch.as_tensor(top).reshape(-1, 2).tolist())
+    return sorted(heads)
+
+
+@contextlib.contextmanager
+def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " batch"], scale: float = 1.0):
+    """Add ``scale``·θ to the output of decoder layer ℓ (the residual stream after block ℓ) at one
+    position per row, for every ``{ℓ: θ}`` in ``vectors``. Hooks are removed on exit.
+
+    Args:
+        hf_model: a plain transformers causal LM (or a peft wrapper of one).
+        vectors: layer -> ``Float[Tensor, "d_model"]``.
+        positions: for each batch row, the position that receives the vector.
+        scale: multiplier (0 registers no hook at all).
+    """
+    layers = _unwrap(hf_model).model.layers
+    handles = []
+
+    def make(vec: Tensor):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            pos = positions.to(hidden.device)
+            added = hidden[rows, pos] + scale * vec.to(hidden.device, hidden.dtype)
+            hidden = hidden.index_put((rows, pos), added)
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        return hook
+
+    try:
+        if scale != 0:
+            for layer, vec in vectors.items():
+                handles.append(layers[layer].register_forward_hook(make(vec)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor, " batch"], store: dict):
+    """Store each head's slice of the o_proj input at ``positions``: store[(layer, head)] = [batch, d_head]."""
+    base = _unwrap(hf_model)
+    n_heads = base.config.num_attention_heads
+    handles = []
+
+    def make(layer: int, wanted: list[int]):
+        def hook(module, args):
+            z = args[0]
+            rows = torch.arange(z.shape[0], device=z.device)
+            at = z[rows, positions.to(z.device)]
+            at = at.reshape(at.shape[0], n_heads, -1)
+            for head in wanted:
+                store[(layer, head)] = at[:, head]
+
+        return hook
+
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    try:
+        for layer, wanted in by_layer.items():
+            handles.append(base.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(make(layer, wanted)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def guidance_kl(new_logits: Float[Tensor, "n d_vocab"], ref_logits: Float[Tensor, "n d_vocab"],
+                temperature: float = 2.0) -> Tensor:
+    """KL(softmax(new/T) ‖ softmax(ref/T)) · T², averaged over the ``n`` rows (positions)."""
+    log_p = torch.log_softmax(new_logits.float() / temperature, dim=-1)
+    log_q = torch.log_softmax(ref_logits.float() / temperature, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
+
+
+@dataclass(kw_only=True)
+class _Guidance:
+    vectors: dict[int, Tensor]
+    heads: list[tuple[int, int]]
+    reference: Any
+    kl_weight: float
+    seq_kl_weight: float
+    temperature: float
+    progressive: bool
+    head_consistency: float
+    kl_threshold: float
+    head_threshold: float
+
+    def active(self) -> bool:
+        return bool(self.vectors) and (self.kl_weight > 0 or self.seq_kl_weight > 0 or self.progressive
+                                       or self.head_consistency > 0)
+
+
+def _guided_loss(model, g: _Guidance, tokens, mask, labels, regions, alpha: float) -> tuple[Tensor, dict]:
+    """Cross-entropy plus the IV terms for one batch; returns the loss and its logged parts."""
+    base = _unwrap(model)
+    last = last_prompt_positions(regions)
+    rows = torch.arange(tokens.shape[0])
+    new_heads: dict = {}
+    with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
+            _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads):
+        hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+    ce = _response_ce(base, hidden, labels)
+    parts = {"ce": ce.item(), "alpha": alpha if g.progressive else 0.0}
+    loss = ce
+    if g.reference is None:
+        return loss, parts
+    ref_heads: dict = {}
+    with torch.no_grad(), iv_addition(g.reference, g.vectors, last), \
+            _capture_heads(g.reference, g.heads if g.head_consistency > 0 else [], last, ref_heads):
+        ref_hidden = g.reference.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+    ref = g.reference
+    if g.kl_weight > 0:
+        kl = guidance_kl(_logits(base, hidden[rows, last]), _logits(ref, ref_hidden[rows, last]), g.temperature)
+        parts["kl"] = kl.item()
+        if parts["kl"] > g.kl_threshold:
+            loss = loss + g.kl_weight * kl
+    if g.seq_kl_weight > 0:
+        keep = mask.bool()
+        seq = guidance_kl(_logits(base, hidden[keep]), _logits(ref, ref_hidden[keep]), g.temperature)
+        parts["seq_kl"] = seq.item()
+        loss = loss + g.seq_kl_weight * seq
+    if g.head_consistency > 0:
+        mse = torch.stack([torch.nn.functional.mse_loss(new_heads[h], ref_heads[h]) for h in g.heads]).mean()
+        parts["head_mse"] = mse.item()
+        if parts["head_mse"] > g.head_threshold:
+            loss = loss + g.head_consistency * mse
+    return loss, parts
+
+
+def _batches_with_regions(encoded, order, batch_size):
     for start in range(0, len(order), batch_size):
         batch = encoded.batch(order[start : start + batch_size], "right")
         labels = torch.where(batch.regions == Region.RESPONSE, batch.tokens, -100)
-        yield batch.tokens, batch.attention_mask.long(), labels
+        yield batch.tokens, batch.attention_mask.long(), labels, batch.regions
+
+
+def _batches(encoded, order, batch_size):
+    for tokens, mask, labels, _ in _batches_with_regions(encoded, order, batch_size):
+        yield tokens, mask, labels
 
 
 def finetune(
@@ -90,21 +321,53 @@ def finetune(
     lora_alpha: int = 16,
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
     format: str = "auto",
+    iv_guidance=None,
+    kl_weight: float | None = None,
+    seq_kl_weight: float = 0.0,
+    temperature: float = 2.0,
+    progressive: bool = True,
+    head_consistency: float = 0.0,
+    kl_threshold: float = 0.1,
+    head_threshold: float = 0.01,
+    keep_model: bool = False,
     progress: bool = True,
 ) -> FinetuneResult:
-    """Plain supervised fine-tuning with cross-entropy on the response tokens only.
+    """Supervised fine-tuning with cross-entropy on the response tokens, optionally IV-guided.
 
     Args:
         model_or_name: a bundled alias, a local HF directory, or a hub name (a bridge is not accepted:
             training runs on the plain transformers model, which is then saved).
         data: records with reference responses.
         out: directory for the tuned model (full weights; LoRA adapters are merged), its tokenizer
-            and ``instr_interp_finetune.json`` (settings, per-step losses, time).
-        method: ``"lora"`` (peft, on ``target_modules``, rank ``lora_r``) or ``"full"``.
+            and ``instr_interp_finetune.json`` (settings, per-step losses and loss terms, time).
+        method: ``"lora"`` (peft, on ``target_modules``, rank ``lora_r``, scaling ``lora_alpha``) or ``"full"``.
         lr: learning rate (default 2e-4 for LoRA, 2e-5 for full).
+        iv_guidance: ``None`` (plain tuning) or one or more instruction vectors of the task being
+            learned, computed on this (pre-task) model: objects with ``.vector`` (``d_model``),
+            ``.layer`` (added after that block) and, for ``head_consistency``, ``.top_heads``
+            (``[k, 2]`` of ``(layer, head)``). Vectors at the same layer are summed into one θ;
+            vectors at different layers are each added after their own layer.
+        kl_weight: weight of KL(softmax(new/T) ‖ softmax(ref/T))·T² at the last prompt token, the
+            reference being the frozen pre-task model with θ added; the term counts only on steps
+            where its batch mean exceeds ``kl_threshold``. Default 1.0 with guidance (0 without).
+        seq_kl_weight: weight of the same KL averaged over all non-padding positions (no threshold).
+        temperature: T of both KL terms.
+        progressive: add α(s)·θ to the training model (α from 1 to 0 over the first half of the
+            steps, see :func:`progressive_alpha`); the saved model carries no hook.
+        head_consistency: weight of the MSE between the training model's and the reference's top-head
+            outputs at the last prompt token (counted while above ``head_threshold``).
+        keep_model: also return the trained (merged) HF model in ``result.model``.
 
     Returns:
         A :class:`FinetuneResult`; ``load_model(str(result.path))`` gives the tuned hooked model.
+
+    Example:
+        >>> import tempfile, instr_interp as ii
+        >>> d = tempfile.mkdtemp()
+        >>> ii.models.tiny_hf_model().save_pretrained(d); _ = ii.models.tiny_tokenizer().save_pretrained(d)
+        >>> r = finetune(d, ii.hexainst()[:4], d + "/ft", progress=False)
+        >>> r.steps
+        1
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -113,6 +376,12 @@ def finetune(
                         f"got {type(model_or_name).__name__}. Pass e.g. 'gemma-3-270m' or a saved directory.")
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}; choose 'lora' or 'full'.")
+    if iv_guidance is None and ((kl_weight or 0) > 0 or seq_kl_weight > 0 or head_consistency > 0):
+        raise ValueError("kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
+                         "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0.")
+    kl_weight = (1.0 if iv_guidance is not None else 0.0) if kl_weight is None else float(kl_weight)
+    if min(kl_weight, seq_kl_weight, head_consistency) < 0 or temperature <= 0:
+        raise ValueError("kl_weight, seq_kl_weight and head_consistency must be >= 0 and temperature > 0.")
     data = load_instructions(data)
     missing = [r.id for r in data if not r.response]
     if missing:
@@ -124,6 +393,18 @@ def finetune(
     with _offline() if local else contextlib.nullcontext():
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, local_files_only=local)
+    config = model.config
+    guide = _Guidance(
+        vectors=_vectors_by_layer(iv_guidance, config.num_hidden_layers, config.hidden_size),
+        heads=_top_heads(iv_guidance) if iv_guidance is not None and head_consistency > 0 else [],
+        reference=None, kl_weight=kl_weight, seq_kl_weight=seq_kl_weight, temperature=temperature,
+        progressive=progressive and iv_guidance is not None, head_consistency=head_consistency,
+        kl_threshold=kl_threshold, head_threshold=head_threshold)
+    for layer, head in guide.heads:
+        if not (0 <= layer < config.num_hidden_layers and 0 <= head < config.num_attention_heads):
+            raise ValueError(f"Top head ({layer}, {head}) does not exist in this model.")
+    if kl_weight > 0 or seq_kl_weight > 0 or head_consistency > 0:
+        guide.reference = copy.deepcopy(model).eval().requires_grad_(False)  # the frozen pre-task model
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -136,13 +417,21 @@ def finetune(
     steps = epochs * math.ceil(len(encoded) / batch_size)
     rng = random.Random(seed)
     losses: list[float] = []
+    components: dict[str, list[float]] = {}
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"fine-tuning ({method})", disable=not progress)
+    bar = tqdm(total=steps, desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
+               disable=not progress)
     for _ in range(epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
-        for tokens, mask, labels in _batches(encoded, order, batch_size):
-            loss = response_loss(model, tokens, mask, labels)
+        for tokens, mask, labels, regions in _batches_with_regions(encoded, order, batch_size):
+            if guide.active():
+                loss, parts = _guided_loss(model, guide, tokens, mask, labels, regions,
+                                           progressive_alpha(len(losses), steps))
+                for key, value in parts.items():
+                    components.setdefault(key, []).append(value)
+            else:
+                loss = response_loss(model, tokens, mask, labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -160,9 +449,29 @@ def finetune(
     tokenizer.save_pretrained(out)
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
                 "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
-                "data": data.fingerprint(), "records": len(data), "format": encoded.format}
+                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
+                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
+                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
+                "progressive": guide.progressive, "head_consistency": head_consistency,
+                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
+                "head_consistency_heads": [list(h) for h in guide.heads]}
     meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
-            "settings": settings}
+            "settings": settings, "components": components}
     (out / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
     return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
-                          seconds=seconds, settings=settings)
+                          seconds=seconds, settings=settings, components=components,
+                          model=model if keep_model else None)
+
+
+def _guidance_record(guidance) -> list[dict] | None:
+    """What to write into the settings about the vectors used (task, layer, norm, top heads)."""
+    if guidance is None:
+        return None
+    items: Sequence = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
+    out = []
+    for iv in items:
+        top = getattr(iv, "top_heads", None)
+        out.append({"task": getattr(iv, "task", None), "layer": int(iv.layer),
+                    "norm": float(torch.as_tensor(iv.vector).float().norm()),
+                    "top_heads": torch.as_tensor(top).reshape(-1, 2).tolist() if top is not None else None})
+    return out

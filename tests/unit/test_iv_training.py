@@ -1,0 +1,285 @@
+"""IV-guided fine-tuning: each loss term against an independent computation on tiny models."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import instr_interp as ii
+from instr_interp.hooks import hook_site
+from instr_interp.training import (
+    FinetuneResult,
+    _Guidance,
+    _guided_loss,
+    _vectors_by_layer,
+    finetune,
+    guidance_kl,
+    iv_addition,
+    last_prompt_positions,
+    progressive_alpha,
+)
+
+D_MODEL = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_iv")
+    ii.models.tiny_hf_model(seed=0).save_pretrained(path)
+    ii.models.tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def fake_iv(layer=0, seed=5, scale=3.0, top_heads=((1, 2), (0, 1)), task="t"):
+    """Anything with .vector, .layer, .top_heads works as guidance (an InstructionVector stand-in)."""
+    g = torch.Generator().manual_seed(seed)
+    return SimpleNamespace(task=task, vector=scale * torch.randn(D_MODEL, generator=g), layer=layer,
+                           top_heads=torch.tensor(top_heads))
+
+
+@pytest.fixture(scope="module")
+def batch(small_data):
+    enc = ii.encode(small_data[:5], ii.models.tiny_tokenizer(), with_response=True)
+    b = enc.batch(list(range(5)), "right")
+    labels = torch.where(b.regions == ii.Region.RESPONSE, b.tokens, -100)
+    return b, labels
+
+
+def test_progressive_alpha_schedule():
+    assert [progressive_alpha(s, 10) for s in range(10)] == pytest.approx([1, .8, .6, .4, .2, 0, 0, 0, 0, 0])
+    assert [progressive_alpha(s, 5) for s in range(5)] == pytest.approx([1, .6, .2, 0, 0])
+    assert progressive_alpha(0, 1) == 1.0
+    with pytest.raises(ValueError, match="total_steps"):
+        progressive_alpha(3, 3)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_last_prompt_positions_from_regions(small_data, side):
+    enc = ii.encode(small_data[:7], ii.models.tiny_tokenizer(), with_response=True)
+    b = enc.batch(list(range(7)), side)
+    assert torch.equal(last_prompt_positions(b.regions), b.last_prompt)
+    # the next token is the first response token, the position itself is not a response token
+    rows = torch.arange(7)
+    assert (b.regions[rows, b.last_prompt + 1] == ii.Region.RESPONSE).all()
+    assert (b.regions[rows, b.last_prompt] != ii.Region.RESPONSE).all()
+    with pytest.raises(ValueError, match="with_response"):
+        last_prompt_positions(torch.ones(2, 4, dtype=torch.long))
+
+
+def test_iv_addition_adds_exactly_the_vector_at_the_last_prompt_token(batch):
+    b, _ = batch
+    hf = ii.models.tiny_hf_model(seed=0)
+    iv = fake_iv(layer=0)
+    last = last_prompt_positions(b.regions)
+    seen = []  # the input of layer 1 = the residual stream after layer 0 (output_hidden_states is recorded
+    # by transformers' own hooks, before ours, so it would not show the addition)
+
+    def grab(module, args, kwargs):
+        seen.append((args[0] if args else kwargs["hidden_states"]).clone())
+
+    handle = hf.model.layers[1].register_forward_pre_hook(grab, with_kwargs=True)
+    with torch.no_grad():
+        plain = hf(input_ids=b.tokens, attention_mask=b.attention_mask.long())
+        with iv_addition(hf, {0: iv.vector}, last, scale=0.5):
+            added = hf(input_ids=b.tokens, attention_mask=b.attention_mask.long())
+        after = hf(input_ids=b.tokens, attention_mask=b.attention_mask.long())
+    handle.remove()
+    diff = seen[1] - seen[0]
+    expected = torch.zeros_like(diff)
+    expected[torch.arange(5), last] = 0.5 * iv.vector
+    torch.testing.assert_close(diff, expected, atol=1e-5, rtol=0)
+    # causal: positions before the last prompt token are untouched in every later layer too
+    for row in range(5):
+        p = int(last[row])
+        torch.testing.assert_close(added.logits[row, :p], plain.logits[row, :p], atol=0, rtol=0)
+        assert not torch.allclose(added.logits[row, p], plain.logits[row, p])
+    # the hook is gone on exit
+    torch.testing.assert_close(after.logits, plain.logits, atol=0, rtol=0)
+    assert torch.equal(seen[2], seen[0]) and all(not m._forward_hooks for m in hf.modules())
+
+
+def _hand_reference_logits(hf, tokens, mask, vec, layer, last):
+    """The reference with the vector added by an in-place hook written independently here."""
+
+    def hook(module, args, output):
+        out = output[0] if isinstance(output, tuple) else output
+        for row, pos in enumerate(last.tolist()):
+            out[row, pos] += vec
+        return output
+
+    handle = hf.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return hf(input_ids=tokens, attention_mask=mask).logits
+    finally:
+        handle.remove()
+
+
+def test_kl_terms_equal_a_hand_computation(batch):
+    b, labels = batch
+    mask = b.attention_mask.long()
+    new, ref = ii.models.tiny_hf_model(seed=1), ii.models.tiny_hf_model(seed=0).requires_grad_(False)
+    iv = fake_iv(layer=0)
+    T = 2.0
+    g = _Guidance(vectors=_vectors_by_layer(iv, 2, D_MODEL), heads=[], reference=ref, kl_weight=3.0,
+                  seq_kl_weight=0.25, temperature=T, progressive=False, head_consistency=0.0, kl_threshold=0.1,
+                  head_threshold=0.01)
+    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=1.0)
+
+    last = b.last_prompt
+    rows = torch.arange(5)
+    new_logits = new(input_ids=b.tokens, attention_mask=mask).logits.detach()
+    ref_logits = _hand_reference_logits(ref, b.tokens, mask, iv.vector, 0, last)
+    # F.kl_div(input=log q, target=log p, log_target=True) = sum p (log p - log q) = KL(p || q)
+    kl = F.kl_div(F.log_softmax(ref_logits[rows, last] / T, -1), F.log_softmax(new_logits[rows, last] / T, -1),
+                  log_target=True, reduction="batchmean") * T**2
+    keep = b.attention_mask
+    seq = F.kl_div(F.log_softmax(ref_logits[keep] / T, -1), F.log_softmax(new_logits[keep] / T, -1),
+                   log_target=True, reduction="batchmean") * T**2
+    ce = F.cross_entropy(new_logits[:, :-1].reshape(-1, new_logits.shape[-1]), labels[:, 1:].reshape(-1))
+    assert parts["kl"] == pytest.approx(kl.item(), rel=1e-5) and kl.item() > 0.1
+    assert parts["seq_kl"] == pytest.approx(seq.item(), rel=1e-5)
+    assert parts["ce"] == pytest.approx(ce.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(ce.item() + 3.0 * kl.item() + 0.25 * seq.item(), rel=1e-5)
+    # the last-token KL counts only above its threshold
+    g.kl_threshold = kl.item() + 1
+    loss2, parts2 = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=1.0)
+    assert parts2["kl"] == pytest.approx(kl.item(), rel=1e-5)
+    assert loss2.item() == pytest.approx(ce.item() + 0.25 * seq.item(), rel=1e-5)
+    # the KL function itself against scipy-free numpy-style arithmetic on a hand case
+    p, q = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 2.0 * T]])  # softmax(p/T) = (.5,.5)
+    q_prob = torch.softmax(q / T, -1)[0]
+    hand = 0.5 * (torch.log(0.5 / q_prob[0]) + torch.log(0.5 / q_prob[1])) * T**2
+    assert guidance_kl(p, q, T).item() == pytest.approx(hand.item(), rel=1e-6)
+
+
+def test_head_consistency_and_progressive_match_the_bridge(batch):
+    """Head outputs at the last prompt token, read independently through TransformerLens hook_z on bridges
+    with the same weights, and the vector added at blocks.0.hook_resid_post (= HF layers[0] output)."""
+    b, labels = batch
+    mask = b.attention_mask.long()
+    new, ref = ii.models.tiny_hf_model(seed=1), ii.models.tiny_hf_model(seed=0).requires_grad_(False)
+    iv = fake_iv(layer=0, top_heads=((1, 2), (0, 1), (1, 0)))
+    g = _Guidance(vectors=_vectors_by_layer(iv, 2, D_MODEL), heads=[(0, 1), (1, 0), (1, 2)], reference=ref,
+                  kl_weight=0.0, seq_kl_weight=0.0, temperature=2.0, progressive=True, head_consistency=2.0,
+                  kl_threshold=0.1, head_threshold=0.01)
+    alpha = 0.4
+    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=alpha)
+    last, rows = b.last_prompt, torch.arange(5)
+
+    def bridge_z(seed, scale):
+        bridge = ii.tiny_model(seed=seed)
+        zs = {}
+
+        def add(act, hook):
+            act = act.clone()
+            act[rows, last] += scale * iv.vector
+            return act
+
+        def grab(layer):
+            def hook(act, hook):
+                zs[layer] = act[rows, last].detach().clone()  # [batch head d_head]
+
+            return hook
+
+        hooks = [(hook_site(bridge, "resid_post", 0).name, add)]
+        hooks += [(hook_site(bridge, "attn_z", layer).name, grab(layer)) for layer in (0, 1)]
+        logits = bridge.run_with_hooks(b.tokens, attention_mask=b.attention_mask, fwd_hooks=hooks)
+        return zs, logits
+
+    z_new, logits_new = bridge_z(1, alpha)
+    z_ref, _ = bridge_z(0, 1.0)
+    mse = torch.stack([F.mse_loss(z_new[layer][:, head], z_ref[layer][:, head])
+                       for layer, head in [(0, 1), (1, 0), (1, 2)]]).mean()
+    assert parts["head_mse"] == pytest.approx(mse.item(), rel=1e-4) and mse.item() > 0.01
+    assert parts["alpha"] == alpha
+    ce = F.cross_entropy(logits_new[:, :-1].reshape(-1, logits_new.shape[-1]), labels[:, 1:].reshape(-1))
+    assert parts["ce"] == pytest.approx(ce.item(), rel=1e-4)  # CE includes the progressive vector
+    assert loss.item() == pytest.approx(ce.item() + 2.0 * mse.item(), rel=1e-4)
+
+
+def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, tmp_path):
+    from safetensors.torch import load_file
+
+    data = small_data[:8]
+    plain = finetune(str(tiny_dir), data, tmp_path / "plain", epochs=2, batch_size=4, lr=5e-3, progress=False)
+    same = finetune(str(tiny_dir), data, tmp_path / "same", epochs=2, batch_size=4, lr=5e-3, progress=False,
+                    iv_guidance=fake_iv(), kl_weight=0.0, progressive=False)
+    assert same.losses == plain.losses
+    a = load_file(str(plain.path / "model.safetensors"))
+    c = load_file(str(same.path / "model.safetensors"))
+    assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
+    guided = finetune(str(tiny_dir), data, tmp_path / "guided", epochs=2, batch_size=4, lr=5e-3, progress=False,
+                      iv_guidance=fake_iv(), kl_weight=0.0, progressive=True)
+    assert guided.losses[0] != plain.losses[0]  # step 0 runs with the full vector added
+
+
+def test_guided_run_saves_a_hook_free_model_equal_to_the_trained_weights(tiny_dir, small_data, tmp_path):
+    data = small_data[:12]
+    iv = fake_iv(layer=1)
+    result = finetune(str(tiny_dir), data, tmp_path / "g", epochs=1, batch_size=4, lr=5e-3, progress=False,
+                      iv_guidance=[iv, fake_iv(layer=1, seed=6, task="u")], kl_weight=5.0, seq_kl_weight=0.2,
+                      head_consistency=1.0, keep_model=True)
+    assert result.steps == 3
+    assert result.components["alpha"] == pytest.approx([progressive_alpha(s, 3) for s in range(3)])
+    assert set(result.components) == {"ce", "alpha", "kl", "seq_kl", "head_mse"}
+    trained = result.model
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in trained.modules())
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(result.path, dtype=torch.float32)
+    ref_state = trained.state_dict()
+    for key, value in saved.state_dict().items():
+        assert torch.equal(value, ref_state[key]), key
+    tokens = ii.encode(data[:2], ii.models.tiny_tokenizer(), with_response=True).batch([0, 1], "right").tokens
+    with torch.no_grad():
+        torch.testing.assert_close(saved(input_ids=tokens).logits, trained(input_ids=tokens).logits, atol=0, rtol=0)
+    bridge = ii.load_model(str(result.path), device="cpu")  # reloads as a hooked model, no vector inside
+    torch.testing.assert_close(bridge(tokens), saved(input_ids=tokens).logits, atol=1e-4, rtol=1e-4)
+    back = FinetuneResult.load(result.path)
+    assert back.components == result.components
+    s = back.settings
+    assert (s["kl_weight"], s["seq_kl_weight"], s["temperature"], s["progressive"], s["head_consistency"]) == (
+        5.0, 0.2, 2.0, True, 1.0)
+    assert s["kl_scaled_by_t2"] is True and [v["task"] for v in s["iv_guidance"]] == ["t", "u"]
+    assert s["iv_guidance"][0]["norm"] == pytest.approx(iv.vector.norm().item(), rel=1e-6)
+    assert s["head_consistency_heads"] == [[0, 1], [1, 2]]
+
+
+def test_kl_guidance_keeps_the_last_token_distribution_closer_to_the_reference(tiny_dir, small_data, tmp_path):
+    """Behaviour, not just arithmetic: a heavy KL weight leaves the tuned model's last-prompt-token
+    distribution nearer the vector-steered reference than plain tuning does."""
+    data = small_data[:16]
+    iv = fake_iv(layer=1, scale=1.0)
+    kwargs = dict(epochs=3, batch_size=8, lr=2e-2, progress=False, keep_model=True)
+    plain = finetune(str(tiny_dir), data, tmp_path / "p", **kwargs)
+    guided = finetune(str(tiny_dir), data, tmp_path / "k", iv_guidance=iv, kl_weight=20.0, progressive=False,
+                      kl_threshold=0.0, **kwargs)
+    enc = ii.encode(data, ii.models.tiny_tokenizer(), with_response=True)
+    b = enc.batch(list(range(len(data))), "right")
+    ref = ii.models.tiny_hf_model(seed=0)
+    ref_logits = _hand_reference_logits(ref, b.tokens, b.attention_mask.long(), iv.vector, 1, b.last_prompt)
+    rows = torch.arange(len(data))
+
+    def kl_to_ref(model):
+        with torch.no_grad():
+            logits = model(input_ids=b.tokens, attention_mask=b.attention_mask.long()).logits
+        return guidance_kl(logits[rows, b.last_prompt], ref_logits[rows, b.last_prompt]).item()
+
+    assert kl_to_ref(guided.model) < 0.5 * kl_to_ref(plain.model)
+
+
+def test_bad_guidance_is_rejected(tiny_dir, small_data, tmp_path):
+    with pytest.raises(ValueError, match="need iv_guidance"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", kl_weight=1.0, progress=False)
+    with pytest.raises(ValueError, match="d_model"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False,
+                 iv_guidance=SimpleNamespace(vector=torch.ones(3), layer=0, top_heads=None))
+    with pytest.raises(ValueError, match="outside"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, iv_guidance=fake_iv(layer=7))
+    with pytest.raises(TypeError, match="InstructionVector"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, iv_guidance=[torch.ones(64)])
+    with pytest.raises(ValueError, match="does not exist"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, head_consistency=1.0,
+                 iv_guidance=fake_iv(top_heads=((0, 9),)))
