@@ -1,0 +1,441 @@
+"""FFN concepts by PCA of the down-projection (METHODS.md section 6; Wu et al. 2024).
+
+Per layer, ``W`` is the down-projection as a ``d_mlp x d_model`` matrix (one row per neuron: the
+value vector it writes). Centre the rows, take the SVD ``W - mean = U S V^T``; the principal components
+are the rows of ``V^T`` (d_model-vectors), with explained variance ratio ``S_k^2 / sum_j S_j^2``. Each
+component is read through the unembedding: words are ranked by ``|PC . e_w|`` with ``e_w`` the
+L2-normalised mean unembedding row of the word's sub-tokens. Components are labelled from their top
+words by a labeller: the offline :func:`lexicon_labeller` by default, or any callable.
+"""
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .hooks import is_moe
+from .models import model_facts
+from .results import load_result, save_result
+from .vocabulary import WordVectors, frequent_words, word_vectors
+
+__all__ = [
+    "TASKS",
+    "LEVELS",
+    "Concepts",
+    "compare_concepts",
+    "concept_shares",
+    "down_projection",
+    "ffn_concepts",
+    "layer_groups",
+    "lexicon_labeller",
+]
+
+TASKS = ("writing", "coding", "math", "translation", "none")
+LEVELS = ("phonology", "morphology", "syntax", "semantics")
+Labeller = Callable[[list[str]], dict]
+
+# ------------------------------------------------------------------------------------------------
+# The offline lexicon labeller (our word lists and rules; see docs/concepts.md)
+
+_TASK_LEXICON: dict[str, frozenset[str]] = {
+    "writing": frozenset("""
+        write writer writing wrote written essay essays story stories poem poems poetry poet novel
+        novels fiction narrative narrator letter letters email paragraph paragraphs article articles
+        blog draft drafts author authors chapter chapters prose verse rhyme stanza plot character
+        characters dialogue tale tales fable memoir biography diary journal headline headlines
+        caption slogan speech report summary summarize summarise review reviews outline thesis
+        introduction conclusion sentence sentences word words text texts tone style genre literary
+        literature fairy romance mystery editorial column resume cover proposal memo pitch tweet
+        post describe description describing narrate compose composition manuscript publish
+        published publishing editor editing revise rewrite paraphrase quote quotes""".split()),
+    "coding": frozenset("""
+        code codes coding coder program programs programming programmer function functions method
+        methods class classes object objects variable variables loop loops array arrays list lists
+        string strings integer int float bool boolean null none void return returns def lambda
+        python java javascript typescript cpp rust golang ruby php html css sql json xml yaml api
+        apis script scripts compile compiler debug debugging bug bugs syntax parse parser query
+        queries database server client algorithm algorithms recursion recursive iterate iterator
+        index indexes import module modules package library libraries framework runtime exception
+        error errors stack queue tree node nodes pointer struct enum git github terminal console
+        command commands shell bash linux regex http url thread async await software developer
+        implement implementation repository binary hash dict tuple print printf println self""".split()),
+    "math": frozenset("""
+        math maths mathematics mathematical number numbers numeral digit digits add addition
+        subtract subtraction multiply multiplication divide division sum sums total product
+        quotient remainder equation equations formula formulas formulae calculate calculation
+        calculations compute solve solution solutions algebra geometry calculus arithmetic
+        integral derivative derivatives matrix matrices vector vectors theorem proof prove lemma
+        angle angles triangle triangles circle square squares cube root roots prime primes fraction
+        fractions decimal decimals percent percentage ratio ratios probability statistics mean
+        median average variance exponent logarithm log sine cosine tangent zero one two three four
+        five six seven eight nine ten hundred thousand million billion half twice double triple
+        plus minus times equals equal greater less odd even integer integers infinity""".split()),
+    "translation": frozenset("""
+        translate translated translating translation translations translator interpreter language
+        languages english french spanish german italian portuguese russian chinese japanese korean
+        arabic hindi dutch swedish greek latin turkish polish hebrew vietnamese thai persian urdu
+        bengali mandarin cantonese indonesian swahili danish norwegian finnish czech hungarian
+        romanian ukrainian bilingual multilingual native foreign dialect dialects vocabulary
+        grammar phrase phrases idiom idioms meaning synonym synonyms antonym equivalent spelling
+        pronunciation accent fluent fluency lingua bonjour hola merci gracias danke ciao""".split()),
+}
+
+_FUNCTION_WORDS = frozenset("""
+    a an the this that these those some any each every either neither no all both few many much more
+    most other another such what which who whom whose whatever whichever whoever i me my mine myself
+    you your yours yourself we us our ours ourselves he him his himself she her hers herself it its
+    itself they them their theirs themselves one ones and or but nor so yet for if then else because
+    although though while whereas unless until since as than whether of in on at by to from with
+    without within into onto upon about above below over under between among through throughout
+    during before after against along across around behind beyond beside besides near toward towards
+    via per is am are was were be been being do does did done have has had having will would shall
+    should can could may might must not never also just only even too very quite rather here there
+    where when why how whenever wherever however therefore thus hence moreover furthermore
+    nevertheless otherwise indeed""".split())
+_AFFIXES = ("ing", "ed", "ly", "tion", "sion", "ment", "ness", "able", "ible", "ful", "less", "ous", "ive",
+            "ize", "ise", "ity", "est", "ism", "ist", "al", "er")
+_SHARE = 0.4  # a level needs this share of the top words (our choice)
+_MIN_TASK_HITS = 2  # a task label needs at least this many of the top words in its lexicon (our choice)
+
+
+def _stems(word: str) -> set[str]:
+    """The word and its forms with one common inflection removed (for lexicon look-up)."""
+    out = {word}
+    for suffix in ("s", "es", "ed", "d", "ing", "er", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            out.add(word[: -len(suffix)])
+    return out
+
+
+def lexicon_labeller(words: Sequence[str]) -> dict:
+    """Label a component from its top words with fixed word lists and rules (deterministic, offline).
+
+    ``task``: the task whose lexicon (our lists of writing, coding, math and translation words; a word
+    matches when it or its form with one common inflection stripped is listed) holds the most of the
+    words, if at least 2 and strictly more than any other task; otherwise ``"none"``.
+
+    ``level``, checked in this order, each needing 40% of the words: ``syntax`` (closed-class function
+    words: determiners, pronouns, prepositions, conjunctions, auxiliaries), ``morphology`` (one shared
+    derivational/inflectional suffix, or words sharing a stem of 4+ letters with another listed word),
+    ``phonology`` (a shared final three letters that is not a listed suffix, i.e. rhyme, or a shared
+    first two letters, i.e. alliteration); otherwise ``semantics``.
+
+    Args:
+        words: the component's top words (the paper labels the top 15).
+
+    Returns:
+        ``{"task": one of TASKS, "level": one of LEVELS}``.
+
+    Example:
+        >>> lexicon_labeller(["python", "function", "loop", "cat", "return"])
+        {'task': 'coding', 'level': 'semantics'}
+    """
+    words = [re.sub(r"[^a-z]", "", w.lower()) for w in words]
+    words = [w for w in words if w]
+    if not words:
+        return {"task": "none", "level": "semantics"}
+    n = len(words)
+    hits = {task: sum(bool(_stems(w) & lex) for w in words) for task, lex in _TASK_LEXICON.items()}
+    ranked = sorted(hits.items(), key=lambda kv: -kv[1])
+    best, second = ranked[0], ranked[1]
+    task = best[0] if best[1] >= _MIN_TASK_HITS and best[1] > second[1] else "none"
+
+    def share(count: int) -> float:
+        return count / n
+
+    if share(sum(w in _FUNCTION_WORDS for w in words)) >= _SHARE:
+        level = "syntax"
+    else:
+        affix = max((sum(w.endswith(a) and len(w) > len(a) + 2 for w in words) for a in _AFFIXES), default=0)
+        stem = sum(any(o != w and min(len(o), len(w)) >= 4 and (o.startswith(w) or w.startswith(o)
+                                                                 or o[:5] == w[:5] and len(w) >= 5)
+                       for o in words) for w in words)
+        rime = Counter(w[-3:] for w in words if len(w) >= 3 and not w.endswith(_AFFIXES))
+        onset = Counter(w[:2] for w in words if len(w) >= 2)
+        if share(max(affix, stem)) >= _SHARE:
+            level = "morphology"
+        elif share(max(rime.values(), default=0)) >= _SHARE or share(max(onset.values(), default=0)) >= 0.5:
+            level = "phonology"
+        else:
+            level = "semantics"
+    return {"task": task, "level": level}
+
+
+# ------------------------------------------------------------------------------------------------
+# Concepts of one layer
+
+
+def down_projection(model, layer: int) -> Float[Tensor, "d_mlp d_model"]:
+    """The layer's MLP down-projection as ``d_mlp x d_model`` (row i = neuron i's value vector).
+
+    For gated MLPs this is ``down_proj`` (the bridge's ``W_out``). MoE blocks have one per expert and
+    are not supported here.
+    """
+    n_layers = model.cfg.n_layers
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"layer must be in [0, {n_layers}); got {layer}.")
+    if is_moe(model):
+        raise ValueError("ffn_concepts needs a dense MLP; this model routes tokens to experts (one down-projection "
+                         "per expert). Analyse one expert's matrix yourself, or use a dense model.")
+    w = model.blocks[layer].mlp.W_out.detach()
+    facts = model_facts(model)
+    if tuple(w.shape) != (facts.d_mlp, facts.d_model):
+        raise ValueError(f"Expected the down-projection as ({facts.d_mlp}, {facts.d_model}); got {tuple(w.shape)}.")
+    return w
+
+
+def _vocabulary(model, vocabulary) -> WordVectors:
+    if isinstance(vocabulary, WordVectors):
+        return vocabulary
+    words = frequent_words() if vocabulary is None else list(vocabulary)
+    return word_vectors(model, words, matrix="unembed")
+
+
+@dataclass(kw_only=True)
+class Concepts:
+    """Principal components of one layer's down-projection, read through the unembedding."""
+
+    layer: int
+    components: Float[Tensor, "component d_model"]
+    singular_values: Float[Tensor, " component"]
+    explained_variance_ratio: Float[Tensor, " component"]  # of the total variance (all components)
+    top_word_ids: Int[Tensor, "component word"]  # indices into ``words``
+    top_scores: Float[Tensor, "component word"]  # signed PC . e_w, ranked by |.|
+    words: list[str]
+    labels: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
+
+    def top_words(self, component: int, k: int | None = None) -> list[str]:
+        """The component's top words (all kept, or the first ``k``)."""
+        ids = self.top_word_ids[component, :k].tolist()
+        return [self.words[i] for i in ids]
+
+    def to_frame(self, k: int = 15) -> pd.DataFrame:
+        """One row per component: explained variance, labels and its first ``k`` words."""
+        rows = []
+        for c in range(self.n_components):
+            rows.append({"layer": self.layer, "component": c,
+                         "explained_variance": float(self.explained_variance_ratio[c]),
+                         **self.labels[c], "top_words": " ".join(self.top_words(c, k))})
+        return pd.DataFrame(rows)
+
+    def label_shares(self) -> pd.DataFrame:
+        """Share of components per label value, for each label key (``task``, ``level``, ...)."""
+        return _shares(self.labels, {"layer": self.layer})
+
+    def plot(self, k: int = 8):
+        """Plotly scatter: explained variance per component, coloured by task, top words on hover."""
+        import plotly.express as px
+
+        frame = self.to_frame(k)
+        color = "task" if "task" in frame else None
+        return px.scatter(frame, x="component", y="explained_variance", color=color, hover_data=["top_words"],
+                          log_y=True, title=f"Layer {self.layer} down-projection components (top words on hover)")
+
+    kind_name = "Concepts"
+
+    def save(self, path) -> None:
+        save_result(path, self.kind_name, {
+            "components": self.components, "singular_values": self.singular_values,
+            "explained_variance_ratio": self.explained_variance_ratio, "top_word_ids": self.top_word_ids,
+            "top_scores": self.top_scores,
+        }, {"layer": self.layer, "words": self.words, "labels": self.labels, "settings": self.settings})
+
+    @classmethod
+    def load(cls, path) -> "Concepts":
+        tensors, meta = load_result(path, cls.kind_name)
+        return cls(layer=meta["layer"], words=meta["words"], labels=meta["labels"], settings=meta["settings"],
+                   **tensors)
+
+
+def ffn_concepts(
+    model,
+    layer: int,
+    *,
+    n_components: int = 300,
+    top_words: int = 50,
+    vocabulary: Sequence[str] | WordVectors | None = None,
+    labeller: Labeller | None = None,
+    label_words: int = 15,
+) -> Concepts:
+    """PCA of a layer's down-projection rows, each component read as its top unembedding words.
+
+    Args:
+        model: a dense bridge.
+        layer: the layer (negative counts from the end).
+        n_components: how many leading components to keep (capped at the centred matrix's rank).
+        top_words: words kept per component, ranked by ``|PC . e_w|``.
+        vocabulary: words (default: ``frequent_words()``, 20,000 frequent English words) or precomputed
+            unembedding :class:`WordVectors` (reuse them across layers).
+        labeller: a callable ``words -> dict`` (default :func:`lexicon_labeller`).
+        label_words: how many top words the labeller sees (paper: 15).
+
+    Returns:
+        :class:`Concepts`. Component signs are fixed so that each component's largest-magnitude entry
+        is positive.
+
+    Example:
+        >>> from instr_interp import tiny_model
+        >>> c = ffn_concepts(tiny_model(), 0, n_components=5, top_words=3, vocabulary=["cat", "dog", "sun", "run"])
+        >>> c.components.shape
+        torch.Size([5, 64])
+    """
+    if n_components < 1 or top_words < 1 or label_words < 1:
+        raise ValueError("n_components, top_words and label_words must be positive.")
+    layer = layer + model.cfg.n_layers if layer < 0 else layer
+    w = down_projection(model, layer).double()
+    centred = w - w.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    tol = s.max() * max(centred.shape) * torch.finfo(s.dtype).eps
+    rank = int((s > tol).sum())
+    k = min(n_components, rank)
+    comps = vh[:k]
+    flip = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
+    comps = comps * flip
+    ratio = s**2 / (s**2).sum()
+
+    vocab = _vocabulary(model, vocabulary)
+    unit = vocab.normalized().to(comps.device).double()
+    scores = comps @ unit.T  # [k, word]
+    n_top = min(top_words, len(vocab.words))
+    top_ids = scores.abs().topk(n_top, dim=1).indices
+    top_scores = scores.gather(1, top_ids)
+    labeller = labeller or lexicon_labeller
+    labels = []
+    for c in range(k):
+        label = labeller([vocab.words[i] for i in top_ids[c, :label_words].tolist()])
+        if not isinstance(label, dict):
+            raise ValueError(f"labeller must return a dict (e.g. {{'task': ..., 'level': ...}}); got {type(label)}.")
+        labels.append(label)
+    return Concepts(
+        layer=layer, components=comps.float().cpu(), singular_values=s[:k].float().cpu(),
+        explained_variance_ratio=ratio[:k].float().cpu(), top_word_ids=top_ids.cpu(),
+        top_scores=top_scores.float().cpu(), words=list(vocab.words), labels=labels,
+        settings={"n_components": n_components, "rank": rank, "top_words": top_words, "label_words": label_words,
+                  "labeller": getattr(labeller, "__name__", type(labeller).__name__),
+                  "n_vocabulary": len(vocab.words), "model": model_facts(model).name},
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Shares per layer group, and comparison of two models
+
+
+def layer_groups(n_layers: int, *, group: int | None = 8, n_groups: int | None = None) -> list[list[int]]:
+    """Split ``range(n_layers)`` into blocks of ``group`` layers, or into ``n_groups`` near-equal blocks.
+
+    ``n_groups`` (e.g. 3: lower / middle / upper) compares models of different depth by relative depth.
+    """
+    if n_groups is not None:
+        if not 1 <= n_groups <= n_layers:
+            raise ValueError(f"n_groups must be in [1, {n_layers}], got {n_groups}.")
+        return [list(range(math.floor(i * n_layers / n_groups), math.floor((i + 1) * n_layers / n_groups)))
+                for i in range(n_groups)]
+    if group is None or group < 1:
+        raise ValueError(f"group must be a positive number of layers (or pass n_groups); got {group}.")
+    return [list(range(start, min(start + group, n_layers))) for start in range(0, n_layers, group)]
+
+
+def _shares(labels: list[dict], extra: dict) -> pd.DataFrame:
+    rows = []
+    for key in sorted({k for label in labels for k in label}):
+        values = Counter(str(label.get(key)) for label in labels)
+        order = TASKS if key == "task" else LEVELS if key == "level" else sorted(values)
+        for value in list(order) + sorted(set(values) - set(order)):
+            rows.append({**extra, "axis": key, "label": value, "count": values.get(value, 0),
+                         "share": values.get(value, 0) / max(len(labels), 1)})
+    return pd.DataFrame(rows)
+
+
+def concept_shares(
+    model,
+    layers: Sequence[int] | None = None,
+    *,
+    group: int | None = 8,
+    n_groups: int | None = None,
+    n_components: int = 300,
+    top_words: int = 50,
+    vocabulary: Sequence[str] | WordVectors | None = None,
+    labeller: Labeller | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Share of components per label, per layer group (paper: blocks of 8 layers).
+
+    Args:
+        model: a dense bridge.
+        layers: layers to analyse (default all); groups are formed over all layers and keep these.
+        group: layers per group; or ``n_groups`` near-equal groups by depth (for models of different depth).
+        n_components, top_words, vocabulary, labeller: as in :func:`ffn_concepts`.
+        progress: show a progress bar over layers.
+
+    Returns:
+        DataFrame with columns ``group`` (index), ``layers`` (e.g. ``"0-7"``), ``axis`` (``task`` /
+        ``level``), ``label``, ``count``, ``share`` (of the group's components), ``n_components``.
+    """
+    n_layers = model.cfg.n_layers
+    chosen = sorted(set(range(n_layers) if layers is None else [x + n_layers if x < 0 else x for x in layers]))
+    vocab = _vocabulary(model, vocabulary)
+    labels_by_layer = {}
+    for layer in tqdm(chosen, desc="FFN concepts", disable=not progress):
+        labels_by_layer[layer] = ffn_concepts(model, layer, n_components=n_components, top_words=top_words,
+                                              vocabulary=vocab, labeller=labeller).labels
+    frames = []
+    for index, members in enumerate(layer_groups(n_layers, group=group, n_groups=n_groups)):
+        members = [m for m in members if m in labels_by_layer]
+        if not members:
+            continue
+        labels = [lab for m in members for lab in labels_by_layer[m]]
+        frame = _shares(labels, {"group": index, "layers": f"{members[0]}-{members[-1]}"})
+        frame["n_components"] = len(labels)
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["model"] = model_facts(model).name
+    out.attrs["n_layers"] = n_layers
+    return out
+
+
+def compare_concepts(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """Label shares of two models side by side, per group, with ``diff = share_b - share_a``.
+
+    Args:
+        a, b: :func:`concept_shares` frames. Same architecture: use the same ``group``. Different depths:
+            build both with the same ``n_groups`` so groups match by relative depth.
+        names: column suffixes for the two models.
+
+    Returns:
+        DataFrame: ``group``, ``axis``, ``label``, ``layers_<name>``, ``share_<name>`` for both, ``diff``.
+    """
+    for frame in (a, b):
+        missing = {"group", "layers", "axis", "label", "share"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"compare_concepts needs concept_shares() frames; missing columns {sorted(missing)}.")
+    if set(a["group"]) != set(b["group"]):
+        raise ValueError("The two frames have different layer groups; build both with the same group= or n_groups=.")
+    na, nb = names
+    keys = ["group", "axis", "label"]
+    left = a[keys + ["layers", "share"]].rename(columns={"layers": f"layers_{na}", "share": f"share_{na}"})
+    right = b[keys + ["layers", "share"]].rename(columns={"layers": f"layers_{nb}", "share": f"share_{nb}"})
+    out = left.merge(right, on=keys, how="outer")
+    out[[f"share_{na}", f"share_{nb}"]] = out[[f"share_{na}", f"share_{nb}"]].fillna(0.0)
+    out["diff"] = out[f"share_{nb}"] - out[f"share_{na}"]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def plot_shares(shares: pd.DataFrame, axis: str = "task", title: str | None = None):
+    """Plotly stacked bars: label shares per layer group for one ``axis`` (``task`` or ``level``)."""
+    import plotly.express as px
+
+    frame = shares[shares["axis"] == axis]
+    return px.bar(frame, x="layers", y="share", color="label", barmode="stack",
+                  title=title or f"FFN concept {axis} shares per layer group")
