@@ -1,0 +1,594 @@
+"""Attention-head word pairs read from the weights (METHODS.md section 7; Wu et al. 2024).
+
+For a head h of layer l: ``W_Q^h``, ``W_K^h`` (d_model x d_head) with rows scaled by the gain of the
+pre-attention norm (``w`` for Llama's RMSNorm, ``1 + w`` for Gemma's); for GQA, query head h reads KV
+head ``h // (n_heads / n_kv_heads)``; where the model normalises q and k per head (Gemma 3's
+``q_norm``/``k_norm``) their gains scale the d_head columns; RoPE and the RMS divisions are ignored.
+With E the input-embedding word vectors, ``H_Q = E W_Q^h`` and ``H_K = E W_K^h``. Dimensions d are
+ranked by ``sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2``; in each top dimension, the top words by
+``|H_Q[:, d]|`` and by ``|H_K[:, d]|`` form candidate pairs (q, k), kept when the words are related,
+``H_Q[q,d] H_K[k,d] > 0`` and ``q != k``. A head knows a pair when it appears in more than one of its
+top dimensions.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .concepts import layer_groups
+from .models import model_facts
+from .results import load_result, save_result
+from .vocabulary import INSTRUCTION_VERBS, WordVectors, frequent_words, general_verbs, word_vectors
+
+__all__ = [
+    "EmbeddingSimilarity",
+    "WordPairs",
+    "attention_norm_gain",
+    "head_qk",
+    "head_word_pairs",
+    "instruction_verb_shift",
+    "layer_word_pairs",
+    "model_word_pairs",
+    "relatedness_thresholds",
+    "verb_pair_counts",
+    "word_shift_scores",
+]
+
+Similarity = Callable[[list[str], list[str]], Tensor]
+
+
+# ------------------------------------------------------------------------------------------------
+# Folded query / key weights
+
+
+def _norm_gain(module, offset: bool, what: str) -> Float[Tensor, " d"]:
+    """Gain of an RMSNorm module, checked against the module's own forward on a random vector."""
+    weight = getattr(module, "weight", None)
+    if weight is None:
+        raise ValueError(f"{what} ({type(module).__name__}) has no weight; cannot fold it into W_Q/W_K.")
+    weight = weight.detach()
+    gain = weight.float() + 1.0 if offset else weight.float()
+    eps = float(getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6)))
+    x = torch.randn(weight.shape[-1], generator=torch.Generator().manual_seed(0)).to(weight)
+    with torch.no_grad():
+        got = module(x[None]).float()[0]
+    expected = x.float() * torch.rsqrt(x.float().pow(2).mean() + eps) * gain
+    if not torch.allclose(got, expected, rtol=1e-3, atol=1e-4 * float(expected.abs().max())):
+        raise ValueError(
+            f"{what} ({type(module).__name__}) is not an RMSNorm with gain {'1 + w' if offset else 'w'}: its "
+            "output differs from x / rms(x) * gain. Word pairs fold only RMSNorm gains; LayerNorm models are not "
+            "supported."
+        )
+    return gain
+
+
+def attention_norm_gain(model, layer: int) -> Float[Tensor, " d_model"]:
+    """The elementwise gain of the pre-attention RMSNorm of ``layer``.
+
+    ``w`` for Llama-style RMSNorm, ``1 + w`` where the model's config says the norm uses an offset
+    (``cfg.rmsnorm_uses_offset``: Gemma). Checked against the norm module's own output.
+    """
+    ln = model.blocks[layer].ln1
+    module = getattr(ln, "original_component", ln)
+    return _norm_gain(module, bool(getattr(model.cfg, "rmsnorm_uses_offset", False)), f"blocks.{layer}.ln1")
+
+
+def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Float[Tensor, "head d_model d_head"]]:
+    """``W_Q^h`` and ``W_K^h`` of every query head of ``layer``, with the norm gains folded in.
+
+    Rows are scaled by :func:`attention_norm_gain`; key weights are repeated so that query head h gets
+    KV head ``h // (n_heads // n_kv_heads)``; per-head q/k norm gains (Gemma 3) scale the columns.
+    """
+    n_layers = model.cfg.n_layers
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be in [0, {n_layers}); got {layer}.")
+    facts = model_facts(model)
+    attn = model.blocks[layer].attn
+    w_q, w_k = attn.W_Q.detach().float(), attn.W_K.detach().float()
+    if w_q.shape[0] != facts.n_heads or w_k.shape[0] != facts.n_kv_heads:
+        raise ValueError(f"Unexpected W_Q/W_K head counts {w_q.shape[0]}/{w_k.shape[0]}; expected "
+                         f"{facts.n_heads}/{facts.n_kv_heads}.")
+    gain = attention_norm_gain(model, layer).to(w_q.device)
+    w_q = w_q * gain[None, :, None]
+    w_k = w_k * gain[None, :, None]
+    offset = bool(getattr(model.cfg, "rmsnorm_uses_offset", False))
+    original = getattr(attn, "original_component", attn)
+    for name, which in (("q_norm", "q"), ("k_norm", "k")):
+        module = getattr(original, name, None)
+        if module is not None:
+            g = _norm_gain(module, offset, f"blocks.{layer}.attn.{name}").to(w_q.device)
+            if which == "q":
+                w_q = w_q * g[None, None, :]
+            else:
+                w_k = w_k * g[None, None, :]
+    group = facts.n_heads // facts.n_kv_heads
+    w_k = w_k[torch.arange(facts.n_heads) // group]
+    return w_q, w_k
+
+
+# ------------------------------------------------------------------------------------------------
+# Word relatedness
+
+
+class EmbeddingSimilarity:
+    """Default relatedness: cosine of the model's own input-embedding word vectors (mean over sub-tokens).
+
+    Callable as ``similarity(words_a, words_b) -> Tensor [len(words_a), len(words_b)]``. Vectors are
+    computed on first use and cached.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._rows: dict[str, int] = {}
+        self._unit = torch.zeros(0, model.cfg.d_model)
+
+    def _ensure(self, words: Sequence[str]) -> None:
+        new = [w for w in dict.fromkeys(words) if w not in self._rows]
+        if not new:
+            return
+        wv = word_vectors(self.model, new, matrix="embed")
+        if wv.dropped:
+            raise ValueError(f"Words with no sub-tokens cannot be compared: {wv.dropped[:5]}.")
+        start = len(self._rows)
+        self._rows.update({w: start + i for i, w in enumerate(wv.words)})
+        self._unit = torch.cat([self._unit.to(wv.vectors), wv.normalized().float()])
+
+    def __call__(self, words_a: Sequence[str], words_b: Sequence[str]) -> Float[Tensor, "a b"]:
+        self._ensure(list(words_a) + list(words_b))
+        a = self._unit[[self._rows[w] for w in words_a]]
+        b = self._unit[[self._rows[w] for w in words_b]]
+        return a @ b.T
+
+
+def relatedness_thresholds(
+    similarity: Similarity, words: Sequence[str], reference: Sequence[str], *, z: float = 1.96,
+    chunk: int = 2048,
+) -> Float[Tensor, " word"]:
+    """Per word: mean + z * std of its similarity to the ``reference`` words (itself excluded).
+
+    The std is the sample standard deviation. A pair (a, b) counts as related when its similarity
+    exceeds both words' thresholds.
+    """
+    words, reference = list(words), list(reference)
+    if len(reference) < 2:
+        raise ValueError("reference needs at least two words (paper: the 3,000 most frequent).")
+    ref_index = {w: i for i, w in enumerate(reference)}
+    out = []
+    for start in range(0, len(words), chunk):
+        part = words[start:start + chunk]
+        sims = torch.as_tensor(similarity(part, reference), dtype=torch.float64).cpu()
+        if sims.shape != (len(part), len(reference)):
+            raise ValueError(f"similarity returned shape {tuple(sims.shape)}; expected ({len(part)}, {len(reference)}).")
+        keep = torch.ones_like(sims, dtype=torch.bool)
+        for row, w in enumerate(part):
+            if w in ref_index:
+                keep[row, ref_index[w]] = False
+        n = keep.sum(1)
+        mean = (sims * keep).sum(1) / n
+        var = (((sims - mean[:, None]) ** 2) * keep).sum(1) / (n - 1)
+        out.append(mean + z * var.sqrt())
+    return torch.cat(out).float()
+
+
+# ------------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass(kw_only=True)
+class WordPairs:
+    """Word pairs of one or more heads: per top dimension, and head-level (in > ``min_dims - 1`` dims)."""
+
+    words: list[str]
+    dim_pairs: Int[Tensor, "pair 5"]  # columns: layer, head, dim, query word, key word (indices into words)
+    scores: Float[Tensor, " pair"]  # H_Q[q, d] * H_K[k, d]
+    top_dims: Int[Tensor, "unit 3"]  # layer, head, dim of every analysed top dimension
+    dim_energy: Float[Tensor, " unit"]  # sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2 of those dimensions
+    min_dims: int = 2
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def heads(self) -> list[tuple[int, int]]:
+        """(layer, head) of every analysed head, sorted."""
+        return sorted({(int(a), int(b)) for a, b in self.top_dims[:, :2].tolist()})
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per per-dimension pair: layer, head, dim, query, key, score."""
+        rows = self.dim_pairs.tolist()
+        return pd.DataFrame({
+            "layer": [r[0] for r in rows], "head": [r[1] for r in rows], "dim": [r[2] for r in rows],
+            "query": [self.words[r[3]] for r in rows], "key": [self.words[r[4]] for r in rows],
+            "score": self.scores.tolist(),
+        }, columns=["layer", "head", "dim", "query", "key", "score"])
+
+    def head_pairs(self, dims: bool = False) -> pd.DataFrame:
+        """Head-level pairs: (layer, head, query, key) found in at least ``min_dims`` dimensions.
+
+        Args:
+            dims: also list the dimensions each pair appears in (slower on many heads).
+        """
+        columns = ["layer", "head", "query", "key", "n_dims"]
+        if len(self.dim_pairs) == 0:
+            return pd.DataFrame(columns=columns + (["dims"] if dims else []))
+        keys = self.dim_pairs[:, [0, 1, 3, 4]]
+        unique, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+        keep = counts >= self.min_dims  # a (q, k) occurs at most once per dimension, so count = dimensions
+        kept = unique[keep].tolist()
+        out = pd.DataFrame({"layer": [r[0] for r in kept], "head": [r[1] for r in kept],
+                            "query": [self.words[r[2]] for r in kept], "key": [self.words[r[3]] for r in kept],
+                            "n_dims": counts[keep].tolist()}, columns=columns)
+        if dims:
+            position = torch.full((len(unique),), -1, dtype=torch.long)
+            position[keep] = torch.arange(int(keep.sum()))
+            rows = position[inverse]
+            lists: list[list[int]] = [[] for _ in kept]
+            for row, d in zip(rows.tolist(), self.dim_pairs[:, 2].tolist()):
+                if row >= 0:
+                    lists[row].append(d)
+            out["dims"] = [sorted(x) for x in lists]
+        return out.sort_values(["layer", "head", "n_dims", "query", "key"], ascending=[True, True, False, True, True],
+                               kind="stable").reset_index(drop=True)
+
+    def select(self, layer: int, head: int) -> "WordPairs":
+        """The pairs of one head."""
+        rows = (self.dim_pairs[:, 0] == layer) & (self.dim_pairs[:, 1] == head)
+        units = (self.top_dims[:, 0] == layer) & (self.top_dims[:, 1] == head)
+        if not units.any():
+            raise KeyError(f"Head ({layer}, {head}) was not analysed; have {self.heads[:10]}...")
+        return WordPairs(words=self.words, dim_pairs=self.dim_pairs[rows], scores=self.scores[rows],
+                         top_dims=self.top_dims[units], dim_energy=self.dim_energy[units], min_dims=self.min_dims,
+                         settings=self.settings)
+
+    def word_counts(self, words: Sequence[str]) -> pd.DataFrame:
+        """Head-level pairs containing each word (as query or key; a pair (w, w') counts once).
+
+        Returns:
+            DataFrame indexed by word, one column per analysed ``(layer, head)``, zeros included.
+        """
+        heads = self.heads
+        counts = pd.DataFrame(0, index=pd.Index(list(words), name="word"),
+                              columns=pd.MultiIndex.from_tuples(heads, names=["layer", "head"]))
+        pairs = self.head_pairs()
+        wanted = set(words)
+        pairs = pairs[pairs["query"].isin(wanted) | pairs["key"].isin(wanted)]
+        for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
+            for w in {q, k} & wanted:
+                counts.loc[w, (layer, head)] += 1
+        return counts
+
+    def plot(self, top: int = 20):
+        """Plotly figure: for several heads, a heatmap of head-level pairs per (layer, head); for one head,
+        its ``top`` pairs by number of dimensions."""
+        import plotly.express as px
+
+        pairs = self.head_pairs()
+        if len(self.heads) == 1:
+            layer, head = self.heads[0]
+            shown = pairs.head(top).assign(pair=lambda f: f["query"] + " → " + f["key"])
+            return px.bar(shown, x="n_dims", y="pair", orientation="h",
+                          title=f"Layer {layer} head {head}: word pairs in most top dimensions")
+        per = pairs.groupby(["layer", "head"]).size()
+        layers = sorted({lay for lay, _ in self.heads})
+        n_heads = max(h for _, h in self.heads) + 1
+        grid = np.full((len(layers), n_heads), np.nan)
+        for lay, h in self.heads:
+            grid[layers.index(lay), h] = per.get((lay, h), 0)
+        return px.imshow(grid, x=list(range(n_heads)), y=layers, aspect="auto", color_continuous_scale="Blues",
+                         labels={"x": "head", "y": "layer", "color": "pairs"},
+                         title="Head-level word pairs per attention head")
+
+    kind_name = "WordPairs"
+
+    def save(self, path) -> None:
+        save_result(path, self.kind_name, {"dim_pairs": self.dim_pairs, "scores": self.scores,
+                                           "top_dims": self.top_dims, "dim_energy": self.dim_energy},
+                    {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
+
+    @classmethod
+    def load(cls, path) -> "WordPairs":
+        tensors, meta = load_result(path, cls.kind_name)
+        return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
+
+
+# ------------------------------------------------------------------------------------------------
+# Extraction
+
+
+@dataclass(kw_only=True)
+class _Context:
+    vocab: WordVectors
+    similarity: Similarity
+    thresholds: Tensor
+    settings: dict
+
+
+def _context(model, *, vocabulary, similarity, reference, z) -> _Context:
+    if isinstance(vocabulary, WordVectors):
+        vocab = vocabulary
+    else:
+        words = list(vocabulary) if vocabulary is not None else (
+            frequent_words() + list(INSTRUCTION_VERBS) + general_verbs())
+        vocab = word_vectors(model, list(dict.fromkeys(words)), matrix="embed")
+    if isinstance(reference, int):
+        reference = frequent_words(reference)
+    reference = list(reference)
+    sim = similarity if similarity is not None else EmbeddingSimilarity(model)
+    thresholds = relatedness_thresholds(sim, vocab.words, reference, z=z)
+    settings = {"n_vocabulary": len(vocab.words), "n_reference": len(reference), "z": z,
+                "similarity": "input-embedding cosine" if similarity is None else
+                getattr(similarity, "__name__", type(similarity).__name__), "model": model_facts(model).name}
+    return _Context(vocab=vocab, similarity=sim, thresholds=thresholds, settings=settings)
+
+
+def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int, top_words: int):
+    """Per-dimension pairs of ``heads`` of ``layer`` (all heads in one batched matmul)."""
+    w_q, w_k = head_qk(model, layer)
+    heads_t = torch.tensor(list(heads), dtype=torch.long)
+    w_q, w_k = w_q[heads_t], w_k[heads_t]
+    e = ctx.vocab.vectors.float().to(w_q.device)
+    h_q = torch.einsum("vm,hmd->hvd", e, w_q)  # [head, word, d_head]
+    h_k = torch.einsum("vm,hmd->hvd", e, w_k)
+    energy = h_q.pow(2).sum(1) + h_k.pow(2).sum(1)  # [head, d_head]
+    n_dims = min(top_dims, energy.shape[1])
+    n_words = min(top_words, e.shape[0])
+    dim_energy, dims = energy.topk(n_dims, dim=1)  # [head, dim]
+    q_sel = h_q.gather(2, dims[:, None, :].expand(-1, e.shape[0], -1))  # [head, word, dim]
+    k_sel = h_k.gather(2, dims[:, None, :].expand(-1, e.shape[0], -1))
+    q_ids = q_sel.abs().topk(n_words, dim=1).indices  # [head, n_words, dim]
+    k_ids = k_sel.abs().topk(n_words, dim=1).indices
+    words, thr = ctx.vocab.words, ctx.thresholds
+    rows, scores = [], []
+    for i, head in enumerate(heads):
+        for j in range(n_dims):
+            qi, ki = q_ids[i, :, j].cpu(), k_ids[i, :, j].cpu()
+            sim = torch.as_tensor(ctx.similarity([words[x] for x in qi.tolist()], [words[x] for x in ki.tolist()]),
+                                  dtype=torch.float32).cpu()
+            related = (sim > thr[qi][:, None]) & (sim > thr[ki][None, :])
+            product = q_sel[i, qi, j].cpu()[:, None] * k_sel[i, ki, j].cpu()[None, :]
+            keep = related & (product > 0) & (qi[:, None] != ki[None, :])
+            a, b = keep.nonzero(as_tuple=True)
+            d = int(dims[i, j])
+            rows.append(torch.stack([torch.full_like(a, layer), torch.full_like(a, head), torch.full_like(a, d),
+                                     qi[a], ki[b]], dim=1))
+            scores.append(product[a, b])
+    units = torch.stack([torch.full_like(dims, layer), heads_t[:, None].expand_as(dims), dims], dim=-1)
+    return torch.cat(rows), torch.cat(scores), units.reshape(-1, 3).cpu(), dim_energy.reshape(-1).cpu()
+
+
+def _extract(model, layer_heads: dict[int, list[int]], ctx: _Context, top_dims: int, top_words: int,
+             min_dims: int, progress: bool) -> WordPairs:
+    if top_dims < 1 or top_words < 1 or min_dims < 1:
+        raise ValueError("top_dims, top_words and min_dims must be positive.")
+    parts = [_layer(model, layer, heads, ctx, top_dims, top_words)
+             for layer, heads in tqdm(layer_heads.items(), desc="word pairs", disable=not progress)]
+    settings = {**ctx.settings, "top_dims": top_dims, "top_words": top_words, "min_dims": min_dims}
+    return WordPairs(words=list(ctx.vocab.words), dim_pairs=torch.cat([p[0] for p in parts]).long(),
+                     scores=torch.cat([p[1] for p in parts]).float(), top_dims=torch.cat([p[2] for p in parts]).long(),
+                     dim_energy=torch.cat([p[3] for p in parts]).float(), min_dims=min_dims, settings=settings)
+
+
+def _check_layer(model, layer: int) -> int:
+    n = model.cfg.n_layers
+    if not -n <= layer < n:
+        raise ValueError(f"layer must be in [0, {n}); got {layer}.")
+    return layer + n if layer < 0 else layer
+
+
+def model_word_pairs(
+    model,
+    *,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    top_dims: int = 10,
+    top_words: int = 100,
+    min_dims: int = 2,
+    similarity: Similarity | None = None,
+    vocabulary: Sequence[str] | WordVectors | None = None,
+    reference: int | Sequence[str] = 3000,
+    z: float = 1.96,
+    progress: bool = True,
+) -> WordPairs:
+    """Word pairs of many heads (default: every head of every layer), one batched pass per layer.
+
+    Args:
+        model: a bridge with RMSNorm (Llama, Gemma, Mistral, Qwen, ... style).
+        layers: layers to analyse (default all); heads: query heads (default all).
+        top_dims: dimensions analysed per head (ranked by their summed squared word projections; our choice: 10).
+        top_words: words per dimension on the query and on the key side (paper: 100).
+        min_dims: a head-level pair must appear in at least this many dimensions (paper: more than one).
+        similarity: ``callable(words_a, words_b) -> [len a, len b]`` relatedness; default
+            :class:`EmbeddingSimilarity` (the model's input-embedding cosine).
+        vocabulary: words (default: 20,000 frequent English words from wordfreq, plus the instruction verbs
+            and the general comparison verbs) or precomputed input-embedding :class:`WordVectors`.
+        reference: the words a threshold is computed against: a count of most frequent words (paper:
+            3,000) or a list.
+        z: threshold = mean + z * std of a word's similarities to the reference words (paper: 1.96).
+        progress: progress bar over layers.
+
+    Returns:
+        :class:`WordPairs` for all analysed heads.
+    """
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    chosen = sorted({_check_layer(model, x) for x in (range(n_layers) if layers is None else layers)})
+    head_list = list(range(n_heads)) if heads is None else sorted(set(heads))
+    if any(not 0 <= h < n_heads for h in head_list):
+        raise ValueError(f"heads must be in [0, {n_heads}); got {head_list}.")
+    ctx = _context(model, vocabulary=vocabulary, similarity=similarity, reference=reference, z=z)
+    return _extract(model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, progress)
+
+
+def layer_word_pairs(model, layer: int, **kwargs) -> WordPairs:
+    """:func:`model_word_pairs` for every head of one layer (same keyword arguments)."""
+    return model_word_pairs(model, layers=[layer], **kwargs)
+
+
+def head_word_pairs(
+    model,
+    layer: int,
+    head: int,
+    *,
+    top_dims: int = 10,
+    top_words: int = 100,
+    min_dims: int = 2,
+    similarity: Similarity | None = None,
+    vocabulary: Sequence[str] | WordVectors | None = None,
+    reference: int | Sequence[str] = 3000,
+    z: float = 1.96,
+) -> WordPairs:
+    """Word pairs of one attention head (see :func:`model_word_pairs` for the arguments).
+
+    Example:
+        >>> from instr_interp import tiny_model
+        >>> wp = head_word_pairs(tiny_model(), 0, 1, vocabulary=["cat", "dog", "sun", "moon"], reference=["a", "b", "c"])
+        >>> wp.heads
+        [(0, 1)]
+    """
+    return model_word_pairs(model, layers=[layer], heads=[head], top_dims=top_dims, top_words=top_words,
+                            min_dims=min_dims, similarity=similarity, vocabulary=vocabulary, reference=reference,
+                            z=z, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Instruction verbs before vs after tuning
+
+
+def _groups(pairs: WordPairs, n_layers: int | None, group: int | None, n_groups: int | None):
+    n_layers = n_layers or max(layer for layer, _ in pairs.heads) + 1
+    return layer_groups(n_layers, group=group, n_groups=n_groups)
+
+
+def verb_pair_counts(
+    pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, *, n_layers: int | None = None,
+    group: int | None = 8, n_groups: int | None = None,
+) -> pd.DataFrame:
+    """Head-level pairs that contain one of ``words``, per layer group (works for any model).
+
+    Returns:
+        DataFrame: ``group``, ``layers``, ``n_heads``, ``pairs`` (all head-level pairs), ``word_pairs``
+        (those containing a listed word), ``per_head``, ``share`` (``word_pairs / pairs``), ``top``
+        (the most frequent such pairs).
+    """
+    frame = pairs.head_pairs()
+    wanted = set(words)
+    hit = frame["query"].isin(wanted) | frame["key"].isin(wanted)
+    heads = pairs.heads
+    rows = []
+    for index, members in enumerate(_groups(pairs, n_layers, group, n_groups)):
+        in_group = frame["layer"].isin(members)
+        n_heads = sum(layer in members for layer, _ in heads)
+        if not n_heads:
+            continue
+        sub = frame[in_group & hit]
+        common = (sub["query"] + "→" + sub["key"]).value_counts().head(5)
+        rows.append({"group": index, "layers": f"{members[0]}-{members[-1]}", "n_heads": n_heads,
+                     "pairs": int(in_group.sum()), "word_pairs": len(sub), "per_head": len(sub) / n_heads,
+                     "share": len(sub) / max(int(in_group.sum()), 1),
+                     "top": ", ".join(f"{p} ({c})" for p, c in common.items())})
+    return pd.DataFrame(rows)
+
+
+def word_shift_scores(
+    base: WordPairs, ft: WordPairs, words: Sequence[str], *, n_layers: int | None = None,
+    group: int | None = 8, n_groups: int | None = None,
+) -> pd.DataFrame:
+    """Per word and layer group: over heads, 1 where ft has more head-level pairs with the word, 0 where fewer.
+
+    Ties (including 0 vs 0) are excluded. ``score`` is the mean over the non-tied heads (NaN if all tie).
+    """
+    if base.heads != ft.heads:
+        raise ValueError("base and ft were analysed on different heads; word shifts need the same architecture "
+                         "and the same layers/heads (use verb_pair_counts to compare different models).")
+    words = list(dict.fromkeys(words))
+    cb, cf = base.word_counts(words), ft.word_counts(words)
+    rows = []
+    for index, members in enumerate(_groups(base, n_layers, group, n_groups)):
+        cols = [c for c in cb.columns if c[0] in members]
+        if not cols:
+            continue
+        up = (cf[cols] > cb[cols]).sum(axis=1)
+        down = (cf[cols] < cb[cols]).sum(axis=1)
+        for w in words:
+            n = int(up[w] + down[w])
+            rows.append({"group": index, "layers": f"{members[0]}-{members[-1]}", "word": w, "up": int(up[w]),
+                         "down": int(down[w]), "score": up[w] / n if n else float("nan"),
+                         "pairs_base": int(cb.loc[w, cols].sum()), "pairs_ft": int(cf.loc[w, cols].sum())})
+    return pd.DataFrame(rows)
+
+
+def instruction_verb_shift(
+    base,
+    ft,
+    *,
+    layers: Sequence[int] | None = None,
+    group: int | None = 8,
+    n_groups: int | None = None,
+    verbs: Sequence[str] = INSTRUCTION_VERBS,
+    general: Sequence[str] | None = None,
+    progress: bool = True,
+    **pair_kwargs,
+) -> pd.DataFrame:
+    """Do fine-tuned heads encode more pairs with instruction verbs than with general verbs? (Welch t-test)
+
+    Args:
+        base, ft: two models of the same architecture, or their :class:`WordPairs` (from
+            :func:`model_word_pairs`; pass those to reuse a computation).
+        layers: layers to analyse when models are passed (default all).
+        group: layers per group (paper: 8); or ``n_groups`` near-equal groups.
+        verbs: the instruction verbs (default: the 38 of METHODS.md section 7).
+        general: comparison verbs (default: :func:`~instr_interp.vocabulary.general_verbs`, the 100 most
+            frequent of our common-verb list that are not instruction verbs).
+        progress: progress bars.
+        **pair_kwargs: passed to :func:`model_word_pairs`.
+
+    Returns:
+        DataFrame, one row per layer group: ``n_instruction`` / ``n_general`` (words with a non-tied head),
+        ``instruction_mean`` / ``general_mean`` (mean per-word score: share of non-tied heads where ft has
+        more pairs), ``t``, ``p_greater`` (one-sided: instruction > general), ``p_two_sided``, and the summed
+        pair counts of the instruction verbs before and after.
+    """
+    from scipy.stats import ttest_ind
+
+    general = list(general) if general is not None else general_verbs()
+    overlap = set(verbs) & set(general)
+    if overlap:
+        raise ValueError(f"general verbs must not include instruction verbs: {sorted(overlap)}.")
+    n_layers = None
+    if not isinstance(base, WordPairs) or not isinstance(ft, WordPairs):
+        if isinstance(base, WordPairs) or isinstance(ft, WordPairs):
+            raise ValueError("Pass two models or two WordPairs, not one of each.")
+        if model_facts(base).architecture != model_facts(ft).architecture or base.cfg.n_layers != ft.cfg.n_layers:
+            raise ValueError("instruction_verb_shift compares the same architecture before and after tuning; for "
+                             "different models use verb_pair_counts on each.")
+        n_layers = base.cfg.n_layers
+        vocab = pair_kwargs.pop("vocabulary", None)
+        if vocab is not None and not isinstance(vocab, WordVectors):
+            vocab = list(dict.fromkeys(list(vocab) + list(verbs) + general))
+        base = model_word_pairs(base, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
+        ft = model_word_pairs(ft, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
+    missing = [w for w in list(verbs) + general if w not in set(base.words)]
+    scores = word_shift_scores(base, ft, list(verbs) + general, n_layers=n_layers, group=group, n_groups=n_groups)
+    rows = []
+    for (index, layers_label), part in scores.groupby(["group", "layers"], sort=True):
+        a = part[part["word"].isin(verbs)]
+        b = part[part["word"].isin(general)]
+        sa, sb = a["score"].dropna().to_numpy(), b["score"].dropna().to_numpy()
+        if len(sa) >= 2 and len(sb) >= 2 and (sa.std() > 0 or sb.std() > 0):
+            t, p2 = ttest_ind(sa, sb, equal_var=False)
+            _, p1 = ttest_ind(sa, sb, equal_var=False, alternative="greater")
+        else:
+            t = p2 = p1 = float("nan")
+        rows.append({"group": index, "layers": layers_label, "n_instruction": len(sa), "n_general": len(sb),
+                     "instruction_mean": float(sa.mean()) if len(sa) else float("nan"),
+                     "general_mean": float(sb.mean()) if len(sb) else float("nan"),
+                     "t": float(t), "p_greater": float(p1), "p_two_sided": float(p2),
+                     "instruction_pairs_base": int(a["pairs_base"].sum()),
+                     "instruction_pairs_ft": int(a["pairs_ft"].sum())})
+    out = pd.DataFrame(rows)
+    out.attrs["missing_words"] = missing
+    return out
