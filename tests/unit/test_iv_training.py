@@ -283,3 +283,98 @@ def test_bad_guidance_is_rejected(tiny_dir, small_data, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, head_consistency=1.0,
                  iv_guidance=fake_iv(top_heads=((0, 9),)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Forgetting report
+
+
+def test_first_response_token_accuracy_matches_per_record_hf_forwards(small_data):
+    from instr_interp.forgetting import format_accuracy
+
+    data = small_data[:7]
+    tiny = ii.tiny_model(seed=3)
+    hf = ii.models.tiny_hf_model(seed=3)
+    enc = ii.encode(data, tiny.tokenizer, with_response=True)
+    one = format_accuracy(tiny, enc, batch_size=1, progress=False)
+    many = format_accuracy(tiny, enc, batch_size=7, progress=False)
+    for i, rec in enumerate(enc.records):
+        with torch.no_grad():
+            logits = hf(input_ids=torch.tensor([rec.tokens])).logits[0, rec.prompt_length - 1]
+        target = rec.tokens[rec.prompt_length]
+        assert bool(one["correct"][i]) == (int(logits.argmax()) == target)
+        assert one["p_target"][i] == pytest.approx(torch.softmax(logits.double(), -1)[target].item(), rel=1e-4)
+    assert one["correct"].tolist() == many["correct"].tolist()
+    assert one["p_target"].to_numpy() == pytest.approx(many["p_target"].to_numpy(), rel=1e-5)
+
+
+def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
+    from instr_interp.forgetting import (
+        ForgettingReport,
+        forgetting_report,
+        knowledge_records,
+        measure_forgetting,
+    )
+    from instr_interp.tasks import Task, evaluate_task
+
+    task = Task(name="caps", instruction="Write the word in capitals.",
+                pairs=[("cat", "CAT"), ("dog", "DOG"), ("sun", "SUN"), ("map", "MAP"), ("pen", "PEN")])
+    before, after = ii.tiny_model(seed=0), ii.tiny_model(seed=1)
+    general = small_data
+    report = forgetting_report(before, after, [task], general=general, shots=2, general_n=5, progress=False)
+    f = report.frame.set_index(["set", "metric"])
+    # independent: the NLLs straight from response_nll on hand-built records
+    inst = ii.load_instructions([{"id": f"i{k}", "category": "caps", "instruction": task.instruction, "input": x,
+                                  "response": y} for k, (x, y) in enumerate(task.pairs)])
+    know = ii.load_instructions([{"id": f"k{k}", "category": "caps", "instruction": x, "response": y}
+                                 for k, (x, y) in enumerate(task.pairs)])
+    for model, col in ((before, "before"), (after, "after")):
+        assert f.loc[("caps", "instruction_nll"), col] == pytest.approx(
+            ii.response_nll(model, inst, progress=False)["nll"].mean(), rel=1e-6)
+        assert f.loc[("caps", "knowledge_nll"), col] == pytest.approx(
+            ii.response_nll(model, know, progress=False)["nll"].mean(), rel=1e-6)
+        assert f.loc[("caps", "accuracy"), col] == evaluate_task(model, task, shots=2, progress=False).accuracy
+    with_input = [r for r in general if r.input.strip()][:5]
+    assert f.loc[("general", "knowledge_nll"), "n"] == 5
+    assert f.loc[("general", "knowledge_nll"), "after"] == pytest.approx(
+        ii.response_nll(after, knowledge_records(with_input), progress=False)["nll"].mean(), rel=1e-6)
+    assert (report.frame["change"] == report.frame["after"] - report.frame["before"]).all()
+    drops = report.forgetting().set_index("set")
+    assert drops.loc["caps", "instruction_nll rise"] == pytest.approx(f.loc[("caps", "instruction_nll"), "change"])
+    # a model against itself forgets nothing; precomputed scores are reused
+    scores = measure_forgetting(before, [task], shots=2, progress=False)
+    same = forgetting_report(scores, before, [task], shots=2, progress=False)
+    assert (same.frame["change"] == 0).all()
+    report.save(tmp_path / "fr")
+    back = ForgettingReport.load(tmp_path / "fr")
+    pd_equal = back.frame.reset_index(drop=True).equals(report.frame.reset_index(drop=True))
+    assert pd_equal and back.settings == report.settings
+    assert len(report.plot().data) == 4
+    with pytest.raises(ValueError, match="same tasks"):
+        forgetting_report(scores, before, [task], general=general, shots=2, general_n=5, progress=False)
+    with pytest.raises(ValueError, match="No record has an input"):
+        knowledge_records([{"id": "a", "category": "x", "instruction": "Say hi.", "response": "hi"}])
+
+
+def test_forgetting_section_reads_demo_results():
+    from instr_interp.forgetting import forgetting_section
+
+    rows = []
+    for run, drop in (("plain", 0.4), ("iv-guided", 0.1)):
+        for s in ("antonym", "general"):
+            for m, before in (("accuracy", 0.8), ("format_accuracy", 0.9), ("instruction_nll", 1.0),
+                              ("knowledge_nll", 2.0)):
+                after = before - drop if "accuracy" in m else before + drop
+                rows.append({"run": run, "set": s, "kind": "task", "metric": m, "before": before, "after": after,
+                             "change": after - before})
+    results = {"model": "m", "tasks": ["antonym", "synonym"], "settings": {"steps_per_task": 5, "kl_weight": 5.0},
+               "forgetting": rows, "vector_layer": 3, "verdict": "IV guidance reduced it.",
+               "suppressed": [{"run": "plain", "form": "zero_shot", "original": 0.5, "without": 0.1, "with": 0.4}]}
+    sections = forgetting_section(results)
+    assert len(sections) == 2
+    assert "plain: task-1 (antonym) format accuracy -0.40" in sections[0].reading
+    assert "iv-guided: task-1 (antonym) format accuracy -0.10" in sections[0].reading
+    assert "accuracy 0.10 without, 0.40 with the vector" in sections[1].reading
+    table = sections[0].tables[0].set_index(["set", "metric"])
+    assert table.loc[("antonym", "knowledge_nll"), "plain"] == pytest.approx(2.4)
+    assert table.loc[("antonym", "knowledge_nll"), "before"] == pytest.approx(2.0)
