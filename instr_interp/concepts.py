@@ -124,8 +124,8 @@ def lexicon_labeller(words: Sequence[str]) -> dict:
     ``level``, checked in this order, each needing 40% of the words: ``syntax`` (closed-class function
     words: determiners, pronouns, prepositions, conjunctions, auxiliaries), ``morphology`` (one shared
     derivational/inflectional suffix, or words sharing a stem of 4+ letters with another listed word),
-    ``phonology`` (a shared final three letters that is not a listed suffix, i.e. rhyme, or a shared
-    first two letters, i.e. alliteration); otherwise ``semantics``.
+    ``phonology`` (the same final two letters, not a listed suffix, i.e. rhyme; or, for half of the
+    words, the same first two letters, i.e. alliteration); otherwise ``semantics``.
 
     Args:
         words: the component's top words (the paper labels the top 15).
@@ -157,7 +157,7 @@ def lexicon_labeller(words: Sequence[str]) -> dict:
         stem = sum(any(o != w and min(len(o), len(w)) >= 4 and (o.startswith(w) or w.startswith(o)
                                                                  or o[:5] == w[:5] and len(w) >= 5)
                        for o in words) for w in words)
-        rime = Counter(w[-3:] for w in words if len(w) >= 3 and not w.endswith(_AFFIXES))
+        rime = Counter(w[-2:] for w in words if len(w) >= 3 and not w.endswith(_AFFIXES))
         onset = Counter(w[:2] for w in words if len(w) >= 2)
         if share(max(affix, stem)) >= _SHARE:
             level = "morphology"
