@@ -160,3 +160,26 @@ def test_word_vectors_unembed_vs_embed(tiny):
         word_vectors(tiny, ["sun"], matrix="both")
     with pytest.raises(ValueError, match="list of words"):
         word_vectors(tiny, "sun")
+
+
+def test_concepts_section_states_the_numbers():
+    from instr_interp.concepts import concepts_section
+
+    def frame(math_share):
+        rows = []
+        for g, layers in ((0, "0-3"), (1, "4-7")):
+            rows += [{"group": g, "layers": layers, "axis": "task", "label": "math", "count": int(math_share * 10),
+                      "share": math_share},
+                     {"group": g, "layers": layers, "axis": "task", "label": "none", "count": 10 - int(math_share * 10),
+                      "share": 1 - math_share},
+                     {"group": g, "layers": layers, "axis": "level", "label": "semantics", "count": 10, "share": 1.0}]
+        return pd.DataFrame(rows)
+
+    section = concepts_section({"base": frame(0.1), "tuned": frame(0.3)})
+    assert "2 of 20 components (10.0%)" in section.reading and "6 of 20 components (30.0%)" in section.reading
+    assert "+20.0% for math" in section.reading
+    assert len(section.figures) == 4 and len(section.tables) == 3
+    diff = section.tables[-1]
+    assert diff[(diff["label"] == "math")]["diff"].tolist() == [0.2, 0.2]
+    with pytest.raises(ValueError):
+        concepts_section({})

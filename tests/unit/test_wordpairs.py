@@ -337,3 +337,22 @@ def test_bad_input_errors(tiny):
         head_word_pairs(tiny, 5, 0, vocabulary=WORDS, reference=WORDS)
     with pytest.raises(ValueError, match="heads must be"):
         model_word_pairs(tiny, heads=[7], vocabulary=WORDS, reference=WORDS, progress=False)
+
+
+def test_wordpairs_section_states_the_numbers():
+    from instr_interp.wordpairs import wordpairs_section
+
+    def two(q, k, layer, head):
+        return [(layer, head, 1, q, k), (layer, head, 2, q, k)]
+
+    base = hand_pairs(two("write", "a", 0, 0) + two("go", "b", 1, 1), HEADS)
+    ft = hand_pairs(two("write", "a", 0, 0) + two("explain", "e", 0, 1) + two("go", "b", 1, 1), HEADS)
+    base.settings["n_layers"] = ft.settings["n_layers"] = 2
+    shift = instruction_verb_shift(base, ft, group=1, verbs=["write", "explain"], general=["go", "run", "see"])
+    section = wordpairs_section({"base": base, "ft": ft}, shift=shift, verbs=["write", "explain"], n_groups=2)
+    assert "base: 2 head-level pairs over 4 heads, 1 of them (50.00%)" in section.reading
+    assert "ft: 3 head-level pairs over 4 heads, 2 of them (66.67%)" in section.reading
+    assert "explain→e (L0H1, 2 dims)" in section.reading
+    counts = section.tables[0]
+    assert counts[counts["model"] == "ft"]["per_head"].tolist() == [1.0, 0.0]
+    assert section.tables[-1] is shift
