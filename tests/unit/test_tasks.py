@@ -12,8 +12,10 @@ from instr_interp.tasks import (
     pad_rows,
 )
 
-ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen").split()
+ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
 TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy", 8: "eighty", 9: "ninety"}
 
 
@@ -26,8 +28,17 @@ def number_words(n: int) -> str:
     return TENS[tens] + (f"-{ONES[ones]}" if ones else "")
 
 
-IRREGULAR_PLURALS = {"child": "children", "man": "men", "woman": "women", "mouse": "mice", "foot": "feet",
-                     "tooth": "teeth", "goose": "geese", "person": "people", "ox": "oxen"}
+IRREGULAR_PLURALS = {
+    "child": "children",
+    "man": "men",
+    "woman": "women",
+    "mouse": "mice",
+    "foot": "feet",
+    "tooth": "teeth",
+    "goose": "geese",
+    "person": "people",
+    "ox": "oxen",
+}
 F_TO_VES = {"knife", "leaf", "wolf", "life", "wife", "half", "shelf", "thief"}
 O_TO_OES = {"potato", "tomato", "hero"}
 
@@ -122,13 +133,17 @@ def test_last_token_logits_equal_full_forward(tiny):
 
 
 def test_evaluate_task_matches_plain_loop_and_batch_size(tiny):
-    task = Task(name="caps", instruction="Capitalise.", pairs=[(w, w.upper()) for w in
-                                                                ["cat", "dog", "sun", "tree", "moon", "sky", "red"]])
+    task = Task(
+        name="caps",
+        instruction="Capitalise.",
+        pairs=[(w, w.upper()) for w in ["cat", "dog", "sun", "tree", "moon", "sky", "red"]],
+    )
     a = evaluate_task(tiny, task, shots=2, batch_size=1, progress=False)
     b = evaluate_task(tiny, task, shots=2, batch_size=5, progress=False)
     assert (a.frame["correct"] == b.frame["correct"]).all()
-    torch.testing.assert_close(torch.tensor(a.frame["p_target"].values), torch.tensor(b.frame["p_target"].values),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(a.frame["p_target"].values), torch.tensor(b.frame["p_target"].values), atol=1e-6, rtol=0
+    )
     # independent: one unpadded forward per prompt
     for i, (x, y) in enumerate(task.pairs):
         prompt = task.few_shot(x, 2, seed=i)
@@ -150,7 +165,7 @@ def test_greedy_generation_matches_hf_generate(tiny):
         with torch.no_grad():
             for _ in range(4):
                 seq = torch.cat([seq, tiny(seq)[:, -1].argmax(-1, keepdim=True)], 1)
-        assert score.frame["generation"][i] == tiny.tokenizer.decode(seq[0, ids.shape[1]:])
+        assert score.frame["generation"][i] == tiny.tokenizer.decode(seq[0, ids.shape[1] :])
     assert score.exact_match == pytest.approx(float(score.frame["exact"].mean()))
 
 

@@ -1,0 +1,627 @@
+"""Causal attention heads and instruction (function) vectors (METHODS.md §8 steps 1-4).
+
+1. :func:`head_means`: each head's output ``z`` (``blocks.L.attn.hook_z``, the per-head slice of the
+   output projection's input) at the last prompt token, averaged over clean few-shot prompts that
+   the model answers correctly.
+2. :func:`head_effects`: average indirect effect of each head: on corrupted few-shot prompts
+   (labels shuffled across the demonstrations) set one head's ``z`` at the last token to its mean
+   and record the change in the probability of the correct first answer token. ``"exact"``
+   patches every head (all heads of a layer in one batch); ``"atp"`` is the first-order
+   (attribution-patching) estimate from one forward and one backward.
+3. :func:`instruction_vector`: the sum over the top-``k`` heads of ``W_O[layer, head] @ mean`` —
+   their additive contribution to the residual stream (no bias), plus the layer to add it at.
+4. :func:`add_vector`: add the vector to ``blocks.L.hook_resid_post`` at the last prompt token,
+   every position, or a mask.
+
+GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and values
+are shared, and ``W_O`` maps the concatenated query heads, so every step works per query head.
+"""
+
+import contextlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .hooks import hook_site
+from .models import model_facts
+from .results import load_result, save_result
+from .tasks import (
+    Task,
+    answer_token,
+    current_last_positions,
+    evaluate_task,
+    iter_batches,
+    last_token_logits,
+    task_prompts,
+    tokenize_prompts,
+)
+
+__all__ = [
+    "InstructionVector",
+    "add_vector",
+    "clean_prompts",
+    "corrupted_prompts",
+    "head_effects",
+    "head_means",
+    "instruction_vector",
+    "random_heads",
+    "sweep_layers",
+    "top_heads",
+    "vector_from_heads",
+]
+
+Method = Literal["exact", "atp"]
+_CORRUPT_SEED = 10_000  # corrupted prompts draw demonstrations with other seeds than the clean ones
+
+
+def _z_names(model) -> list[str]:
+    return [hook_site(model, "attn_z", layer).name for layer in range(model.cfg.n_layers)]
+
+
+def _queries(task: Task, n: int | None, seed: int) -> Task:
+    """The task with its pairs shuffled by ``seed`` and cut to ``n`` (the query pairs)."""
+    pairs = list(task.pairs)
+    random.Random(seed).shuffle(pairs)
+    return Task(name=task.name, instruction=task.instruction, pairs=pairs[: n or len(pairs)])
+
+
+def head_means(
+    model,
+    task: Task,
+    *,
+    shots: int = 5,
+    n_prompts: int = 100,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[Float[Tensor, "layer head d_head"], int]:
+    """Mean of every head's ``z`` at the last prompt token over clean few-shot prompts the model
+    answers correctly (first answer token is the argmax).
+
+    Args:
+        task: the queries are up to ``n_prompts`` of its pairs (shuffled with ``seed``); each
+            prompt has ``shots`` demonstrations drawn from the other pairs.
+
+    Returns:
+        ``(means, n_correct)``: means ``[layer, head, d_head]`` and how many prompts were averaged.
+
+    Raises:
+        ValueError: when the model answers none of the prompts correctly.
+    """
+    prompts, pairs = clean_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
+    ids = tokenize_prompts(model, prompts)
+    targets = torch.tensor([answer_token(model, y) for _, y in pairs])
+    names = _z_names(model)
+    facts = model_facts(model)
+    total = torch.zeros(facts.n_layers, facts.n_heads, facts.d_head, dtype=torch.float64)
+    n_correct = 0
+    held: dict[int, Tensor] = {}
+    with torch.inference_mode():
+        batches = list(iter_batches(ids, model, batch_size))
+        for rows, tokens, last in tqdm(batches, desc=f"head means {task.name}", disable=not progress):
+            ar = torch.arange(len(rows), device=tokens.device)
+
+            def grab(act, hook=None, layer=0, ar=ar, last=last):
+                held[layer] = act[ar, last].double().cpu()  # [batch head d_head]
+
+            hooks = [(name, _bind(grab, layer=layer)) for layer, name in enumerate(names)]
+            logits = last_token_logits(model, tokens, last, hooks)
+            ok = (logits.argmax(-1).cpu() == targets[rows]).cpu()
+            n_correct += int(ok.sum())
+            for layer in range(facts.n_layers):
+                total[layer] += held[layer][ok].sum(0)
+    if n_correct == 0:
+        raise ValueError(
+            f"The model answers none of the {len(prompts)} clean {shots}-shot prompts of {task.name!r} "
+            "correctly, so there are no head means; use more shots or a task the model can do."
+        )
+    return (total / n_correct).float(), n_correct
+
+
+def _bind(fn, **kwargs):
+    def hook(act, hook=None):
+        return fn(act, hook, **kwargs)
+
+    return hook
+
+
+def _check_means(model, means: Tensor) -> None:
+    facts = model_facts(model)
+    want = (facts.n_layers, facts.n_heads, facts.d_head)
+    if tuple(means.shape) != want:
+        raise ValueError(f"means must have shape [layer, head, d_head] = {want}; got {tuple(means.shape)}.")
+
+
+def corrupted_prompts(
+    task: Task, *, n_prompts: int = 25, shots: int = 5, seed: int = 0
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The corrupted few-shot prompts :func:`head_effects` uses (labels shuffled across the
+    demonstrations; queries and demonstrations drawn with other seeds than the clean prompts), and
+    their ``(x, y)`` pairs."""
+    queries = _queries(task, n_prompts, seed + _CORRUPT_SEED)
+    return task_prompts(queries, "few_shot", shots=shots, seed=seed + _CORRUPT_SEED, corrupt=True)
+
+
+def clean_prompts(
+    task: Task, *, n_prompts: int = 100, shots: int = 5, seed: int = 0
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The clean few-shot prompts :func:`head_means` averages over (before keeping the correctly
+    answered ones), and their ``(x, y)`` pairs."""
+    return task_prompts(_queries(task, n_prompts, seed), "few_shot", shots=shots, seed=seed)
+
+
+def head_effects(
+    model,
+    task: Task,
+    *,
+    method: Method = "exact",
+    means: Float[Tensor, "layer head d_head"] | None = None,
+    n_prompts: int = 25,
+    shots: int = 5,
+    layers: Sequence[int] | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> Float[Tensor, "layer head"]:
+    """Average indirect effect of every head on the probability of the correct first answer token.
+
+    On ``n_prompts`` corrupted few-shot prompts (labels shuffled across the demonstrations), one
+    head's ``z`` at the last prompt token is replaced by its clean mean; the effect is
+    ``p(answer | patched) - p(answer | corrupted)``, averaged over prompts.
+
+    Args:
+        method: ``"exact"`` patches each head in its own forward (a layer's heads are stacked
+            along the batch axis: ``n_heads`` copies of the prompt batch, copy ``h`` patching head
+            ``h``); ``"atp"`` (attribution patching) estimates all effects from one forward and one
+            backward as ``sum_d_head (mean - z) * dp/dz`` at the last token.
+        means: ``[layer, head, d_head]`` from :func:`head_means` (computed with ``shots``/``seed``
+            when None).
+        layers: only these layers (others are NaN); default all.
+        batch_size: prompts per forward (exact: ``batch_size * n_heads`` rows).
+
+    Returns:
+        ``[layer, head]`` effects.
+    """
+    if method not in ("exact", "atp"):
+        raise ValueError(f"Unknown method {method!r}; choose 'exact' or 'atp'.")
+    facts = model_facts(model)
+    if means is None:
+        means, _ = head_means(model, task, shots=shots, seed=seed, progress=progress)
+    _check_means(model, means)
+    layers = list(range(facts.n_layers)) if layers is None else [int(x) % facts.n_layers for x in layers]
+    prompts, pairs = corrupted_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
+    ids = tokenize_prompts(model, prompts)
+    targets = torch.tensor([answer_token(model, y) for _, y in pairs])
+    out = torch.full((facts.n_layers, facts.n_heads), float("nan"), dtype=torch.float64)
+    out[layers] = 0.0
+    batches = list(iter_batches(ids, model, batch_size))
+    fn = _exact_batch if method == "exact" else _atp_batch
+    bar = tqdm(
+        total=len(batches) * (len(layers) if method == "exact" else 1),
+        disable=not progress,
+        desc=f"head effects ({method}) {task.name}",
+    )
+    for rows, tokens, last in batches:
+        out[layers] += fn(model, tokens, last, targets[rows].to(tokens.device), means, layers, bar).cpu()
+    bar.close()
+    return (out / len(prompts)).float()
+
+
+def _exact_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor, "layer head"]:
+    """Summed exact effects over the rows of one batch, for ``layers``."""
+    n_heads, b = means.shape[1], tokens.shape[0]
+    names = _z_names(model)
+    means = means.to(tokens.device)
+    ar = torch.arange(b, device=tokens.device)
+    sums = torch.zeros(len(layers), n_heads, dtype=torch.float64)
+    with torch.inference_mode():
+        base = last_token_logits(model, tokens, last).softmax(-1)[ar, targets].double()
+        rep_tokens, rep_last = tokens.repeat(n_heads, 1), last.repeat(n_heads)
+        rep_rows = torch.arange(n_heads * b, device=tokens.device)
+        rep_head = torch.arange(n_heads, device=tokens.device).repeat_interleave(b)
+        rep_targets = targets.repeat(n_heads)
+        for i, layer in enumerate(layers):
+
+            def patch(z, hook=None, layer=layer):
+                z = z.clone()
+                z[rep_rows, rep_last, rep_head] = means[layer, rep_head].to(z.dtype)
+                return z
+
+            probs = last_token_logits(model, rep_tokens, rep_last, [(names[layer], patch)]).softmax(-1)
+            p = probs[rep_rows, rep_targets].double().view(n_heads, b)
+            sums[i] = (p - base[None, :]).sum(1).cpu()
+            bar.update(1)
+    return sums
+
+
+@contextlib.contextmanager
+def _frozen(model):
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _atp_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor, "layer head"]:
+    """Summed attribution-patching estimates over the rows of one batch, for ``layers``."""
+    names = _z_names(model)
+    ar = torch.arange(tokens.shape[0], device=tokens.device)
+    held: dict[int, Tensor] = {}
+    deltas: dict[int, Tensor] = {}
+
+    def keep(z, hook=None, layer=0):
+        # A zero leaf added to z: its gradient is dp/dz whatever else requires grad.
+        held[layer] = z.detach()
+        deltas[layer] = torch.zeros_like(z, requires_grad=True)
+        return z + deltas[layer]
+
+    hooks = [(names[layer], _bind(keep, layer=layer)) for layer in layers]
+    with _frozen(model), torch.enable_grad():
+        probs = last_token_logits(model, tokens, last, hooks).softmax(-1)
+        probs[ar, targets].sum().backward()
+    sums = torch.zeros(len(layers), means.shape[1], dtype=torch.float64)
+    for i, layer in enumerate(layers):
+        z = held[layer][ar, last]  # [batch head d_head]
+        grad = deltas[layer].grad[ar, last]
+        delta = means[layer].to(z.device, z.dtype)[None] - z
+        sums[i] = (delta * grad).sum(-1).double().sum(0).cpu()
+    bar.update(1)
+    return sums
+
+
+def random_heads(model, k: int, seed: int = 0) -> Int[Tensor, "k 2"]:
+    """``k`` distinct ``(layer, head)`` pairs drawn uniformly (a control for the top heads)."""
+    facts = model_facts(model)
+    total = facts.n_layers * facts.n_heads
+    if not 1 <= k <= total:
+        raise ValueError(f"k must be in [1, {total}], got {k}.")
+    flat = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:k]
+    return torch.stack([flat // facts.n_heads, flat % facts.n_heads], 1)
+
+
+def top_heads(effects: Float[Tensor, "layer head"], k: int) -> Int[Tensor, "k 2"]:
+    """The ``k`` heads with the largest effect (NaN never ranks), as ``(layer, head)`` rows."""
+    flat = torch.nan_to_num(effects.flatten(), nan=-float("inf"))
+    if not 1 <= k <= int(torch.isfinite(flat).sum()):
+        raise ValueError(
+            f"k must be in [1, {int(torch.isfinite(flat).sum())}] (heads with effects), got {k}."
+        )
+    idx = torch.sort(flat, descending=True, stable=True).indices[:k]
+    return torch.stack([idx // effects.shape[1], idx % effects.shape[1]], 1)
+
+
+def vector_from_heads(
+    model, means: Float[Tensor, "layer head d_head"], heads: Int[Tensor, "k 2"]
+) -> Float[Tensor, " d_model"]:
+    """Sum over ``heads`` of the head's mean placed in its slot of the concatenated head outputs
+    and multiplied by the output projection: ``sum W_O[layer, head] @ means[layer, head]`` (no bias)."""
+    _check_means(model, means)
+    heads = torch.as_tensor(heads, dtype=torch.long).reshape(-1, 2)
+    w_o = model.W_O  # [layer head d_head d_model]
+    vec = torch.zeros(w_o.shape[-1], dtype=torch.float64)
+    with torch.no_grad():
+        for layer, head in heads.tolist():
+            vec += (means[layer, head].double().to(w_o.device) @ w_o[layer, head].double()).cpu()
+    return vec.float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Adding a vector
+
+
+@contextlib.contextmanager
+def add_vector(
+    model,
+    vector,
+    *,
+    layer: int | None = None,
+    positions: Literal["last", "all"] | Bool[Tensor, "batch pos"] | Bool[Tensor, " pos"] = "last",
+    scale: float = 1.0,
+    last: Int[Tensor, " batch"] | None = None,
+):
+    """Add ``scale * vector`` to the residual stream after block ``layer`` (``blocks.L.hook_resid_post``).
+
+    Args:
+        vector: an :class:`InstructionVector` (its ``.vector`` and ``.layer``) or a ``[d_model]`` tensor.
+        layer: injection layer; default the vector's own (required for a plain tensor).
+        positions: ``"last"`` — the last prompt token of each row: ``last`` if given, else the
+            positions declared by the running toolkit function (:func:`instr_interp.evaluate_task`
+            and the head passes run right-padded and declare them), else the final position (right
+            for unpadded or left-padded inputs). ``"all"`` — every position. A boolean mask
+            ``[batch, pos]`` or ``[pos]`` — exactly those positions.
+        last: ``[batch]`` last prompt positions for your own right-padded batches.
+
+    The hook is removed when the block ends, also on errors.
+
+    Example:
+        >>> import torch
+        >>> from instr_interp import tiny_model
+        >>> model = tiny_model()
+        >>> with add_vector(model, torch.ones(64), layer=0):
+        ...     logits = model(torch.tensor([[5, 6, 7]]))
+    """
+    if isinstance(vector, InstructionVector):
+        layer = vector.layer if layer is None else layer
+        vector = vector.vector
+    if layer is None:
+        raise ValueError("add_vector needs layer= when given a plain tensor.")
+    vector = torch.as_tensor(vector)
+    d_model = model.cfg.d_model
+    if vector.shape != (d_model,):
+        raise ValueError(f"vector must have shape [{d_model}] (d_model); got {tuple(vector.shape)}.")
+    if isinstance(positions, str) and positions not in ("last", "all"):
+        raise ValueError(f"positions must be 'last', 'all' or a boolean mask; got {positions!r}.")
+    if isinstance(positions, Tensor) and positions.dtype != torch.bool:
+        raise ValueError("A positions mask must be a boolean tensor ([batch, pos] or [pos]).")
+    site = hook_site(model, "resid_post", layer)
+
+    def hook(resid, hook=None):
+        add = (scale * vector).to(resid.device, resid.dtype)
+        if isinstance(positions, Tensor):
+            mask = positions.to(resid.device)
+            mask = mask.expand(resid.shape[0], -1) if mask.ndim == 1 else mask
+            if mask.shape != resid.shape[:2]:
+                raise ValueError(
+                    f"positions mask {tuple(mask.shape)} does not match the batch {tuple(resid.shape[:2])}."
+                )
+            return resid + mask[..., None].to(resid.dtype) * add
+        if positions == "all":
+            return resid + add
+        where = last if last is not None else current_last_positions()
+        resid = resid.clone()
+        if where is None:
+            resid[:, -1] += add
+            return resid
+        where = where.to(resid.device)
+        if where.shape != (resid.shape[0],):
+            raise ValueError(
+                f"last positions {tuple(where.shape)} do not match the batch of {resid.shape[0]} rows."
+            )
+        resid[torch.arange(resid.shape[0], device=resid.device), where] += add
+        return resid
+
+    with model.hooks(fwd_hooks=[(site.name, hook)]):
+        yield model
+
+
+# ---------------------------------------------------------------------------------------------
+# The vector
+
+
+@dataclass(kw_only=True)
+class InstructionVector:
+    """A task's instruction (function) vector and the heads it is built from.
+
+    ``head_means`` holds the mean ``z`` of *every* head (``[layer, head, d_head]``) so other head sets
+    (e.g. random controls) can be built from the same means; ``head_effects`` is NaN where not
+    computed (layers skipped, or ``heads=`` given).
+    """
+
+    task: str
+    head_effects: Float[Tensor, "layer head"]
+    top_heads: Int[Tensor, "k 2"]
+    head_means: Float[Tensor, "layer head d_head"]
+    vector: Float[Tensor, " d_model"]
+    layer: int
+    layer_sweep: dict[int, float] = field(default_factory=dict)  # validation accuracy per candidate layer
+    settings: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        heads = ", ".join(f"L{a}H{b}" for a, b in self.top_heads.tolist()[:5])
+        return (
+            f"InstructionVector(task={self.task!r}, layer={self.layer}, k={len(self.top_heads)}, "
+            f"|vector|={float(self.vector.norm()):.3f}, top heads: {heads}{'...' if len(self.top_heads) > 5 else ''})"
+        )
+
+    def plot(self):
+        """Heatmap of the head effects ``[layer, head]`` with the top heads marked."""
+        import plotly.graph_objects as go
+
+        eff = self.head_effects.double().numpy()
+        fig = go.Figure(
+            go.Heatmap(
+                z=eff,
+                colorscale="RdBu",
+                zmid=0,
+                colorbar=dict(title="AIE"),
+                x=list(range(eff.shape[1])),
+                y=list(range(eff.shape[0])),
+            )
+        )
+        tops = self.top_heads.tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=[h for _, h in tops],
+                y=[layer for layer, _ in tops],
+                mode="markers",
+                marker=dict(symbol="x", color="black", size=9),
+                name="top heads",
+            )
+        )
+        fig.update_layout(
+            title=f"Average indirect effect of each head ({self.task})",
+            xaxis_title="head",
+            yaxis_title="layer",
+            yaxis_autorange="reversed",
+        )
+        return fig
+
+    def frame(self) -> pd.DataFrame:
+        """The top heads with their effects."""
+        rows = [
+            {"layer": a, "head": b, "effect": float(self.head_effects[a, b])}
+            for a, b in self.top_heads.tolist()
+        ]
+        return pd.DataFrame(rows)
+
+    def save(self, path):
+        """Save as safetensors + JSON manifest (see :mod:`instr_interp.results`)."""
+        tensors = {
+            "head_effects": self.head_effects,
+            "top_heads": self.top_heads,
+            "head_means": self.head_means,
+            "vector": self.vector,
+        }
+        meta = {
+            "task": self.task,
+            "layer": self.layer,
+            "layer_sweep": {str(k): v for k, v in self.layer_sweep.items()},
+            "settings": self.settings,
+        }
+        return save_result(path, "instruction_vector", tensors, meta)
+
+    @classmethod
+    def load(cls, path) -> "InstructionVector":
+        tensors, meta = load_result(path, "instruction_vector")
+        return cls(
+            task=meta["task"],
+            head_effects=tensors["head_effects"],
+            top_heads=tensors["top_heads"],
+            head_means=tensors["head_means"],
+            vector=tensors["vector"],
+            layer=int(meta["layer"]),
+            layer_sweep={int(k): v for k, v in meta["layer_sweep"].items()},
+            settings=meta["settings"],
+        )
+
+
+def sweep_layers(
+    model,
+    vector: Float[Tensor, " d_model"],
+    task: Task,
+    *,
+    layers: Sequence[int] | None = None,
+    scale: float = 1.0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``vector``
+    added at the last prompt token after each candidate layer."""
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    rows = []
+    for layer in tqdm(list(layers), desc="layer sweep", disable=not progress):
+        with add_vector(model, vector, layer=layer, scale=scale):
+            score = evaluate_task(model, task, batch_size=batch_size, progress=False)
+        rows.append(
+            {
+                "layer": int(layer),
+                "accuracy": score.accuracy,
+                "p_target": float(score.frame["p_target"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def instruction_vector(
+    model,
+    task: Task,
+    *,
+    k: int = 10,
+    layer: int | None = None,
+    heads: Int[Tensor, "k 2"] | None = None,
+    method: Method = "exact",
+    means: Float[Tensor, "layer head d_head"] | None = None,
+    shots: int = 5,
+    n_means: int = 100,
+    n_prompts: int = 25,
+    sweep: bool = True,
+    n_val: int = 10,
+    candidate_layers: Sequence[int] | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> "InstructionVector":
+    """Build a task's instruction vector from its most causal heads.
+
+    Args:
+        task: the task; with ``layer=None`` and ``sweep=True`` its pairs are split (``seed``) into a
+            validation part of ``n_val`` pairs for the layer sweep and the rest for means and effects.
+        k: number of top heads.
+        layer: injection layer (the vector is added at ``blocks.{layer}.hook_resid_post``). None:
+            sweep ``candidate_layers`` (default all) and keep the best zero-shot validation accuracy
+            (ties: higher mean answer probability, then the earlier layer); with ``sweep=False``,
+            ``n_layers // 3``.
+        heads: build from these ``(layer, head)`` rows instead of the top heads (universal sets,
+            random controls from :func:`random_heads`); effects are then not computed (NaN).
+        method: head-effect method, ``"exact"`` or ``"atp"`` (see :func:`head_effects`).
+        means: reuse head means (e.g. ``other_iv.head_means``) instead of computing them.
+        shots: demonstrations in the clean (means) and corrupted (effects) prompts.
+        n_means: clean prompts for the means (only correctly answered ones count).
+        n_prompts: corrupted prompts for the effects.
+
+    Returns:
+        An :class:`InstructionVector`.
+    """
+    facts = model_facts(model)
+    do_sweep = layer is None and sweep
+    train, val = task.split(seed, n_val) if do_sweep else (task, None)
+    n_correct = None
+    if means is None:
+        means, n_correct = head_means(
+            model, train, shots=shots, n_prompts=n_means, seed=seed, batch_size=batch_size, progress=progress
+        )
+    _check_means(model, means)
+    if heads is None:
+        effects = head_effects(
+            model,
+            train,
+            method=method,
+            means=means,
+            n_prompts=n_prompts,
+            shots=shots,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        chosen = top_heads(effects, k)
+    else:
+        chosen = torch.as_tensor(heads, dtype=torch.long).reshape(-1, 2)
+        if len(chosen) and (
+            chosen[:, 0].max() >= facts.n_layers or chosen[:, 1].max() >= facts.n_heads or chosen.min() < 0
+        ):
+            raise ValueError(f"heads out of range for {facts.n_layers} layers x {facts.n_heads} heads.")
+        effects = torch.full((facts.n_layers, facts.n_heads), float("nan"))
+    vector = vector_from_heads(model, means, chosen)
+    sweep_result: dict[int, float] = {}
+    if do_sweep:
+        table = sweep_layers(
+            model, vector, val, layers=candidate_layers, batch_size=batch_size, progress=progress
+        )
+        best = table.sort_values(["accuracy", "p_target", "layer"], ascending=[False, False, True]).iloc[0]
+        layer = int(best["layer"])
+        sweep_result = {int(r.layer): float(r.accuracy) for r in table.itertuples()}
+    elif layer is None:
+        layer = facts.n_layers // 3
+    layer = int(layer) % facts.n_layers
+    settings = {
+        "k": len(chosen),
+        "method": method if heads is None else "given heads",
+        "shots": shots,
+        "n_means": n_means,
+        "n_correct": n_correct,
+        "n_prompts": n_prompts,
+        "seed": seed,
+        "n_val": n_val if do_sweep else 0,
+        "model": facts.name,
+    }
+    return InstructionVector(
+        task=task.name,
+        head_effects=effects,
+        top_heads=chosen,
+        head_means=means.float(),
+        vector=vector,
+        layer=layer,
+        layer_sweep=sweep_result,
+        settings=settings,
+    )

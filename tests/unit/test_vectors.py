@@ -1,0 +1,216 @@
+import pytest
+import torch
+
+from instr_interp.tasks import Task, evaluate_task
+from instr_interp.vectors import (
+    InstructionVector,
+    add_vector,
+    corrupted_prompts,
+    head_effects,
+    instruction_vector,
+    random_heads,
+    top_heads,
+    vector_from_heads,
+)
+
+TASK = Task(
+    name="caps",
+    instruction="Capitalise the word.",
+    pairs=[(w, w.upper()) for w in "cat dog sun tree moon sky red hat cup pen box car".split()],
+)
+
+
+@pytest.fixture(scope="module")
+def means(tiny):
+    # random means with the scale of real z (the random tiny model answers nothing, so no real means)
+    return torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(0))
+
+
+def plain_prob(model, prompt, target, hooks=()):
+    ids = torch.tensor([model.tokenizer(prompt)["input_ids"]])
+    with torch.no_grad():
+        logits = model.run_with_hooks(ids, fwd_hooks=list(hooks))
+    return float(logits[0, -1].softmax(-1)[target])
+
+
+def target_of(model, y):
+    return model.tokenizer(" " + y, add_special_tokens=False)["input_ids"][0]
+
+
+def test_exact_effects_equal_one_head_at_a_time(tiny, means):
+    got = head_effects(tiny, TASK, means=means, n_prompts=4, shots=3, batch_size=3, progress=False)
+    prompts, pairs = corrupted_prompts(TASK, n_prompts=4, shots=3)
+    ref = torch.zeros(2, 4, dtype=torch.float64)
+    for prompt, (_, y) in zip(prompts, pairs):
+        t = target_of(tiny, y)
+        base = plain_prob(tiny, prompt, t)
+        for layer in range(2):
+            for head in range(4):
+
+                def patch(z, hook=None, layer=layer, head=head):
+                    z = z.clone()
+                    z[0, -1, head] = means[layer, head]
+                    return z
+
+                ref[layer, head] += (
+                    plain_prob(tiny, prompt, t, [(f"blocks.{layer}.attn.hook_z", patch)]) - base
+                )
+    ref /= len(prompts)
+    assert ref.abs().max() > 1e-4  # the check can fail
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=0)
+    # batch-size invariance and layer selection
+    other = head_effects(
+        tiny, TASK, means=means, n_prompts=4, shots=3, batch_size=1, layers=[1], progress=False
+    )
+    assert torch.isnan(other[0]).all()
+    torch.testing.assert_close(other[1], got[1], atol=1e-6, rtol=0)
+
+
+def test_atp_equals_autograd_first_order(tiny, means):
+    got = head_effects(
+        tiny, TASK, method="atp", means=means, n_prompts=4, shots=3, batch_size=2, progress=False
+    )
+    prompts, pairs = corrupted_prompts(TASK, n_prompts=4, shots=3)
+    ref = torch.zeros(2, 4, dtype=torch.float64)
+    for prompt, (_, y) in zip(prompts, pairs):
+        ids = torch.tensor([tiny.tokenizer(prompt)["input_ids"]])
+        for layer in range(2):
+            leaf = {}
+
+            def take(z, hook=None, leaf=leaf):
+                leaf["z"] = z.detach().clone().requires_grad_(True)
+                return leaf["z"]
+
+            with torch.enable_grad():
+                logits = tiny.run_with_hooks(ids, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", take)])
+                p = logits[0, -1].softmax(-1)[target_of(tiny, y)]
+                (grad,) = torch.autograd.grad(p, leaf["z"])
+            z = leaf["z"].detach()[0, -1]
+            ref[layer] += ((means[layer] - z) * grad[0, -1]).sum(-1).double()
+    ref /= len(prompts)
+    torch.testing.assert_close(got.double(), ref, atol=1e-6, rtol=1e-4)
+    assert all(not p.requires_grad or p.grad is None for p in tiny.parameters())
+
+
+def test_vector_from_heads_equals_output_projection(tiny, means):
+    heads = torch.tensor([[0, 1], [1, 3], [1, 0]])
+    vec = vector_from_heads(tiny, means, heads)
+    ref = torch.zeros(64)
+    for layer, head in heads.tolist():
+        weight = tiny.blocks[layer].attn.o._original_component.weight  # HF o_proj [d_model, n_heads*d_head]
+        concat = torch.zeros(4 * 16)
+        concat[head * 16 : (head + 1) * 16] = means[layer, head]
+        ref += (weight @ concat).detach()
+    torch.testing.assert_close(vec, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_add_vector_last_positions_and_cleanup(tiny):
+    vec = torch.randn(64, generator=torch.Generator().manual_seed(1))
+    prompts = ["Q: cat\nA:", "Q: a longer query\nA:"]
+    ids = [tiny.tokenizer(p)["input_ids"] for p in prompts]
+    refs = []
+    for seq in ids:  # independent: unpadded, add at the final position with a plain hook
+
+        def plus(resid, hook=None):
+            resid = resid.clone()
+            resid[0, -1] += 2.0 * vec
+            return resid
+
+        with torch.no_grad():
+            refs.append(
+                tiny.run_with_hooks(torch.tensor([seq]), fwd_hooks=[("blocks.0.hook_resid_post", plus)])[
+                    0, -1
+                ]
+            )
+    width = max(map(len, ids)) + 3
+    tokens = torch.zeros(2, width, dtype=torch.long)
+    for r, seq in enumerate(ids):
+        tokens[r, : len(seq)] = torch.tensor(seq)
+    last = torch.tensor([len(s) - 1 for s in ids])
+    with torch.no_grad(), add_vector(tiny, vec, layer=0, scale=2.0, last=last):
+        out = tiny(tokens)
+    for r in range(2):
+        torch.testing.assert_close(out[r, last[r]], refs[r], atol=1e-5, rtol=1e-5)
+    # mask form equals last form; "all" changes every position
+    mask = torch.zeros(2, width, dtype=torch.bool)
+    mask[torch.arange(2), last] = True
+    with torch.no_grad(), add_vector(tiny, vec, layer=0, scale=2.0, positions=mask):
+        torch.testing.assert_close(tiny(tokens), out, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        plain = tiny(tokens)
+        with add_vector(tiny, vec, layer=0, positions="all"):
+            moved = tiny(tokens)
+    assert (moved - plain).abs().amax(-1).min() > 1e-3
+    # hooks removed, also after an exception
+    with pytest.raises(RuntimeError, match="boom"), add_vector(tiny, vec, layer=1):
+        raise RuntimeError("boom")
+    with torch.no_grad():
+        torch.testing.assert_close(tiny(tokens), plain, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="d_model"):
+        with add_vector(tiny, torch.ones(3), layer=0):
+            pass
+    with pytest.raises(ValueError, match="layer="):
+        with add_vector(tiny, vec):
+            pass
+
+
+def test_evaluate_with_vector_is_batch_size_invariant(tiny):
+    vec = 3 * torch.randn(64, generator=torch.Generator().manual_seed(2))
+    with add_vector(tiny, vec, layer=0):
+        a = evaluate_task(tiny, TASK, batch_size=1, progress=False)
+        b = evaluate_task(tiny, TASK, batch_size=7, progress=False)
+    plain = evaluate_task(tiny, TASK, batch_size=7, progress=False)
+    torch.testing.assert_close(
+        torch.tensor(a.frame["p_target"].values), torch.tensor(b.frame["p_target"].values), atol=1e-6, rtol=0
+    )
+    assert not torch.allclose(
+        torch.tensor(a.frame["p_target"].values), torch.tensor(plain.frame["p_target"].values)
+    )
+    # independent: unpadded prompt, vector added at its final position
+    x, y = TASK.pairs[0]
+
+    def plus(resid, hook=None):
+        resid = resid.clone()
+        resid[0, -1] += vec
+        return resid
+
+    ref = plain_prob(tiny, TASK.zero_shot(x), target_of(tiny, y), [("blocks.0.hook_resid_post", plus)])
+    assert a.frame["p_target"][0] == pytest.approx(ref, abs=1e-6)
+
+
+def test_top_and_random_heads():
+    eff = torch.tensor([[0.1, float("nan"), 0.5], [0.3, -0.2, 0.5]])
+    assert top_heads(eff, 3).tolist() == [[0, 2], [1, 2], [1, 0]]
+    with pytest.raises(ValueError, match="k must be"):
+        top_heads(eff, 6)
+
+
+def test_random_heads_distinct(tiny):
+    heads = random_heads(tiny, 8, seed=3)
+    assert len({tuple(h) for h in heads.tolist()}) == 8 and torch.equal(heads, random_heads(tiny, 8, seed=3))
+    assert heads[:, 0].max() < 2 and heads[:, 1].max() < 4
+
+
+def test_instruction_vector_sweep_and_round_trip(tiny, means, tmp_path):
+    iv = instruction_vector(
+        tiny, TASK, means=means, k=3, n_prompts=4, shots=3, n_val=5, batch_size=4, progress=False
+    )
+    assert iv.top_heads.shape == (3, 2) and torch.isfinite(iv.head_effects).all()
+    torch.testing.assert_close(iv.vector, vector_from_heads(tiny, means, iv.top_heads))
+    assert set(iv.layer_sweep) == {0, 1} and iv.layer_sweep[iv.layer] == max(iv.layer_sweep.values())
+    # the sweep's accuracy for the chosen layer is reproducible on the validation split
+    _, val = TASK.split(0, 5)
+    with add_vector(tiny, iv):
+        assert evaluate_task(tiny, val, progress=False).accuracy == iv.layer_sweep[iv.layer]
+    iv.save(tmp_path / "iv")
+    back = InstructionVector.load(tmp_path / "iv")
+    assert (
+        back.layer == iv.layer and torch.equal(back.vector, iv.vector) and back.layer_sweep == iv.layer_sweep
+    )
+    assert iv.plot().data and len(iv.frame()) == 3
+    given = instruction_vector(
+        tiny, TASK, means=means, heads=[[1, 2]], layer=None, sweep=False, progress=False
+    )
+    assert given.layer == 2 // 3 and torch.isnan(given.head_effects).all()
+    with pytest.raises(ValueError, match="out of range"):
+        instruction_vector(tiny, TASK, means=means, heads=[[5, 0]], layer=0, progress=False)
