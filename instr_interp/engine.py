@@ -17,6 +17,8 @@ sets when torch is not imported yet. With all three, statistics are bit-identica
 padding sides and process counts on CPU. On GPUs cuBLAS gives no such guarantee.
 """
 
+import contextlib
+import copy
 import ctypes
 import json
 import os
@@ -30,7 +32,8 @@ from tqdm.auto import tqdm
 from .data.encoding import EncodedBatch, EncodedDataset, encode
 from .hooks import FIRING_ORDER, HookSite
 
-__all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches"]
+__all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches",
+           "fused_attention"]
 
 
 class BatchContext:
@@ -291,7 +294,7 @@ def run(
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
                unit="batch", disable=not progress or rank != 0)
     try:
-        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks):
+        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), fused_attention(model, causal=True):
             for b in todo:
                 if stop_after_batches is not None and processed >= stop_after_batches:
                     break
@@ -324,6 +327,75 @@ def run(
             for value in probe.state.values():
                 torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
     return list(probes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused attention where nothing looks inside it
+
+# Hook points that only the bridge's step-by-step attention fires. hook_q/k/v and hook_z live on the
+# projection bridges and fire on the fused path too, as do the attention's own hook_in/hook_out.
+_INSIDE_ATTENTION = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
+                     "hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in", "hook_result",
+                     "hook_hidden_states", "hook_q_normed", "hook_k_normed")
+
+
+def _hooked(module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+
+
+def _fused_forward(attn, config, causal: bool):
+    hf_attn = attn.original_component
+    window = getattr(hf_attn, "sliding_window", None)
+
+    def forward(hidden_states, *args, **kwargs):
+        if causal and (window is None or hidden_states.shape[-2] <= window):
+            # The mask is the plain causal triangle: let the kernel apply it (is_causal), as a plain
+            # transformers forward without padding does; row i then never reads keys beyond i.
+            kwargs["attention_mask"] = None
+        saved = hf_attn.config
+        hf_attn.config = config
+        try:
+            out, weights = hf_attn(attn.hook_in(hidden_states), *args, **kwargs)
+        finally:
+            hf_attn.config = saved
+        return attn.hook_out(out), weights
+
+    return forward
+
+
+@contextlib.contextmanager
+def fused_attention(model, *, causal: bool = False):
+    """Run attention with transformers' ``sdpa`` kernel in every layer where no hook looks inside it.
+
+    TransformerLens's bridge re-implements attention step by step (materialising scores and the
+    pattern) so that ``hook_attn_scores``/``hook_pattern`` can fire. When no hook is registered on
+    those points, this context routes the layer through the wrapped transformers module instead,
+    with the fused ``scaled_dot_product_attention`` kernel; ``hook_q/k/v``, ``hook_z`` and the
+    attention's ``hook_in``/``hook_out`` still fire. Enter it after registering hooks. The check is
+    made on entry, per layer; everything is restored on exit.
+
+    ``causal=True`` declares that the forward runs without a padding mask (right padding, as
+    :func:`run` does): the kernel then applies the causal mask itself, which makes each row's
+    result independent of the padded width.
+    """
+    patched = []
+    try:
+        for block in getattr(model, "blocks", []):
+            attn = getattr(block, "attn", None)
+            hf_attn = getattr(attn, "original_component", None)
+            config = getattr(hf_attn, "config", None)
+            if (config is None or "forward" in vars(attn)
+                    or getattr(config, "_attn_implementation", None) not in ("eager", "sdpa")
+                    or any(_hooked(getattr(attn, name)) for name in _INSIDE_ATTENTION if hasattr(attn, name))):
+                continue
+            fast = copy.copy(config)
+            fast._attn_implementation_internal = "sdpa"
+            object.__setattr__(attn, "forward", _fused_forward(attn, fast, causal))  # the bridge's own setattr forwards
+            patched.append(attn)
+        yield len(patched)
+    finally:
+        for attn in patched:
+            object.__delattr__(attn, "forward")
 
 
 def feed_cache(probes: Sequence[Probe], cache, batch: EncodedBatch, encoded: EncodedDataset, model) -> None:

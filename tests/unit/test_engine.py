@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.engine import bucket_width, plan_batches
+from instr_interp.engine import bucket_width, fused_attention, plan_batches
 from tests.reference import plain_firing
 
 
@@ -67,6 +67,27 @@ def test_no_hook_left_after_an_exception(tiny, small_data):
         ii.run(tiny, small_data, [Boom()], progress=False)
     assert not [n for n, hp in tiny.hook_dict.items() if hp.has_hooks()]
     assert torch.equal(tiny(tokens), before)
+    assert not [b for b in tiny.blocks if "forward" in vars(b.attn)]  # fused attention undone
+
+
+def test_fused_attention_matches_the_bridge_and_skips_layers_that_look_inside(tiny):
+    """The sdpa path gives the bridge's logits (to fp32 rounding), still fires hook_z, and leaves the
+    step-by-step attention in place where a hook reads the pattern."""
+    tokens = torch.randint(0, 256, (3, 11))
+    reference = tiny(tokens)
+    z_seen = []
+    hooks = [("blocks.0.attn.hook_pattern", lambda a, hook: None),
+             ("blocks.1.attn.hook_z", lambda a, hook: z_seen.append(a.shape))]
+    with tiny.hooks(fwd_hooks=hooks), fused_attention(tiny, causal=True) as n_fused:
+        assert n_fused == tiny.cfg.n_layers - 1 and "forward" not in vars(tiny.blocks[0].attn)
+        fused = tiny(tokens)
+    assert z_seen == [torch.Size([3, 11, tiny.cfg.n_heads, tiny.cfg.d_head])]
+    assert (fused - reference).abs().max() < 1e-5
+    # causal=True drops the mask: the same numbers, as a right-padded row cannot see its padding
+    with fused_attention(tiny, causal=False):
+        masked = tiny(tokens)
+    assert (masked - reference).abs().max() < 1e-5
+    assert not [b for b in tiny.blocks if "forward" in vars(b.attn)]
 
 
 def test_stops_after_the_deepest_layer(tiny, small_data, monkeypatch):
