@@ -1,0 +1,96 @@
+"""Exact head effects vs attribution patching (atp) on SmolLM2-135M-Instruct: time and agreement.
+
+Both run on the same corrupted prompts with the same head means. Timing is interleaved in one
+process (exact, atp, exact, atp, ...) and reported as medians and their ratio. The exact sweep
+costs the same for every layer (one forward of ``n_heads x prompts`` rows per layer), so it is
+timed on ``--time-layers`` layers and the all-layer cost is that per-layer median times
+``n_layers`` (stated as such in the output). Agreement uses one exact sweep over all layers:
+Spearman rank correlation over the union of both methods' top-20 heads, and over the top-20 heads
+by exact effect.
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_head_effects.py --task antonym --repeats 3
+"""
+
+import os
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch (see instr_interp.engine)
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from scipy.stats import spearmanr
+
+import instr_interp as ii
+from instr_interp.tasks import icl_task
+from instr_interp.vectors import head_effects, head_means
+
+
+def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:
+    e, a = exact.flatten().numpy(), atp.flatten().numpy()
+    top_e = set(torch.topk(exact.flatten(), top).indices.tolist())
+    top_a = set(torch.topk(atp.flatten(), top).indices.tolist())
+    union = sorted(top_e | top_a)
+    by_exact = sorted(top_e)
+    return {
+        f"spearman_union_top{top}": float(spearmanr(e[union], a[union]).statistic),
+        f"spearman_top{top}_by_exact": float(spearmanr(e[by_exact], a[by_exact]).statistic),
+        "spearman_all_heads": float(spearmanr(e, a).statistic),
+        f"overlap_top{top}": len(top_e & top_a),
+        "top10_overlap": len(set(torch.topk(exact.flatten(), 10).indices.tolist())
+                             & set(torch.topk(atp.flatten(), 10).indices.tolist())),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--task", default="antonym")
+    parser.add_argument("--n-prompts", type=int, default=25)
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--time-layers", type=int, nargs="+", default=[5, 20])
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = ii.load_model(args.model, device="cpu")
+    train, _ = icl_task(args.task).split(seed=0, n_val=20)
+    means, n_correct = head_means(model, train, shots=args.shots, progress=False)
+    kw = dict(means=means, n_prompts=args.n_prompts, shots=args.shots, progress=False)
+
+    exact_t, atp_t = [], []
+    for r in range(args.repeats):
+        start = time.perf_counter()
+        head_effects(model, train, method="exact", layers=args.time_layers, **kw)
+        exact_t.append((time.perf_counter() - start) / len(args.time_layers))
+        start = time.perf_counter()
+        atp = head_effects(model, train, method="atp", **kw)
+        atp_t.append(time.perf_counter() - start)
+        print(f"repeat {r}: exact {exact_t[-1]:.1f} s/layer, atp {atp_t[-1]:.1f} s (all layers)", flush=True)
+    n_layers = model.cfg.n_layers
+    exact_all = statistics.median(exact_t) * n_layers
+    start = time.perf_counter()
+    exact = head_effects(model, train, method="exact", **kw)
+    exact_full_s = time.perf_counter() - start
+    result = {
+        "model": args.model, "task": args.task, "n_prompts": args.n_prompts, "shots": args.shots,
+        "n_correct_for_means": n_correct, "threads": 1, "platform": platform.processor() or platform.machine(),
+        "exact_s_per_layer": exact_t, "atp_s": atp_t,
+        "exact_all_layers_s_from_per_layer_median": exact_all,
+        "exact_all_layers_s_single_run": exact_full_s,
+        "ratio_exact_over_atp": exact_all / statistics.median(atp_t),
+        **agreement(exact, atp),
+    }
+    print(json.dumps(result, indent=1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"head_effects_{args.model}_{args.task}.json").write_text(json.dumps(result, indent=1))
+    torch.save({"exact": exact, "atp": atp}, f"/tmp/head_effects_{args.model}_{args.task}.pt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Tasks and head effects on the bundled SmolLM2-135M-Instruct (slow)."""
+
+import pytest
+import torch
+
+import instr_interp as ii
+from instr_interp.tasks import ICL_TASKS, answer_token, evaluate_task, icl_task
+from instr_interp.vectors import corrupted_prompts, head_effects
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return ii.load_model("smollm2-135m-instruct", device="cpu")
+
+
+def test_answers_start_with_a_space_prefixed_token(smol):
+    tok = smol.tokenizer
+    for name in ICL_TASKS:
+        for _, y in icl_task(name).pairs:
+            first = tok.decode([answer_token(smol, y)])
+            assert first.startswith(" ") and len(first) > 1, (name, y, first)
+
+
+def test_gqa_z_shape_and_few_shot_beats_zero_shot(smol):
+    seen = {}
+    smol.run_with_hooks(
+        torch.tensor([[1, 2, 3]]),
+        fwd_hooks=[("blocks.0.attn.hook_z", lambda z, hook: seen.update(z=z.shape))],
+    )
+    assert tuple(seen["z"]) == (1, 3, 9, 64)  # per query head: 9 heads although 3 KV heads
+    task = icl_task("present_past")
+    assert evaluate_task(smol, task, shots=5, n=20, progress=False).accuracy >= 0.8
+    assert evaluate_task(smol, task, n=20, progress=False).accuracy <= 0.2
+
+
+def test_exact_effects_equal_plain_patching_on_two_layers(smol):
+    task = icl_task("antonym")
+    means = torch.randn(30, 9, 64, generator=torch.Generator().manual_seed(0))
+    got = head_effects(
+        smol, task, means=means, n_prompts=3, shots=3, layers=[4, 11], batch_size=2, progress=False
+    )
+    prompts, pairs = corrupted_prompts(task, n_prompts=3, shots=3)
+    for layer in (4, 11):
+        ref = torch.zeros(9, dtype=torch.float64)
+        for prompt, (_, y) in zip(prompts, pairs):
+            ids = torch.tensor([smol.tokenizer(prompt)["input_ids"]])
+            target = smol.tokenizer(" " + y, add_special_tokens=False)["input_ids"][0]
+            with torch.no_grad():
+                base = float(smol(ids)[0, -1].softmax(-1)[target])
+                for head in range(9):
+
+                    def patch(z, hook=None, head=head, layer=layer):
+                        z = z.clone()
+                        z[0, -1, head] = means[layer, head]
+                        return z
+
+                    logits = smol.run_with_hooks(ids, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", patch)])
+                    ref[head] += float(logits[0, -1].softmax(-1)[target]) - base
+        ref /= len(prompts)
+        assert ref.abs().max() > 1e-4
+        torch.testing.assert_close(got[layer].double(), ref, atol=1e-5, rtol=0)
