@@ -11,6 +11,8 @@ from instr_interp.vectors import (
     random_heads,
     top_heads,
     vector_from_heads,
+    vector_scores,
+    vector_section,
 )
 
 TASK = Task(
@@ -214,3 +216,21 @@ def test_instruction_vector_sweep_and_round_trip(tiny, means, tmp_path):
     assert given.layer == 2 // 3 and torch.isnan(given.head_effects).all()
     with pytest.raises(ValueError, match="out of range"):
         instruction_vector(tiny, TASK, means=means, heads=[[5, 0]], layer=0, progress=False)
+
+
+def test_vector_scores_and_section(tiny, means):
+    iv = instruction_vector(tiny, TASK, means=means, k=3, n_prompts=4, shots=3, layer=1, progress=False)
+    scores = vector_scores(tiny, [iv], [TASK], n_random=2, progress=False)
+    row = scores.iloc[0]
+    assert row.zero_shot == evaluate_task(tiny, TASK, progress=False).accuracy
+    with add_vector(tiny, iv):
+        assert row.with_vector == evaluate_task(tiny, TASK, progress=False).accuracy
+    controls = []
+    for seed in range(2):
+        with add_vector(tiny, vector_from_heads(tiny, means, random_heads(tiny, 3, seed)), layer=1):
+            controls.append(evaluate_task(tiny, TASK, progress=False).accuracy)
+    assert row.random_heads == pytest.approx(sum(controls) / 2)
+    sections = vector_section([iv], scores)
+    assert len(sections) == 2 and sections[0].figures and f"{row.zero_shot:.2f}" in sections[1].reading
+    with pytest.raises(ValueError, match="columns"):
+        vector_section([iv], scores.drop(columns=["random_heads"]))
