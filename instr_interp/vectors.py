@@ -329,14 +329,16 @@ def add_vector(
     *,
     layer: int | None = None,
     positions: Literal["last", "all"] | Bool[Tensor, "batch pos"] | Bool[Tensor, " pos"] = "last",
-    scale: float = 1.0,
+    scale: float | None = None,
     last: Int[Tensor, " batch"] | None = None,
 ):
     """Add ``scale * vector`` to the residual stream after block ``layer`` (``blocks.L.hook_resid_post``).
 
     Args:
-        vector: an :class:`InstructionVector` (its ``.vector`` and ``.layer``) or a ``[d_model]`` tensor.
+        vector: an :class:`InstructionVector` (its ``.vector``, ``.layer`` and ``.scale``) or a
+            ``[d_model]`` tensor.
         layer: injection layer; default the vector's own (required for a plain tensor).
+        scale: multiplier; default the vector's own ``.scale`` (1.0 for a plain tensor).
         positions: ``"last"`` — the last prompt token of each row: ``last`` if given, else the
             positions declared by the running toolkit function (:func:`instr_interp.evaluate_task`
             and the head passes run right-padded and declare them), else the final position (right
@@ -355,7 +357,9 @@ def add_vector(
     """
     if isinstance(vector, InstructionVector):
         layer = vector.layer if layer is None else layer
+        scale = vector.scale if scale is None else scale
         vector = vector.vector
+    scale = 1.0 if scale is None else float(scale)
     if layer is None:
         raise ValueError("add_vector needs layer= when given a plain tensor.")
     vector = torch.as_tensor(vector)
@@ -416,7 +420,8 @@ class InstructionVector:
     head_means: Float[Tensor, "layer head d_head"]
     vector: Float[Tensor, " d_model"]
     layer: int
-    layer_sweep: dict[int, float] = field(default_factory=dict)  # validation accuracy per candidate layer
+    scale: float = 1.0  # add_vector's default multiplier (chosen by the sweep)
+    sweep: pd.DataFrame | None = None  # validation sweep: layer, scale, accuracy, p_target
     settings: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -478,7 +483,8 @@ class InstructionVector:
         meta = {
             "task": self.task,
             "layer": self.layer,
-            "layer_sweep": {str(k): v for k, v in self.layer_sweep.items()},
+            "scale": self.scale,
+            "sweep": None if self.sweep is None else self.sweep.to_dict(orient="list"),
             "settings": self.settings,
         }
         return save_result(path, "instruction_vector", tensors, meta)
@@ -493,7 +499,8 @@ class InstructionVector:
             head_means=tensors["head_means"],
             vector=tensors["vector"],
             layer=int(meta["layer"]),
-            layer_sweep={int(k): v for k, v in meta["layer_sweep"].items()},
+            scale=float(meta["scale"]),
+            sweep=None if meta["sweep"] is None else pd.DataFrame(meta["sweep"]),
             settings=meta["settings"],
         )
 
@@ -504,20 +511,23 @@ def sweep_layers(
     task: Task,
     *,
     layers: Sequence[int] | None = None,
-    scale: float = 1.0,
+    scale: float | Sequence[float] = 1.0,
     batch_size: int = 16,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``vector``
-    added at the last prompt token after each candidate layer."""
+    """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``scale * vector``
+    added at the last prompt token after each candidate layer (for each scale, if several)."""
     layers = range(model.cfg.n_layers) if layers is None else layers
+    scales = [scale] if isinstance(scale, (int, float)) else list(scale)
     rows = []
-    for layer in tqdm(list(layers), desc="layer sweep", disable=not progress):
-        with add_vector(model, vector, layer=layer, scale=scale):
+    grid = [(layer, s) for s in scales for layer in layers]
+    for layer, s in tqdm(grid, desc="layer sweep", disable=not progress):
+        with add_vector(model, vector, layer=layer, scale=s):
             score = evaluate_task(model, task, batch_size=batch_size, progress=False)
         rows.append(
             {
                 "layer": int(layer),
+                "scale": float(s),
                 "accuracy": score.accuracy,
                 "p_target": float(score.frame["p_target"].mean()),
             }
@@ -532,7 +542,7 @@ def instruction_vector(
     k: int = 10,
     layer: int | None = None,
     heads: Int[Tensor, "k 2"] | None = None,
-    method: Method = "exact",
+    method: Method = "atp",
     means: Float[Tensor, "layer head d_head"] | None = None,
     shots: int = 5,
     n_means: int = 100,
@@ -540,6 +550,7 @@ def instruction_vector(
     sweep: bool = True,
     n_val: int = 10,
     candidate_layers: Sequence[int] | None = None,
+    scales: Sequence[float] = (1.0, 2.0),
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
@@ -553,10 +564,13 @@ def instruction_vector(
         layer: injection layer (the vector is added at ``blocks.{layer}.hook_resid_post``). None:
             sweep ``candidate_layers`` (default all) and keep the best zero-shot validation accuracy
             (ties: higher mean answer probability, then the earlier layer); with ``sweep=False``,
-            ``n_layers // 3``.
+            ``n_layers // 3``. The sweep also picks the vector's ``scale`` among ``scales``
+            (ties: the smaller); without a sweep the scale is 1.
         heads: build from these ``(layer, head)`` rows instead of the top heads (universal sets,
             random controls from :func:`random_heads`); effects are then not computed (NaN).
-        method: head-effect method, ``"exact"`` or ``"atp"`` (see :func:`head_effects`).
+        method: head-effect method for ranking heads, ``"atp"`` (default: one forward and one backward;
+            measured on SmolLM2 to pick heads whose vector works, see docs/vectors.md) or ``"exact"``
+            (the reference; ``n_layers`` forwards of ``n_heads`` x the prompts, ~30x slower there).
         means: reuse head means (e.g. ``other_iv.head_means``) instead of computing them.
         shots: demonstrations in the clean (means) and corrupted (effects) prompts.
         n_means: clean prompts for the means (only correctly answered ones count).
@@ -595,14 +609,21 @@ def instruction_vector(
             raise ValueError(f"heads out of range for {facts.n_layers} layers x {facts.n_heads} heads.")
         effects = torch.full((facts.n_layers, facts.n_heads), float("nan"))
     vector = vector_from_heads(model, means, chosen)
-    sweep_result: dict[int, float] = {}
+    table, scale = None, 1.0
     if do_sweep:
         table = sweep_layers(
-            model, vector, val, layers=candidate_layers, batch_size=batch_size, progress=progress
+            model,
+            vector,
+            val,
+            layers=candidate_layers,
+            scale=scales,
+            batch_size=batch_size,
+            progress=progress,
         )
-        best = table.sort_values(["accuracy", "p_target", "layer"], ascending=[False, False, True]).iloc[0]
-        layer = int(best["layer"])
-        sweep_result = {int(r.layer): float(r.accuracy) for r in table.itertuples()}
+        best = table.sort_values(
+            ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
+        ).iloc[0]
+        layer, scale = int(best["layer"]), float(best["scale"])
     elif layer is None:
         layer = facts.n_layers // 3
     layer = int(layer) % facts.n_layers
@@ -624,7 +645,8 @@ def instruction_vector(
         head_means=means.float(),
         vector=vector,
         layer=layer,
-        layer_sweep=sweep_result,
+        scale=scale,
+        sweep=table,
         settings=settings,
     )
 
@@ -639,7 +661,7 @@ def vector_scores(
     tasks: Sequence[Task],
     *,
     n_random: int = 3,
-    scale: float = 1.0,
+    scale: float | None = None,
     batch_size: int = 16,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -665,7 +687,10 @@ def vector_scores(
         for seed in tqdm(range(n_random), desc=f"random heads {task.name}", disable=not progress):
             heads = random_heads(model, len(iv.top_heads), seed=seed)
             with add_vector(
-                model, vector_from_heads(model, iv.head_means, heads), layer=iv.layer, scale=scale
+                model,
+                vector_from_heads(model, iv.head_means, heads),
+                layer=iv.layer,
+                scale=iv.scale if scale is None else scale,
             ):
                 controls.append(evaluate_task(model, task, **kw).accuracy)
         rows.append(
@@ -722,8 +747,9 @@ def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | 
             )
             + f"The vector (norm {float(iv.vector.norm()):.2f}) is added after layer {iv.layer}"
             + (
-                f", chosen by a validation sweep (accuracy {iv.layer_sweep[iv.layer]:.2f} there)."
-                if iv.layer_sweep
+                f" at scale {iv.scale:g}, chosen by a validation sweep over layers and scales "
+                f"(validation accuracy {float(iv.sweep['accuracy'].max()):.2f})."
+                if iv.sweep is not None
                 else "."
             )
         )

@@ -199,21 +199,27 @@ def test_instruction_vector_sweep_and_round_trip(tiny, means, tmp_path):
     )
     assert iv.top_heads.shape == (3, 2) and torch.isfinite(iv.head_effects).all()
     torch.testing.assert_close(iv.vector, vector_from_heads(tiny, means, iv.top_heads))
-    assert set(iv.layer_sweep) == {0, 1} and iv.layer_sweep[iv.layer] == max(iv.layer_sweep.values())
-    # the sweep's accuracy for the chosen layer is reproducible on the validation split
+    sweep = iv.sweep
+    assert len(sweep) == 4 and set(sweep["scale"]) == {1.0, 2.0} and set(sweep["layer"]) == {0, 1}
+    best = sweep.sort_values(
+        ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
+    ).iloc[0]
+    assert (iv.layer, iv.scale) == (int(best.layer), float(best.scale))
+    # the sweep's numbers for the chosen layer and scale are reproducible on the validation split
     _, val = TASK.split(0, 5)
-    with add_vector(tiny, iv):
-        assert evaluate_task(tiny, val, progress=False).accuracy == iv.layer_sweep[iv.layer]
+    with add_vector(tiny, iv):  # uses iv.layer and iv.scale
+        score = evaluate_task(tiny, val, progress=False)
+    assert score.accuracy == best.accuracy
+    assert float(score.frame["p_target"].mean()) == pytest.approx(best.p_target, abs=1e-6)
     iv.save(tmp_path / "iv")
     back = InstructionVector.load(tmp_path / "iv")
-    assert (
-        back.layer == iv.layer and torch.equal(back.vector, iv.vector) and back.layer_sweep == iv.layer_sweep
-    )
+    assert back.layer == iv.layer and back.scale == iv.scale and torch.equal(back.vector, iv.vector)
+    assert back.sweep.equals(iv.sweep)
     assert iv.plot().data and len(iv.frame()) == 3
     given = instruction_vector(
         tiny, TASK, means=means, heads=[[1, 2]], layer=None, sweep=False, progress=False
     )
-    assert given.layer == 2 // 3 and torch.isnan(given.head_effects).all()
+    assert given.layer == 2 // 3 and given.scale == 1.0 and torch.isnan(given.head_effects).all()
     with pytest.raises(ValueError, match="out of range"):
         instruction_vector(tiny, TASK, means=means, heads=[[5, 0]], layer=0, progress=False)
 
