@@ -13,7 +13,16 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from .ablation import critical_role, random_like  # noqa: E402
+from .attribution import (  # noqa: E402
+    Attribution,
+    AttributionSet,
+    attribute,
+    attribute_many,
+    compare_scores,
+    generate_responses,
+)
 from .compare import SetComparison, compare  # noqa: E402
+from .concepts import Concepts, compare_concepts, concept_shares, ffn_concepts, lexicon_labeller  # noqa: E402
 from .data import (  # noqa: E402
     CATEGORIES,
     EncodedBatch,
@@ -27,55 +36,90 @@ from .data import (  # noqa: E402
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
+from .forgetting import ForgettingReport, forgetting_report  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions import ablate_neurons, mean_activations  # noqa: E402
 from .likelihood import response_nll  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .neurons import NeuronSets, find_isns  # noqa: E402
 from .probes import FiringStats, NeuronFiring  # noqa: E402
+from .tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
 from .training import FinetuneResult, finetune  # noqa: E402
+from .vectors import InstructionVector, add_vector, head_effects, instruction_vector, random_heads  # noqa: E402
+from .vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
+from .wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BUNDLED",
-    "CATEGORIES",
-    "BatchContext",
-    "EncodedBatch",
-    "EncodedDataset",
-    "ExpertSets",
-    "ExpertStats",
-    "FinetuneResult",
-    "FiringStats",
-    "HookSite",
-    "InstructionDataset",
-    "InstructionRecord",
-    "ModelFacts",
-    "NeuronFiring",
-    "NeuronSets",
-    "Probe",
-    "Region",
-    "SetComparison",
     "ablate_experts",
     "ablate_neurons",
+    "add_vector",
+    "attribute",
+    "attribute_many",
+    "Attribution",
+    "AttributionSet",
+    "BatchContext",
     "blas_reproducible",
+    "BUNDLED",
     "cache_dir",
+    "CATEGORIES",
     "compare",
+    "compare_concepts",
+    "compare_scores",
+    "concept_shares",
+    "Concepts",
     "critical_role",
     "encode",
+    "EncodedBatch",
+    "EncodedDataset",
+    "evaluate_task",
+    "ExpertSets",
+    "ExpertStats",
     "feed_cache",
+    "ffn_concepts",
     "find_ises",
-    "finetune",
     "find_isns",
+    "finetune",
+    "FinetuneResult",
+    "FiringStats",
+    "forgetting_report",
+    "ForgettingReport",
+    "frequent_words",
+    "generate_responses",
+    "head_effects",
+    "head_word_pairs",
     "hexainst",
     "hook_names",
     "hook_site",
+    "HookSite",
+    "icl_task",
+    "ICL_TASKS",
+    "instruction_vector",
+    "instruction_verb_shift",
+    "INSTRUCTION_VERBS",
+    "InstructionDataset",
+    "InstructionRecord",
+    "InstructionVector",
+    "lexicon_labeller",
     "load_instructions",
     "load_model",
     "mean_activations",
     "model_facts",
+    "model_word_pairs",
+    "ModelFacts",
+    "NeuronFiring",
+    "NeuronSets",
+    "Probe",
+    "random_heads",
     "random_like",
+    "Region",
     "response_nll",
     "run",
+    "SetComparison",
+    "Task",
+    "TaskScore",
     "tiny_model",
+    "word_vectors",
+    "WordPairs",
 ]

@@ -28,7 +28,8 @@ def test_readme_python_examples_run():
         exec(compile(block, "README.md", "exec"), {})
 
 
-MODULES = ["data.dataset", "data.encoding", "engine", "hooks", "models", "neurons", "interventions", "likelihood"]
+MODULES = ["data.dataset", "data.encoding", "engine", "hooks", "models", "neurons", "interventions", "likelihood",
+           "vocabulary", "concepts", "wordpairs"]
 
 
 @pytest.mark.parametrize("name", MODULES)
