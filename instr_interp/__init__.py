@@ -36,7 +36,7 @@ from .data import (  # noqa: E402
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
-from .forgetting import ForgettingReport, forgetting_report  # noqa: E402
+from .forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions import ablate_neurons, mean_activations  # noqa: E402
 from .likelihood import response_nll  # noqa: E402
@@ -84,6 +84,8 @@ __all__ = [
     "FinetuneResult",
     "FiringStats",
     "forgetting_report",
+    "format_accuracy",
+    "measure_forgetting",
     "ForgettingReport",
     "frequent_words",
     "generate_responses",

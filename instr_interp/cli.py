@@ -16,109 +16,23 @@ def _load_data(spec: str | None):
     return hexainst() if spec in (None, "hexainst") else load_instructions(spec)
 
 
-def _firing(model, data, out: Path, batch_size: int):
-    """Firing statistics, cached in ``out/cache`` by model and data fingerprint."""
-    from .data.encoding import encode
-    from .engine import run
-    from .probes import FiringStats, NeuronFiring
-
-    encoded = encode(data, model.tokenizer)
-    key = f"{model.instr_interp_name}-{data.fingerprint()}".replace("/", "_")
-    cached = out / "cache" / f"firing-{key}"
-    if (cached / "manifest.json").exists():
-        print(f"firing statistics: reusing {cached}")
-        return FiringStats.load(cached), encoded
-    (probe,) = run(model, encoded, [NeuronFiring(activation_sums=True)], batch_size=batch_size)
-    stats = probe.result()
-    stats.save(cached)
-    return stats, encoded
-
-
-def _critical_role(model, data, sets, out: Path, per_category: int):
-    import pandas as pd
-
-    from .ablation import critical_role
-
-    subset = data.sample(per_category=per_category, seed=0)
-    key = f"{model.instr_interp_name}-{subset.fingerprint()}-{sets.settings.get('k')}".replace("/", "_")
-    cached = out / "cache" / f"critical-{key}.csv"
-    if cached.exists():
-        print(f"critical role: reusing {cached}")
-        return pd.read_csv(cached), len(subset)
-    frame = critical_role(model, subset, sets, seeds=3, progress=True)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(cached, index=False)
-    return frame, len(subset)
-
-
-BEFORE_AFTER_BASE = "gemma-3-270m"
-
-
-def _before_after(out: Path, data, batch_size: int, quick: bool):
-    """Gemma-3-270M base vs the same model fine-tuned (LoRA) on the built-in set, cached once."""
-    from .compare import compare
-    from .data.dataset import hexainst
-    from .models import cache_dir, load_model
-    from .neurons import NeuronSets, find_isns
-    from .training import FinetuneResult, finetune
-
-    train = hexainst().sample(per_category=10, seed=0) if quick else hexainst()
-    tuned_dir = cache_dir() / f"gemma-3-270m-hexainst-lora{'-quick' if quick else ''}"
-    if (tuned_dir / "instr_interp_finetune.json").exists():
-        result = FinetuneResult.load(tuned_dir)
-        print(f"fine-tuned model: reusing {tuned_dir}")
-    else:
-        result = finetune(BEFORE_AFTER_BASE, train, tuned_dir, method="lora", epochs=1, batch_size=8)
-    sets = {}
-    for label, name in (("before", BEFORE_AFTER_BASE), ("after", str(tuned_dir))):
-        cached = out / "cache" / f"isn-{label}{'-quick' if quick else ''}-{data.fingerprint()}"
-        if (cached / "manifest.json").exists():
-            sets[label] = NeuronSets.load(cached)
-            continue
-        model = load_model(name, device="cpu")
-        sets[label] = find_isns(model, data, batch_size=batch_size)
-        sets[label].save(cached)
-    note = (f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
-            f"{result.steps} steps on the built-in set ({result.seconds / 60:.1f} CPU minutes; response loss "
-            f"{result.losses[0]:.2f} at the first step, {sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} "
-            f"averaged over the last five).")
-    return compare(sets["before"], sets["after"]), note
-
-
 def cmd_report(args) -> int:
-    from .models import load_model
-    from .neurons import sets_from_firing
-    from .report import (
-        comparison_section,
-        critical_role_section,
-        dataset_section,
-        firing_section,
-        isn_sections,
-        write_report,
-    )
+    from .pipeline import Plan, run_stages
+    from .report import write_report
 
     start = time.perf_counter()
-    out = Path(args.out)
     data = _load_data(args.data)
     if args.quick:
         data = data.sample(per_category=10, seed=0)
-    print(f"[1/4] loading {args.model}")
-    model = load_model(args.model, device=args.device)
-    print(f"[2/4] shared activation pass over {len(data)} instructions")
-    stats, encoded = _firing(model, data, out, args.batch_size)
-    sets = sets_from_firing(stats, top=args.top)
-    print("[3/4] ablating each category's neurons (critical role)")
-    frame, n_records = _critical_role(model, data, sets, out, 3 if args.quick else 8)
-    sections = [dataset_section(data, encoded), firing_section(stats), *isn_sections(sets),
-                critical_role_section(frame, n_records)]
-    if not args.no_finetune:
-        print(f"[4/4] before/after fine-tuning ({BEFORE_AFTER_BASE})")
-        diff, note = _before_after(out, data, args.batch_size, args.quick)
-        sections.append(comparison_section(diff, f"{BEFORE_AFTER_BASE} (base)", "its fine-tuned version", note))
-    print("writing the report")
-    path = write_report(sections, out / "index.html", title="instr_interp report",
-                        meta=f"model {args.model} · data {data.name} ({len(data)} records)")
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    plan = Plan(model=args.model, data=data, out=Path(args.out), quick=args.quick, device=args.device,
+                batch_size=args.batch_size, top=args.top, finetune=not args.no_finetune)
+    sections = run_stages(plan)
+    seconds = time.perf_counter() - start
+    timing = ", ".join(f"{name} {t:.0f} s" for name, t in plan.timings.items())
+    path = write_report(sections, plan.out / "index.html", title="instr_interp report",
+                        meta=f"model {args.model} · data {data.name} ({len(data)} records) · "
+                        f"{'quick' if args.quick else 'full'} run in {seconds / 60:.1f} min ({timing})")
+    print(f"done in {seconds:.1f} s ({timing})")
     print(f"report: {path.resolve()}")
     return 0
 
@@ -212,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
     rep.add_argument("--no-finetune", action="store_true",
-                     help="skip the before/after fine-tuning comparison (it trains Gemma-3-270M once, ~10 min)")
+                     help="skip fine-tuning Gemma-3-270M (trained once, then cached) and the before/after sections")
     rep.add_argument("--top", type=float, default=0.01,
                      help="fraction of all neurons kept as instruction-specific (default 0.01)")
     rep.set_defaults(func=cmd_report)

@@ -29,7 +29,7 @@ def test_readme_python_examples_run():
 
 
 MODULES = ["data.dataset", "data.encoding", "engine", "hooks", "models", "neurons", "interventions", "likelihood",
-           "vocabulary", "concepts", "wordpairs"]
+           "vocabulary", "concepts", "wordpairs", "attribution"]
 
 
 @pytest.mark.parametrize("name", MODULES)

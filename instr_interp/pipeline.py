@@ -1,0 +1,229 @@
+"""The report's stages: each runs one analysis with the report's settings, caches its result under
+``OUT/cache`` and returns report sections. ``instr-interp report`` chains them; the sub-commands of
+the command line call the same analyses directly.
+
+Every stage takes a :class:`Plan` (the models and sizes, full or quick) and returns a list of
+:class:`~instr_interp.report.Section`. A finished result is saved before the next stage starts, so
+an interrupted report resumes where it stopped and a re-run only re-renders the page.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Plan", "cached", "STAGES", "run_stages"]
+
+BASE = "gemma-3-270m"  # the bundled base model; the report fine-tunes it for the before/after sections
+
+
+@dataclass(kw_only=True)
+class Plan:
+    """What the report runs: models, data and sizes (``quick`` shrinks every size)."""
+
+    model: str
+    data: object  # InstructionDataset
+    out: Path
+    quick: bool = False
+    device: str | None = None
+    batch_size: int = 16
+    top: float = 0.01
+    finetune: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+    _models: dict = field(default_factory=dict)
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache" / ("quick" if self.quick else "full")
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def load(self, name: str):
+        """Load a model once per report (the bridge is reused by every stage)."""
+        from .models import load_model
+
+        if name not in self._models:
+            self._models[name] = load_model(name, device=self.device)
+        return self._models[name]
+
+    @property
+    def tuned(self) -> Path:
+        from .models import cache_dir
+
+        return cache_dir() / f"{BASE}-hexainst-lora{'-quick' if self.quick else ''}"
+
+
+def cached(path: Path, compute: Callable, save: Callable, load: Callable, what: str):
+    """``load(path)`` when a finished result is there, else ``compute()``, saved with ``save(value, path)``."""
+    if path.exists():
+        print(f"  {what}: reusing {path}")
+        return load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(value, path)
+    return value
+
+
+def _csv(path):
+    return pd.read_csv(path)
+
+
+def _to_csv(frame, path):
+    frame.to_csv(path, index=False)
+
+
+def _key(*parts) -> str:
+    return "-".join(str(p).replace("/", "_") for p in parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# Stages
+
+
+def neurons_stage(plan: Plan) -> list:
+    """Dataset, the shared activation pass, ISN sets and their critical role (the default model)."""
+    from .ablation import critical_role
+    from .data.encoding import encode
+    from .engine import run
+    from .neurons import sets_from_firing
+    from .probes import FiringStats, NeuronFiring
+    from .report import critical_role_section, dataset_section, firing_section, isn_sections
+
+    model = plan.load(plan.model)
+    encoded = encode(plan.data, model.tokenizer)
+
+    def firing():
+        (probe,) = run(model, encoded, [NeuronFiring(activation_sums=True)], batch_size=plan.batch_size)
+        return probe.result()
+
+    stats = cached(plan.cache / _key("firing", plan.model, plan.data.fingerprint()), firing,
+                   lambda v, p: v.save(p), FiringStats.load, "firing statistics")
+    sets = sets_from_firing(stats, top=plan.top)
+    subset = plan.data.sample(per_category=plan.size(8, 3), seed=0)
+    frame = cached(plan.cache / _key("critical", plan.model, subset.fingerprint(), plan.top) / "frame.csv",
+                   lambda: critical_role(model, subset, sets, seeds=3, progress=True), _to_csv, _csv,
+                   "critical role")
+    return [dataset_section(plan.data, encoded), firing_section(stats), *isn_sections(sets),
+            critical_role_section(frame, len(subset))]
+
+
+def _tuned_model(plan: Plan):
+    """Gemma-3-270M base fine-tuned with LoRA on the built-in set (trained once, kept in the model cache)."""
+    from .data.dataset import hexainst
+    from .training import FinetuneResult, finetune
+
+    if (plan.tuned / "instr_interp_finetune.json").exists():
+        print(f"  fine-tuned model: reusing {plan.tuned}")
+        return FinetuneResult.load(plan.tuned)
+    train = hexainst().sample(per_category=plan.size(20, 5), seed=0)
+    return finetune(BASE, train, plan.tuned, method="lora", epochs=1, batch_size=8)
+
+
+def before_after_stage(plan: Plan) -> list:
+    """ISN sets of the base model and of its fine-tuned version, compared."""
+    from .compare import compare
+    from .neurons import NeuronSets, find_isns
+    from .report import comparison_section
+
+    result = _tuned_model(plan)
+    sets = {}
+    for label, name in (("before", BASE), ("after", str(plan.tuned))):
+        sets[label] = cached(plan.cache / _key("isn", label, plan.data.fingerprint()),
+                             lambda name=name: find_isns(plan.load(name), plan.data, batch_size=plan.batch_size),
+                             lambda v, p: v.save(p), NeuronSets.load, f"ISNs ({label})")
+    note = (f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
+            f"{result.steps} steps on {result.settings['records']} built-in records "
+            f"({result.seconds / 60:.1f} CPU minutes; response loss {result.losses[0]:.2f} at the first step, "
+            f"{sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} averaged over the last five).")
+    return [comparison_section(compare(sets["before"], sets["after"]), f"{BASE} (base)",
+                               "its fine-tuned version", note)]
+
+
+def _models_compared(plan: Plan) -> dict[str, str]:
+    """Label -> model name: the instruction-tuned default, the base model and (with fine-tuning) its tune."""
+    models = {f"{BASE} (base)": BASE}
+    if plan.finetune:
+        models[f"{BASE} + LoRA (ours)"] = str(plan.tuned)
+    models[plan.model] = plan.model
+    return models
+
+
+def attribution_stage(plan: Plan) -> list:
+    """One attributed example, and instruction scores of base vs instruction-tuned models."""
+    from .attribution import Attribution, AttributionSet, attribute, attribute_many, attribution_sections
+
+    model = plan.load(plan.model)
+    subset = plan.data.sample(per_category=plan.size(4, 1), seed=11)
+    example = cached(plan.cache / _key("attribution-example", plan.model, subset[0].id),
+                     lambda: attribute(model, subset[0], max_new_tokens=32), lambda v, p: v.save(p),
+                     Attribution.load, "attribution example")
+    sets = {}
+    for label, name in _models_compared(plan).items():
+        sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
+                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(24, 12)),
+                             lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
+    return attribution_sections(example, sets)
+
+
+def concepts_stage(plan: Plan) -> list:
+    """FFN concept shares per layer group for the default model and the base model."""
+    from .concepts import concept_shares, concepts_section
+
+    shares = {}
+    names = {plan.model: plan.model, f"{BASE} (base)": BASE}
+    for label, name in names.items():
+        shares[label] = cached(plan.cache / _key("concepts", name) / "shares.csv",
+                               lambda name=name: concept_shares(plan.load(name), n_groups=3,
+                                                                n_components=plan.size(300, 50)),
+                               _to_csv, _csv, f"concept shares ({label})")
+    section = concepts_section(shares)
+    if plan.finetune:
+        section.reading += (" The LoRA tune of the base model trains only the attention q/v projections, so its "
+                            "down-projections, and with them its concepts, are exactly the base model's.")
+    return [section]
+
+
+def wordpairs_stage(plan: Plan) -> list:
+    """Attention-head word pairs of the default model and the base model, and the instruction-verb shift."""
+    from .vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
+    from .wordpairs import WordPairs, instruction_verb_shift, model_word_pairs, wordpairs_section
+
+    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 1000)) + list(INSTRUCTION_VERBS)
+                                    + general_verbs()))
+    pairs = {}
+    for label, name in _models_compared(plan).items():
+        pairs[label] = cached(plan.cache / _key("wordpairs", name, len(vocabulary)),
+                              lambda name=name: model_word_pairs(plan.load(name), vocabulary=vocabulary, top_dims=32),
+                              lambda v, p: v.save(p), WordPairs.load, f"word pairs ({label})")
+    shift = None
+    if plan.finetune:
+        labels = list(pairs)
+        shift = instruction_verb_shift(pairs[labels[0]], pairs[labels[1]], group=8)
+    return [wordpairs_section(pairs, shift=shift)]
+
+
+STAGES: dict[str, Callable[[Plan], list]] = {
+    "neurons": neurons_stage,
+    "before/after": before_after_stage,
+    "attribution": attribution_stage,
+    "concepts": concepts_stage,
+    "word pairs": wordpairs_stage,
+}
+
+
+def run_stages(plan: Plan, stages: dict[str, Callable[[Plan], list]] | None = None) -> list:
+    """Run the stages in order, printing each one's time; returns all sections."""
+    stages = dict(stages or STAGES)
+    if not plan.finetune:
+        stages.pop("before/after", None)
+    sections = []
+    for i, (name, stage) in enumerate(stages.items(), 1):
+        print(f"[{i}/{len(stages)}] {name}")
+        start = time.perf_counter()
+        sections += stage(plan)
+        plan.timings[name] = time.perf_counter() - start
+        print(f"  {name}: {plan.timings[name]:.0f} s")
+    return sections
