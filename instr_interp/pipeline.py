@@ -205,12 +205,53 @@ def wordpairs_stage(plan: Plan) -> list:
     return [wordpairs_section(pairs, shift=shift)]
 
 
+VECTOR_TASKS = ("antonym", "country_capital", "present_past")
+
+
+def vectors_stage(plan: Plan) -> list:
+    """Instruction vectors of built-in word tasks on the default model: head effects, top heads, and
+    zero-shot accuracy without a vector, with it, and with random-head vectors on held-out pairs."""
+    from .tasks import icl_task
+    from .vectors import InstructionVector, instruction_vector, vector_scores, vector_section
+
+    model = plan.load(plan.model)
+    names = VECTOR_TASKS[: plan.size(3, 2)]
+    splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
+    vectors = [cached(plan.cache / _key("vector", plan.model, train.name),
+                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(60, 20),
+                                                             n_prompts=plan.size(25, 10)),
+                      lambda v, p: v.save(p), InstructionVector.load, f"instruction vector ({train.name})")
+               for train, _ in splits]
+    scores = cached(plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
+                    lambda: vector_scores(model, vectors, [val for _, val in splits], n_random=plan.size(3, 1)),
+                    _to_csv, _csv, "vector scores")
+    return vector_section(vectors, scores)
+
+
+def forgetting_stage(plan: Plan) -> list:
+    """Sequential LoRA fine-tuning of the default model on two word tasks, plain vs IV-guided."""
+    import json
+
+    from .continual import forgetting_demo
+    from .forgetting import forgetting_section
+
+    path = plan.cache / _key("forgetting", plan.model) / "results.json"
+    results = cached(path, lambda: forgetting_demo(
+        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(16, 8), general_n=plan.size(24, 12),
+        n_means=plan.size(20, 10), n_prompts=plan.size(10, 6), layers=(8, 10, 12)),
+        lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
+        "forgetting demonstration")
+    return forgetting_section(results)
+
+
 STAGES: dict[str, Callable[[Plan], list]] = {
     "neurons": neurons_stage,
     "before/after": before_after_stage,
     "attribution": attribution_stage,
     "concepts": concepts_stage,
     "word pairs": wordpairs_stage,
+    "instruction vectors": vectors_stage,
+    "forgetting": forgetting_stage,
 }
 
 
