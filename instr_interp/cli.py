@@ -67,9 +67,12 @@ def cmd_ises(args) -> int:
 
 def cmd_finetune(args) -> int:
     from .training import finetune
+    from .vectors import InstructionVector
 
+    guidance = [InstructionVector.load(p) for p in args.iv] or None
     result = finetune(args.model, _load_data(args.data), args.out, method=args.method, epochs=args.epochs,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, iv_guidance=guidance,
+                      kl_weight=args.kl_weight if guidance else None)
     print(f"saved the tuned model to {result.path.resolve()} ({result.steps} steps, {result.seconds:.0f} s); "
           f"load it with ii.load_model({str(result.path)!r})")
     return 0
@@ -92,6 +95,106 @@ def cmd_compare(args) -> int:
     diff.plot_layers().write_html(out / "layers.html", include_plotlyjs=True)
     print(diff.summary.to_string(index=False))
     print(f"saved to {out.resolve()}")
+    return 0
+
+
+def cmd_attribute(args) -> int:
+    from .attribution import attribute_many, compare_scores
+    from .models import load_model
+
+    data = _load_data(args.data)
+    if args.per_category:
+        data = data.sample(per_category=args.per_category, seed=0)
+    out = Path(args.out)
+    sets = []
+    for name in [args.model, *([args.base] if args.base else [])]:
+        result = attribute_many(load_model(name, device=args.device), data, max_new_tokens=args.max_new_tokens)
+        target = out if name == args.model else out / "base"
+        result.save(target)
+        result.frame.to_csv(target / "scores.csv", index=False)
+        sets.append(result)
+        print(f"{name}: instruction score {result.frame['instruction_score'].mean():.3f} "
+              f"± {result.frame['instruction_score'].std():.3f} over {len(result.frame)} records -> {target}")
+    if args.base:
+        table = compare_scores(sets[1], sets[0])
+        table.to_csv(out / "comparison.csv", index=False)
+        print(table.to_string(index=False))
+    return 0
+
+
+def cmd_concepts(args) -> int:
+    from .concepts import concept_shares, ffn_concepts
+    from .models import load_model
+
+    model = load_model(args.model, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    shares = concept_shares(model, n_groups=args.n_groups, n_components=args.components)
+    shares.to_csv(out / "shares.csv", index=False)
+    for layer in args.layers or []:
+        concepts = ffn_concepts(model, layer, n_components=args.components)
+        concepts.save(out / f"layer{layer}")
+        concepts.plot().write_html(out / f"layer{layer}.html", include_plotlyjs=True)
+    print(shares.to_string(index=False))
+    print(f"saved to {out.resolve()}")
+    return 0
+
+
+def cmd_wordpairs(args) -> int:
+    from .models import load_model
+    from .vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
+    from .wordpairs import instruction_verb_shift, model_word_pairs, verb_pair_counts
+
+    vocabulary = list(dict.fromkeys(frequent_words(args.vocab_size) + list(INSTRUCTION_VERBS) + general_verbs()))
+    out = Path(args.out)
+    model = load_model(args.model, device=args.device)
+    pairs = model_word_pairs(model, vocabulary=vocabulary, top_dims=args.top_dims)
+    pairs.save(out)
+    verb_pair_counts(pairs, n_groups=min(3, model.cfg.n_layers)).to_csv(out / "verb_pairs.csv", index=False)
+    if args.base:
+        base = model_word_pairs(load_model(args.base, device=args.device), vocabulary=vocabulary,
+                                top_dims=args.top_dims)
+        base.save(out / "base")
+        shift = instruction_verb_shift(base, pairs, group=8)
+        shift.to_csv(out / "verb_shift.csv", index=False)
+        print(shift.to_string(index=False))
+    print(f"saved to {out.resolve()}")
+    return 0
+
+
+def cmd_iv(args) -> int:
+    from .models import load_model
+    from .tasks import icl_task
+    from .vectors import instruction_vector, vector_scores
+
+    model = load_model(args.model, device=args.device)
+    out = Path(args.out)
+    vectors, held_out = [], []
+    for name in args.tasks:
+        train, val = icl_task(name).split(seed=0, n_val=args.n_val)
+        iv = instruction_vector(model, train, method=args.method, k=args.k)
+        iv.save(out / name)
+        iv.plot().write_html(out / f"{name}_heads.html", include_plotlyjs=True)
+        vectors.append(iv)
+        held_out.append(val)
+    scores = vector_scores(model, vectors, held_out)
+    scores.to_csv(out / "scores.csv", index=False)
+    print(scores.to_string(index=False))
+    print(f"saved to {out.resolve()} (reload a vector with ii.InstructionVector.load)")
+    return 0
+
+
+def cmd_forgetting(args) -> int:
+    import json
+
+    from .continual import forgetting_demo
+
+    results = forgetting_demo(args.model, args.tasks, epochs=args.epochs, kl_weight=args.kl_weight)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    print(results["verdict"])
+    print(f"saved to {(out / 'results.json').resolve()}")
     return 0
 
 
@@ -159,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--method", choices=["lora", "full"], default="lora")
     ft.add_argument("--epochs", type=int, default=1)
     ft.add_argument("--batch-size", type=int, default=8)
+    ft.add_argument("--iv", nargs="*", default=[], metavar="DIR",
+                    help="instruction vectors (saved by `instr-interp iv`) to guide training against forgetting")
+    ft.add_argument("--kl-weight", type=float, default=5.0, help="weight of the IV-guided KL term (with --iv)")
     ft.set_defaults(func=cmd_finetune)
     cmp = sub.add_parser("compare", help="compare saved neuron/expert sets before and after fine-tuning",
                          description="Compare two saved results of `isns` (or `ises`) on the same architecture.")
@@ -166,6 +272,57 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--after", required=True, help="the same on the tuned model")
     cmp.add_argument("--out", required=True, help="output directory")
     cmp.set_defaults(func=cmd_compare)
+    def model_args(p):
+        p.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
+        p.add_argument("--out", required=True, help="output directory for the result files")
+        p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+
+    att = sub.add_parser("attribute", help="gradient input->output attribution and instruction scores",
+                         description="Each model answers the instructions greedily; every response token's "
+                         "probability is attributed to the prompt tokens (gradient x input). Writes the scores "
+                         "(scores.csv) and, with --base, a one-sided Welch test that --model scores higher.")
+    model_args(att)
+    att.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")
+    att.add_argument("--per-category", type=int, default=5, help="records per category (0: all; default 5)")
+    att.add_argument("--base", default=None, help="a base model to compare with (e.g. gemma-3-270m)")
+    att.add_argument("--max-new-tokens", type=int, default=32, help="length of the greedy responses (default 32)")
+    att.set_defaults(func=cmd_attribute)
+    con = sub.add_parser("concepts", help="FFN concepts: PCA of each layer's down-projection, labelled",
+                         description="Principal components of the MLP value vectors, read through the words they "
+                         "align with and labelled offline (task / linguistic level); writes shares.csv per "
+                         "layer group, and the components of --layers.")
+    model_args(con)
+    con.add_argument("--n-groups", type=int, default=3, help="layer groups (default 3: lower/middle/upper)")
+    con.add_argument("--components", type=int, default=300, help="components per layer (default 300)")
+    con.add_argument("--layers", type=int, nargs="*", help="also save these layers' components and top words")
+    con.set_defaults(func=cmd_concepts)
+    wp = sub.add_parser("wordpairs", help="word pairs each attention head relates (W_Q/W_K)",
+                        description="Related word pairs that each head's query/key weights connect; with --base, "
+                        "the instruction-verb test (do tuned heads gain pairs with instruction verbs?).")
+    model_args(wp)
+    wp.add_argument("--base", default=None, help="the base model of --model (same architecture)")
+    wp.add_argument("--top-dims", type=int, default=32, help="dimensions per head (default 32)")
+    wp.add_argument("--vocab-size", type=int, default=3000, help="frequent English words used (default 3000)")
+    wp.set_defaults(func=cmd_wordpairs)
+    iv = sub.add_parser("iv", help="instruction vectors of word tasks from causal attention heads",
+                        description="For each task: head effects, top heads, the vector and its injection layer; "
+                        "scores.csv compares zero-shot accuracy without, with the vector, and with random heads.")
+    model_args(iv)
+    iv.add_argument("--tasks", nargs="+", default=["antonym", "country_capital"],
+                    help="built-in tasks (see ii.ICL_TASKS); default: antonym country_capital")
+    iv.add_argument("--method", choices=["atp", "exact"], default="atp", help="head-effect method (default atp)")
+    iv.add_argument("-k", type=int, default=10, help="heads summed into the vector (default 10)")
+    iv.add_argument("--n-val", type=int, default=20, help="held-out pairs per task (default 20)")
+    iv.set_defaults(func=cmd_iv)
+    fg = sub.add_parser("forgetting", help="sequential fine-tuning, plain vs IV-guided: what is forgotten",
+                        description="Tunes --model on the tasks in order, plainly and with instruction-vector "
+                        "guidance, and measures forgetting of the first task and of general instructions "
+                        "(about 15 minutes on a 2-core CPU with the defaults).")
+    model_args(fg)
+    fg.add_argument("--tasks", nargs="+", default=["antonym", "present_past", "country_capital"])
+    fg.add_argument("--epochs", type=int, default=2)
+    fg.add_argument("--kl-weight", type=float, default=5.0)
+    fg.set_defaults(func=cmd_forgetting)
     return parser
 
 

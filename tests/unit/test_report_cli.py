@@ -64,3 +64,27 @@ def test_cli_isns_and_compare_on_a_local_model(tmp_path, small_data):
     assert summary.count("1.0") >= 6  # identical runs: every category's Jaccard is 1
     assert main(["compare", "--before", str(tmp_path / "nope"), "--after", str(tmp_path / "b"),
                  "--out", str(tmp_path / "d")]) == 2
+
+
+def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data):
+    import pandas as pd
+
+    model_dir = tmp_path / "tiny"
+    ii.models.tiny_hf_model(seed=0).save_pretrained(model_dir)
+    ii.models.tiny_tokenizer().save_pretrained(model_dir)
+    data = small_data.save(tmp_path / "d.jsonl")
+    common = ["--model", str(model_dir), "--device", "cpu"]
+    assert main(["attribute", *common, "--data", str(data), "--per-category", "1", "--max-new-tokens", "4",
+                 "--out", str(tmp_path / "att")]) == 0
+    scores = pd.read_csv(tmp_path / "att" / "scores.csv")
+    reloaded = ii.AttributionSet.load(tmp_path / "att")
+    assert len(scores) == len(reloaded.frame) and scores["instruction_score"].notna().all()
+    assert main(["concepts", *common, "--components", "8", "--n-groups", "2", "--layers", "0", "--out", str(tmp_path / "con")]) == 0
+    assert ii.Concepts.load(tmp_path / "con" / "layer0").components.shape[0] == 8
+    assert main(["wordpairs", *common, "--vocab-size", "300", "--top-dims", "4", "--out", str(tmp_path / "wp")]) == 0
+    assert (tmp_path / "wp" / "verb_pairs.csv").exists()
+
+
+def test_cli_iv_refuses_unknown_tasks(capsys):
+    assert main(["iv", "--tasks", "no_such_task", "--out", "/tmp/x", "--model", "smollm2-135m-instruct"]) == 2
+    assert "no_such_task" in capsys.readouterr().err
