@@ -39,7 +39,6 @@ from .tasks import (
     evaluate_task,
     iter_batches,
     last_token_logits,
-    task_prompts,
     tokenize_prompts,
 )
 
@@ -67,11 +66,16 @@ def _z_names(model) -> list[str]:
     return [hook_site(model, "attn_z", layer).name for layer in range(model.cfg.n_layers)]
 
 
-def _queries(task: Task, n: int | None, seed: int) -> Task:
-    """The task with its pairs shuffled by ``seed`` and cut to ``n`` (the query pairs)."""
+def _prompts(
+    task: Task, n: int | None, shots: int, seed: int, corrupt: bool
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Few-shot prompts for ``n`` query pairs (the task's pairs shuffled by ``seed``); the
+    demonstrations of query ``i`` come from all other pairs of the task, drawn with ``seed + i``."""
     pairs = list(task.pairs)
     random.Random(seed).shuffle(pairs)
-    return Task(name=task.name, instruction=task.instruction, pairs=pairs[: n or len(pairs)])
+    queries = pairs[: n or len(pairs)]
+    prompts = [task.few_shot(x, shots, seed=seed + i, corrupt=corrupt) for i, (x, _) in enumerate(queries)]
+    return prompts, queries
 
 
 def head_means(
@@ -147,8 +151,7 @@ def corrupted_prompts(
     """The corrupted few-shot prompts :func:`head_effects` uses (labels shuffled across the
     demonstrations; queries and demonstrations drawn with other seeds than the clean prompts), and
     their ``(x, y)`` pairs."""
-    queries = _queries(task, n_prompts, seed + _CORRUPT_SEED)
-    return task_prompts(queries, "few_shot", shots=shots, seed=seed + _CORRUPT_SEED, corrupt=True)
+    return _prompts(task, n_prompts, shots, seed + _CORRUPT_SEED, corrupt=True)
 
 
 def clean_prompts(
@@ -156,7 +159,7 @@ def clean_prompts(
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The clean few-shot prompts :func:`head_means` averages over (before keeping the correctly
     answered ones), and their ``(x, y)`` pairs."""
-    return task_prompts(_queries(task, n_prompts, seed), "few_shot", shots=shots, seed=seed)
+    return _prompts(task, n_prompts, shots, seed, corrupt=False)
 
 
 def head_effects(

@@ -61,3 +61,13 @@ def test_exact_effects_equal_plain_patching_on_two_layers(smol):
         ref /= len(prompts)
         assert ref.abs().max() > 1e-4
         torch.testing.assert_close(got[layer].double(), ref, atol=1e-5, rtol=0)
+
+
+def test_instruction_vector_restores_zero_shot_past_tense(smol):
+    from instr_interp.vectors import instruction_vector, vector_scores
+
+    train, test = icl_task("present_past").split(seed=0, n_val=20)
+    iv = instruction_vector(smol, train, progress=False)
+    row = vector_scores(smol, [iv], [test], n_random=2, progress=False).iloc[0]
+    assert row.zero_shot <= 0.1
+    assert row.with_vector >= row.zero_shot + 0.2 and row.with_vector > row.random_heads

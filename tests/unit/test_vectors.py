@@ -240,3 +240,11 @@ def test_vector_scores_and_section(tiny, means):
     assert len(sections) == 2 and sections[0].figures and f"{row.zero_shot:.2f}" in sections[1].reading
     with pytest.raises(ValueError, match="columns"):
         vector_section([iv], scores.drop(columns=["random_heads"]))
+
+
+def test_prompts_draw_demonstrations_from_the_whole_task():
+    prompts, pairs = corrupted_prompts(TASK, n_prompts=2, shots=5)
+    assert len(prompts) == 2 and len({x for x, _ in pairs}) == 2
+    demo_inputs = {line[3:] for p in prompts for line in p.split("\n") if line.startswith("Q: ")}
+    assert len(demo_inputs - {x for x, _ in pairs}) >= 5  # demonstrations beyond the two queries
+    assert all(x in prompts[i].rsplit("\n\n", 1)[1] for i, (x, _) in enumerate(pairs))
