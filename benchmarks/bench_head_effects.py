@@ -4,11 +4,16 @@ Both run on the same corrupted prompts with the same head means. Timing is inter
 process (exact, atp, exact, atp, ...) and reported as medians and their ratio. The exact sweep
 costs the same for every layer (one forward of ``n_heads x prompts`` rows per layer), so it is
 timed on ``--time-layers`` layers and the all-layer cost is that per-layer median times
-``n_layers`` (stated as such in the output). Agreement uses one exact sweep over all layers:
+``n_layers`` (stated as such in the output). Agreement uses one exact sweep over ``--agree-layers`` (default all):
 Spearman rank correlation over the union of both methods' top-20 heads, and over the top-20 heads
 by exact effect.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_head_effects.py --task antonym --repeats 3
+
+With ``--lift TASK ...`` it instead measures what the vectors do: for each built-in task, 20 pairs
+are held out (``split(seed=0, n_val=20)``), ``instruction_vector`` runs with its defaults on the rest,
+and the held-out zero-shot accuracy is scored without a vector, with it, and with vectors of as many
+random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`.
 """
 
 import os
@@ -26,8 +31,8 @@ import torch
 from scipy.stats import spearmanr
 
 import instr_interp as ii
-from instr_interp.tasks import icl_task
-from instr_interp.vectors import head_effects, head_means
+from instr_interp.tasks import ICL_TASKS, icl_task
+from instr_interp.vectors import head_effects, head_means, instruction_vector, vector_scores
 
 
 def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:
@@ -41,9 +46,29 @@ def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:
         f"spearman_top{top}_by_exact": float(spearmanr(e[by_exact], a[by_exact]).statistic),
         "spearman_all_heads": float(spearmanr(e, a).statistic),
         f"overlap_top{top}": len(top_e & top_a),
-        "top10_overlap": len(set(torch.topk(exact.flatten(), 10).indices.tolist())
-                             & set(torch.topk(atp.flatten(), 10).indices.tolist())),
+        "top10_overlap": len(
+            set(torch.topk(exact.flatten(), 10).indices.tolist())
+            & set(torch.topk(atp.flatten(), 10).indices.tolist())
+        ),
     }
+
+
+def lift(model, tasks: list[str], out: Path, name: str) -> None:
+    rows = []
+    for task_name in tasks:
+        start = time.perf_counter()
+        train, test = icl_task(task_name).split(seed=0, n_val=20)
+        iv = instruction_vector(model, train, progress=False)
+        row = vector_scores(model, [iv], [test], n_random=3, progress=False).iloc[0].to_dict()
+        row.update(
+            scale=iv.scale,
+            n_correct_for_means=iv.settings["n_correct"],
+            heads=iv.top_heads.tolist(),
+            seconds=round(time.perf_counter() - start, 1),
+        )
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    (out / f"head_effects_iv_lift_{name}.json").write_text(json.dumps(rows, indent=1))
 
 
 def main():
@@ -54,10 +79,22 @@ def main():
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--time-layers", type=int, nargs="+", default=[5, 20])
+    parser.add_argument(
+        "--agree-layers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="layers of the exact sweep used for agreement (default all)",
+    )
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--lift", nargs="*", default=None, help="measure vector lift on these tasks instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = ii.load_model(args.model, device="cpu")
+    if args.lift is not None:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        lift(model, args.lift or list(ICL_TASKS), Path(args.out), args.model)
+        return
     train, _ = icl_task(args.task).split(seed=0, n_val=20)
     means, n_correct = head_means(model, train, shots=args.shots, progress=False)
     kw = dict(means=means, n_prompts=args.n_prompts, shots=args.shots, progress=False)
@@ -73,17 +110,25 @@ def main():
         print(f"repeat {r}: exact {exact_t[-1]:.1f} s/layer, atp {atp_t[-1]:.1f} s (all layers)", flush=True)
     n_layers = model.cfg.n_layers
     exact_all = statistics.median(exact_t) * n_layers
+    agree = list(range(n_layers)) if args.agree_layers is None else args.agree_layers
     start = time.perf_counter()
-    exact = head_effects(model, train, method="exact", **kw)
+    exact = head_effects(model, train, method="exact", layers=agree, **kw)[agree]
     exact_full_s = time.perf_counter() - start
     result = {
-        "model": args.model, "task": args.task, "n_prompts": args.n_prompts, "shots": args.shots,
-        "n_correct_for_means": n_correct, "threads": 1, "platform": platform.processor() or platform.machine(),
-        "exact_s_per_layer": exact_t, "atp_s": atp_t,
+        "model": args.model,
+        "task": args.task,
+        "n_prompts": args.n_prompts,
+        "shots": args.shots,
+        "n_correct_for_means": n_correct,
+        "threads": 1,
+        "platform": platform.processor() or platform.machine(),
+        "exact_s_per_layer": exact_t,
+        "atp_s": atp_t,
         "exact_all_layers_s_from_per_layer_median": exact_all,
-        "exact_all_layers_s_single_run": exact_full_s,
+        "agreement_layers": agree,
+        "exact_agreement_layers_s_single_run": exact_full_s,
         "ratio_exact_over_atp": exact_all / statistics.median(atp_t),
-        **agreement(exact, atp),
+        **agreement(exact, atp[agree]),
     }
     print(json.dumps(result, indent=1))
     out = Path(args.out)
