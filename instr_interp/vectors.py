@@ -544,7 +544,7 @@ def instruction_vector(
     *,
     k: int = 10,
     layer: int | None = None,
-    heads: Int[Tensor, "k 2"] | None = None,
+    heads: Int[Tensor, "k 2"] | Sequence[Sequence[int]] | None = None,
     method: Method = "atp",
     means: Float[Tensor, "layer head d_head"] | None = None,
     shots: int = 5,

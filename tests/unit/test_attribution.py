@@ -20,6 +20,7 @@ from instr_interp.attribution import (
     sparsify,
 )
 from instr_interp.models import tiny_hf_model
+from tests.typecheck import bad_input
 
 # A 3 x 4 matrix (prompt tokens x response tokens) worked by hand:
 #   col 0: clip [1, .75, .25], max 1 -> ceil(10 a) = [10, 8, 3] -> drop <= 7 -> [10, 8, 0]
@@ -44,7 +45,7 @@ def test_formulas_hand_computed():
     assert instruction_score(density, mask) == pytest.approx(HAND_SCORE, abs=1e-6)
     assert instruction_score(density, torch.zeros(3, dtype=torch.bool)) == 0.0
     assert importance_density(torch.zeros(3, 2, dtype=torch.long)).tolist() == [0.0, 0.0, 0.0]
-    with pytest.raises(ValueError, match="same shape"):
+    with bad_input("same shape"):
         instruction_score(density, torch.ones(2, dtype=torch.bool))
 
 
@@ -130,7 +131,7 @@ def test_bos_excluded_and_raw_prompt(tiny_pair):
         attribute(model, prompt, "x", instruction="Summarise")
     with pytest.raises(ValueError, match="needs response"):
         attribute(model, prompt)
-    with pytest.raises(ValueError, match="target"):
+    with bad_input("target"):
         attribute(model, prompt, "x", target="logit")
     with pytest.raises(ValueError, match="no tokens"):
         attribute(model, prompt, "")

@@ -5,6 +5,7 @@ import torch
 
 import instr_interp as ii
 from instr_interp.models import BUNDLED
+from tests.typecheck import bad_input
 
 
 @pytest.mark.parametrize("moe", [False, "mixtral", "olmoe", "qwen2_moe"])
@@ -37,7 +38,7 @@ def test_hook_sites(tiny):
         ii.hook_site(tiny, "expert_indices", 0)
     with pytest.raises(ValueError, match=r"layer in \[0, 2\)"):
         ii.hook_site(tiny, "mlp_pre", 2)
-    with pytest.raises(ValueError, match="Unknown hook site"):
+    with bad_input("Unknown hook site"):
         ii.hook_site(tiny, "neurons", 0)
 
 

@@ -11,6 +11,7 @@ from instr_interp.tasks import (
     last_token_logits,
     pad_rows,
 )
+from tests.typecheck import bad_input
 
 ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -178,5 +179,5 @@ def test_task_score_round_trip_and_errors(tiny, tmp_path):
     assert score.plot().data
     with pytest.raises(ValueError, match="shots >= 1"):
         evaluate_task(tiny, task, form="few_shot", progress=False)
-    with pytest.raises(ValueError, match="Unknown form"):
+    with bad_input("Unknown form"):
         evaluate_task(tiny, task, form="chat", progress=False)
