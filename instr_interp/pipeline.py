@@ -156,14 +156,14 @@ def attribution_stage(plan: Plan) -> list:
     from .attribution import Attribution, AttributionSet, attribute, attribute_many, attribution_sections
 
     model = plan.load(plan.model)
-    subset = plan.data.sample(per_category=plan.size(4, 1), seed=11)
+    subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
     example = cached(plan.cache / _key("attribution-example", plan.model, subset[0].id),
                      lambda: attribute(model, subset[0], max_new_tokens=32), lambda v, p: v.save(p),
                      Attribution.load, "attribution example")
     sets = {}
     for label, name in _models_compared(plan).items():
         sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
-                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(24, 12)),
+                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 12)),
                              lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
     return attribution_sections(example, sets)
 
@@ -218,7 +218,7 @@ def vectors_stage(plan: Plan) -> list:
     names = VECTOR_TASKS[: plan.size(3, 2)]
     splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
     vectors = [cached(plan.cache / _key("vector", plan.model, train.name),
-                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(60, 20),
+                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(40, 20),
                                                              n_prompts=plan.size(25, 10)),
                       lambda v, p: v.save(p), InstructionVector.load, f"instruction vector ({train.name})")
                for train, _ in splits]
@@ -237,7 +237,7 @@ def forgetting_stage(plan: Plan) -> list:
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(
-        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(16, 8), general_n=plan.size(24, 12),
+        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 8), general_n=plan.size(16, 12),
         n_means=plan.size(20, 10), n_prompts=plan.size(10, 6), layers=(8, 10, 12)),
         lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
         "forgetting demonstration")
