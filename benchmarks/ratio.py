@@ -13,10 +13,12 @@ import json
 import platform
 import time
 
+import instr_interp as ii  # before torch: sets MKL_CBWR (see instr_interp.engine)
+
+# isort: split
 import torch
 from transformers import AutoModelForCausalLM
 
-import instr_interp as ii  # before torch: sets MKL_CBWR (see instr_interp.engine)
 from instr_interp.engine import plan_batches
 
 

@@ -1,14 +1,7 @@
-"""Forgetting under sequential LoRA fine-tuning, plain vs IV-guided, on SmolLM2-135M-Instruct.
+"""Forgetting under sequential LoRA fine-tuning, plain vs IV-guided (see instr_interp/continual.py
+for the steps); writes benchmarks/results/forgetting_demo.json.
 
-1. Task 1 is learned with plain LoRA (shared starting point M1).
-2. Later tasks are learned in sequence twice: plainly, and IV-guided (the new task's instruction
-   vector computed on the pre-task model; KL to the vector-steered pre-task model at the last prompt
-   token plus the progressive intervention).
-3. Forgetting: M1 against each chain's final model on the earlier tasks' held-out pairs and on
-   general HexaInst instructions (accuracy, format accuracy, instruction and knowledge NLL).
-4. Suppressed, not erased: task 1's vector from the original model added to each final model.
-
-Run (about 10 minutes on one CPU thread):
+Run (about 15 minutes on one CPU thread):
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python scripts/forgetting_demo.py
 """
 
