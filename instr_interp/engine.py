@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data.encoding import EncodedBatch, EncodedDataset, encode
 from .hooks import FIRING_ORDER, HookSite
 
-__all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches",
+__all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches", "plan_rows",
            "fused_attention"]
 
 
@@ -151,14 +151,20 @@ def plan_batches(encoded: EncodedDataset, batch_size: int) -> list[tuple[int, li
     lengths inside attention (softmax and pattern @ V over key positions) never change with the
     batch: only the row count of matrix products does, which MKL's strict mode makes irrelevant.
     """
+    return plan_rows([rec.tokens for rec in encoded], batch_size)
+
+
+def plan_rows(token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0) -> list[tuple[int, list[int]]]:
+    """Batches ``(width, row indices)`` of any token lists, as :func:`plan_batches` makes them: rows
+    grouped by the bucket width of ``len + extra`` tokens (``extra``: room for generated tokens),
+    sorted by length within a bucket, at most ``batch_size`` per batch."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     buckets: dict[int, list[int]] = {}
-    for i in sorted(range(len(encoded)), key=lambda i: (len(encoded[i].tokens), i)):
-        buckets.setdefault(bucket_width(len(encoded[i].tokens)), []).append(i)
+    for i in sorted(range(len(token_lists)), key=lambda i: (len(token_lists[i]), i)):
+        buckets.setdefault(bucket_width(len(token_lists[i]) + extra), []).append(i)
     return [(w, ids[s : s + batch_size]) for w, ids in sorted(buckets.items())
             for s in range(0, len(ids), batch_size)]
-
 
 def _dist():
     if torch.distributed.is_available() and torch.distributed.is_initialized():

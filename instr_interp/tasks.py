@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .data.dataset import InstructionDataset, InstructionRecord
-from .engine import bucket_width
+from .engine import plan_rows
 from .results import load_result, save_result
 
 __all__ = [
@@ -232,22 +232,6 @@ def prompt_positions(last: Int[Tensor, " batch"]):
 def current_last_positions() -> Tensor | None:
     """The last prompt positions declared by the innermost :func:`prompt_positions`, or None."""
     return _LAST_POSITIONS.get()
-
-
-def plan_rows(
-    token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0
-) -> list[tuple[int, list[int]]]:
-    """Batches ``(width, row indices)``: rows grouped by the bucket width of ``len + extra`` tokens."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    buckets: dict[int, list[int]] = {}
-    for i in sorted(range(len(token_lists)), key=lambda i: (len(token_lists[i]), i)):
-        buckets.setdefault(bucket_width(len(token_lists[i]) + extra), []).append(i)
-    return [
-        (w, ids[s : s + batch_size])
-        for w, ids in sorted(buckets.items())
-        for s in range(0, len(ids), batch_size)
-    ]
 
 
 def pad_rows(
