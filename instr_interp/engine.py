@@ -33,7 +33,7 @@ from .data.encoding import EncodedBatch, EncodedDataset, encode
 from .hooks import FIRING_ORDER, HookSite
 
 __all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches", "plan_rows",
-           "fused_attention"]
+           "native_forward"]
 
 
 class BatchContext:
@@ -300,7 +300,7 @@ def run(
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
                unit="batch", disable=not progress or rank != 0)
     try:
-        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), fused_attention(model, causal=True):
+        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), native_forward(model, causal=True):
             for b in todo:
                 if stop_after_batches is not None and processed >= stop_after_batches:
                     break
@@ -336,17 +336,19 @@ def run(
 
 
 # ---------------------------------------------------------------------------------------------
-# Fused attention where nothing looks inside it
+# transformers' own modules where nothing looks inside them
 
 # Hook points that only the bridge's step-by-step attention fires. hook_q/k/v and hook_z live on the
 # projection bridges and fire on the fused path too, as do the attention's own hook_in/hook_out.
 _INSIDE_ATTENTION = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
                      "hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in", "hook_result",
                      "hook_hidden_states", "hook_q_normed", "hook_k_normed")
+_INSIDE_NORM = ("hook_scale", "hook_normalized")
 
 
 def _hooked(module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or getattr(module, "fwd_hooks", None) or getattr(module, "bwd_hooks", None))
 
 
 def _fused_forward(attn, config, causal: bool):
@@ -369,39 +371,76 @@ def _fused_forward(attn, config, causal: bool):
     return forward
 
 
+def _native_norm_forward(norm):
+    hf_norm = norm.original_component
+
+    def forward(hidden_states, **kwargs):
+        x = norm.hook_in(hidden_states)
+        return norm.hook_out(hf_norm(x).to(x.dtype))
+
+    return forward
+
+
+def _attention_to_fuse(attn):
+    hf_attn = getattr(attn, "original_component", None)
+    config = getattr(hf_attn, "config", None)
+    if (config is None or getattr(config, "_attn_implementation", None) not in ("eager", "sdpa")
+            or any(_hooked(getattr(attn, name)) for name in _INSIDE_ATTENTION if hasattr(attn, name))):
+        return None
+    fast = copy.copy(config)
+    fast._attn_implementation_internal = "sdpa"
+    return fast
+
+
+def _native_norm(module) -> bool:
+    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
+
+    # Only bridges whose unhooked output already is the wrapped module's own output: the swap is
+    # then exact. (The python-norm path computes differently, at rounding scale; it is left alone.)
+    return (isinstance(module, NormalizationBridge)
+            and (module.use_native_layernorm_autograd or getattr(module.config, "layer_norm_folding", False))
+            and isinstance(module.original_component, torch.nn.Module)
+            and not isinstance(module.original_component, torch.nn.Identity)
+            and not any(_hooked(getattr(module, name)) for name in _INSIDE_NORM))
+
+
 @contextlib.contextmanager
-def fused_attention(model, *, causal: bool = False):
-    """Run attention with transformers' ``sdpa`` kernel in every layer where no hook looks inside it.
+def native_forward(model, *, causal: bool = False):
+    """Run transformers' own attention and normalisation modules wherever no hook looks inside them.
 
     TransformerLens's bridge re-implements attention step by step (materialising scores and the
-    pattern) so that ``hook_attn_scores``/``hook_pattern`` can fire. When no hook is registered on
-    those points, this context routes the layer through the wrapped transformers module instead,
-    with the fused ``scaled_dot_product_attention`` kernel; ``hook_q/k/v``, ``hook_z`` and the
-    attention's ``hook_in``/``hook_out`` still fire. Enter it after registering hooks. The check is
-    made on entry, per layer; everything is restored on exit.
+    pattern) so that ``hook_attn_scores``/``hook_pattern`` can fire, and computes every RMSNorm /
+    LayerNorm a second time in Python so that ``hook_scale``/``hook_normalized`` can fire before
+    returning the wrapped module's own output. Where none of those inner hook points carries a
+    hook, this context routes the module straight through the wrapped transformers module:
+    attention with the fused ``scaled_dot_product_attention`` kernel, a norm as itself. Each
+    module's ``hook_in``/``hook_out`` (and ``hook_q/k/v``, ``hook_z``) still fire. Enter it after
+    registering hooks: the check is made on entry, per module; everything is restored on exit.
+    Yields the number of attention layers and norms routed.
 
-    ``causal=True`` declares that the forward runs without a padding mask (right padding, as
-    :func:`run` does): the kernel then applies the causal mask itself, which makes each row's
-    result independent of the padded width.
+    A norm's output is bit-identical to the bridge's (the bridge returns the wrapped module's
+    output when its inner hooks only observe). ``causal=True`` declares that the forward runs
+    without a padding mask (right padding, as :func:`run` does): the attention kernel then applies
+    the causal mask itself, which makes each row's result independent of the padded width.
     """
     patched = []
     try:
         for block in getattr(model, "blocks", []):
             attn = getattr(block, "attn", None)
-            hf_attn = getattr(attn, "original_component", None)
-            config = getattr(hf_attn, "config", None)
-            if (config is None or "forward" in vars(attn)
-                    or getattr(config, "_attn_implementation", None) not in ("eager", "sdpa")
-                    or any(_hooked(getattr(attn, name)) for name in _INSIDE_ATTENTION if hasattr(attn, name))):
+            if attn is None or "forward" in vars(attn):
                 continue
-            fast = copy.copy(config)
-            fast._attn_implementation_internal = "sdpa"
-            object.__setattr__(attn, "forward", _fused_forward(attn, fast, causal))  # the bridge's own setattr forwards
-            patched.append(attn)
+            fast = _attention_to_fuse(attn)
+            if fast is not None:
+                object.__setattr__(attn, "forward", _fused_forward(attn, fast, causal))  # the bridge's own setattr forwards
+                patched.append(attn)
+        for module in model.modules():
+            if "forward" not in vars(module) and _native_norm(module):
+                object.__setattr__(module, "forward", _native_norm_forward(module))
+                patched.append(module)
         yield len(patched)
     finally:
-        for attn in patched:
-            object.__delattr__(attn, "forward")
+        for module in patched:
+            object.__delattr__(module, "forward")
 
 
 def feed_cache(probes: Sequence[Probe], cache, batch: EncodedBatch, encoded: EncodedDataset, model) -> None:

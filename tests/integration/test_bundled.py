@@ -87,7 +87,7 @@ def test_smollm2_firing_equals_plain_torch(smol, data):
     stats = probe.result()
     encoded = ii.encode(sample, smol.tokenizer)
     path = cache_dir() / "smollm2-135m-instruct"
-    # The engine runs attention through transformers' sdpa kernel (engine.fused_attention), each record
+    # The engine runs attention through transformers' sdpa kernel (engine.native_forward), each record
     # right-padded to its bucket width: the same computation as this plain load with the default
     # kernel and the same padding, so the counts are identical.
     hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()

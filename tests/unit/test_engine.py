@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.engine import bucket_width, fused_attention, plan_batches
+from instr_interp.engine import bucket_width, native_forward, plan_batches
 from tests.reference import plain_firing
 
 
@@ -67,7 +67,7 @@ def test_no_hook_left_after_an_exception(tiny, small_data):
         ii.run(tiny, small_data, [Boom()], progress=False)
     assert not [n for n, hp in tiny.hook_dict.items() if hp.has_hooks()]
     assert torch.equal(tiny(tokens), before)
-    assert not [b for b in tiny.blocks if "forward" in vars(b.attn)]  # fused attention undone
+    assert not [n for n, m in tiny.named_modules() if "forward" in vars(m)]  # native modules undone
 
 
 def test_fused_attention_matches_the_bridge_and_skips_layers_that_look_inside(tiny):
@@ -78,16 +78,36 @@ def test_fused_attention_matches_the_bridge_and_skips_layers_that_look_inside(ti
     z_seen = []
     hooks = [("blocks.0.attn.hook_pattern", lambda a, hook: None),
              ("blocks.1.attn.hook_z", lambda a, hook: z_seen.append(a.shape))]
-    with tiny.hooks(fwd_hooks=hooks), fused_attention(tiny, causal=True) as n_fused:
-        assert n_fused == tiny.cfg.n_layers - 1 and "forward" not in vars(tiny.blocks[0].attn)
+    with tiny.hooks(fwd_hooks=hooks), native_forward(tiny, causal=True):
+        assert "forward" not in vars(tiny.blocks[0].attn) and "forward" in vars(tiny.blocks[1].attn)
         fused = tiny(tokens)
     assert z_seen == [torch.Size([3, 11, tiny.cfg.n_heads, tiny.cfg.d_head])]
     assert (fused - reference).abs().max() < 1e-5
     # causal=True drops the mask: the same numbers, as a right-padded row cannot see its padding
-    with fused_attention(tiny, causal=False):
+    with native_forward(tiny, causal=False):
         masked = tiny(tokens)
     assert (masked - reference).abs().max() < 1e-5
-    assert not [b for b in tiny.blocks if "forward" in vars(b.attn)]
+    assert not [n for n, m in tiny.named_modules() if "forward" in vars(m)]
+
+
+def test_native_norms_are_bit_identical_and_skip_norms_that_are_looked_into(tiny):
+    """A norm routed to the wrapped transformers module gives exactly the bridge's output (the
+    bridge computes the norm twice and returns the module's own result); hook_in/hook_out still
+    fire; a norm with a hook on hook_normalized keeps the bridge's path and its hook fires."""
+    tokens = torch.randint(0, 256, (2, 9))
+    look = [(f"blocks.{i}.attn.hook_pattern", lambda a, hook: None) for i in range(tiny.cfg.n_layers)]
+    seen = []
+    watch = [("blocks.0.ln1.hook_normalized", lambda a, hook: seen.append("normalized")),
+             ("blocks.1.ln2.hook_out", lambda a, hook: seen.append("out"))]
+    with tiny.hooks(fwd_hooks=look):
+        reference = tiny(tokens)
+    with tiny.hooks(fwd_hooks=look + watch), native_forward(tiny) as n_routed:
+        norms = [m for n, m in tiny.named_modules() if "forward" in vars(m)]
+        assert len(norms) == n_routed == 2 * tiny.cfg.n_layers  # all but blocks.0.ln1, plus ln_final
+        assert "forward" not in vars(tiny.blocks[0].ln1) and "forward" in vars(tiny.ln_final)
+        routed = tiny(tokens)
+    assert seen == ["normalized", "out"]
+    assert torch.equal(routed, reference)
 
 
 def test_stops_after_the_deepest_layer(tiny, small_data, monkeypatch):
