@@ -1,5 +1,5 @@
-"""The critical role of ISNs: ablate a category's neurons, measure the rise in reference NLL on that
-category, on the others, and under random neurons with the same per-layer counts."""
+"""The critical role of ISNs (or ISEs): ablate a category's neurons (or experts), measure the rise in
+reference NLL on that category, on the others, and under random units with the same per-layer counts."""
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,8 @@ __all__ = ["critical_role", "random_like", "plot_critical_role"]
 
 
 def random_like(neurons: torch.Tensor, d_mlp: int, seed: int) -> torch.Tensor:
-    """Random neurons with the same number per layer as ``neurons`` (seeded, no repeats)."""
+    """Random units (neurons, or experts with ``d_mlp`` = experts per layer) with the same number per
+    layer as ``neurons`` (seeded, no repeats)."""
     gen = torch.Generator().manual_seed(seed)
     out = []
     for layer, count in zip(*torch.unique(neurons[:, 0], return_counts=True)):
@@ -28,6 +29,10 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
                   progress: bool = False) -> pd.DataFrame:
     """Per category C: zero S(C) and measure the NLL rise of the reference responses.
 
+    ``sets`` are ISNs (:class:`NeuronSets`: the neurons' post-activations are zeroed) or ISEs
+    (:class:`~instr_interp.experts.ExpertSets`: the experts' routing weights are zeroed, see
+    :func:`~instr_interp.experts.ablate_experts`); random units are drawn the same way.
+
     Columns: ``baseline`` (mean NLL on C), ``rise_own`` (on C), ``rise_others`` (mean over the other
     categories' records), ``rise_random`` (zeroing random neurons with the same per-layer counts, mean
     over ``seeds``), ``ratio`` = rise_own / rise_random, and ``p_value`` of a one-sided Wilcoxon
@@ -39,19 +44,22 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
     missing = [r.id for r in data if not r.response]
     if missing:
         raise ValueError(f"critical_role needs reference responses; missing for {missing[:5]}.")
+    from .experts import ExpertSets, ablate_experts
+
+    ablate = ablate_experts if isinstance(sets, ExpertSets) else ablate_neurons
     base = response_nll(model, data, batch_size=batch_size, progress=progress).set_index("id")
     rows = []
     for cat, neurons in sets.category_sets.items():
         if cat not in set(base["category"]):
             continue
         own_ids = base.index[base["category"] == cat]
-        with ablate_neurons(model, neurons):
+        with ablate(model, neurons):
             abl = response_nll(model, data, batch_size=batch_size, progress=progress).set_index("id")
         rise = abl["nll"] - base["nll"]
         own = data.filter(category=cat)
         random_nll = []
         for seed in range(seeds):
-            with ablate_neurons(model, random_like(neurons, sets.d_mlp, seed)):
+            with ablate(model, random_like(neurons, sets.d_mlp, seed)):
                 random_nll.append(response_nll(model, own, batch_size=batch_size, progress=progress)
                                   .set_index("id")["nll"])
         random_mean = pd.concat(random_nll, axis=1).mean(axis=1)
@@ -59,7 +67,7 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
         p_value = float(wilcoxon(diff, alternative="greater").pvalue) if np.any(diff != 0) else 1.0
         rise_random = float((random_mean.loc[own_ids] - base.loc[own_ids, "nll"]).mean())
         rows.append({
-            "category": cat, "n_neurons": len(neurons), "baseline": float(base.loc[own_ids, "nll"].mean()),
+            "category": cat, "n_units": len(neurons), "baseline": float(base.loc[own_ids, "nll"].mean()),
             "rise_own": float(rise.loc[own_ids].mean()),
             "rise_others": float(rise.drop(own_ids).mean()) if len(rise) > len(own_ids) else float("nan"),
             "rise_random": rise_random,
@@ -69,11 +77,11 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
     return pd.DataFrame(rows)
 
 
-def plot_critical_role(frame: pd.DataFrame):
-    """Grouped bars: NLL rise on own category, on others, and under random neurons."""
+def plot_critical_role(frame: pd.DataFrame, unit: str = "ISNs"):
+    """Grouped bars: NLL rise on own category, on others, and under random units."""
     import plotly.express as px
 
     long = frame.melt(id_vars="category", value_vars=["rise_own", "rise_others", "rise_random"],
                       var_name="ablation", value_name="NLL rise (nats/token)")
     return px.bar(long, x="category", y="NLL rise (nats/token)", color="ablation", barmode="group",
-                  title="Zeroing a category's ISNs: rise in reference-response NLL")
+                  title=f"Zeroing a category's {unit}: rise in reference-response NLL")

@@ -21,7 +21,7 @@ from .models import model_facts
 from .neurons import NeuronSets, top_neurons
 from .results import load_result, save_result
 
-__all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "expert_gate_weights", "ablate_experts"]
+__all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_expert_stats", "expert_gate_weights", "ablate_experts"]
 
 
 def _params(model, layer: int) -> dict[str, Tensor]:
@@ -166,6 +166,8 @@ class ExpertSets(NeuronSets):
     (``d_mlp`` holds the number of experts per layer)."""
 
     kind_name = "ExpertSets"
+    unit = "expert"
+    short = "ISEs"
 
     @property
     def n_experts(self) -> int:
@@ -198,6 +200,17 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
                    padding_side=padding_side, progress=progress)
     stats = probe.result()
+    sets = sets_from_expert_stats(stats, top=top, weighting=weighting, per_layer=per_layer)
+    return (sets, stats) if keep_stats else sets
+
+
+def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
+                           per_layer: int | None = None) -> ExpertSets:
+    """ISE sets from routing statistics (see :func:`find_ises`)."""
+    if weighting not in ("binary", "weight"):
+        raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
+    if not 0 < top <= 1:
+        raise ValueError(f"top must be a fraction in (0, 1], got {top}.")
     n_rec, n_layers, n_exp = stats.expert_counts.shape
     k = max(1, math.floor(top * n_layers * n_exp))
     primary = stats.expert_counts if weighting == "binary" else stats.expert_weights
@@ -211,11 +224,10 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     for cat in stats.categories:
         rows = [r for r, c in enumerate(stats.record_categories) if c == cat]
         cats[cat] = pairs(_top_units(primary[rows].sum(0), secondary[rows].sum(0), k, per_layer))
-    sets = ExpertSets(instruction_sets=inst, category_sets=cats,
+    return ExpertSets(instruction_sets=inst, category_sets=cats,
                       record_categories=dict(zip(stats.ids, stats.record_categories)),
                       n_layers=n_layers, d_mlp=n_exp,
                       settings={**stats.settings, "top": top, "k": k, "weighting": weighting, "per_layer": per_layer})
-    return (sets, stats) if keep_stats else sets
 
 
 @contextlib.contextmanager

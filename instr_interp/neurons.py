@@ -8,7 +8,7 @@ default) on which it fires; the ISNs are the top ``top`` fraction of all layers 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,9 @@ class NeuronSets:
     d_mlp: int
     ties: dict[str, int] = field(default_factory=dict)  # neurons tied at the cut, per record/category
     settings: dict = field(default_factory=dict)
+
+    unit: ClassVar[str] = "neuron"  # what a (layer, index) pair names, for titles and readings
+    short: ClassVar[str] = "ISNs"
 
     # ---- basics
     @property
@@ -209,17 +212,17 @@ class NeuronSets:
 
         frame = self.overlap(kind)
         fig = px.imshow(frame, text_auto=".2f", color_continuous_scale="Blues", aspect="auto",
-                        title=f"ISN overlap between categories ({kind} Jaccard)")
+                        title=f"{self.short[:-1]} overlap between categories ({kind} Jaccard)")
         fig.update_xaxes(side="bottom")
         return fig
 
     def plot_layers(self, share: bool = False):
-        """Plotly lines: ISNs per layer, one line per category."""
+        """Plotly lines: units per layer, one line per category."""
         import plotly.express as px
 
         col = "share" if share else "count"
         return px.line(self.layer_distribution(), x="layer", y=col, color="category", markers=True,
-                       title=f"Instruction-specific neurons per layer ({col})")
+                       title=f"Instruction-specific {self.unit}s per layer ({col})")
 
     # ---- persistence
     kind_name = "NeuronSets"

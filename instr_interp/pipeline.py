@@ -29,7 +29,8 @@ class Plan:
     quick: bool = False
     device: str | None = None
     batch_size: int = 16
-    top: float = 0.01
+    top: float = 0.01  # ISNs: this share of all layer x neuron units
+    top_experts: float = 0.1  # ISEs of an MoE model: this share of all layer x expert units
     finetune: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     _models: dict = field(default_factory=dict)
@@ -84,16 +85,18 @@ def _key(*parts) -> str:
 
 
 def neurons_stage(plan: Plan) -> list:
-    """Dataset, the shared activation pass, ISN sets and their critical role (the default model)."""
-    from .ablation import critical_role
+    """Dataset, the shared activation pass, ISN sets and their critical role (ISEs for an MoE model)."""
     from .data.encoding import encode
     from .engine import run
+    from .models import model_facts
     from .neurons import sets_from_firing
     from .probes import FiringStats, NeuronFiring
-    from .report import critical_role_section, dataset_section, firing_section, isn_sections
+    from .report import dataset_section, firing_section
 
     model = plan.load(plan.model)
     encoded = encode(plan.data, model.tokenizer)
+    if model_facts(model).moe:
+        return [dataset_section(plan.data, encoded), *_expert_sections(plan, model, encoded)]
 
     def firing():
         (probe,) = run(model, encoded, [NeuronFiring(activation_sums=True)], batch_size=plan.batch_size)
@@ -102,12 +105,35 @@ def neurons_stage(plan: Plan) -> list:
     stats = cached(plan.cache / _key("firing", plan.model, plan.data.fingerprint()), firing,
                    lambda v, p: v.save(p), FiringStats.load, "firing statistics")
     sets = sets_from_firing(stats, top=plan.top)
+    return [dataset_section(plan.data, encoded), firing_section(stats), *_set_sections(plan, model, sets)]
+
+
+def _set_sections(plan: Plan, model, sets) -> list:
+    """Overlap, layers, general/unique and the critical role of ISN or ISE sets."""
+    from .ablation import critical_role
+    from .report import critical_role_section, isn_sections
+
     subset = plan.data.sample(per_category=plan.size(8, 3), seed=0)
-    frame = cached(plan.cache / _key("critical", plan.model, subset.fingerprint(), plan.top) / "frame.csv",
+    frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
                    lambda: critical_role(model, subset, sets, seeds=3, progress=True), _to_csv, _csv,
-                   "critical role")
-    return [dataset_section(plan.data, encoded), firing_section(stats), *isn_sections(sets),
-            critical_role_section(frame, len(subset))]
+                   f"critical role of {sets.short}")
+    return [*isn_sections(sets), critical_role_section(frame, len(subset), sets)]
+
+
+def _expert_sections(plan: Plan, model, encoded) -> list:
+    """Routing statistics, ISE sets (the top ``plan.top_experts`` of the layer x expert units) and their role."""
+    from .engine import run
+    from .experts import ExpertFiring, ExpertStats, sets_from_expert_stats
+    from .report import expert_routing_section
+
+    def routing():
+        (probe,) = run(model, encoded, [ExpertFiring(neurons=False)], batch_size=plan.batch_size)
+        return probe.result()
+
+    stats = cached(plan.cache / _key("routing", plan.model, plan.data.fingerprint()), routing,
+                   lambda v, p: v.save(p), ExpertStats.load, "expert routing statistics")
+    sets = sets_from_expert_stats(stats, top=plan.top_experts)
+    return [expert_routing_section(stats), *_set_sections(plan, model, sets)]
 
 
 def _tuned_model(plan: Plan):
@@ -171,15 +197,22 @@ def attribution_stage(plan: Plan) -> list:
 def concepts_stage(plan: Plan) -> list:
     """FFN concept shares per layer group for the default model and the base model."""
     from .concepts import concept_shares, concepts_section
+    from .models import model_facts
 
     shares = {}
     names = {plan.model: plan.model, f"{BASE} (base)": BASE}
+    moe = model_facts(plan.load(plan.model)).moe
+    if moe:  # one down-projection per expert: no single FFN to take concepts from
+        del names[plan.model]
     for label, name in names.items():
         shares[label] = cached(plan.cache / _key("concepts", name) / "shares.csv",
                                lambda name=name: concept_shares(plan.load(name), n_groups=3,
                                                                 n_components=plan.size(300, 50)),
                                _to_csv, _csv, f"concept shares ({label})")
     section = concepts_section(shares)
+    if moe:
+        section.reading += (f" {plan.model} is a mixture-of-experts model with one down-projection per expert, "
+                            "so its concepts are not shown; the base model's are, for reference.")
     if plan.finetune:
         section.reading += (" The LoRA tune of the base model trains only the attention q/v projections, so its "
                             "down-projections, and with them its concepts, are exactly the base model's.")

@@ -17,7 +17,7 @@ from .neurons import NeuronSets
 from .probes import FiringStats
 
 __all__ = ["Section", "dataset_section", "firing_section", "isn_sections", "critical_role_section",
-           "comparison_section", "write_report"]
+           "expert_routing_section", "comparison_section", "write_report"]
 
 
 @dataclass(kw_only=True)
@@ -87,20 +87,29 @@ def firing_section(stats: FiringStats) -> Section:
 
 
 def isn_sections(sets: NeuronSets, *, n_permutations: int = 1000) -> list[Section]:
-    """Overlap heatmap with its permutation test, layer distribution, and general/unique counts."""
+    """Overlap heatmap with its permutation test, layer distribution, and general/unique counts
+    (for ISNs, or for ISEs when ``sets`` is an :class:`~instr_interp.experts.ExpertSets`)."""
+    unit, short = sets.unit, sets.short
     test = sets.permutation_test(n_permutations=n_permutations)
     wins = [c for c, v in test["per_category"].items() if v["same"] > v["cross"]]
-    ties = [v for k, v in sets.ties.items() if not k.startswith("category:")]
+    ties = sorted(v for k, v in sets.ties.items() if not k.startswith("category:"))
     kept = sets.settings.get("k")
+    if unit == "neuron":
+        chosen = "fire on the largest share of its instruction and input tokens"
+        tie_note = (f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
+                    "ties are broken by mean activation." if ties else "")
+    else:
+        chosen = ("receive the largest share of its instruction and input tokens from the router"
+                  + (f" (the top {sets.settings['per_layer']} of every layer)" if sets.settings.get("per_layer") else ""))
+        tie_note = " Ties in routing frequency are broken by summed routing weight, then by index."
     reading = (
-        f"Each instruction's ISNs are the {kept} neurons ({sets.settings.get('top', 0):.1%} of "
-        f"{sets.n_neurons:,}) that fire on the largest share of its instruction and input tokens. Cells show "
+        f"Each instruction's {short} are the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of "
+        f"{sets.n_neurons:,}) that {chosen}. Cells show "
         f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
         f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
-        f"{len(test['per_category'])} categories ({', '.join(wins)}); a permutation test that shuffles "
+        f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
         f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
-        f"{test['statistic']:.3f}. Many neurons tie at the cut (median {sorted(ties)[len(ties) // 2]} tied at "
-        f"the cut frequency); ties are broken by mean activation."
+        f"{test['statistic']:.3f}.{tie_note}"
     )
     per_cat = pd.DataFrame([{"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
                             for c, v in test["per_category"].items()])
@@ -111,7 +120,7 @@ def isn_sections(sets: NeuronSets, *, n_permutations: int = 1000) -> list[Sectio
               wide.iloc[2 * n_layers // 3 :].to_numpy().sum()]
     total = max(sum(thirds), 1)
     layer_reading = (
-        f"Where the category ISNs sit: {thirds[0] / total:.0%} in the first third of the layers, "
+        f"Where the category {short} sit: {thirds[0] / total:.0%} in the first third of the layers, "
         f"{thirds[1] / total:.0%} in the middle third and {thirds[2] / total:.0%} in the last third "
         f"(all categories together); the busiest layer is {int(wide.sum(axis=1).idxmax())}. The paper reports a "
         "three-phase shape (many early, few in the middle, a specialised set near the output) that is stable "
@@ -119,39 +128,77 @@ def isn_sections(sets: NeuronSets, *, n_permutations: int = 1000) -> list[Sectio
     )
     general = sets.general()
     unique = {c: len(sets.unique(c)) for c in sets.categories}
-    counts = pd.DataFrame([{"category": c, "ISNs": len(sets.category_sets[c]), "unique": unique[c],
+    counts = pd.DataFrame([{"category": c, short: len(sets.category_sets[c]), "unique": unique[c],
                             "general (in all categories)": len(general)} for c in sets.categories])
     general_reading = (
-        f"{len(general)} neurons are in every category's set (general ISNs, {len(general) / sets.n_neurons:.2%} of all "
-        f"neurons); unique ISNs, in one category's set and no other, number "
+        f"{len(general)} {unit}s are in every category's set (general {short}, {len(general) / sets.n_neurons:.2%} of all "
+        f"{unit}s); unique {short}, in one category's set and no other, number "
         f"{', '.join(f'{c}: {n}' for c, n in unique.items())}."
     )
     return [
-        Section(title="Instruction-specific neurons: overlap between categories", reading=reading,
+        Section(title=f"Instruction-specific {unit}s: overlap between categories", reading=reading,
                 figures=[sets.plot_overlap()], tables=[per_cat]),
-        Section(title="Instruction-specific neurons by layer", reading=layer_reading, figures=[sets.plot_layers()]),
-        Section(title="General and unique neurons", reading=general_reading, tables=[counts]),
+        Section(title=f"Instruction-specific {unit}s by layer", reading=layer_reading, figures=[sets.plot_layers()]),
+        Section(title=f"General and unique {unit}s", reading=general_reading, tables=[counts]),
     ]
 
 
-def critical_role_section(frame: pd.DataFrame, n_records: int) -> Section:
-    """The NLL rise when a category's ISNs are zeroed, against random neurons."""
+def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None) -> Section:
+    """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units."""
     from .ablation import plot_critical_role
 
+    unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
+    how = ("after the activation function" if unit == "neuron"
+           else "their routing weights, so the tokens lose those experts' contributions")
     strong = frame[frame["ratio"] >= 2]["category"].tolist()
     reading = (
-        f"Zeroing a category's ISNs (after the activation function) and scoring the reference responses of "
+        f"Zeroing a category's {short} ({how}) and scoring the reference responses of "
         f"{n_records} held-in instructions: the mean NLL rise on the category itself, on the other categories, "
-        f"and when as many random neurons are zeroed with the same count per layer (mean of several seeds). "
+        f"and when as many random {unit}s are zeroed with the same count per layer (mean of several seeds). "
         f"The own-category rise is at least twice the random rise for {len(strong)} of {len(frame)} categories"
         f"{' (' + ', '.join(strong) + ')' if strong else ''}; p-values are one-sided Wilcoxon signed-rank tests "
-        f"over records (ISN ablation vs random ablation). Specificity is another matter: the own-category rise "
+        f"over records ({short} ablation vs random ablation). Specificity is another matter: the own-category rise "
         f"exceeds the rise on the other categories for {int((frame['rise_own'] > frame['rise_others']).sum())} of "
         f"{len(frame)} categories (mean {frame['rise_own'].mean():.2f} vs {frame['rise_others'].mean():.2f} nats), "
-        f"because most of each set is shared with the other categories (see general neurons)."
+        f"as much of each set is shared with the other categories (see the general {unit}s)."
     )
-    return Section(title="Critical role of ISNs (ablation)", reading=reading, figures=[plot_critical_role(frame)],
-                   tables=[frame])
+    return Section(title=f"Critical role of {short} (ablation)", reading=reading,
+                   figures=[plot_critical_role(frame, short)], tables=[frame])
+
+
+def expert_routing_section(stats) -> Section:
+    """Routing of an MoE model: the share of counted tokens each expert of each layer receives, and
+    which expert each category over-uses most relative to all categories."""
+    import plotly.express as px
+
+    counts = stats.expert_counts.double()  # record x layer x expert
+    tokens = float(stats.tokens.sum())
+    pooled = counts.sum(0) / max(tokens, 1.0)  # share of tokens (sums to top-k per layer)
+    n_layers, n_experts = pooled.shape
+    top_k = float(pooled.sum(1).mean())
+    fig = px.imshow(pooled.numpy(), labels={"x": "expert", "y": "layer", "color": "share of tokens"},
+                    color_continuous_scale="Blues", aspect="auto",
+                    title="Share of instruction and input tokens routed to each expert")
+    rows = []
+    for cat in stats.categories:
+        idx = [r for r, c in enumerate(stats.record_categories) if c == cat]
+        share = counts[idx].sum(0) / max(float(stats.tokens[idx].sum()), 1.0)
+        lift = share - pooled
+        flat = int(lift.flatten().argmax())
+        rows.append({"category": cat, "tokens": int(stats.tokens[idx].sum()), "layer": flat // n_experts,
+                     "expert": flat % n_experts, "share in category": float(share.flatten()[flat]),
+                     "share overall": float(pooled.flatten()[flat])})
+    table = pd.DataFrame(rows)
+    busiest = float(pooled.max())
+    reading = (
+        f"The router sends each token to {top_k:.3g} of {n_experts} experts per layer, so a perfectly balanced "
+        f"layer gives every expert a share of {top_k / n_experts:.3f}. Over {int(tokens):,} instruction and "
+        f"input tokens the shares range from {float(pooled.min()):.3f} to {busiest:.3f}. The table names, per "
+        f"category, the expert whose share rises most above its overall share: "
+        + "; ".join(f"{r['category']} layer {r['layer']} expert {r['expert']} ({r['share in category']:.3f} vs "
+                    f"{r['share overall']:.3f})" for r in rows) + "."
+    )
+    return Section(title="Expert routing by layer", reading=reading, figures=[fig], tables=[table])
 
 
 def comparison_section(diff: SetComparison, before: str, after: str, train_note: str = "") -> Section:

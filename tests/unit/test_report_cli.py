@@ -88,3 +88,52 @@ def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data)
 def test_cli_iv_refuses_unknown_tasks(capsys):
     assert main(["iv", "--tasks", "no_such_task", "--out", "/tmp/x", "--model", "smollm2-135m-instruct"]) == 2
     assert "no_such_task" in capsys.readouterr().err
+
+
+def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
+    """The report's first stage on a local MoE model: routing, ISE sections and the ISE ablation,
+    with numbers that match an independent count of the routing hook."""
+    import torch
+
+    from instr_interp.pipeline import Plan, neurons_stage
+
+    model_dir = tmp_path / "tiny-moe"
+    ii.models.tiny_hf_model(seed=0, moe=True).save_pretrained(model_dir)
+    ii.models.tiny_tokenizer().save_pretrained(model_dir)
+    small_data = small_data.sample(per_category=2, seed=0)
+    plan = Plan(model=str(model_dir), data=small_data, out=tmp_path / "report", quick=True, finetune=False)
+    sections = neurons_stage(plan)
+    titles = [s.title for s in sections]
+    assert titles == ["Dataset", "Expert routing by layer", "Instruction-specific experts: overlap between categories",
+                      "Instruction-specific experts by layer", "General and unique experts",
+                      "Critical role of ISEs (ablation)"]
+    assert not [t for t in titles if "neuron" in t.lower()]
+    for sec in sections:
+        assert re.search(r"\d", sec.reading) and "neuron" not in sec.reading
+
+    # Independent count: route each record alone with run_with_cache and count the top-k indices
+    # over its instruction and input tokens.
+    model = plan.load(plan.model)
+    facts = ii.model_facts(model)
+    encoded = ii.encode(small_data, model.tokenizer)
+    counts = torch.zeros(facts.n_layers, facts.n_experts)
+    for i in range(len(encoded)):
+        batch = encoded.batch([i], "right")
+        mask = batch.mask()[0]
+        names = [f"blocks.{layer}.mlp.hook_expert_indices" for layer in range(facts.n_layers)]
+        _, cache = model.run_with_cache(batch.tokens, names_filter=names)
+        for layer, name in enumerate(names):
+            picked = cache[name].reshape(batch.tokens.shape[1], -1)[mask]
+            counts[layer] += torch.bincount(picked.flatten(), minlength=facts.n_experts)
+    table = sections[1].tables[0]
+    stats_tokens = int(sum(table["tokens"]))
+    assert stats_tokens == sum(int(encoded.batch([i], "right").mask().sum()) for i in range(len(encoded)))
+    shares = counts / stats_tokens
+    html = write_report(sections, tmp_path / "r" / "index.html").read_text()
+    assert f"from {float(shares.min()):.3f} to {float(shares.max()):.3f}" in sections[1].reading
+    assert html.count("Plotly.newPlot") == sum(len(s.figures) for s in sections)
+
+    frame = sections[-1].tables[0]
+    # the ablation zeroes routing weights: the own-category NLL must move
+    assert (frame["rise_own"].abs() > 0).all()
+    assert (frame["n_units"] == max(1, int(0.1 * facts.n_layers * facts.n_experts))).all()
