@@ -18,7 +18,6 @@ not once per response token.
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 from .data.dataset import InstructionDataset, InstructionRecord, load_instructions
 from .data.encoding import Region, _assign, encode
 from .hooks import hook_site
+from .models import frozen, model_device
 from .results import load_result, save_result
 
 __all__ = [
@@ -332,7 +332,7 @@ def generate_responses(
     for i, rec in enumerate(encoded):
         groups.setdefault(len(rec.tokens), []).append(i)
     batches = [ids[s : s + batch_size] for _, ids in sorted(groups.items()) for s in range(0, len(ids), batch_size)]
-    device = _device(model)
+    device = model_device(model)
     generated: dict[int, list[int]] = {}
     for idx in tqdm(batches, desc="generating", unit="batch", disable=not progress):
         prompt = torch.tensor([encoded[i].tokens for i in idx], device=device)
@@ -368,29 +368,8 @@ def generate_responses(
     return InstructionDataset(records, name=data.name)
 
 
-def _device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device(getattr(model.cfg, "device", None) or "cpu")
-
-
 # ---------------------------------------------------------------------------------------------
 # Attribution
-
-
-@contextmanager
-def _frozen(model):
-    """Parameters stop requiring grad (restored after), so nothing accumulates in ``.grad``."""
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 def _display(tokenizer, ids: Sequence[int]) -> list[str]:
@@ -556,7 +535,7 @@ def _gradient_x_input(
             f"The model has no hook point {final_name!r} (the unembedding input); attribution "
             "needs it to split the backward pass."
         )
-    device = _device(model)
+    device = model_device(model)
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     if dtypes != {torch.float32}:
         raise ValueError(
@@ -576,7 +555,7 @@ def _gradient_x_input(
         return held["h_leaf"]
 
     resp = response_positions.to(device)
-    with _frozen(model), torch.enable_grad():
+    with frozen(model), torch.enable_grad():
         with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]):
             logits = model(tokens, return_type="logits")
         if "e" not in held or "h" not in held:

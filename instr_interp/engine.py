@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .data.encoding import EncodedBatch, EncodedDataset, encode
 from .hooks import FIRING_ORDER, HookSite
+from .models import model_device
 
 __all__ = ["Probe", "BatchContext", "run", "feed_cache", "blas_reproducible", "bucket_width", "plan_batches", "plan_rows",
            "native_forward"]
@@ -125,13 +126,6 @@ def _check_blas(device: torch.device) -> None:
 
 class _StopForward(Exception):
     pass
-
-
-def _model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device(getattr(model.cfg, "device", None) or "cpu")
 
 
 def bucket_width(n_tokens: int) -> int:
@@ -245,7 +239,7 @@ def run(
     encoded = data if isinstance(data, EncodedDataset) else encode(
         data, model.tokenizer, format=format, max_length=max_length, with_response=with_response
     )
-    device = _model_device(model)
+    device = model_device(model)
     _check_blas(device)
     for probe in probes:
         probe.setup(model, encoded, device)

@@ -23,7 +23,9 @@ __all__ = [
     "BUNDLED",
     "ModelFacts",
     "cache_dir",
+    "frozen",
     "load_model",
+    "model_device",
     "model_facts",
     "tiny_hf_model",
     "tiny_model",
@@ -425,3 +427,25 @@ def model_facts(model) -> ModelFacts:
         shared_experts=shared,
         chat_template=bool(tokenizer is not None and getattr(tokenizer, "chat_template", None)),
     )
+
+
+def model_device(model) -> torch.device:
+    """The device of the model's parameters (``cfg.device``, else CPU, for a model without any)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device(getattr(getattr(model, "cfg", None), "device", None) or "cpu")
+
+
+@contextlib.contextmanager
+def frozen(model):
+    """Parameters stop requiring grad (restored on exit), so a backward pass taken for activation
+    gradients accumulates nothing in ``.grad``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)

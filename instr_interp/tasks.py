@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .data.dataset import InstructionDataset, InstructionRecord
 from .engine import plan_rows
+from .models import model_device
 from .results import load_result, save_result
 
 __all__ = [
@@ -249,13 +250,6 @@ def pad_rows(
 
 class _Stop(Exception):
     pass
-
-
-def model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device("cpu")
 
 
 def pad_id(model) -> int:

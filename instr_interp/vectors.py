@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .hooks import hook_site
-from .models import model_facts
+from .models import frozen, model_facts
 from .results import load_result, save_result
 from .tasks import (
     Task,
@@ -246,18 +246,6 @@ def _exact_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tens
     return sums
 
 
-@contextlib.contextmanager
-def _frozen(model):
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def _atp_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor, "layer head"]:
     """Summed attribution-patching estimates over the rows of one batch, for ``layers``."""
     names = _z_names(model)
@@ -272,7 +260,7 @@ def _atp_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor
         return z + deltas[layer]
 
     hooks = [(names[layer], _bind(keep, layer=layer)) for layer in layers]
-    with _frozen(model), torch.enable_grad():
+    with frozen(model), torch.enable_grad():
         probs = last_token_logits(model, tokens, last, hooks).softmax(-1)
         probs[ar, targets].sum().backward()
     sums = torch.zeros(len(layers), means.shape[1], dtype=torch.float64)
