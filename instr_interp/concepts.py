@@ -349,6 +349,11 @@ def layer_groups(n_layers: int, *, group: int | None = 8, n_groups: int | None =
     return [list(range(start, min(start + group, n_layers))) for start in range(0, n_layers, group)]
 
 
+def layer_label(members: list[int]) -> str:
+    """A layer group as text: ``"0-7"``, or ``"5"`` for a group of one layer."""
+    return f"{members[0]}-{members[-1]}" if members[-1] != members[0] else str(members[0])
+
+
 def _shares(labels: list[dict], extra: dict) -> pd.DataFrame:
     rows = []
     for key in sorted({k for label in labels for k in label}):
@@ -398,7 +403,7 @@ def concept_shares(
         if not members:
             continue
         labels = [lab for m in members for lab in labels_by_layer[m]]
-        frame = _shares(labels, {"group": index, "layers": f"{members[0]}-{members[-1]}"})
+        frame = _shares(labels, {"group": index, "layers": layer_label(members)})
         frame["n_components"] = len(labels)
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)

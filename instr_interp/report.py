@@ -248,7 +248,8 @@ def write_report(sections: Sequence[Section], path, *, title: str = "instr_inter
         for fig in sec.figures:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
         for table in sec.tables:
-            parts.append(table.to_html(index=False, border=0, float_format=lambda x: f"{x:.4g}"))
+            # an undefined value (a std of one record, a test without data) shows as a dash
+            parts.append(table.to_html(index=False, border=0, float_format=lambda x: f"{x:.4g}", na_rep="–"))
         parts.append(sec.html + "</section>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts))

@@ -21,7 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .concepts import layer_groups
+from .concepts import layer_groups, layer_label
 from .models import model_facts
 from .results import load_result, save_result
 from .vocabulary import INSTRUCTION_VERBS, WordVectors, frequent_words, general_verbs, word_vectors
@@ -489,7 +489,7 @@ def verb_pair_counts(
             continue
         sub = frame[in_group & hit]
         common = (sub["query"] + "→" + sub["key"]).value_counts().head(5)
-        rows.append({"group": index, "layers": f"{members[0]}-{members[-1]}", "n_heads": n_heads,
+        rows.append({"group": index, "layers": layer_label(members), "n_heads": n_heads,
                      "pairs": int(in_group.sum()), "word_pairs": len(sub), "per_head": len(sub) / n_heads,
                      "share": len(sub) / max(int(in_group.sum()), 1),
                      "top": ", ".join(f"{p} ({c})" for p, c in common.items())})
@@ -518,7 +518,7 @@ def word_shift_scores(
         down = (cf[cols] < cb[cols]).sum(axis=1)
         for w in words:
             n = int(up[w] + down[w])
-            rows.append({"group": index, "layers": f"{members[0]}-{members[-1]}", "word": w, "up": int(up[w]),
+            rows.append({"group": index, "layers": layer_label(members), "word": w, "up": int(up[w]),
                          "down": int(down[w]), "score": up[w] / n if n else float("nan"),
                          "pairs_base": int(cb.loc[w, cols].sum()), "pairs_ft": int(cf.loc[w, cols].sum())})
     return pd.DataFrame(rows)
@@ -670,8 +670,12 @@ def wordpairs_section(
     )
     if shift is not None and len(shift):
         tables.append(shift)
-        parts = [f"layers {r.layers}: instruction verbs {r.instruction_mean:.2f} (n={r.n_instruction}) vs general "
-                 f"verbs {r.general_mean:.2f} (n={r.n_general}), one-sided Welch p={r.p_greater:.3g}"
+        def mean(value, n):
+            return f"{value:.2f} (n={n})" if n else "none (n=0)"
+
+        parts = [f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
+                 f"verbs {mean(r.general_mean, r.n_general)}, "
+                 + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
                  for r in shift.itertuples()]
         reading += (" Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
                     "excluded, averaged per word): " + "; ".join(parts) + ".")

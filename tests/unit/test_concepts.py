@@ -104,7 +104,7 @@ def test_layer_groups():
 def test_concept_shares_count_labels(tiny):
     model = ii.tiny_model(seed=0, n_layers=3)
     shares = concept_shares(model, group=2, n_components=10, top_words=15, vocabulary=WORDS, progress=False)
-    assert shares["layers"].unique().tolist() == ["0-1", "2-2"]
+    assert shares["layers"].unique().tolist() == ["0-1", "2"]
     sums = shares.groupby(["group", "axis"])["share"].sum()
     np.testing.assert_allclose(sums.values, 1.0)
     labels = [lab for layer in (0, 1) for lab in ffn_concepts(model, layer, n_components=10, top_words=15,

@@ -24,7 +24,8 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
     assert "cdn" not in html.lower().split("plotly.newplot")[0][-2000:]
     for sec in sections:
         assert sec.title in html
-        assert re.search(r"\d", sec.reading)
+        assert re.search(r"\d", sec.reading) and not re.search(r"\bnan\b", sec.reading, re.I)
+    assert ">NaN<" not in html and ">nan<" not in html  # undefined table cells show as a dash
 
 
 def test_cli_help_and_errors(capsys):

@@ -356,3 +356,5 @@ def test_wordpairs_section_states_the_numbers():
     counts = section.tables[0]
     assert counts[counts["model"] == "ft"]["per_head"].tolist() == [1.0, 0.0]
     assert section.tables[-1] is shift
+    # layer 1 has no instruction verb on an untied head: said in words, not as nan
+    assert "layers 1: instruction verbs none (n=0)" in section.reading and "1-1" not in section.reading and "nan" not in section.reading
