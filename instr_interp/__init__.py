@@ -19,7 +19,6 @@ from .attribution import (  # noqa: E402
     attribute,
     attribute_many,
     compare_scores,
-    generate_responses,
 )
 from .compare import SetComparison, compare  # noqa: E402
 from .concepts import Concepts, compare_concepts, concept_shares, ffn_concepts, lexicon_labeller  # noqa: E402
@@ -37,6 +36,7 @@ from .data import (  # noqa: E402
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
+from .generation import generate_responses  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions import ablate_neurons, mean_activations  # noqa: E402
 from .likelihood import response_nll  # noqa: E402

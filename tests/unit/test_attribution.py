@@ -14,11 +14,11 @@ from instr_interp.attribution import (
     attribute_many,
     attribution_sections,
     compare_scores,
-    generate_responses,
     importance_density,
     instruction_score,
     sparsify,
 )
+from instr_interp.generation import generate_responses
 from instr_interp.models import tiny_hf_model
 from tests.typecheck import bad_input
 
