@@ -31,8 +31,9 @@ import torch
 from scipy.stats import spearmanr
 
 import instr_interp as ii
+from instr_interp.heads import head_effects, head_means
 from instr_interp.tasks import ICL_TASKS, icl_task
-from instr_interp.vectors import head_effects, head_means, instruction_vector, vector_scores
+from instr_interp.vectors import instruction_vector, vector_scores
 
 
 def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:

@@ -37,6 +37,7 @@ from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # n
 from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .generation import generate_responses  # noqa: E402
+from .heads import head_effects, random_heads  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions import ablate_neurons, mean_activations  # noqa: E402
 from .likelihood import response_nll  # noqa: E402
@@ -45,7 +46,7 @@ from .neurons import NeuronSets, find_isns  # noqa: E402
 from .probes import FiringStats, NeuronFiring  # noqa: E402
 from .tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
 from .training import FinetuneResult, finetune  # noqa: E402
-from .vectors import InstructionVector, add_vector, head_effects, instruction_vector, random_heads  # noqa: E402
+from .vectors import InstructionVector, add_vector, instruction_vector  # noqa: E402
 from .vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
 from .wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
 

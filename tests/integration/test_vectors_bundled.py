@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import instr_interp as ii
+from instr_interp.heads import corrupted_prompts, head_effects
 from instr_interp.tasks import ICL_TASKS, answer_token, evaluate_task, icl_task
-from instr_interp.vectors import corrupted_prompts, head_effects
 
 pytestmark = pytest.mark.slow
 

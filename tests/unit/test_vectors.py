@@ -1,15 +1,12 @@
 import pytest
 import torch
 
+from instr_interp.heads import corrupted_prompts, head_effects, random_heads, top_heads
 from instr_interp.tasks import Task, evaluate_task
 from instr_interp.vectors import (
     InstructionVector,
     add_vector,
-    corrupted_prompts,
-    head_effects,
     instruction_vector,
-    random_heads,
-    top_heads,
     vector_from_heads,
     vector_scores,
     vector_section,
