@@ -25,7 +25,8 @@ def cmd_report(args) -> int:
     if args.quick:
         data = data.sample(per_category=10, seed=0)
     plan = Plan(model=args.model, data=data, out=Path(args.out), quick=args.quick, device=args.device,
-                batch_size=args.batch_size, top=args.top, finetune=not args.no_finetune)
+                batch_size=args.batch_size, top=args.top, top_experts=args.top_experts,
+                finetune=not args.no_finetune)
     sections = run_stages(plan)
     seconds = time.perf_counter() - start
     timing = ", ".join(f"{name} {t:.0f} s" for name, t in plan.timings.items())
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skip fine-tuning Gemma-3-270M (trained once, then cached) and the before/after sections")
     rep.add_argument("--top", type=float, default=0.01,
                      help="fraction of all neurons kept as instruction-specific (default 0.01)")
+    rep.add_argument("--top-experts", type=float, default=0.1,
+                     help="MoE models: fraction of all layer x expert units kept as instruction-specific "
+                     "experts (default 0.1)")
     rep.set_defaults(func=cmd_report)
 
     def common(p, top_default):

@@ -87,7 +87,6 @@ def _key(*parts) -> str:
 def neurons_stage(plan: Plan) -> list:
     """Dataset, the shared activation pass, ISN sets and their critical role (ISEs for an MoE model)."""
     from .data.encoding import encode
-    from .engine import run
     from .models import model_facts
     from .neurons import sets_from_firing
     from .probes import FiringStats, NeuronFiring
@@ -98,14 +97,21 @@ def neurons_stage(plan: Plan) -> list:
     if model_facts(model).moe:
         return [dataset_section(plan.data, encoded), *_expert_sections(plan, model, encoded)]
 
-    def firing():
-        (probe,) = run(model, encoded, [NeuronFiring(activation_sums=True)], batch_size=plan.batch_size)
-        return probe.result()
-
-    stats = cached(plan.cache / _key("firing", plan.model, plan.data.fingerprint()), firing,
-                   lambda v, p: v.save(p), FiringStats.load, "firing statistics")
+    stats = _statistics(plan, model, encoded, NeuronFiring(activation_sums=True), "firing", FiringStats.load)
     sets = sets_from_firing(stats, top=plan.top)
     return [dataset_section(plan.data, encoded), firing_section(stats), *_set_sections(plan, model, sets)]
+
+
+def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
+    """One activation pass with ``probe`` over the report's data, cached as ``name``."""
+    from .engine import run
+
+    def compute():
+        (done,) = run(model, encoded, [probe], batch_size=plan.batch_size)
+        return done.result()
+
+    return cached(plan.cache / _key(name, plan.model, plan.data.fingerprint()), compute,
+                  lambda v, p: v.save(p), load, f"{name} statistics")
 
 
 def _set_sections(plan: Plan, model, sets) -> list:
@@ -122,16 +128,10 @@ def _set_sections(plan: Plan, model, sets) -> list:
 
 def _expert_sections(plan: Plan, model, encoded) -> list:
     """Routing statistics, ISE sets (the top ``plan.top_experts`` of the layer x expert units) and their role."""
-    from .engine import run
     from .experts import ExpertFiring, ExpertStats, sets_from_expert_stats
     from .report import expert_routing_section
 
-    def routing():
-        (probe,) = run(model, encoded, [ExpertFiring(neurons=False)], batch_size=plan.batch_size)
-        return probe.result()
-
-    stats = cached(plan.cache / _key("routing", plan.model, plan.data.fingerprint()), routing,
-                   lambda v, p: v.save(p), ExpertStats.load, "expert routing statistics")
+    stats = _statistics(plan, model, encoded, ExpertFiring(neurons=False), "routing", ExpertStats.load)
     sets = sets_from_expert_stats(stats, top=plan.top_experts)
     return [expert_routing_section(stats), *_set_sections(plan, model, sets)]
 
