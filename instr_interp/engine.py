@@ -120,22 +120,6 @@ def _check_blas(device: torch.device) -> None:
     )
 
 
-def _libc_trim():
-    """glibc's ``malloc_trim`` (None elsewhere). A pass frees and reallocates activation buffers of
-    changing sizes every batch; glibc then keeps raising its mmap threshold and serves them from the
-    heap, whose freed pages stay resident, so the peak creeps up with the number of batches.
-    Trimming after each batch hands free pages back and keeps the peak flat."""
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_TRIM = _libc_trim()
-
-
 # ---------------------------------------------------------------------------------------------
 # The pass
 
@@ -331,8 +315,6 @@ def run(
                 done.add(b)
                 processed += 1
                 bar.update(1)
-                if _TRIM is not None and device.type == "cpu":
-                    _TRIM(0)
                 if ckpt is not None and processed % checkpoint_every == 0:
                     _save_checkpoint(ckpt, probes, sorted(done), meta)
     finally:
