@@ -138,8 +138,8 @@ def bucket_width(n_tokens: int) -> int:
 
 
 def plan_batches(encoded: EncodedDataset, batch_size: int) -> list[tuple[int, list[int]]]:
-    """Deterministic batches ``(width, record indices)``: records grouped by :func:`bucket_width`,
-    sorted by length within a bucket, at most ``batch_size`` per batch.
+    """Deterministic batches ``(width, record indices)``: records grouped by :func:`bucket_width`
+    (widest bucket first), sorted by length within a bucket, at most ``batch_size`` per batch.
 
     Every record is computed at its own bucket width whatever the batch size, so the reduction
     lengths inside attention (softmax and pattern @ V over key positions) never change with the
@@ -150,14 +150,17 @@ def plan_batches(encoded: EncodedDataset, batch_size: int) -> list[tuple[int, li
 
 def plan_rows(token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0) -> list[tuple[int, list[int]]]:
     """Batches ``(width, row indices)`` of any token lists, as :func:`plan_batches` makes them: rows
-    grouped by the bucket width of ``len + extra`` tokens (``extra``: room for generated tokens),
-    sorted by length within a bucket, at most ``batch_size`` per batch."""
+    grouped by the bucket width of ``len + extra`` tokens (``extra``: room for generated tokens;
+    widest bucket first), sorted by length within a bucket, at most ``batch_size`` per batch."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     buckets: dict[int, list[int]] = {}
     for i in sorted(range(len(token_lists)), key=lambda i: (len(token_lists[i]), i)):
         buckets.setdefault(bucket_width(len(token_lists[i]) + extra), []).append(i)
-    return [(w, ids[s : s + batch_size]) for w, ids in sorted(buckets.items())
+    # Widest bucket first: the first batches size the allocator's blocks and later, narrower ones
+    # reuse them, rather than each wider bucket asking for fresh ones (and an out-of-memory shows
+    # at once, not at the end).
+    return [(w, ids[s : s + batch_size]) for w, ids in sorted(buckets.items(), reverse=True)
             for s in range(0, len(ids), batch_size)]
 
 def _dist():
@@ -259,7 +262,7 @@ def run(
     rank, world = _dist()
     all_batches = plan_batches(encoded, batch_size)
     mine = [b for b in range(len(all_batches)) if b % world == rank]
-    meta = {"data": encoded.fingerprint, "batch_size": batch_size, "rank": rank, "world": world,
+    meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": world,
             "probes": [p.config() for p in probes]}
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and world > 1:

@@ -144,6 +144,8 @@ def test_plan_batches_is_a_partition(tiny, data):
     seen = sorted(i for _, ids in plan for i in ids)
     assert seen == list(range(len(enc)))
     assert all(max(len(enc[i].tokens) for i in ids) <= w == bucket_width(len(enc[ids[0]].tokens)) for w, ids in plan)
+    widths = [w for w, _ in plan]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) > 1  # widest bucket first
     assert [bucket_width(n) for n in (1, 16, 17, 256, 257, 1000, 1100)] == [16, 16, 32, 256, 288, 1024, 1152]
 
 
