@@ -16,6 +16,7 @@
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .data.dataset import hexainst
@@ -41,7 +42,8 @@ def _vector(model, task, settings):
 def forgetting_demo(model_name: str = "smollm2-135m-instruct",
                     task_names=("antonym", "present_past", "country_capital"), *, epochs: int = 2,
                     batch_size: int = 8, lr: float = 1e-3, kl_weight: float = 5.0, seq_kl_weight: float = 0.0,
-                    head_consistency: float = 0.0, n_val: int = 20, general_n: int = 40, n_means: int = 30,
+                    head_consistency: float = 0.0, n_val: int = 20, n_train: int | None = None, general_n: int = 40,
+                    n_means: int = 30,
                     n_prompts: int = 15, layers=(6, 8, 10, 12, 14), workdir=None) -> dict:
     """Run the sequential fine-tuning demonstration; returns a JSON-ready dict of every number.
 
@@ -50,7 +52,8 @@ def forgetting_demo(model_name: str = "smollm2-135m-instruct",
         task_names: built-in tasks (:data:`instr_interp.tasks.ICL_TASKS`) learned in this order.
         epochs, batch_size, lr: LoRA fine-tuning per task.
         kl_weight, seq_kl_weight, head_consistency: IV guidance weights (see :func:`instr_interp.finetune`).
-        n_val: held-out pairs per task; general_n: general HexaInst records scored.
+        n_val: held-out pairs per task; n_train: train on at most this many of the other pairs (all
+            when None); general_n: general HexaInst records scored.
         n_means, n_prompts, layers: instruction-vector settings (attribution patching, layer sweep).
         workdir: where the tuned models are kept (default: a temporary directory, removed at the end).
 
@@ -66,6 +69,10 @@ def forgetting_demo(model_name: str = "smollm2-135m-instruct",
     tasks = [icl_task(name) for name in task_names]
     splits = [t.split(seed=0, n_val=n_val) for t in tasks]
     train, val = [s[0] for s in splits], [s[1] for s in splits]
+    if n_train is not None:
+        if n_train < 1:
+            raise ValueError(f"n_train must be >= 1 (or None for all pairs), got {n_train}.")
+        train = [replace(t, pairs=t.pairs[:n_train]) for t in train]
     general = hexainst()
     timings: dict[str, float] = {}
     ft_kwargs = dict(epochs=epochs, batch_size=batch_size, lr=lr, progress=False)

@@ -39,7 +39,7 @@ class Plan:
     def cache(self) -> Path:
         return self.out / "cache" / ("quick" if self.quick else "full")
 
-    def size(self, full: int, quick: int) -> int:
+    def size(self, full, quick):
         return quick if self.quick else full
 
     def load(self, name: str):
@@ -121,7 +121,7 @@ def _set_sections(plan: Plan, model, sets) -> list:
 
     subset = plan.data.sample(per_category=plan.size(8, 3), seed=0)
     frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
-                   lambda: critical_role(model, subset, sets, seeds=3, progress=True), _to_csv, _csv,
+                   lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True), _to_csv, _csv,
                    f"critical role of {sets.short}")
     return [*isn_sections(sets), critical_role_section(frame, len(subset), sets)]
 
@@ -144,7 +144,7 @@ def _tuned_model(plan: Plan):
     if (plan.tuned / "instr_interp_finetune.json").exists():
         print(f"  fine-tuned model: reusing {plan.tuned}")
         return FinetuneResult.load(plan.tuned)
-    train = hexainst().sample(per_category=plan.size(20, 5), seed=0)
+    train = hexainst().sample(per_category=plan.size(20, 2), seed=0)
     return finetune(BASE, train, plan.tuned, method="lora", epochs=1, batch_size=8)
 
 
@@ -184,12 +184,12 @@ def attribution_stage(plan: Plan) -> list:
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
     example = cached(plan.cache / _key("attribution-example", plan.model, subset[0].id),
-                     lambda: attribute(model, subset[0], max_new_tokens=32), lambda v, p: v.save(p),
+                     lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 16)), lambda v, p: v.save(p),
                      Attribution.load, "attribution example")
     sets = {}
     for label, name in _models_compared(plan).items():
         sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
-                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 12)),
+                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 8)),
                              lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
     return attribution_sections(example, sets)
 
@@ -229,7 +229,8 @@ def wordpairs_stage(plan: Plan) -> list:
     pairs = {}
     for label, name in _models_compared(plan).items():
         pairs[label] = cached(plan.cache / _key("wordpairs", name, len(vocabulary)),
-                              lambda name=name: model_word_pairs(plan.load(name), vocabulary=vocabulary, top_dims=32),
+                              lambda name=name: model_word_pairs(plan.load(name), vocabulary=vocabulary,
+                                                                 top_dims=plan.size(32, 16)),
                               lambda v, p: v.save(p), WordPairs.load, f"word pairs ({label})")
     shift = None
     if plan.finetune:
@@ -251,8 +252,8 @@ def vectors_stage(plan: Plan) -> list:
     names = VECTOR_TASKS[: plan.size(3, 2)]
     splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
     vectors = [cached(plan.cache / _key("vector", plan.model, train.name),
-                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(40, 20),
-                                                             n_prompts=plan.size(25, 10)),
+                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(40, 12),
+                                                             n_prompts=plan.size(25, 6)),
                       lambda v, p: v.save(p), InstructionVector.load, f"instruction vector ({train.name})")
                for train, _ in splits]
     scores = cached(plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
@@ -270,8 +271,8 @@ def forgetting_stage(plan: Plan) -> list:
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(
-        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 8), general_n=plan.size(16, 12),
-        n_means=plan.size(20, 10), n_prompts=plan.size(10, 6), layers=(8, 10, 12)),
+        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 8), general_n=plan.size(16, 8),
+        n_train=plan.size(None, 24), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6), layers=(8, 10, 12)),
         lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
         "forgetting demonstration")
     return forgetting_section(results)
