@@ -119,7 +119,7 @@ def _set_sections(plan: Plan, model, sets) -> list:
     from .ablation import critical_role
     from .report import critical_role_section, isn_sections
 
-    subset = plan.data.sample(per_category=plan.size(8, 3), seed=0)
+    subset = plan.data.sample(per_category=plan.size(8, 2), seed=0)
     frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
                    lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True), _to_csv, _csv,
                    f"critical role of {sets.short}")
@@ -252,8 +252,9 @@ def vectors_stage(plan: Plan) -> list:
     names = VECTOR_TASKS[: plan.size(3, 2)]
     splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
     vectors = [cached(plan.cache / _key("vector", plan.model, train.name),
-                      lambda train=train: instruction_vector(model, train, method="atp", n_means=plan.size(40, 12),
-                                                             n_prompts=plan.size(25, 6)),
+                      lambda train=train: instruction_vector(
+                          model, train, method="atp", n_means=plan.size(40, 12), n_prompts=plan.size(25, 6),
+                          candidate_layers=plan.size(None, range(2, model.cfg.n_layers, 3))),
                       lambda v, p: v.save(p), InstructionVector.load, f"instruction vector ({train.name})")
                for train, _ in splits]
     scores = cached(plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
@@ -271,8 +272,9 @@ def forgetting_stage(plan: Plan) -> list:
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(
-        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 8), general_n=plan.size(16, 8),
-        n_train=plan.size(None, 24), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6), layers=(8, 10, 12)),
+        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 6), general_n=plan.size(16, 6),
+        n_train=plan.size(None, 24), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6),
+        layers=plan.size((8, 10, 12), (10,))),
         lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
         "forgetting demonstration")
     return forgetting_section(results)
