@@ -23,7 +23,7 @@ def cmd_report(args) -> int:
     start = time.perf_counter()
     data = _load_data(args.data)
     if args.quick:
-        data = data.sample(per_category=8, seed=0)
+        data = data.sample(per_category=6, seed=0)
     plan = Plan(model=args.model, data=data, out=Path(args.out), quick=args.quick, device=args.device,
                 batch_size=args.batch_size, top=args.top, top_experts=args.top_experts,
                 finetune=not args.no_finetune)
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", default=None,
                      help="instruction file (.json/.jsonl/.csv with id, category, instruction[, input, "
                      "response, source]); default: the built-in HexaInst set")
-    rep.add_argument("--quick", action="store_true", help="8 instructions per category and smaller settings everywhere (about 5 minutes on a 2-core CPU)")
+    rep.add_argument("--quick", action="store_true", help="6 instructions per category and smaller settings everywhere (about 5 minutes on a 2-core CPU)")
     rep.add_argument("--out", default="report", help="output directory (default: report/)")
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")

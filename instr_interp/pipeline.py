@@ -184,12 +184,12 @@ def attribution_stage(plan: Plan) -> list:
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
     example = cached(plan.cache / _key("attribution-example", plan.model, subset[0].id),
-                     lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 16)), lambda v, p: v.save(p),
+                     lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 12)), lambda v, p: v.save(p),
                      Attribution.load, "attribution example")
     sets = {}
     for label, name in _models_compared(plan).items():
         sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
-                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 8)),
+                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 6)),
                              lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
     return attribution_sections(example, sets)
 
@@ -224,7 +224,7 @@ def wordpairs_stage(plan: Plan) -> list:
     from .vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
     from .wordpairs import WordPairs, instruction_verb_shift, model_word_pairs, wordpairs_section
 
-    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 1000)) + list(INSTRUCTION_VERBS)
+    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS)
                                     + general_verbs()))
     pairs = {}
     for label, name in _models_compared(plan).items():
@@ -272,8 +272,8 @@ def forgetting_stage(plan: Plan) -> list:
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(
-        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 6), general_n=plan.size(16, 6),
-        n_train=plan.size(None, 24), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6),
+        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 6), general_n=plan.size(16, 4),
+        n_train=plan.size(None, 16), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6),
         layers=plan.size((8, 10, 12), (10,))),
         lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
         "forgetting demonstration")
