@@ -78,7 +78,7 @@ def firing_section(stats: FiringStats) -> Section:
         f"over the instruction and input tokens of each category ({', '.join(f'{c}: {n} tokens' for c, n in tokens.items())}). "
         f"Firing is densest in layer {hi} ({overall[hi]:.1%} on average) and sparsest in layer {lo} "
         f"({overall[lo]:.1%}). Categories differ by at most {spread:.1%} in any layer: the bulk rate is "
-        f"shared, so what distinguishes categories is *which* neurons fire, the subject of the "
+        f"shared, so what distinguishes categories is which neurons fire, the subject of the "
         f"instruction-specific neuron analysis."
     )
     table = (wide * 100).round(2).reset_index()
