@@ -350,7 +350,12 @@ def layer_groups(n_layers: int, *, group: int | None = 8, n_groups: int | None =
 
 
 def layer_label(members: list[int]) -> str:
-    """A layer group as text: ``"0-7"``, or ``"5"`` for a group of one layer."""
+    """A layer group as text: ``"0-7"``, or ``"5"`` for a group of one layer.
+
+    Example:
+        >>> [layer_label(g) for g in layer_groups(9, group=8)]
+        ['0-7', '8']
+    """
     return f"{members[0]}-{members[-1]}" if members[-1] != members[0] else str(members[0])
 
 

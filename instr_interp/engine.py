@@ -419,6 +419,12 @@ def native_forward(model, *, causal: bool = False):
     output when its inner hooks only observe). ``causal=True`` declares that the forward runs
     without a padding mask (right padding, as :func:`run` does): the attention kernel then applies
     the causal mask itself, which makes each row's result independent of the padded width.
+
+    Example:
+        >>> from instr_interp import tiny_model
+        >>> with native_forward(tiny_model(), causal=True) as n_routed:
+        ...     n_routed  # 2 attention layers, 2 x 2 block norms and the final norm
+        7
     """
     patched = []
     try:

@@ -195,8 +195,7 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     Returns:
         :class:`ExpertSets`, or ``(ExpertSets, ExpertStats)`` with ``keep_stats``.
     """
-    if weighting not in ("binary", "weight"):
-        raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
+    _check_weighting(weighting)  # before the pass, not after it
     (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
                    padding_side=padding_side, progress=progress)
     stats = probe.result()
@@ -204,11 +203,23 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     return (sets, stats) if keep_stats else sets
 
 
-def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
-                           per_layer: int | None = None) -> ExpertSets:
-    """ISE sets from routing statistics (see :func:`find_ises`)."""
+def _check_weighting(weighting: str) -> None:
     if weighting not in ("binary", "weight"):
         raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
+
+
+def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
+                           per_layer: int | None = None) -> ExpertSets:
+    """ISE sets from routing statistics (see :func:`find_ises`).
+
+    Example:
+        >>> from instr_interp import hexainst, run, tiny_model
+        >>> (probe,) = run(tiny_model(moe=True), hexainst().sample(per_category=1),
+        ...                [ExpertFiring(neurons=False)], progress=False)
+        >>> sets_from_expert_stats(probe.result(), top=0.25).category_sets["math"].shape  # 2 of 2 x 4 units
+        torch.Size([2, 2])
+    """
+    _check_weighting(weighting)
     if not 0 < top <= 1:
         raise ValueError(f"top must be a fraction in (0, 1], got {top}.")
     n_rec, n_layers, n_exp = stats.expert_counts.shape

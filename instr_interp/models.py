@@ -430,7 +430,12 @@ def model_facts(model) -> ModelFacts:
 
 
 def model_device(model) -> torch.device:
-    """The device of the model's parameters (``cfg.device``, else CPU, for a model without any)."""
+    """The device of the model's parameters (``cfg.device``, else CPU, for a model without any).
+
+    Example:
+        >>> model_device(tiny_model())
+        device(type='cpu')
+    """
     try:
         return next(model.parameters()).device
     except (StopIteration, AttributeError):
@@ -440,7 +445,16 @@ def model_device(model) -> torch.device:
 @contextlib.contextmanager
 def frozen(model):
     """Parameters stop requiring grad (restored on exit), so a backward pass taken for activation
-    gradients accumulates nothing in ``.grad``."""
+    gradients accumulates nothing in ``.grad``.
+
+    Example:
+        >>> model = tiny_model()
+        >>> with frozen(model):
+        ...     any(p.requires_grad for p in model.parameters())
+        False
+        >>> all(p.requires_grad for p in model.parameters())
+        True
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     try:
         for p in params:
