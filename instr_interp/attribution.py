@@ -341,7 +341,7 @@ def attribute(
         EOS or the template's end-of-turn marker). Prompt positions are all tokens before the
         response except a leading BOS, template scaffolding included.
 
-    Example:
+    Examples:
         >>> import instr_interp as ii
         >>> attr = attribute(ii.tiny_model(), ii.hexainst()[0], "Positive.")
         >>> attr.matrix.shape[1], attr.sparse.max().item()

@@ -135,7 +135,7 @@ def lexicon_labeller(words: Sequence[str]) -> dict:
     Returns:
         ``{"task": one of TASKS, "level": one of LEVELS}``.
 
-    Example:
+    Examples:
         >>> lexicon_labeller(["python", "function", "loop", "cat", "return"])
         {'task': 'coding', 'level': 'semantics'}
     """
@@ -287,7 +287,7 @@ def ffn_concepts(
         :class:`Concepts`. Component signs are fixed so that each component's largest-magnitude entry
         is positive.
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model
         >>> c = ffn_concepts(tiny_model(), 0, n_components=5, top_words=3, vocabulary=["cat", "dog", "sun", "run"])
         >>> c.components.shape
@@ -352,7 +352,7 @@ def layer_groups(n_layers: int, *, group: int | None = 8, n_groups: int | None =
 def layer_label(members: list[int]) -> str:
     """A layer group as text: ``"0-7"``, or ``"5"`` for a group of one layer.
 
-    Example:
+    Examples:
         >>> [layer_label(g) for g in layer_groups(9, group=8)]
         ['0-7', '8']
     """

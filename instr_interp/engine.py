@@ -227,7 +227,7 @@ def run(
     Under ``torch.distributed`` (e.g. torchrun), each rank runs every world_size-th batch and the
     states are summed with ``all_reduce``: every rank ends with the single-process result.
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model, hexainst
         >>> from instr_interp.probes import NeuronFiring
         >>> model = tiny_model()
@@ -420,7 +420,7 @@ def native_forward(model, *, causal: bool = False):
     without a padding mask (right padding, as :func:`run` does): the attention kernel then applies
     the causal mask itself, which makes each row's result independent of the padded width.
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model
         >>> with native_forward(tiny_model(), causal=True) as n_routed:
         ...     n_routed  # 2 attention layers, 2 x 2 block norms and the final norm

@@ -212,7 +212,7 @@ def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: L
                            per_layer: int | None = None) -> ExpertSets:
     """ISE sets from routing statistics (see :func:`find_ises`).
 
-    Example:
+    Examples:
         >>> from instr_interp import hexainst, run, tiny_model
         >>> (probe,) = run(tiny_model(moe=True), hexainst().sample(per_category=1),
         ...                [ExpertFiring(neurons=False)], progress=False)

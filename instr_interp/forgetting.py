@@ -197,7 +197,7 @@ def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, for
     Returns:
         A :class:`ForgettingReport`; ``.forgetting()`` gives drops and rises per set, ``.plot()`` a figure.
 
-    Example:
+    Examples:
         >>> import instr_interp as ii
         >>> from instr_interp.tasks import icl_task
         >>> m = ii.tiny_model()

@@ -56,7 +56,7 @@ def generate_responses(
         The records with ``response`` replaced by the decoded greedy continuation (special tokens
         dropped) and ``meta["generated_tokens"]`` its token count.
 
-    Example:
+    Examples:
         >>> import instr_interp as ii
         >>> out = generate_responses(ii.tiny_model(), ii.hexainst()[:1], max_new_tokens=4, progress=False)
         >>> out[0].meta["generated_tokens"]

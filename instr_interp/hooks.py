@@ -1,6 +1,6 @@
 """Typed hook sites: the one place hook names are built, validated against ``model.hook_dict``.
 
-Example:
+Examples:
     >>> from instr_interp import tiny_model
     >>> from instr_interp.hooks import hook_site
     >>> hook_site(tiny_model(), "mlp_pre", 1).name

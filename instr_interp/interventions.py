@@ -35,7 +35,7 @@ def ablate_neurons(model, neurons, mode: str = "zero", means: Tensor | None = No
         neurons: ``[n, 2]`` tensor of ``(layer, neuron)``, e.g. ``isn.category_sets["code"]``.
         mode: ``"zero"`` or ``"mean"`` (needs ``means`` ``[layer, d_mlp]`` from :func:`mean_activations`).
 
-    Example:
+    Examples:
         >>> import instr_interp as ii, torch
         >>> model = ii.tiny_model()
         >>> with ablate_neurons(model, torch.tensor([[0, 3], [1, 5]])):

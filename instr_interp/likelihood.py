@@ -59,7 +59,7 @@ def response_nll(model, data, *, batch_size: int = 4, format: str = "auto", prog
     Returns:
         A frame with ``id``, ``category``, ``response_tokens`` and ``nll`` (nats per token).
 
-    Example:
+    Examples:
         >>> import instr_interp as ii
         >>> frame = response_nll(ii.tiny_model(), ii.hexainst()[:2], progress=False)
         >>> list(frame.columns)

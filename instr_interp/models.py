@@ -189,7 +189,7 @@ def load_model(
     Returns:
         The hooked model, in eval mode, with ``model.instr_interp_name`` set to ``name``.
 
-    Example:
+    Examples:
         >>> model = load_model("smollm2-135m-instruct")  # doctest: +SKIP
         >>> model.cfg.n_layers  # doctest: +SKIP
         30
@@ -351,7 +351,7 @@ def tiny_model(seed: int = 0, moe: bool | str = False, *, chat_template: bool = 
         **sizes: ``n_layers`` (2), ``d_model`` (64), ``d_mlp`` (128, per expert for MoE),
             ``n_heads`` (4), ``n_kv_heads`` (2), ``n_experts`` (4), ``top_k`` (2).
 
-    Example:
+    Examples:
         >>> tiny = tiny_model(seed=0)
         >>> tiny.cfg.n_layers
         2
@@ -432,7 +432,7 @@ def model_facts(model) -> ModelFacts:
 def model_device(model) -> torch.device:
     """The device of the model's parameters (``cfg.device``, else CPU, for a model without any).
 
-    Example:
+    Examples:
         >>> model_device(tiny_model())
         device(type='cpu')
     """
@@ -447,7 +447,7 @@ def frozen(model):
     """Parameters stop requiring grad (restored on exit), so a backward pass taken for activation
     gradients accumulates nothing in ``.grad``.
 
-    Example:
+    Examples:
         >>> model = tiny_model()
         >>> with frozen(model):
         ...     any(p.requires_grad for p in model.parameters())

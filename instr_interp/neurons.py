@@ -319,7 +319,7 @@ def find_isns(
             early layers), ``"all"`` keeps all tied neurons. ``NeuronSets.ties`` reports the counts.
         keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``).
 
-    Example:
+    Examples:
         >>> import instr_interp as ii
         >>> isn = find_isns(ii.tiny_model(), ii.hexainst().sample(2), top=0.05, progress=False)
         >>> isn.category_sets["code"].shape

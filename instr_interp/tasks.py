@@ -60,7 +60,7 @@ Form = Literal["zero_shot", "instructed", "few_shot"]
 class Task:
     """A word task: an instruction and ``(input, answer)`` pairs.
 
-    Example:
+    Examples:
         >>> t = Task(name="caps", instruction="Capitalise the word.", pairs=[("a", "A"), ("b", "B")])
         >>> t.zero_shot("c")
         'Q: c\\nA:'
@@ -184,7 +184,7 @@ ICL_TASKS: tuple[str, ...] = tuple(_BUILTIN)
 def icl_task(name: str) -> Task:
     """A built-in task by name (see ``ICL_TASKS``).
 
-    Example:
+    Examples:
         >>> icl_task("country_capital").pairs[0]
         ('France', 'Paris')
     """
@@ -420,7 +420,7 @@ def evaluate_task(
     Returns:
         A :class:`TaskScore` with ``accuracy``, ``exact_match`` and a per-pair ``frame``.
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model
         >>> score = evaluate_task(tiny_model(), icl_task("antonym"), n=4, progress=False)
         >>> 0.0 <= score.accuracy <= 1.0

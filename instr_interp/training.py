@@ -361,7 +361,7 @@ def finetune(
     Returns:
         A :class:`FinetuneResult`; ``load_model(str(result.path))`` gives the tuned hooked model.
 
-    Example:
+    Examples:
         >>> import tempfile, instr_interp as ii
         >>> d = tempfile.mkdtemp()
         >>> ii.models.tiny_hf_model().save_pretrained(d); _ = ii.models.tiny_tokenizer().save_pretrained(d)

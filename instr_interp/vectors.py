@@ -85,7 +85,7 @@ def add_vector(
 
     The hook is removed when the block ends, also on errors.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from instr_interp import tiny_model
         >>> model = tiny_model()

@@ -79,7 +79,7 @@ def frequent_words(n: int = 20_000, lang: str = "en", *, min_length: int = 1, as
     Returns:
         Up to ``n`` distinct words (fewer only when wordfreq's list runs out).
 
-    Example:
+    Examples:
         >>> frequent_words(5)
         ['the', 'to', 'and', 'of', 'a']
     """
@@ -172,7 +172,7 @@ def word_vectors(model, words: list[str], matrix: Literal["unembed", "embed"] = 
         :class:`WordVectors` for the words that tokenise to at least one non-whitespace sub-token, in
         input order; the others are listed in ``dropped``.
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model
         >>> wv = word_vectors(tiny_model(), ["cat", "dog"], matrix="embed")
         >>> wv.vectors.shape

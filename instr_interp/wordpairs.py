@@ -446,7 +446,7 @@ def head_word_pairs(
 ) -> WordPairs:
     """Word pairs of one attention head (see :func:`model_word_pairs` for the arguments).
 
-    Example:
+    Examples:
         >>> from instr_interp import tiny_model
         >>> wp = head_word_pairs(tiny_model(), 0, 1, vocabulary=["cat", "dog", "sun", "moon"], reference=["a", "b", "c"])
         >>> wp.heads
