@@ -154,6 +154,27 @@ def _offline():
                 os.environ[key] = value
 
 
+def _load_tokenizer(source, offline: bool):
+    """The tokenizer as the bridge keeps it: with ``add_bos_token=True``.
+
+    TransformerLens's ``get_tokenizer_with_bos`` loads a tokenizer a second time with
+    ``add_bos_token=True`` unless it already has that setting; for Gemma's 262k-token vocabulary a
+    load takes about 4 s. Loading it that way once gives the bridge the same tokenizer without the
+    second load. Tokenizers that cannot take the setting (no BOS token, or special tokens that the
+    post-processor cannot express) raise ``ValueError`` and are loaded plainly; the bridge then
+    treats them exactly as it did before.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline, add_bos_token=True)
+    except ValueError:
+        return AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    if tokenizer.bos_token is None:  # the bridge keeps such a tokenizer unchanged: load it as it is
+        return AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    return tokenizer
+
+
 def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dtype | None):
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -194,7 +215,7 @@ def load_model(
         >>> model.cfg.n_layers  # doctest: +SKIP
         30
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = _resolve_device(device)
     if name in BUNDLED:
@@ -222,7 +243,7 @@ def load_model(
     ctx = _offline() if offline else contextlib.nullcontext()
     with ctx:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+            tokenizer = _load_tokenizer(source, offline)
             hf_model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=dtype or "auto", local_files_only=offline
             )

@@ -29,3 +29,23 @@ def plain_firing(hf_model, encoded, regions=(2, 3), width=None):
         for h in handles:
             h.remove()
     return torch.stack(counts), torch.stack(sums), torch.tensor(tokens)
+
+
+def assert_tokenizer_as_transformer_lens_builds_it(tokenizer, path):
+    """``tokenizer`` tokenizes like the one TransformerLens's own loading gives for ``path``: a plain
+    ``AutoTokenizer`` load passed through ``get_tokenizer_with_bos``."""
+    from transformer_lens.utilities import get_tokenizer_with_bos
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(path)
+    plain.init_kwargs.setdefault("name_or_path", str(path))
+    reference = get_tokenizer_with_bos(plain)
+    texts = ["Classify the sentiment: I loved this film.", "  two  spaces\n\nand lines", ""]
+    if reference.chat_template:
+        texts.append(reference.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False))
+    for text in texts:
+        for special in (True, False):
+            assert tokenizer(text, add_special_tokens=special)["input_ids"] == \
+                reference(text, add_special_tokens=special)["input_ids"], (text, special)
+    for attribute in ("add_bos_token", "bos_token", "eos_token", "pad_token", "padding_side", "chat_template"):
+        assert getattr(tokenizer, attribute) == getattr(reference, attribute), attribute

@@ -9,7 +9,7 @@ import torch
 import instr_interp as ii
 from instr_interp.engine import bucket_width
 from instr_interp.models import BUNDLED, _gguf_file, cache_dir
-from tests.reference import plain_firing
+from tests.reference import assert_tokenizer_as_transformer_lens_builds_it, plain_firing
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +71,7 @@ def test_cached_reload_is_fast_and_offline(smol, no_network):
     facts = ii.model_facts(again)
     assert (facts.n_layers, facts.d_mlp, facts.n_heads, facts.n_kv_heads) == (30, 1536, 9, 3)
     assert facts.chat_template and not facts.moe
+    assert_tokenizer_as_transformer_lens_builds_it(again.tokenizer, cache_dir() / "smollm2-135m-instruct")
 
 
 def test_smollm2_logits_equal_plain_transformers_gguf_load(smol):
@@ -121,6 +122,7 @@ def test_gemma_loads_offline_and_matches_plain_transformers():
     facts = ii.model_facts(gemma)
     assert (facts.n_layers, facts.d_mlp, facts.n_heads, facts.n_kv_heads) == (18, 2048, 4, 1)
     assert not facts.chat_template
+    assert_tokenizer_as_transformer_lens_builds_it(gemma.tokenizer, cache_dir() / "gemma-3-270m")
     assert _max_logit_diff(gemma, _gguf_reference("gemma-3-270m", "eager")) <= 1e-4
 
 

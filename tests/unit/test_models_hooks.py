@@ -5,6 +5,7 @@ import torch
 
 import instr_interp as ii
 from instr_interp.models import BUNDLED
+from tests.reference import assert_tokenizer_as_transformer_lens_builds_it
 from tests.typecheck import bad_input
 
 
@@ -71,3 +72,19 @@ def test_local_hf_directory_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), hf(input_ids=tokens).logits, rtol=1e-5, atol=1e-5)
     assert ii.model_facts(model).chat_template
+    assert_tokenizer_as_transformer_lens_builds_it(model.tokenizer, tmp_path / "m")
+
+
+def test_a_local_model_reads_its_tokenizer_files_once(tmp_path, monkeypatch):
+    """The bridge would load the tokenizer a second time (with add_bos_token=True) unless it has that
+    setting already; for Gemma each load takes seconds."""
+    from transformers import AutoTokenizer
+
+    ii.models.tiny_hf_model().save_pretrained(tmp_path)
+    ii.models.tiny_tokenizer().save_pretrained(tmp_path)
+    calls = []
+    load = AutoTokenizer.from_pretrained.__func__
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: calls.append(a) or load(cls, *a, **k)))
+    ii.load_model(str(tmp_path), device="cpu")
+    assert len(calls) == 1
