@@ -300,6 +300,11 @@ def test_head_pairs_and_counts_hand_computed(tmp_path):
     assert pairs["dims"].tolist() == [[1, 2], [1, 3, 5]]
     counts = wp.word_counts(["write", "go", "explain"])
     assert counts.loc["write", (0, 0)] == 1 and counts.loc["go", (0, 0)] == 0 and counts.loc["explain", (0, 1)] == 1
+    assert int(counts.values.sum()) == 2 and counts.columns.tolist() == HEADS
+    # a pair of two wanted words counts for each; a pair (w, w) counts once
+    both = hand_pairs([(1, 1, 1, "write", "go"), (1, 1, 2, "write", "go"), (1, 0, 1, "go", "go"), (1, 0, 4, "go", "go")],
+                      HEADS).word_counts(["go", "write", "essay"])
+    assert both.values.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
     table = verb_pair_counts(wp, ["write", "explain"], n_layers=2, group=1)
     assert table["word_pairs"].tolist() == [2, 0] and table["n_heads"].tolist() == [2, 2]
     wp.save(tmp_path / "wp")
