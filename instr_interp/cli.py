@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", default=None,
                      help="instruction file (.json/.jsonl/.csv with id, category, instruction[, input, "
                      "response, source]); default: the built-in HexaInst set")
-    rep.add_argument("--quick", action="store_true", help="6 instructions per category and smaller settings everywhere (5-6 minutes on a 2-core CPU)")
+    rep.add_argument("--quick", action="store_true", help="6 instructions per category and smaller settings everywhere (3-4 minutes on a 2-core CPU; the full report takes 12-18 minutes)")
     rep.add_argument("--out", default="report", help="output directory (default: report/)")
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
