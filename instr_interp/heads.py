@@ -27,7 +27,7 @@ from .hooks import hook_site
 from .models import frozen, model_facts
 from .tasks import Task, answer_token, iter_batches, last_token_logits, tokenize_prompts
 
-__all__ = ["Method", "clean_prompts", "corrupted_prompts", "head_effects", "head_means", "random_heads", "top_heads"]
+__all__ = ["Method", "check_means", "clean_prompts", "corrupted_prompts", "head_effects", "head_means", "random_heads", "top_heads"]
 
 Method = Literal["exact", "atp"]
 _CORRUPT_SEED = 10_000  # corrupted prompts draw demonstrations with other seeds than the clean ones
@@ -109,7 +109,9 @@ def _bind(fn, **kwargs):
     return hook
 
 
-def _check_means(model, means: Tensor) -> None:
+def check_means(model, means: Tensor) -> None:
+    """Raise ``ValueError`` unless ``means`` is ``[layer, head, d_head]`` for ``model`` (as
+    :func:`head_means` returns it)."""
     facts = model_facts(model)
     want = (facts.n_layers, facts.n_heads, facts.d_head)
     if tuple(means.shape) != want:
@@ -170,7 +172,7 @@ def head_effects(
     facts = model_facts(model)
     if means is None:
         means, _ = head_means(model, task, shots=shots, seed=seed, progress=progress)
-    _check_means(model, means)
+    check_means(model, means)
     layers = list(range(facts.n_layers)) if layers is None else [int(x) % facts.n_layers for x in layers]
     prompts, pairs = corrupted_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
     ids = tokenize_prompts(model, prompts)

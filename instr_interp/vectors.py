@@ -20,7 +20,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .heads import Method, _check_means, head_effects, head_means, random_heads, top_heads
+from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
 from .hooks import hook_site
 from .models import model_facts
 from .results import load_result, save_result
@@ -45,7 +45,7 @@ def vector_from_heads(
 ) -> Float[Tensor, " d_model"]:
     """Sum over ``heads`` of the head's mean placed in its slot of the concatenated head outputs
     and multiplied by the output projection: ``sum W_O[layer, head] @ means[layer, head]`` (no bias)."""
-    _check_means(model, means)
+    check_means(model, means)
     heads = torch.as_tensor(heads, dtype=torch.long).reshape(-1, 2)
     w_o = model.W_O  # [layer head d_head d_model]
     vec = torch.zeros(w_o.shape[-1], dtype=torch.float64)
@@ -324,7 +324,7 @@ def instruction_vector(
         means, n_correct = head_means(
             model, train, shots=shots, n_prompts=n_means, seed=seed, batch_size=batch_size, progress=progress
         )
-    _check_means(model, means)
+    check_means(model, means)
     if heads is None:
         effects = head_effects(
             model,

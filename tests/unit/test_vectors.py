@@ -245,3 +245,10 @@ def test_prompts_draw_demonstrations_from_the_whole_task():
     demo_inputs = {line[3:] for p in prompts for line in p.split("\n") if line.startswith("Q: ")}
     assert len(demo_inputs - {x for x, _ in pairs}) >= 5  # demonstrations beyond the two queries
     assert all(x in prompts[i].rsplit("\n\n", 1)[1] for i, (x, _) in enumerate(pairs))
+
+
+def test_means_of_the_wrong_shape_are_an_error_naming_the_expected_shape(tiny, means):
+    with pytest.raises(ValueError, match=r"\[layer, head, d_head\] = \(2, 4, 16\); got \(2, 4, 8\)"):
+        head_effects(tiny, TASK, means=means[..., :8], n_prompts=2)
+    with pytest.raises(ValueError, match=r"got \(1, 4, 16\)"):
+        vector_from_heads(tiny, means[:1], torch.tensor([[0, 1]]))
