@@ -168,11 +168,12 @@ def _load_tokenizer(source, offline: bool):
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline, add_bos_token=True)
+        if tokenizer.bos_token is not None:
+            return tokenizer
     except ValueError:
-        return AutoTokenizer.from_pretrained(source, local_files_only=offline)
-    if tokenizer.bos_token is None:  # the bridge keeps such a tokenizer unchanged: load it as it is
-        return AutoTokenizer.from_pretrained(source, local_files_only=offline)
-    return tokenizer
+        pass
+    # no BOS token (the bridge keeps such a tokenizer unchanged) or the setting was rejected: as it is
+    return AutoTokenizer.from_pretrained(source, local_files_only=offline)
 
 
 def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dtype | None):

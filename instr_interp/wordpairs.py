@@ -220,11 +220,11 @@ class WordPairs:
             return pd.DataFrame(columns=columns + (["dims"] if dims else []))
         # one int64 key per (layer, head, query, key), ordered as the tuples are: a 1-D unique is far
         # faster than torch.unique(dim=0) on a million rows
-        columns_ = self.dim_pairs[:, [0, 1, 3, 4]]
-        bases = (columns_.max(0).values + 1).tolist()
-        keys = columns_[:, 0]
+        fields = self.dim_pairs[:, [0, 1, 3, 4]]
+        bases = (fields.max(0).values + 1).tolist()
+        keys = fields[:, 0]
         for col, base in zip(range(1, 4), bases[1:]):
-            keys = keys * base + columns_[:, col]
+            keys = keys * base + fields[:, col]
         unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
         keep = counts >= self.min_dims  # a (q, k) occurs at most once per dimension, so count = dimensions
         decoded, rest = [], unique[keep]
@@ -270,7 +270,7 @@ class WordPairs:
         column = {h: j for j, h in enumerate(heads)}
         grid = np.zeros((len(words), len(heads)), dtype=np.int64)
         pairs = self.head_pairs()
-        pairs = pairs[pairs["query"].isin(rows) | pairs["key"].isin(rows)]
+        pairs = pairs[pairs["query"].isin(rows.keys()) | pairs["key"].isin(rows.keys())]
         for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
             for w in {q, k} & rows.keys():
                 grid[rows[w], column[(layer, head)]] += 1
