@@ -111,7 +111,17 @@ def _bind(fn, **kwargs):
 
 def check_means(model, means: Tensor) -> None:
     """Raise ``ValueError`` unless ``means`` is ``[layer, head, d_head]`` for ``model`` (as
-    :func:`head_means` returns it)."""
+    :func:`head_means` returns it).
+
+    Examples:
+        >>> import torch
+        >>> from instr_interp import tiny_model
+        >>> check_means(tiny_model(), torch.zeros(2, 4, 16))  # 2 layers, 4 heads, d_head 16: passes
+        >>> check_means(tiny_model(), torch.zeros(2, 4, 8))
+        Traceback (most recent call last):
+        ...
+        ValueError: means must have shape [layer, head, d_head] = (2, 4, 16); got (2, 4, 8).
+    """
     facts = model_facts(model)
     want = (facts.n_layers, facts.n_heads, facts.d_head)
     if tuple(means.shape) != want:
