@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 import instr_interp as ii
-from instr_interp.attribution import attribute, attribute_many, compare_scores
-from instr_interp.generation import generate_responses
+from instr_interp.engine.generation import generate_responses
+from instr_interp.shift.attribution import attribute, attribute_many, compare_scores
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -18,7 +18,7 @@ random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`.
 
 import os
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch (see instr_interp.engine)
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch (see instr_interp.engine.passes)
 
 import argparse
 import json
@@ -31,9 +31,9 @@ import torch
 from scipy.stats import spearmanr
 
 import instr_interp as ii
-from instr_interp.heads import head_effects, head_means
-from instr_interp.tasks import ICL_TASKS, icl_task
-from instr_interp.vectors import instruction_vector, vector_scores
+from instr_interp.vectors.heads import head_effects, head_means
+from instr_interp.vectors.instruction import instruction_vector, vector_scores
+from instr_interp.vectors.tasks import ICL_TASKS, icl_task
 
 
 def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:

@@ -13,7 +13,7 @@ import json
 import platform
 import time
 
-import instr_interp as ii  # before torch: sets MKL_CBWR (see instr_interp.engine)
+import instr_interp as ii  # before torch: sets MKL_CBWR (see instr_interp.engine.passes)
 
 # isort: split
 import torch

@@ -2,7 +2,7 @@
 
 Importing the package sets ``MKL_CBWR=AUTO,STRICT`` (unless already set) when torch has not been
 imported yet: Intel MKL then computes matrix products identically whatever the batch shape, which
-makes firing statistics bit-identical across batch sizes (see ``instr_interp.engine``). Nothing
+makes firing statistics bit-identical across batch sizes (see ``instr_interp.engine.passes``). Nothing
 else happens on import.
 """
 
@@ -12,16 +12,6 @@ import sys as _sys
 if "torch" not in _sys.modules:
     _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from .ablation import critical_role, random_like  # noqa: E402
-from .attribution import (  # noqa: E402
-    Attribution,
-    AttributionSet,
-    attribute,
-    attribute_many,
-    compare_scores,
-)
-from .compare import SetComparison, compare  # noqa: E402
-from .concepts import Concepts, compare_concepts, concept_shares, ffn_concepts, lexicon_labeller  # noqa: E402
 from .data import (  # noqa: E402
     CATEGORIES,
     EncodedBatch,
@@ -34,21 +24,31 @@ from .data import (  # noqa: E402
     load_instructions,
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
-from .experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
-from .forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
-from .generation import generate_responses  # noqa: E402
-from .heads import head_effects, random_heads  # noqa: E402
+from .engine.generation import generate_responses  # noqa: E402
+from .engine.likelihood import response_nll  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
-from .interventions import ablate_neurons, mean_activations  # noqa: E402
-from .likelihood import response_nll  # noqa: E402
+from .interventions.neurons import ablate_neurons, mean_activations  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
-from .neurons import NeuronSets, find_isns  # noqa: E402
-from .probes import FiringStats, NeuronFiring  # noqa: E402
-from .tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
-from .training import FinetuneResult, finetune  # noqa: E402
-from .vectors import InstructionVector, add_vector, instruction_vector  # noqa: E402
-from .vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
-from .wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
+from .shift.attribution import (  # noqa: E402
+    Attribution,
+    AttributionSet,
+    attribute,
+    attribute_many,
+    compare_scores,
+)
+from .shift.concepts import Concepts, compare_concepts, concept_shares, ffn_concepts, lexicon_labeller  # noqa: E402
+from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
+from .shift.wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
+from .sparcom.ablation import critical_role, random_like  # noqa: E402
+from .sparcom.compare import SetComparison, compare  # noqa: E402
+from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
+from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
+from .sparcom.neurons import NeuronSets, find_isns  # noqa: E402
+from .vectors.forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
+from .vectors.heads import head_effects, random_heads  # noqa: E402
+from .vectors.instruction import InstructionVector, add_vector, instruction_vector  # noqa: E402
+from .vectors.tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
+from .vectors.training import FinetuneResult, finetune  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -17,8 +17,8 @@ def _load_data(spec: str | None):
 
 
 def cmd_report(args) -> int:
-    from .pipeline import Plan, run_stages
-    from .report import write_report
+    from .report.page import write_report
+    from .report.stages import Plan, run_stages
 
     start = time.perf_counter()
     data = _load_data(args.data)
@@ -48,7 +48,7 @@ def _write_sets(sets, out: Path) -> None:
 
 def cmd_isns(args) -> int:
     from .models import load_model
-    from .neurons import find_isns
+    from .sparcom.neurons import find_isns
 
     sets = find_isns(load_model(args.model, device=args.device), _load_data(args.data), top=args.top,
                      rule=args.rule, batch_size=args.batch_size)
@@ -57,8 +57,8 @@ def cmd_isns(args) -> int:
 
 
 def cmd_ises(args) -> int:
-    from .experts import find_ises
     from .models import load_model
+    from .sparcom.experts import find_ises
 
     sets = find_ises(load_model(args.model, device=args.device), _load_data(args.data), top=args.top,
                      per_layer=args.per_layer, batch_size=args.batch_size)
@@ -67,8 +67,8 @@ def cmd_ises(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from .training import finetune
-    from .vectors import InstructionVector
+    from .vectors.instruction import InstructionVector
+    from .vectors.training import finetune
 
     guidance = [InstructionVector.load(p) for p in args.iv] or None
     result = finetune(args.model, _load_data(args.data), args.out, method=args.method, epochs=args.epochs,
@@ -80,10 +80,10 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
-    from .experts import ExpertSets
-    from .neurons import NeuronSets
     from .results import load_result
+    from .sparcom.compare import compare
+    from .sparcom.experts import ExpertSets
+    from .sparcom.neurons import NeuronSets
 
     loaded = []
     for path in (args.before, args.after):
@@ -100,8 +100,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_attribute(args) -> int:
-    from .attribution import attribute_many, compare_scores
     from .models import load_model
+    from .shift.attribution import attribute_many, compare_scores
 
     data = _load_data(args.data)
     if args.per_category:
@@ -124,8 +124,8 @@ def cmd_attribute(args) -> int:
 
 
 def cmd_concepts(args) -> int:
-    from .concepts import concept_shares, ffn_concepts
     from .models import load_model
+    from .shift.concepts import concept_shares, ffn_concepts
 
     model = load_model(args.model, device=args.device)
     out = Path(args.out)
@@ -143,8 +143,8 @@ def cmd_concepts(args) -> int:
 
 def cmd_wordpairs(args) -> int:
     from .models import load_model
-    from .vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
-    from .wordpairs import instruction_verb_shift, model_word_pairs, verb_pair_counts
+    from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
+    from .shift.wordpairs import instruction_verb_shift, model_word_pairs, verb_pair_counts
 
     vocabulary = list(dict.fromkeys(frequent_words(args.vocab_size) + list(INSTRUCTION_VERBS) + general_verbs()))
     out = Path(args.out)
@@ -165,8 +165,8 @@ def cmd_wordpairs(args) -> int:
 
 def cmd_iv(args) -> int:
     from .models import load_model
-    from .tasks import icl_task
-    from .vectors import instruction_vector, vector_scores
+    from .vectors.instruction import instruction_vector, vector_scores
+    from .vectors.tasks import icl_task
 
     model = load_model(args.model, device=args.device)
     out = Path(args.out)
@@ -188,7 +188,7 @@ def cmd_iv(args) -> int:
 def cmd_forgetting(args) -> int:
     import json
 
-    from .continual import forgetting_demo
+    from .vectors.continual import forgetting_demo
 
     results = forgetting_demo(args.model, args.tasks, epochs=args.epochs, kl_weight=args.kl_weight)
     out = Path(args.out)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import instr_interp  # noqa: F401  (before torch: sets MKL_CBWR)
-from instr_interp.continual import forgetting_demo
+from instr_interp.vectors.continual import forgetting_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 

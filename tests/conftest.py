@@ -1,6 +1,6 @@
 import os
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch is imported (see instr_interp.engine)
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # before torch is imported (see instr_interp.engine.passes)
 
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 import instr_interp as ii
-from instr_interp.neurons import sets_from_firing
-from instr_interp.report import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.report.page import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.sparcom.neurons import sets_from_firing
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -23,7 +23,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path):
-    from instr_interp.attribution import attribution_sections
+    from instr_interp.shift.attribution import attribution_sections
 
     (probe,) = ii.run(tiny, small_data, [ii.NeuronFiring(activation_sums=True)], progress=False)
     stats = probe.result()

@@ -5,8 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import instr_interp as ii
-from instr_interp.attribution import attribute
-from instr_interp.generation import generate_responses
+from instr_interp.engine.generation import generate_responses
+from instr_interp.shift.attribution import attribute
 
 pytestmark = pytest.mark.slow
 

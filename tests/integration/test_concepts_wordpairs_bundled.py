@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.concepts import ffn_concepts
-from instr_interp.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors
-from instr_interp.wordpairs import attention_norm_gain, head_qk, head_word_pairs, model_word_pairs
+from instr_interp.shift.concepts import ffn_concepts
+from instr_interp.shift.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors
+from instr_interp.shift.wordpairs import attention_norm_gain, head_qk, head_word_pairs, model_word_pairs
 
 pytestmark = pytest.mark.slow
 

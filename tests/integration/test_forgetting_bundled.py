@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.tasks import icl_task
-from instr_interp.training import finetune, hf_source, iv_addition, last_prompt_positions
+from instr_interp.vectors.tasks import icl_task
+from instr_interp.vectors.training import finetune, hf_source, iv_addition, last_prompt_positions
 
 pytestmark = pytest.mark.slow
 NAME = "smollm2-135m-instruct"
@@ -22,7 +22,7 @@ def test_hf_reference_hook_equals_add_vector_on_the_bridge(smol):
     """The training reference (HF layers[ℓ] output + θ) is the bridge's blocks.ℓ.hook_resid_post + θ."""
     from transformers import AutoModelForCausalLM
 
-    from instr_interp.vectors import add_vector
+    from instr_interp.vectors.instruction import add_vector
 
     hf = AutoModelForCausalLM.from_pretrained(hf_source(NAME), dtype=torch.float32).eval()
     records = icl_task("antonym").records()[:4]
@@ -59,7 +59,7 @@ def test_guided_finetune_on_smollm2(tmp_path):
 
 
 def test_forgetting_report_of_a_model_against_itself(smol):
-    from instr_interp.forgetting import forgetting_report
+    from instr_interp.vectors.forgetting import forgetting_report
 
     task = icl_task("present_past")
     report = forgetting_report(smol, smol, [task], general=ii.hexainst(), n=8, general_n=6, progress=False)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.heads import corrupted_prompts, head_effects
-from instr_interp.tasks import ICL_TASKS, answer_token, evaluate_task, icl_task
+from instr_interp.vectors.heads import corrupted_prompts, head_effects
+from instr_interp.vectors.tasks import ICL_TASKS, answer_token, evaluate_task, icl_task
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_exact_effects_equal_plain_patching_on_two_layers(smol):
 
 
 def test_instruction_vector_restores_zero_shot_past_tense(smol):
-    from instr_interp.vectors import instruction_vector, vector_scores
+    from instr_interp.vectors.instruction import instruction_vector, vector_scores
 
     train, test = icl_task("present_past").split(seed=0, n_val=20)
     iv = instruction_vector(smol, train, progress=False)

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.attribution import (
+from instr_interp.engine.generation import generate_responses
+from instr_interp.models import tiny_hf_model
+from instr_interp.shift.attribution import (
     Attribution,
     AttributionSet,
     attribute,
@@ -18,8 +20,6 @@ from instr_interp.attribution import (
     instruction_score,
     sparsify,
 )
-from instr_interp.generation import generate_responses
-from instr_interp.models import tiny_hf_model
 from tests.typecheck import bad_input
 
 # A 3 x 4 matrix (prompt tokens x response tokens) worked by hand:

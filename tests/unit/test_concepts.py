@@ -5,7 +5,7 @@ import torch
 import wordfreq
 
 import instr_interp as ii
-from instr_interp.concepts import (
+from instr_interp.shift.concepts import (
     Concepts,
     compare_concepts,
     concept_shares,
@@ -14,7 +14,7 @@ from instr_interp.concepts import (
     layer_groups,
     lexicon_labeller,
 )
-from instr_interp.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs, word_vectors
+from instr_interp.shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs, word_vectors
 from tests.typecheck import bad_input
 
 WORDS = ["cat", "dog", "sun", "moon", "tree", "leaf", "rock", "sand", "fish", "bird", "rain", "snow", "wind",
@@ -164,7 +164,7 @@ def test_word_vectors_unembed_vs_embed(tiny):
 
 
 def test_concepts_section_states_the_numbers():
-    from instr_interp.concepts import concepts_section
+    from instr_interp.shift.concepts import concepts_section
 
     def frame(math_share):
         rows = []

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.experts import ExpertSets, ablate_experts, find_ises
+from instr_interp.sparcom.experts import ExpertSets, ablate_experts, find_ises
 
 
 def plain_expert_loop(hf, encoded, regions=(2, 3)):

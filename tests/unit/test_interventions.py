@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.ablation import critical_role, random_like
-from instr_interp.interventions import ablate_neurons, mean_activations
-from instr_interp.likelihood import response_nll
+from instr_interp.engine.likelihood import response_nll
+from instr_interp.interventions.neurons import ablate_neurons, mean_activations
+from instr_interp.sparcom.ablation import critical_role, random_like
 
 
 def plain_nll(hf, encoded):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import instr_interp as ii
 from instr_interp.hooks import hook_site
-from instr_interp.training import (
+from instr_interp.vectors.training import (
     FinetuneResult,
     _Guidance,
     _guided_loss,
@@ -290,7 +290,7 @@ def test_bad_guidance_is_rejected(tiny_dir, small_data, tmp_path):
 
 
 def test_first_response_token_accuracy_matches_per_record_hf_forwards(small_data):
-    from instr_interp.forgetting import format_accuracy
+    from instr_interp.vectors.forgetting import format_accuracy
 
     data = small_data[:7]
     tiny = ii.tiny_model(seed=3)
@@ -309,13 +309,13 @@ def test_first_response_token_accuracy_matches_per_record_hf_forwards(small_data
 
 
 def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
-    from instr_interp.forgetting import (
+    from instr_interp.vectors.forgetting import (
         ForgettingReport,
         forgetting_report,
         knowledge_records,
         measure_forgetting,
     )
-    from instr_interp.tasks import Task, evaluate_task
+    from instr_interp.vectors.tasks import Task, evaluate_task
 
     task = Task(name="caps", instruction="Write the word in capitals.",
                 pairs=[("cat", "CAT"), ("dog", "DOG"), ("sun", "SUN"), ("map", "MAP"), ("pen", "PEN")])
@@ -357,7 +357,7 @@ def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
 
 
 def test_forgetting_section_reads_demo_results():
-    from instr_interp.forgetting import forgetting_section
+    from instr_interp.vectors.forgetting import forgetting_section
 
     rows = []
     for run, drop in (("plain", 0.4), ("iv-guided", 0.1)):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.neurons import NeuronSets, top_neurons
+from instr_interp.sparcom.neurons import NeuronSets, sets_from_firing, top_neurons
 
 
 def test_top_neurons_hand_computed_ties():
@@ -95,7 +95,7 @@ def test_find_isns_independent_of_batching(tiny, tiny_isns, batch_size, side):
 
 def test_majority_rule(tiny, tiny_isns):
     (sets, stats), _ = tiny_isns
-    maj = ii.neurons.sets_from_firing(stats, top=0.05, rule="majority")
+    maj = sets_from_firing(stats, top=0.05, rule="majority")
     for cat, neurons in maj.category_sets.items():
         ids = [i for i, c in sets.record_categories.items() if c == cat]
         for layer, n in neurons.tolist():

@@ -4,8 +4,8 @@ import sys
 
 import instr_interp as ii
 from instr_interp.cli import build_parser, main
-from instr_interp.neurons import sets_from_firing
-from instr_interp.report import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.report.page import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.sparcom.neurons import sets_from_firing
 
 
 def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
@@ -13,7 +13,7 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
     stats = probe.result()
     sets = sets_from_firing(stats, top=0.05)
     frame = ii.critical_role(tiny, small_data[:6], sets, seeds=1)
-    from instr_interp.report import critical_role_section
+    from instr_interp.report.page import critical_role_section
 
     sections = [dataset_section(small_data), firing_section(stats), *isn_sections(sets, n_permutations=50),
                 critical_role_section(frame, 6)]
@@ -40,8 +40,8 @@ def test_console_script_installed():
 
 
 def test_comparison_section(tmp_path):
-    from instr_interp.compare import compare
-    from instr_interp.report import comparison_section
+    from instr_interp.report.page import comparison_section
+    from instr_interp.sparcom.compare import compare
     from tests.unit.test_neurons import hand_sets
 
     after = hand_sets()
@@ -96,7 +96,7 @@ def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
     with numbers that match an independent count of the routing hook."""
     import torch
 
-    from instr_interp.pipeline import Plan, neurons_stage
+    from instr_interp.report.stages import Plan, neurons_stage
 
     model_dir = tmp_path / "tiny-moe"
     ii.models.tiny_hf_model(seed=0, moe=True).save_pretrained(model_dir)

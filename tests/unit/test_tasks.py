@@ -1,15 +1,14 @@
 import pytest
 import torch
 
-from instr_interp.tasks import (
+from instr_interp.engine import last_token_logits, pad_rows
+from instr_interp.vectors.tasks import (
     ICL_TASKS,
     Task,
     TaskScore,
     answer_token,
     evaluate_task,
     icl_task,
-    last_token_logits,
-    pad_rows,
 )
 from tests.typecheck import bad_input
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.compare import SetComparison, compare
-from instr_interp.training import FinetuneResult, finetune
+from instr_interp.sparcom.compare import SetComparison, compare
+from instr_interp.vectors.training import FinetuneResult, finetune
 from tests.unit.test_neurons import hand_sets
 
 
@@ -62,7 +62,7 @@ def test_compare_hand_computed(tmp_path):
 
 
 def test_response_loss_equals_transformers_loss(small_data):
-    from instr_interp.training import _batches, response_loss
+    from instr_interp.vectors.training import _batches, response_loss
 
     hf = ii.models.tiny_hf_model(seed=2)
     enc = ii.encode(small_data[:6], ii.models.tiny_tokenizer(), with_response=True)

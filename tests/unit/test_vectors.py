@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from instr_interp.heads import corrupted_prompts, head_effects, random_heads, top_heads
-from instr_interp.tasks import Task, evaluate_task
-from instr_interp.vectors import (
+from instr_interp.vectors.heads import corrupted_prompts, head_effects, random_heads, top_heads
+from instr_interp.vectors.instruction import (
     InstructionVector,
     add_vector,
     instruction_vector,
@@ -11,6 +10,7 @@ from instr_interp.vectors import (
     vector_scores,
     vector_section,
 )
+from instr_interp.vectors.tasks import Task, evaluate_task
 
 TASK = Task(
     name="caps",

@@ -7,8 +7,8 @@ from scipy.stats import ttest_ind
 
 import instr_interp as ii
 from instr_interp.models import _boot, tiny_tokenizer
-from instr_interp.vocabulary import word_vectors
-from instr_interp.wordpairs import (
+from instr_interp.shift.vocabulary import word_vectors
+from instr_interp.shift.wordpairs import (
     EmbeddingSimilarity,
     WordPairs,
     attention_norm_gain,
@@ -345,7 +345,7 @@ def test_bad_input_errors(tiny):
 
 
 def test_wordpairs_section_states_the_numbers():
-    from instr_interp.wordpairs import wordpairs_section
+    from instr_interp.shift.wordpairs import wordpairs_section
 
     def two(q, k, layer, head):
         return [(layer, head, 1, q, k), (layer, head, 2, q, k)]

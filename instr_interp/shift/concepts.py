@@ -20,9 +20,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .hooks import is_moe
-from .models import model_facts
-from .results import load_result, save_result
+from ..hooks import is_moe
+from ..models import model_facts
+from ..results import load_result, save_result
 from .vocabulary import WordVectors, frequent_words, word_vectors
 
 __all__ = [
@@ -479,7 +479,7 @@ def concepts_section(shares_by_model: dict[str, pd.DataFrame], *, title: str = "
     Returns:
         :class:`instr_interp.report.Section`.
     """
-    from .report import Section
+    from ..report.page import Section
 
     if not shares_by_model:
         raise ValueError("shares_by_model is empty: pass {model name: concept_shares(model)}.")

@@ -7,9 +7,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .engine import BatchContext, Probe, run
-from .hooks import HookSite, hook_names, hook_site
-from .models import model_facts
+from ..engine import BatchContext, Probe, run
+from ..hooks import HookSite, hook_names, hook_site
+from ..models import model_facts
 
 __all__ = ["ablate_neurons", "mean_activations", "MeanActivation"]
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..results import load_result, save_result
 from .neurons import NeuronSets
-from .results import load_result, save_result
 
 __all__ = ["SetComparison", "compare"]
 

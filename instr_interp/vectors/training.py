@@ -33,9 +33,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .data.dataset import load_instructions
-from .data.encoding import Region, encode
-from .models import BUNDLED, _convert, _offline, cache_dir
+from ..data.dataset import load_instructions
+from ..data.encoding import Region, encode
+from ..models import BUNDLED, _convert, _offline, cache_dir
 
 __all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
            "progressive_alpha", "response_loss"]

@@ -19,12 +19,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .data.dataset import hexainst
+from ..data.dataset import hexainst
+from ..models import load_model
 from .forgetting import forgetting_report, measure_forgetting
-from .models import load_model
+from .instruction import add_vector, instruction_vector
 from .tasks import evaluate_task, icl_task
 from .training import finetune
-from .vectors import add_vector, instruction_vector
 
 __all__ = ["forgetting_demo"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import SetComparison
-from .data.dataset import InstructionDataset
-from .neurons import NeuronSets
-from .probes import FiringStats
+from ..sparcom.compare import SetComparison
+from ..data.dataset import InstructionDataset
+from ..sparcom.neurons import NeuronSets
+from ..sparcom.firing import FiringStats
 
 __all__ = ["Section", "dataset_section", "firing_section", "isn_sections", "critical_role_section",
            "expert_routing_section", "comparison_section", "write_report"]
@@ -145,7 +145,7 @@ def isn_sections(sets: NeuronSets, *, n_permutations: int = 1000) -> list[Sectio
 
 def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None) -> Section:
     """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units."""
-    from .ablation import plot_critical_role
+    from ..sparcom.ablation import plot_critical_role
 
     unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
     how = ("after the activation function" if unit == "neuron"

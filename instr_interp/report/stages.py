@@ -44,7 +44,7 @@ class Plan:
 
     def load(self, name: str):
         """Load a model once per report (the bridge is reused by every stage)."""
-        from .models import load_model
+        from ..models import load_model
 
         if name not in self._models:
             self._models[name] = load_model(name, device=self.device)
@@ -52,7 +52,7 @@ class Plan:
 
     @property
     def tuned(self) -> Path:
-        from .models import cache_dir
+        from ..models import cache_dir
 
         return cache_dir() / f"{BASE}-hexainst-lora{'-quick' if self.quick else ''}"
 
@@ -86,11 +86,11 @@ def _key(*parts) -> str:
 
 def neurons_stage(plan: Plan) -> list:
     """Dataset, the shared activation pass, ISN sets and their critical role (ISEs for an MoE model)."""
-    from .data.encoding import encode
-    from .models import model_facts
-    from .neurons import sets_from_firing
-    from .probes import FiringStats, NeuronFiring
-    from .report import dataset_section, firing_section
+    from ..data.encoding import encode
+    from ..models import model_facts
+    from ..sparcom.neurons import sets_from_firing
+    from ..sparcom.firing import FiringStats, NeuronFiring
+    from .page import dataset_section, firing_section
 
     model = plan.load(plan.model)
     encoded = encode(plan.data, model.tokenizer)
@@ -104,7 +104,7 @@ def neurons_stage(plan: Plan) -> list:
 
 def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
     """One activation pass with ``probe`` over the report's data, cached as ``name``."""
-    from .engine import run
+    from ..engine import run
 
     def compute():
         (done,) = run(model, encoded, [probe], batch_size=plan.batch_size)
@@ -116,8 +116,8 @@ def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
 
 def _set_sections(plan: Plan, model, sets) -> list:
     """Overlap, layers, general/unique and the critical role of ISN or ISE sets."""
-    from .ablation import critical_role
-    from .report import critical_role_section, isn_sections
+    from ..sparcom.ablation import critical_role
+    from .page import critical_role_section, isn_sections
 
     subset = plan.data.sample(per_category=plan.size(8, 2), seed=0)
     frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
@@ -128,8 +128,8 @@ def _set_sections(plan: Plan, model, sets) -> list:
 
 def _expert_sections(plan: Plan, model, encoded) -> list:
     """Routing statistics, ISE sets (the top ``plan.top_experts`` of the layer x expert units) and their role."""
-    from .experts import ExpertFiring, ExpertStats, sets_from_expert_stats
-    from .report import expert_routing_section
+    from ..sparcom.experts import ExpertFiring, ExpertStats, sets_from_expert_stats
+    from .page import expert_routing_section
 
     stats = _statistics(plan, model, encoded, ExpertFiring(neurons=False), "routing", ExpertStats.load)
     sets = sets_from_expert_stats(stats, top=plan.top_experts)
@@ -138,8 +138,8 @@ def _expert_sections(plan: Plan, model, encoded) -> list:
 
 def _tuned_model(plan: Plan):
     """Gemma-3-270M base fine-tuned with LoRA on the built-in set (trained once, kept in the model cache)."""
-    from .data.dataset import hexainst
-    from .training import FinetuneResult, finetune
+    from ..data.dataset import hexainst
+    from ..vectors.training import FinetuneResult, finetune
 
     if (plan.tuned / "instr_interp_finetune.json").exists():
         print(f"  fine-tuned model: reusing {plan.tuned}")
@@ -150,9 +150,9 @@ def _tuned_model(plan: Plan):
 
 def before_after_stage(plan: Plan) -> list:
     """ISN sets of the base model and of its fine-tuned version, compared."""
-    from .compare import compare
-    from .neurons import NeuronSets, find_isns
-    from .report import comparison_section
+    from ..sparcom.compare import compare
+    from ..sparcom.neurons import NeuronSets, find_isns
+    from .page import comparison_section
 
     result = _tuned_model(plan)
     sets = {}
@@ -179,7 +179,7 @@ def _models_compared(plan: Plan) -> dict[str, str]:
 
 def attribution_stage(plan: Plan) -> list:
     """One attributed example, and instruction scores of base vs instruction-tuned models."""
-    from .attribution import Attribution, AttributionSet, attribute, attribute_many, attribution_sections
+    from ..shift.attribution import Attribution, AttributionSet, attribute, attribute_many, attribution_sections
 
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
@@ -196,8 +196,8 @@ def attribution_stage(plan: Plan) -> list:
 
 def concepts_stage(plan: Plan) -> list:
     """FFN concept shares per layer group for the default model and the base model."""
-    from .concepts import concept_shares, concepts_section
-    from .models import model_facts
+    from ..shift.concepts import concept_shares, concepts_section
+    from ..models import model_facts
 
     shares = {}
     names = {plan.model: plan.model, f"{BASE} (base)": BASE}
@@ -221,8 +221,8 @@ def concepts_stage(plan: Plan) -> list:
 
 def wordpairs_stage(plan: Plan) -> list:
     """Attention-head word pairs of the default model and the base model, and the instruction-verb shift."""
-    from .vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
-    from .wordpairs import WordPairs, instruction_verb_shift, model_word_pairs, wordpairs_section
+    from ..shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
+    from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs, wordpairs_section
 
     vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS)
                                     + general_verbs()))
@@ -245,8 +245,8 @@ VECTOR_TASKS = ("antonym", "country_capital", "present_past")
 def vectors_stage(plan: Plan) -> list:
     """Instruction vectors of built-in word tasks on the default model: head effects, top heads, and
     zero-shot accuracy without a vector, with it, and with random-head vectors on held-out pairs."""
-    from .tasks import icl_task
-    from .vectors import InstructionVector, instruction_vector, vector_scores, vector_section
+    from ..vectors.tasks import icl_task
+    from ..vectors.instruction import InstructionVector, instruction_vector, vector_scores, vector_section
 
     model = plan.load(plan.model)
     names = VECTOR_TASKS[: plan.size(3, 2)]
@@ -267,8 +267,8 @@ def forgetting_stage(plan: Plan) -> list:
     """Sequential LoRA fine-tuning of the default model on two word tasks, plain vs IV-guided."""
     import json
 
-    from .continual import forgetting_demo
-    from .forgetting import forgetting_section
+    from ..vectors.continual import forgetting_demo
+    from ..vectors.forgetting import forgetting_section
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(

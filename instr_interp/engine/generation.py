@@ -4,9 +4,9 @@
 import torch
 from tqdm.auto import tqdm
 
-from .data.dataset import InstructionDataset, InstructionRecord, load_instructions
-from .data.encoding import encode
-from .models import model_device
+from ..data.dataset import InstructionDataset, InstructionRecord, load_instructions
+from ..data.encoding import encode
+from ..models import model_device
 
 __all__ = ["generate_responses"]
 

@@ -5,9 +5,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .data.encoding import EncodedDataset, Region, encode
-from .engine import BatchContext, Probe, run
-from .hooks import HookSite, hook_site
+from ..data.encoding import EncodedDataset, Region, encode
+from ..hooks import HookSite, hook_site
+from .passes import BatchContext, Probe, run
 
 __all__ = ["ResponseNLL", "response_nll"]
 

@@ -28,12 +28,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .data.dataset import InstructionRecord, load_instructions
-from .data.encoding import Region, _assign, encode
-from .generation import generate_responses
-from .hooks import hook_site
-from .models import frozen, model_device
-from .results import load_result, save_result
+from ..data.dataset import InstructionRecord, load_instructions
+from ..data.encoding import Region, _assign, encode
+from ..engine.generation import generate_responses
+from ..hooks import hook_site
+from ..models import frozen, model_device
+from ..results import load_result, save_result
 
 __all__ = [
     "Attribution",
@@ -715,7 +715,7 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
     """
     import plotly.express as px
 
-    from .report import Section
+    from ..report.page import Section
 
     top = example.top_tokens(5)
     n_instr = int(example.instruction_mask.sum())

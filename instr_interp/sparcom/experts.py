@@ -15,11 +15,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .engine import BatchContext, Probe, run
-from .hooks import HookSite, hook_names, hook_site
-from .models import model_facts
+from ..engine import BatchContext, Probe, run
+from ..hooks import HookSite, hook_names, hook_site
+from ..models import model_facts
+from ..results import load_result, save_result
 from .neurons import NeuronSets, top_neurons
-from .results import load_result, save_result
 
 __all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_expert_stats", "expert_gate_weights", "ablate_experts"]
 

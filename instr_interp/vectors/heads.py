@@ -9,7 +9,7 @@
    patches every head (all heads of a layer in one batch); ``"atp"`` is the first-order
    (attribution-patching) estimate from one forward and one backward.
 
-:func:`top_heads` and :func:`random_heads` pick heads; :mod:`instr_interp.vectors` turns them into
+:func:`top_heads` and :func:`random_heads` pick heads; :mod:`instr_interp.vectors.instruction` turns them into
 a vector. GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and
 values are shared, so every step works per query head.
 """
@@ -23,9 +23,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .hooks import hook_site
-from .models import frozen, model_facts
-from .tasks import Task, answer_token, iter_batches, last_token_logits, tokenize_prompts
+from ..engine import iter_batches, last_token_logits, tokenize_prompts
+from ..hooks import hook_site
+from ..models import frozen, model_facts
+from .tasks import Task, answer_token
 
 __all__ = ["Method", "check_means", "clean_prompts", "corrupted_prompts", "head_effects", "head_means", "random_heads", "top_heads"]
 

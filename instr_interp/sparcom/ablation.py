@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.dataset import load_instructions
-from .data.encoding import EncodedDataset
-from .interventions import ablate_neurons
-from .likelihood import response_nll
+from ..data.dataset import load_instructions
+from ..data.encoding import EncodedDataset
+from ..engine.likelihood import response_nll
+from ..interventions.neurons import ablate_neurons
 from .neurons import NeuronSets
 
 __all__ = ["critical_role", "random_like", "plot_critical_role"]

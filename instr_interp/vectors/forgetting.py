@@ -23,13 +23,13 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .data.dataset import InstructionDataset, InstructionRecord, load_instructions
-from .data.encoding import EncodedDataset, Region, encode
-from .engine import BatchContext, Probe, run
-from .hooks import HookSite, hook_site
-from .likelihood import response_nll
-from .models import load_model
-from .results import load_result, save_result
+from ..data.dataset import InstructionDataset, InstructionRecord, load_instructions
+from ..data.encoding import EncodedDataset, Region, encode
+from ..engine import BatchContext, Probe, run
+from ..engine.likelihood import response_nll
+from ..hooks import HookSite, hook_site
+from ..models import load_model
+from ..results import load_result, save_result
 
 __all__ = ["FirstResponseToken", "ForgettingReport", "forgetting_report", "forgetting_section", "format_accuracy",
            "knowledge_records", "measure_forgetting"]
@@ -199,7 +199,7 @@ def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, for
 
     Examples:
         >>> import instr_interp as ii
-        >>> from instr_interp.tasks import icl_task
+        >>> from instr_interp.vectors.tasks import icl_task
         >>> m = ii.tiny_model()
         >>> r = forgetting_report(m, m, [icl_task("antonym")], n=4, shots=2, progress=False)
         >>> float(r.frame["change"].abs().max())
@@ -238,7 +238,7 @@ def forgetting_section(results) -> list:
     """
     import plotly.express as px
 
-    from .report import Section
+    from ..report.page import Section
 
     if isinstance(results, (str, Path)):
         results = json.loads(Path(results).read_text())

@@ -16,37 +16,29 @@ length (:func:`instr_interp.engine.bucket_width`), so scores do not depend on th
 forward stops at the final norm and unembeds only the last prompt position of each row.
 """
 
-import contextlib
-import contextvars
 import json
 import random
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import Literal
 
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
-from torch import Tensor
 from tqdm.auto import tqdm
 
-from .data.dataset import InstructionDataset, InstructionRecord
-from .engine import plan_rows
-from .models import model_device
-from .results import load_result, save_result
+from ..data.dataset import InstructionDataset, InstructionRecord
+from ..engine.batching import pad_id, pad_rows, plan_rows
+from ..engine.forward import greedy, last_token_logits, tokenize_prompts
+from ..models import model_device
+from ..results import load_result, save_result
 
 __all__ = [
     "ICL_TASKS",
     "Task",
     "TaskScore",
     "answer_token",
-    "current_last_positions",
     "evaluate_task",
     "icl_task",
-    "last_token_logits",
-    "prompt_positions",
-    "tokenize_prompts",
 ]
 
 Form = Literal["zero_shot", "instructed", "few_shot"]
@@ -210,85 +202,6 @@ def answer_token(model_or_tokenizer, y: str) -> int:
     return int(ids[0])
 
 
-def tokenize_prompts(model_or_tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of raw-text prompts, with the tokenizer's own special tokens (e.g. Gemma's BOS)."""
-    tok = _tokenizer(model_or_tokenizer)
-    return [list(tok(p)["input_ids"]) for p in prompts]
-
-
-_LAST_POSITIONS: contextvars.ContextVar = contextvars.ContextVar("instr_interp_last_positions", default=None)
-
-
-@contextlib.contextmanager
-def prompt_positions(last: Int[Tensor, " batch"]):
-    """Declare each row's last prompt position for the forwards inside the block; interventions
-    with ``positions="last"`` (e.g. :func:`instr_interp.vectors.add_vector`) read it."""
-    token = _LAST_POSITIONS.set(last)
-    try:
-        yield
-    finally:
-        _LAST_POSITIONS.reset(token)
-
-
-def current_last_positions() -> Tensor | None:
-    """The last prompt positions declared by the innermost :func:`prompt_positions`, or None."""
-    return _LAST_POSITIONS.get()
-
-
-def pad_rows(
-    token_lists: Sequence[Sequence[int]], rows: Sequence[int], width: int, pad_id: int, device
-) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
-    """Right-padded tokens of ``rows`` at ``width`` and each row's last real position."""
-    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    last = torch.empty(len(rows), dtype=torch.long)
-    for r, i in enumerate(rows):
-        seq = token_lists[i]
-        tokens[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        last[r] = len(seq) - 1
-    return tokens.to(device), last.to(device)
-
-
-class _Stop(Exception):
-    pass
-
-
-def pad_id(model) -> int:
-    tok = model.tokenizer
-    pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    return int(pid if pid is not None else 0)
-
-
-def last_token_logits(
-    model,
-    tokens: Int[Tensor, "batch pos"],
-    last: Int[Tensor, " batch"],
-    fwd_hooks: Sequence = (),
-    at: Int[Tensor, " batch"] | None = None,
-) -> Float[Tensor, "batch d_vocab"]:
-    """Logits at position ``last[b]`` (or ``at[b]``) of each right-padded row, with ``fwd_hooks`` active.
-
-    The forward stops at the final norm (``ln_final.hook_out``) and only those positions are
-    unembedded, which equals the full model's logits there (checked in the tests). Inside, ``last``
-    is declared as the rows' last prompt positions with :func:`prompt_positions`.
-    """
-    held: dict[str, Tensor] = {}
-
-    def grab(act, hook=None):
-        held["final"] = act
-        raise _Stop
-
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
-    with prompt_positions(last), model.hooks(fwd_hooks=list(fwd_hooks) + [("ln_final.hook_out", grab)]):
-        try:
-            model(tokens, return_type=None)
-        except _Stop:
-            pass
-    if "final" not in held:
-        raise RuntimeError("ln_final.hook_out never fired; this model has no final-norm hook point.")
-    final = held["final"][rows, last if at is None else at]  # [batch d_model]
-    return model.unembed(final[:, None, :])[:, 0, :]
-
-
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 
@@ -447,7 +360,7 @@ def evaluate_task(
             p_target[idx] = probs[torch.arange(len(rows)), targets[idx].to(device)].double().cpu()
             pred[idx] = logits.argmax(-1).cpu()
             if max_new_tokens:
-                new = _greedy(model, tokens, last, logits, max_new_tokens)
+                new = greedy(model, tokens, last, logits, max_new_tokens)
                 for r, i in enumerate(rows):
                     generations[i] = tok.decode(new[r])
     correct = pred == targets
@@ -482,31 +395,3 @@ def evaluate_task(
             "model": getattr(model, "instr_interp_name", ""),
         },
     )
-
-
-def _greedy(
-    model, tokens: Tensor, last: Tensor, first_logits: Tensor, max_new_tokens: int
-) -> list[list[int]]:
-    """Greedy continuation of right-padded rows (the buckets leave room for the new tokens).
-
-    Each step reruns the whole row (no KV cache) and writes the argmax after the current end; the
-    declared last *prompt* position stays fixed, so ``positions="last"`` interventions act on
-    the prompt's last token at every step.
-    """
-    tokens = tokens.clone()
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
-    new = [first_logits.argmax(-1)]
-    for step in range(1, max_new_tokens):
-        tokens[rows, last + step] = new[-1]
-        new.append(last_token_logits(model, tokens, last, at=last + step).argmax(-1))
-    return torch.stack(new, 1).cpu().tolist()
-
-
-def iter_batches(
-    token_lists: Sequence[Sequence[int]], model, batch_size: int
-) -> Iterator[tuple[list[int], Tensor, Tensor]]:
-    """``(row indices, right-padded tokens, last positions)`` over batches of :func:`plan_rows`."""
-    device, pid = model_device(model), pad_id(model)
-    for width, rows in plan_rows(token_lists, batch_size):
-        tokens, last = pad_rows(token_lists, rows, width, pid, device)
-        yield rows, tokens, last

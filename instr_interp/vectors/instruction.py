@@ -1,5 +1,5 @@
 """Instruction (function) vectors from causal attention heads (METHODS.md §8 steps 3-4; steps 1-2,
-head means and head effects, are in :mod:`instr_interp.heads`).
+head means and head effects, are in :mod:`instr_interp.vectors.heads`).
 
 3. :func:`instruction_vector`: the sum over the top-``k`` heads of ``W_O[layer, head] @ mean`` —
    their additive contribution to the residual stream (no bias), plus the layer to add it at.
@@ -20,15 +20,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..engine import current_last_positions
+from ..hooks import hook_site
+from ..models import model_facts
+from ..results import load_result, save_result
 from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
-from .hooks import hook_site
-from .models import model_facts
-from .results import load_result, save_result
-from .tasks import (
-    Task,
-    current_last_positions,
-    evaluate_task,
-)
+from .tasks import Task, evaluate_task
 
 __all__ = [
     "InstructionVector",
@@ -454,7 +451,7 @@ def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | 
     """
     import plotly.graph_objects as go
 
-    from .report import Section
+    from ..report.page import Section
 
     if not vectors:
         raise ValueError("vector_section needs at least one InstructionVector.")

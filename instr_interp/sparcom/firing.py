@@ -8,11 +8,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .data.encoding import EncodedDataset, region_codes
-from .engine import BatchContext, Probe
-from .hooks import HookSite, hook_names
-from .models import model_facts
-from .results import load_result, save_result
+from ..data.encoding import EncodedDataset, region_codes
+from ..engine import BatchContext, Probe
+from ..hooks import HookSite, hook_names
+from ..models import model_facts
+from ..results import load_result, save_result
 
 __all__ = ["NeuronFiring", "FiringStats", "activation_fn"]
 

@@ -21,9 +21,9 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..models import model_facts
+from ..results import load_result, save_result
 from .concepts import layer_groups, layer_label
-from .models import model_facts
-from .results import load_result, save_result
 from .vocabulary import INSTRUCTION_VERBS, WordVectors, frequent_words, general_verbs, word_vectors
 
 __all__ = [
@@ -648,7 +648,7 @@ def wordpairs_section(
     """
     import plotly.express as px
 
-    from .report import Section
+    from ..report.page import Section
 
     if not pairs_by_model:
         raise ValueError("pairs_by_model is empty: pass {model name: model_word_pairs(model)}.")

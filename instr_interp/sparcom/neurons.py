@@ -16,9 +16,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .engine import run
-from .probes import FiringStats, NeuronFiring
-from .results import load_result, save_result
+from ..engine import run
+from ..results import load_result, save_result
+from .firing import FiringStats, NeuronFiring
 
 __all__ = ["NeuronSets", "find_isns", "top_neurons", "sets_from_firing"]
 

@@ -1,0 +1,67 @@
+"""Batches that make results independent of the batch size: every record is computed at a padded
+width that depends only on its own length, right-padded."""
+
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from ..data.encoding import EncodedDataset
+
+__all__ = ["bucket_width", "plan_batches", "plan_rows", "pad_rows", "pad_id"]
+
+
+def bucket_width(n_tokens: int) -> int:
+    """The padded width a record of ``n_tokens`` is always computed at: the next multiple of 16 up
+    to 256, of 32 up to 512, of 64 up to 1024, then of 128 (at most ~12% padding)."""
+    for limit, step in ((256, 16), (512, 32), (1024, 64)):
+        if n_tokens <= limit:
+            return -(-n_tokens // step) * step
+    return -(-n_tokens // 128) * 128
+
+
+def plan_batches(encoded: EncodedDataset, batch_size: int) -> list[tuple[int, list[int]]]:
+    """Deterministic batches ``(width, record indices)``: records grouped by :func:`bucket_width`
+    (widest bucket first), sorted by length within a bucket, at most ``batch_size`` per batch.
+
+    Every record is computed at its own bucket width whatever the batch size, so the reduction
+    lengths inside attention (softmax and pattern @ V over key positions) never change with the
+    batch: only the row count of matrix products does, which MKL's strict mode makes irrelevant.
+    """
+    return plan_rows([rec.tokens for rec in encoded], batch_size)
+
+
+def plan_rows(token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0) -> list[tuple[int, list[int]]]:
+    """Batches ``(width, row indices)`` of any token lists, as :func:`plan_batches` makes them: rows
+    grouped by the bucket width of ``len + extra`` tokens (``extra``: room for generated tokens;
+    widest bucket first), sorted by length within a bucket, at most ``batch_size`` per batch."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    buckets: dict[int, list[int]] = {}
+    for i in sorted(range(len(token_lists)), key=lambda i: (len(token_lists[i]), i)):
+        buckets.setdefault(bucket_width(len(token_lists[i]) + extra), []).append(i)
+    # Widest bucket first: the first batches size the allocator's blocks and later, narrower ones
+    # reuse them, rather than each wider bucket asking for fresh ones (and an out-of-memory shows
+    # at once, not at the end).
+    return [(w, ids[s : s + batch_size]) for w, ids in sorted(buckets.items(), reverse=True)
+            for s in range(0, len(ids), batch_size)]
+
+
+def pad_rows(
+    token_lists: Sequence[Sequence[int]], rows: Sequence[int], width: int, pad_id: int, device
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
+    """Right-padded tokens of ``rows`` at ``width`` and each row's last real position."""
+    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    last = torch.empty(len(rows), dtype=torch.long)
+    for r, i in enumerate(rows):
+        seq = token_lists[i]
+        tokens[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        last[r] = len(seq) - 1
+    return tokens.to(device), last.to(device)
+
+
+def pad_id(model) -> int:
+    tok = model.tokenizer
+    pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return int(pid if pid is not None else 0)

@@ -1,0 +1,1 @@
+"""[SPARCOM] instruction-specific neurons and experts: firing statistics, sets, ablation, before/after."""
