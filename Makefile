@@ -11,9 +11,10 @@ export MKL_CBWR ?= AUTO,STRICT
 .PHONY: setup browser demo test test-fast docs lint bench clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-setup: $(STAMP) browser
+setup: $(STAMP)
 
-# Headless Chromium for the report's browser test (Debian's package), installed when missing.
+# Headless Chromium for the report's browser test only (Debian's package), installed when missing;
+# `make demo` never installs system packages.
 browser:
 	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/instr-interp report --out report
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
