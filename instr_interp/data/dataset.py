@@ -2,12 +2,15 @@
 
 import csv
 import hashlib
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
+
+from ..files import read_text, write_atomic
 
 __all__ = [
     "CATEGORIES",
@@ -117,22 +120,24 @@ class InstructionDataset(Sequence):
         return datasets.Dataset.from_list(self.to_dicts())
 
     def save(self, path: str | Path) -> Path:
-        """Write ``.json``, ``.jsonl`` or ``.csv`` (chosen by suffix)."""
+        """Write ``.json``, ``.jsonl`` or ``.csv`` (chosen by suffix), UTF-8, atomically (a temporary
+        sibling renamed into place)."""
         path = Path(path)
         rows = self.to_dicts()
         if path.suffix == ".jsonl":
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         elif path.suffix == ".json":
-            path.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+            text = json.dumps(rows, ensure_ascii=False, indent=1)
         elif path.suffix == ".csv":
             keys = list(dict.fromkeys(k for r in rows for k in r))
-            with path.open("w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(rows)
+            buffer = io.StringIO(newline="")
+            writer = csv.DictWriter(buffer, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+            text = buffer.getvalue()
         else:
             raise ValueError(f"Unknown format {path.suffix!r}: use .json, .jsonl or .csv.")
-        return path
+        return write_atomic(path, text)
 
 
 def _validate(records: Sequence[InstructionRecord]) -> None:
@@ -151,16 +156,44 @@ def _validate(records: Sequence[InstructionRecord]) -> None:
         raise ValueError(f"Duplicate record ids: {dupes[:10]}. Ids must be unique.")
 
 
-def _record(row: dict, index: int) -> InstructionRecord:
+def _record(row: dict, index: int, where: str = "") -> InstructionRecord:
     missing = [k for k in _REQUIRED if row.get(k) in (None, "")]
     if missing:
         raise ValueError(
-            f"Record {index} ({row.get('id', 'no id')!r}) is missing {missing}; required fields are "
+            f"{where}Record {index} ({row.get('id', 'no id')!r}) is missing {missing}; required fields are "
             f"{list(_REQUIRED)} (optional: input, response, source)."
         )
     known = {k: ("" if row.get(k) is None else str(row[k])) for k in _FIELDS if k in row}
     meta = {k: v for k, v in row.items() if k not in _FIELDS}
     return InstructionRecord(**known, meta=meta)
+
+
+def _read_rows(path: Path) -> list:
+    """The rows of a ``.json``, ``.jsonl`` or ``.csv`` file; errors name the file and the line."""
+    if path.suffix not in (".json", ".jsonl", ".csv"):
+        raise ValueError(f"Unknown instruction file type {path.suffix!r} ({path}): use .json, .jsonl or .csv.")
+    text = read_text(path)
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno}).") from None
+        return rows
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {err.lineno}: not valid JSON ({err.msg} at column {err.colno}).") from None
+        if isinstance(rows, dict) and "records" in rows:
+            rows = rows["records"]
+        if not isinstance(rows, list):
+            raise ValueError(f"{path} holds a JSON {type(rows).__name__}; expected a list of records "
+                             "(or an object with a 'records' list).")
+        return rows
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
@@ -176,21 +209,13 @@ def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
     """
     if isinstance(source, InstructionDataset):
         return source
+    where = ""
     if isinstance(source, (str, Path)):
         path = Path(source)
+        where = f"{path}: "
         if not path.exists():
             raise FileNotFoundError(f"No instruction file at {path}.")
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        elif path.suffix == ".json":
-            rows = json.loads(path.read_text())
-            if isinstance(rows, dict) and "records" in rows:
-                rows = rows["records"]
-        elif path.suffix == ".csv":
-            with path.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
-        else:
-            raise ValueError(f"Unknown instruction file type {path.suffix!r}: use .json, .jsonl or .csv.")
+        rows = _read_rows(path)
         name = name or path.stem
     elif hasattr(source, "to_list") and hasattr(source, "column_names"):  # datasets.Dataset
         rows = source.to_list()
@@ -201,8 +226,8 @@ def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
     if rows and all(isinstance(r, InstructionRecord) for r in rows):
         return InstructionDataset(rows, name=name or "instructions")
     if not all(isinstance(r, dict) for r in rows):
-        raise TypeError("Each instruction record must be a dict (a JSON object).")
-    return InstructionDataset([_record(r, i) for i, r in enumerate(rows)], name=name or "instructions")
+        raise TypeError(f"{where}Each instruction record must be a dict (a JSON object).")
+    return InstructionDataset([_record(r, i, where) for i, r in enumerate(rows)], name=name or "instructions")
 
 
 def hexainst() -> InstructionDataset:

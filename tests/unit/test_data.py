@@ -68,3 +68,44 @@ def test_sample_and_filter(data):
     assert s.category_counts() == {c: 3 for c in CATEGORIES}
     assert s.to_dicts() == data.sample(per_category=3, seed=0).to_dicts()
     assert all(r.category == "code" for r in data.filter(category="code"))
+
+
+def test_errors_point_at_the_data(tmp_path):
+    good = '{"id": "a", "category": "math", "instruction": "Add 2 and 3."}'
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(good + "\n\n" + '{"id": "b", "category": "math", "instruction": }' + "\n")
+    with pytest.raises(ValueError, match=r"broken\.jsonl, line 3: not valid JSON"):
+        ii.load_instructions(broken)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("[\n" + good + ",\n{oops}\n]")
+    with pytest.raises(ValueError, match=r"bad\.json, line 3"):
+        ii.load_instructions(bad_json)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,category,instruction\na,math,Caf\xe9 au lait?\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8 text: byte 0xe9 at offset \d+ \(line 2\)"):
+        ii.load_instructions(latin)
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"id": "a", "category": "math"}\n')
+    with pytest.raises(ValueError, match=r"missing\.jsonl: Record 0 \('a'\) is missing \['instruction'\]"):
+        ii.load_instructions(missing)
+
+
+def test_csv_with_bom_as_excel_writes_it(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffid,category,instruction\r\na,math,Add 2 and 3.\r\n".encode("utf-8"))
+    data = ii.load_instructions(path)
+    assert data[0].id == "a" and data[0].instruction == "Add 2 and 3." and data[0].meta == {}
+
+
+def test_dataset_save_is_atomic(tmp_path, small_data, monkeypatch):
+    path = small_data.save(tmp_path / "d.jsonl")
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("instr_interp.files.os.fsync", fail)
+    with pytest.raises(OSError, match="No space left"):
+        small_data[:3].save(path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]  # no temporary left behind

@@ -1,0 +1,57 @@
+"""Reading and writing files safely: text that must be UTF-8, and writes that are all or nothing."""
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["read_text", "write_atomic"]
+
+
+def read_text(path: str | Path) -> str:
+    """The text of ``path`` decoded as UTF-8; a leading byte-order mark (as Excel writes) is dropped.
+
+    Raises:
+        ValueError: the file is not UTF-8 (the message names the file and the first bad byte).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+        >>> _ = p.write_bytes(b"\\xef\\xbb\\xbfid,category\\n")
+        >>> read_text(p)
+        'id,category\\n'
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}) cannot "
+            "be decoded. Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+        ) from None
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling file renamed into place, so a reader
+    never sees a half-written file (a full disk or a kill leaves the old file, or none).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> p = write_atomic(pathlib.Path(tempfile.mkdtemp()) / "x.txt", "hello")
+        >>> p.read_text()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
