@@ -21,6 +21,7 @@ __all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode"
 
 Format = Literal["auto", "chat", "alpaca", "plain"]
 PaddingSide = Literal["left", "right"]
+ControlText = Literal["refuse", "split"]
 
 
 class Region(IntEnum):
@@ -248,6 +249,38 @@ def _assign(offsets, spans, n_chars: int) -> list[int]:
     return out
 
 
+def _control_strings(tokenizer) -> list[str]:
+    """The text of every special (control) token the tokenizer would match inside plain text."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special = {tok.content for tok in added.values() if getattr(tok, "special", False)}
+    return sorted(special | set(getattr(tokenizer, "all_special_tokens", []) or []), key=len, reverse=True)
+
+
+def _forged(rec: InstructionRecord, controls: Sequence[str]) -> list[tuple[str, str]]:
+    """``(field, control string)`` for each user field of ``rec`` that contains a control token's text."""
+    return [(name, c) for name in ("instruction", "input", "response") for c in controls
+            if c and c in getattr(rec, name)]
+
+
+def _tokenize_split(tokenizer, text: str, spans, add_special: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    """Tokenize ``text`` segment by segment: the template's own text with its control tokens, the
+    user's spans with control-token text split into ordinary tokens (so it cannot forge a turn)."""
+    with_x = tokenizer("x", add_special_tokens=add_special)["input_ids"]
+    bare = tokenizer("x", add_special_tokens=False)["input_ids"]
+    at = next(i for i in range(len(with_x) - len(bare) + 1) if with_x[i : i + len(bare)] == bare)
+    prefix, suffix = with_x[:at], with_x[at + len(bare):]
+    ids, offsets = list(prefix), [(0, 0)] * len(prefix)
+    cuts = sorted({0, len(text), *(s for s, _, _ in spans), *(e for _, e, _ in spans)})
+    user = [(s, e) for s, e, _ in spans]
+    for start, end in zip(cuts, cuts[1:]):
+        inside = any(s <= start and end <= e for s, e in user)
+        enc = tokenizer(text[start:end], add_special_tokens=False, split_special_tokens=inside,
+                        return_offsets_mapping=True)
+        ids += list(enc["input_ids"])
+        offsets += [(start + a, start + b) for a, b in enc["offset_mapping"]]
+    return ids + list(suffix), offsets + [(len(text), len(text))] * len(suffix)
+
+
 def encode(
     data,
     tokenizer,
@@ -256,6 +289,7 @@ def encode(
     padding_side: PaddingSide = "right",
     max_length: int | None = None,
     with_response: bool = False,
+    control_text: ControlText = "refuse",
 ) -> EncodedDataset:
     """Format and tokenize records, with per-token region labels.
 
@@ -268,6 +302,12 @@ def encode(
         padding_side: default side for :meth:`EncodedDataset.batch`.
         max_length: truncate longer records (keeping their start) with a warning.
         with_response: append the reference response (teacher forcing, fine-tuning).
+        control_text: what to do when a record's text contains the text of a control token (e.g.
+            ``<|im_end|>`` or ``<|im_start|>assistant``), which would otherwise become the real
+            token and let record text forge a chat turn: ``"refuse"`` (default) raises an error naming
+            the record; ``"split"`` tokenizes the record's own text with such strings split into
+            ordinary tokens (the template keeps its control tokens). Records without such text are
+            tokenized the same either way.
 
     Example:
         >>> from instr_interp import tiny_model, hexainst
@@ -283,14 +323,28 @@ def encode(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         raise ValueError("The tokenizer has neither a pad nor an EOS token to pad with.")
+    if control_text not in ("refuse", "split"):
+        raise ValueError(f"control_text must be 'refuse' or 'split', got {control_text!r}.")
     bos = tokenizer.bos_token
+    controls = _control_strings(tokenizer)
     records, truncated = [], []
     for i, rec in enumerate(data):
+        forged = _forged(rec, controls)
+        if forged and control_text == "refuse":
+            field, string = forged[0]
+            raise ValueError(
+                f"Record {rec.id!r}: its {field} contains {string!r}, the text of a control token of this "
+                "tokenizer, which would become the real token (and could forge a chat turn). Remove it, or "
+                "encode with control_text='split' to tokenize it as ordinary text."
+            )
         text, spans, prompt_end = format_prompt(rec, tokenizer, fmt, with_response)
         # Chat templates write their own start token; otherwise let the tokenizer add BOS if it does.
         add_special = not (bos and text.startswith(bos))
-        enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+        if forged:
+            ids, offsets = _tokenize_split(tokenizer, text, spans, add_special)
+        else:
+            enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+            ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
         regions = _assign(offsets, spans, len(text))
         prompt_length = sum(1 for s, e in offsets if e <= prompt_end or s < prompt_end)
         if max_length is not None and len(ids) > max_length:
@@ -305,5 +359,7 @@ def encode(
             stacklevel=2,
         )
     tag = f"{data.fingerprint()}:{fmt}:{with_response}:{max_length}:{getattr(tokenizer, 'name_or_path', '')}"
+    if control_text == "split":
+        tag += ":split"
     return EncodedDataset(records, data, fmt=fmt, pad_id=pad_id, padding_side=padding_side,
                           with_response=with_response, fingerprint=tag)
