@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -218,6 +219,23 @@ def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dt
     return bridge
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _hub_source(name: str) -> Path | None:
+    """The snapshot directory of hub model ``name`` in the local Hugging Face cache, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
 def load_model(
     name: str,
     *,
@@ -255,17 +273,21 @@ def load_model(
         if not (source / "config.json").exists():
             raise FileNotFoundError(f"{source} is a directory but holds no config.json (not a HF model).")
         label, offline = str(source), True
-    elif Path(name).suffix == ".gguf" or (os.sep in name and not Path(name).exists()):
+    elif not _HUB_ID.fullmatch(name):
         raise FileNotFoundError(
-            f"{name!r} does not exist. Pass a bundled alias ({', '.join(BUNDLED)}), a local HF "
-            "model directory, or a hub name."
+            f"{name!r} is not a directory (and not a hub name of the form 'org/name'). Pass a bundled alias "
+            f"({', '.join(BUNDLED)}), a local HF model directory, or a hub name."
         )
     else:
-        # A hub name already in the local HF cache loads without contacting the hub.
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(name, "config.json")
-        source, label, offline = name, name, isinstance(cached, str)
+        source, label, offline = _hub_source(name), name, True
+        if source is None:  # not in the local HF cache: only the hub has it
+            if _hub_offline():
+                raise FileNotFoundError(
+                    f"{name!r} is not in the local Hugging Face cache (nor a local directory) and the hub is "
+                    "offline (HF_HUB_OFFLINE is set). Download it once while online, or pass a bundled alias "
+                    f"({', '.join(BUNDLED)}) or a local directory."
+                )
+            source, offline = name, False
     ctx = _offline() if offline else contextlib.nullcontext()
     with ctx:
         try:

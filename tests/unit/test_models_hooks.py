@@ -98,6 +98,35 @@ def test_local_hf_directory_round_trip(tmp_path):
     assert_tokenizer_as_transformer_lens_builds_it(model.tokenizer, tmp_path / "m")
 
 
+def _fake_hub_cache(root, repo: str, seed: int):
+    """A model laid out as huggingface_hub caches it: models--org--name/{refs/main, snapshots/REV/...}."""
+    folder = root / ("models--" + repo.replace("/", "--"))
+    snapshot = folder / "snapshots" / ("0" * 40)
+    hf = ii.models.tiny_hf_model(seed=seed)
+    hf.save_pretrained(snapshot)
+    ii.models.tiny_tokenizer().save_pretrained(snapshot)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    return hf
+
+
+def test_hub_names_load_from_the_local_cache_offline(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    hf = _fake_hub_cache(tmp_path, "some-org/tiny-chat", seed=5)
+    model = ii.load_model("some-org/tiny-chat", device="cpu")
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), hf(input_ids=tokens).logits, rtol=1e-5, atol=1e-5)
+    assert model.instr_interp_name == "some-org/tiny-chat"
+    with pytest.raises(FileNotFoundError, match="'some-org/absent' is not in the local Hugging Face cache.*offline"):
+        ii.load_model("some-org/absent", device="cpu")
+    with pytest.raises(FileNotFoundError, match=r"'/no/such/dir' is not a directory"):
+        ii.load_model("/no/such/dir", device="cpu")
+
+
 def test_a_local_model_reads_its_tokenizer_files_once(tmp_path, monkeypatch):
     """The bridge would load the tokenizer a second time (with add_bos_token=True) unless it has that
     setting already; for Gemma each load takes seconds."""
