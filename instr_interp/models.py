@@ -29,6 +29,7 @@ __all__ = [
     "load_model",
     "model_device",
     "model_facts",
+    "model_identity",
     "tiny_hf_model",
     "tiny_model",
     "tiny_tokenizer",
@@ -496,6 +497,38 @@ def model_facts(model) -> ModelFacts:
         shared_experts=shared,
         chat_template=bool(tokenizer is not None and getattr(tokenizer, "chat_template", None)),
     )
+
+
+def model_identity(model) -> dict:
+    """What identifies a model for checkpoints and caches: its name, a hash of its facts, a cheap
+    fingerprint of its weights (a strided sample of at most 256 values of every parameter, hashed
+    exactly) and its tokenizer (class, name, size, special-token ids, chat template hash).
+
+    Examples:
+        >>> from instr_interp import tiny_model
+        >>> model_identity(tiny_model(seed=0)) == model_identity(tiny_model(seed=0))
+        True
+        >>> model_identity(tiny_model(seed=0))["weights"] == model_identity(tiny_model(seed=1))["weights"]
+        False
+    """
+    facts = model_facts(model)
+    weights = hashlib.sha256()
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            flat = param.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 256)][:256].to(device="cpu", dtype=torch.float32)
+            weights.update(name.encode() + str(tuple(param.shape)).encode() + sample.numpy().tobytes())
+    tok = getattr(model, "tokenizer", None)
+    tokenizer = None
+    if tok is not None:
+        special = {k: getattr(tok, f"{k}_token_id", None) for k in ("bos", "eos", "pad", "unk")}
+        template = getattr(tok, "chat_template", None) or ""
+        tokenizer = {"class": type(tok).__name__, "name": str(getattr(tok, "name_or_path", "")),
+                     "size": len(tok), "special": special,
+                     "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16]}
+    return {"name": facts.name,
+            "facts": hashlib.sha256(repr(facts).encode()).hexdigest()[:16],
+            "weights": weights.hexdigest()[:16], "tokenizer": tokenizer}
 
 
 def model_device(model) -> torch.device:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.encoding import EncodedBatch, EncodedDataset, encode
 from ..hooks import FIRING_ORDER, HookSite
-from ..models import model_device
+from ..models import model_device, model_identity
 from .batching import plan_batches
 from .native import check_blas, native_forward
 
@@ -111,16 +111,31 @@ def _save_checkpoint(path: Path, probes, done: list[int], meta: dict) -> None:
 def _load_checkpoint(path: Path, probes, meta: dict) -> set[int]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        saved = json.loads(fh.metadata()["meta"])
-        done = saved.pop("done")
+    def corrupt(what: str) -> ValueError:
+        return ValueError(f"Checkpoint {path} is corrupt or not a checkpoint of this toolkit: {what}. "
+                          "Delete it to start the pass afresh, or point checkpoint= elsewhere.")
+
+    try:
+        fh_context = safe_open(str(path), framework="pt")
+    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+        raise corrupt(f"it cannot be read as safetensors ({err})") from None
+    with fh_context as fh:
+        try:
+            saved = json.loads((fh.metadata() or {})["meta"])
+            done = saved.pop("done")
+        except (KeyError, json.JSONDecodeError, TypeError, AttributeError):
+            raise corrupt("its 'meta' record (with the finished batches) is missing or unreadable") from None
         if saved != meta:
+            differ = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
             raise ValueError(
-                f"Checkpoint {path} was written by a different pass ({saved}); expected {meta}. "
+                f"Checkpoint {path} was written by a different pass: {', '.join(differ)} differ "
+                f"(saved {[saved.get(k) for k in differ]}, now {[meta.get(k) for k in differ]}). "
                 "Delete it or point checkpoint= elsewhere."
             )
         for i, probe in enumerate(probes):
             for key, value in probe.state.items():
+                if f"{i}/{key}" not in fh.keys():
+                    raise corrupt(f"the state {i}/{key} of probe {type(probe).__name__} is missing")
                 value.copy_(fh.get_tensor(f"{i}/{key}"))
     return set(done)
 
@@ -192,8 +207,9 @@ def run(
     rank, world = _dist()
     all_batches = plan_batches(encoded, batch_size)
     mine = [b for b in range(len(all_batches)) if b % world == rank]
+    identity = {k: v for k, v in model_identity(model).items() if k != "name"}  # the weights, not the label
     meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": world,
-            "probes": [p.config() for p in probes]}
+            "probes": [p.config() for p in probes], "model": identity}
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and world > 1:
         ckpt = ckpt.with_name(f"{ckpt.stem}.rank{rank}{ckpt.suffix}")

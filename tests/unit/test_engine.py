@@ -53,6 +53,17 @@ def test_checkpoint_resume_equals_uninterrupted(tiny, data, baseline, tmp_path):
         firing(tiny, data, batch_size=8, checkpoint=ckpt)
 
 
+def test_checkpoint_refuses_another_model_and_names_corruption(tiny, data, tmp_path):
+    ckpt = tmp_path / "pass.safetensors"
+    firing(tiny, data, batch_size=16, checkpoint=ckpt, checkpoint_every=2, stop_after_batches=2)
+    other = ii.tiny_model(seed=1)  # same shapes and tokenizer, other weights
+    with pytest.raises(ValueError, match=r"different pass: model differ"):
+        firing(other, data, batch_size=16, checkpoint=ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated, as after a full disk
+    with pytest.raises(ValueError, match=r"pass\.safetensors is corrupt.*cannot be read as safetensors"):
+        firing(tiny, data, batch_size=16, checkpoint=ckpt)
+
+
 class Boom(ii.NeuronFiring):
     def update(self, site, act, ctx):
         if site.layer == 1:
