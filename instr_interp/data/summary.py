@@ -24,7 +24,7 @@ def record_lengths(data: InstructionDataset) -> pd.DataFrame:
 
 
 def category_summary(data: InstructionDataset, encoded: EncodedDataset | None = None) -> pd.DataFrame:
-    """Per category (in the dataset's order): records, how many are human-written and templated,
+    """Per category (in order of first appearance): records, how many are human-written and templated,
     the median instruction length in words, how many have an input, and (with ``encoded``) the
     median number of counted tokens (instruction and input regions) per record.
 
@@ -34,8 +34,6 @@ def category_summary(data: InstructionDataset, encoded: EncodedDataset | None = 
         >>> int(category_summary(data)["records"].sum()) == len(data)
         True
     """
-    if len(data) == 0:
-        raise ValueError("The dataset is empty: pass at least one record.")
     frame = record_lengths(data)
     table = frame.groupby("category", sort=False).agg(
         records=("source", "size"),
