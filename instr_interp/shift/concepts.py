@@ -479,6 +479,6 @@ def task_label_summary(shares: pd.DataFrame) -> dict:
     total = max(int(task.sum()), 1)
     labelled = shares[(shares["axis"] == "task") & (shares["label"] != "none")]
     return {"total": total, "labelled": total - int(task.get("none", 0)),
-            "tasks": {t: task.get(t, 0) / total for t in TASKS if t != "none"},
-            "levels": {lv: level.get(lv, 0) / total for lv in LEVELS},
+            "tasks": {t: float(task.get(t, 0) / total) for t in TASKS if t != "none"},
+            "levels": {lv: float(level.get(lv, 0) / total) for lv in LEVELS},
             "by_group": {g: float(v) for g, v in labelled.groupby("layers", sort=False)["share"].sum().items()}}
