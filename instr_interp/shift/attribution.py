@@ -44,7 +44,12 @@ __all__ = [
     "importance_density",
     "instruction_score",
     "sparsify",
+    "SPARSIFY_LEVELS",
+    "SPARSIFY_THRESHOLD",
 ]
+
+SPARSIFY_LEVELS = 10  # L of METHODS: scores are quantised to ceil(L * normalised attribution)
+SPARSIFY_THRESHOLD = 7  # b of METHODS: quantised scores at or below b are dropped (keeps > 0.7 of the max)
 
 Target = Literal["prob", "logprob"]
 
@@ -53,7 +58,7 @@ Target = Literal["prob", "logprob"]
 
 
 def sparsify(
-    matrix: Float[Tensor, "n_prompt n_response"], *, levels: int = 10, threshold: int = 7
+    matrix: Float[Tensor, "n_prompt n_response"], *, levels: int = SPARSIFY_LEVELS, threshold: int = SPARSIFY_THRESHOLD
 ) -> Int[Tensor, "n_prompt n_response"]:
     """Normalise and sparsify an attribution matrix.
 

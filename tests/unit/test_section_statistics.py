@@ -159,3 +159,16 @@ def test_sections_take_the_tests_run_by_the_stage(tiny, small_data):
     reading = attribution_sections(example, {"base": many, "tuned": many},
                                    {"tuned": ii.compare_scores(many, many)})[1].reading
     assert f"{paper['tuned']} {paper['tuned_mean']:.3f} ± .484 vs {paper['base']} 1.266 ± .429" in reading
+
+
+def test_critical_role_summary_by_hand():
+    from instr_interp.sparcom.ablation import critical_role_summary
+
+    frame = pd.DataFrame({"category": ["a", "b", "c"], "rise_own": [0.4, 0.2, 0.05],
+                          "rise_others": [0.1, 0.3, float("nan")], "ratio": [2.0, 5.0, 1.5]})
+    s = critical_role_summary(frame)
+    assert s["strong"] == ["a", "b"] and s["specific"] == 1  # NaN compares False
+    assert s["mean_own"] == pytest.approx((0.4 + 0.2 + 0.05) / 3) and s["mean_others"] == pytest.approx(0.2)
+    assert critical_role_summary(frame, strong_ratio=3)["strong"] == ["b"]
+    with pytest.raises(ValueError, match="critical_role"):
+        critical_role_summary(frame.drop(columns=["ratio"]))
