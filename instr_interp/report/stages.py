@@ -3,7 +3,7 @@
 the command line call the same analyses directly.
 
 Every stage takes a :class:`Plan` (the models and sizes, full or quick) and returns a list of
-:class:`~instr_interp.report.Section`. A finished result is saved before the next stage starts, so
+:class:`~instr_interp.report.page.Section`. A finished result is saved before the next stage starts, so
 an interrupted report resumes where it stopped and a re-run only re-renders the page.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 __all__ = ["Plan", "cached", "STAGES", "run_stages"]
 
 BASE = "gemma-3-270m"  # the bundled base model; the report fine-tunes it for the before/after sections
+N_PERMUTATIONS = 1000  # label shuffles of the ISN/ISE overlap permutation test
 
 
 @dataclass(kw_only=True)
@@ -90,7 +91,7 @@ def neurons_stage(plan: Plan) -> list:
     from ..models import model_facts
     from ..sparcom.neurons import sets_from_firing
     from ..sparcom.firing import FiringStats, NeuronFiring
-    from .page import dataset_section, firing_section
+    from .sections_sparcom import dataset_section, firing_section
 
     model = plan.load(plan.model)
     encoded = encode(plan.data, model.tokenizer)
@@ -117,19 +118,20 @@ def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
 def _set_sections(plan: Plan, model, sets) -> list:
     """Overlap, layers, general/unique and the critical role of ISN or ISE sets."""
     from ..sparcom.ablation import critical_role
-    from .page import critical_role_section, isn_sections
+    from .sections_sparcom import critical_role_section, isn_sections
 
     subset = plan.data.sample(per_category=plan.size(8, 2), seed=0)
     frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
                    lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True), _to_csv, _csv,
                    f"critical role of {sets.short}")
-    return [*isn_sections(sets), critical_role_section(frame, len(subset), sets)]
+    test = sets.permutation_test(n_permutations=N_PERMUTATIONS)
+    return [*isn_sections(sets, test), critical_role_section(frame, len(subset), sets)]
 
 
 def _expert_sections(plan: Plan, model, encoded) -> list:
     """Routing statistics, ISE sets (the top ``plan.top_experts`` of the layer x expert units) and their role."""
     from ..sparcom.experts import ExpertFiring, ExpertStats, sets_from_expert_stats
-    from .page import expert_routing_section
+    from .sections_sparcom import expert_routing_section
 
     stats = _statistics(plan, model, encoded, ExpertFiring(neurons=False), "routing", ExpertStats.load)
     sets = sets_from_expert_stats(stats, top=plan.top_experts)
@@ -152,7 +154,7 @@ def before_after_stage(plan: Plan) -> list:
     """ISN sets of the base model and of its fine-tuned version, compared."""
     from ..sparcom.compare import compare
     from ..sparcom.neurons import NeuronSets, find_isns
-    from .page import comparison_section
+    from .sections_sparcom import comparison_section
 
     result = _tuned_model(plan)
     sets = {}
@@ -179,7 +181,8 @@ def _models_compared(plan: Plan) -> dict[str, str]:
 
 def attribution_stage(plan: Plan) -> list:
     """One attributed example, and instruction scores of base vs instruction-tuned models."""
-    from ..shift.attribution import Attribution, AttributionSet, attribute, attribute_many, attribution_sections
+    from ..shift.attribution import Attribution, AttributionSet, attribute, attribute_many, compare_scores
+    from .sections_shift import attribution_sections
 
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
@@ -191,13 +194,16 @@ def attribution_stage(plan: Plan) -> list:
         sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
                              lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 6)),
                              lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
-    return attribution_sections(example, sets)
+    reference = next(iter(sets.values()))
+    tests = {label: compare_scores(reference, s) for label, s in list(sets.items())[1:]}  # one-sided Welch
+    return attribution_sections(example, sets, tests)
 
 
 def concepts_stage(plan: Plan) -> list:
     """FFN concept shares per layer group for the default model and the base model."""
-    from ..shift.concepts import concept_shares, concepts_section
     from ..models import model_facts
+    from ..shift.concepts import concept_shares
+    from .sections_shift import concepts_section
 
     shares = {}
     names = {plan.model: plan.model, f"{BASE} (base)": BASE}
@@ -222,7 +228,8 @@ def concepts_stage(plan: Plan) -> list:
 def wordpairs_stage(plan: Plan) -> list:
     """Attention-head word pairs of the default model and the base model, and the instruction-verb shift."""
     from ..shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
-    from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs, wordpairs_section
+    from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs
+    from .sections_shift import wordpairs_section
 
     vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS)
                                     + general_verbs()))
@@ -245,8 +252,9 @@ VECTOR_TASKS = ("antonym", "country_capital", "present_past")
 def vectors_stage(plan: Plan) -> list:
     """Instruction vectors of built-in word tasks on the default model: head effects, top heads, and
     zero-shot accuracy without a vector, with it, and with random-head vectors on held-out pairs."""
+    from ..vectors.instruction import InstructionVector, instruction_vector, vector_scores
     from ..vectors.tasks import icl_task
-    from ..vectors.instruction import InstructionVector, instruction_vector, vector_scores, vector_section
+    from .sections_vectors import vector_section
 
     model = plan.load(plan.model)
     names = VECTOR_TASKS[: plan.size(3, 2)]
@@ -268,7 +276,7 @@ def forgetting_stage(plan: Plan) -> list:
     import json
 
     from ..vectors.continual import forgetting_demo
-    from ..vectors.forgetting import forgetting_section
+    from .sections_vectors import forgetting_section
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(path, lambda: forgetting_demo(

@@ -40,12 +40,16 @@ __all__ = [
     "AttributionSet",
     "attribute",
     "attribute_many",
-    "attribution_sections",
     "compare_scores",
     "importance_density",
     "instruction_score",
     "sparsify",
+    "SPARSIFY_LEVELS",
+    "SPARSIFY_THRESHOLD",
 ]
+
+SPARSIFY_LEVELS = 10  # L of METHODS: scores are quantised to ceil(L * normalised attribution)
+SPARSIFY_THRESHOLD = 7  # b of METHODS: quantised scores at or below b are dropped (keeps > 0.7 of the max)
 
 Target = Literal["prob", "logprob"]
 
@@ -54,7 +58,7 @@ Target = Literal["prob", "logprob"]
 
 
 def sparsify(
-    matrix: Float[Tensor, "n_prompt n_response"], *, levels: int = 10, threshold: int = 7
+    matrix: Float[Tensor, "n_prompt n_response"], *, levels: int = SPARSIFY_LEVELS, threshold: int = SPARSIFY_THRESHOLD
 ) -> Int[Tensor, "n_prompt n_response"]:
     """Normalise and sparsify an attribution matrix.
 
@@ -138,6 +142,12 @@ class Attribution:
     def instruction_score(self) -> float:
         """Density mass on the instruction tokens (see :func:`instruction_score`)."""
         return instruction_score(self.density, self.instruction_mask)
+
+    @property
+    def instruction_share(self) -> float:
+        """Share of the prompt's importance density held by the instruction tokens (0 when no
+        prompt token has any density)."""
+        return float(self.density[self.instruction_mask].sum() / self.density.sum().clamp(min=1e-12))
 
     @property
     def prompt_tokens(self) -> list[str]:
@@ -696,96 +706,3 @@ def _mean(x: np.ndarray) -> float:
 
 def _std(x: np.ndarray) -> float:
     return float(x.std(ddof=1)) if len(x) >= 2 else float("nan")
-
-
-# ---------------------------------------------------------------------------------------------
-# Report
-
-
-def attribution_sections(example: Attribution, comparisons: dict[str, AttributionSet]) -> list:
-    """Report sections: one attributed example, and the instruction-score comparison.
-
-    Args:
-        example: one :class:`Attribution` to show (circuitsvis views + heatmap).
-        comparisons: ``{label: AttributionSet}`` in order; the first entry is the reference (e.g. a
-            base model) and every later entry is tested for higher scores than it (one-sided Welch).
-
-    Returns:
-        A list of two ``Section`` objects (one when ``comparisons`` is empty).
-    """
-    import plotly.express as px
-
-    from ..report.page import Section
-
-    top = example.top_tokens(5)
-    n_instr = int(example.instruction_mask.sum())
-    share = float(example.density[example.instruction_mask].sum() / example.density.sum().clamp(min=1e-12))
-    reading = (
-        f"Record {example.id or '(raw prompt)'}: {len(example.response_positions)} response tokens attributed to "
-        f"{len(example.prompt_positions)} prompt tokens ({n_instr} of them instruction tokens) by gradient × "
-        f"input of each token's probability. After keeping only attributions above 0.7 of each response token's "
-        f"maximum, the instruction tokens hold {share:.0%} of the prompt's importance density; the instruction "
-        f"score is {example.instruction_score:.3f}. The densest prompt tokens are "
-        + ", ".join(
-            f"{t!r} ({d:.2f}{', instruction' if i else ''})"
-            for t, d, i in zip(top["token"], top["density"], top["instruction"])
-        )
-        + "."
-    )
-    sections = [
-        Section(
-            title="Input→output attribution: one example",
-            reading=reading,
-            figures=[example.plot()],
-            tables=[top],
-            html=example.html(),
-        )
-    ]
-    if not comparisons:
-        return sections
-    labels = list(comparisons)
-    frame = pd.concat([s.frame.assign(model=label) for label, s in comparisons.items()], ignore_index=True)
-    fig = px.box(
-        frame,
-        x="model",
-        y="instruction_score",
-        points="all",
-        color="model",
-        title="Instruction score per record (each model attributes its own greedy response)",
-    )
-    tables, sentences = [], []
-    ref = comparisons[labels[0]]
-    for label in labels[1:]:
-        table = compare_scores(ref, comparisons[label]).assign(a=labels[0], b=label)
-        tables.append(table)
-        row = table.set_index("group").loc["overall"]
-        holds = row["mean_b"] > row["mean_a"] and row["p_value"] < 0.05
-        sentences.append(
-            f"{label}: {row['mean_b']:.3f} ± {row['std_b']:.3f} (n={int(row['n_b'])}) against {labels[0]}: "
-            f"{row['mean_a']:.3f} ± {row['std_a']:.3f} (n={int(row['n_a'])}); one-sided Welch t = {row['t']:.2f}, "
-            f"p = {row['p_value']:.3g}. The paper's direction ({label} higher) "
-            + (
-                "holds here (p < 0.05)."
-                if holds
-                else "points that way but is not significant at 0.05."
-                if row["mean_b"] > row["mean_a"]
-                else "does not hold: the mean is not higher."
-            )
-        )
-    reading = (
-        "The instruction score sums the importance density of the instruction tokens (scaled by the log of "
-        "their count). Wu et al. report higher scores for instruction-tuned models than for their base models "
-        "(e.g. Vicuna-7B 1.556 ± .484 vs LLaMA-7B 1.266 ± .429 on LIMA prompts). "
-        + " ".join(sentences)
-        + " Per-category rows are in the table; prompt formats differ between models with and without a chat "
-        "template, which also moves the score."
-    )
-    sections.append(
-        Section(
-            title="Input→output attribution: instruction scores",
-            reading=reading,
-            figures=[fig],
-            tables=tables,
-        )
-    )
-    return sections

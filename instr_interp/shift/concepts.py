@@ -31,12 +31,12 @@ __all__ = [
     "Concepts",
     "compare_concepts",
     "concept_shares",
-    "concepts_section",
     "down_projection",
     "ffn_concepts",
     "layer_groups",
     "lexicon_labeller",
     "plot_shares",
+    "task_label_summary",
 ]
 
 TASKS = ("writing", "coding", "math", "translation", "none")
@@ -453,64 +453,32 @@ def plot_shares(shares: pd.DataFrame, axis: str = "task", title: str | None = No
                   title=title or f"FFN concept {axis} shares per layer group")
 
 
-# ------------------------------------------------------------------------------------------------
-# Report section
-
-
-def _task_sentence(frame: pd.DataFrame) -> str:
-    task = frame[frame["axis"] == "task"].groupby("label")["count"].sum()
-    level = frame[frame["axis"] == "level"].groupby("label")["count"].sum()
-    total = max(int(task.sum()), 1)
-    labelled = total - int(task.get("none", 0))
-    parts = ", ".join(f"{t} {task.get(t, 0) / total:.1%}" for t in TASKS if t != "none")
-    levels = ", ".join(f"{lv} {level.get(lv, 0) / total:.1%}" for lv in LEVELS)
-    return f"{labelled} of {total} components ({labelled / total:.1%}) get a task label ({parts}); levels: {levels}"
-
-
-def concepts_section(shares_by_model: dict[str, pd.DataFrame], *, title: str = "FFN concepts (PCA of the down-projection)"):
-    """Report section: concept label shares per layer group for each model, and their differences.
-
-    Args:
-        shares_by_model: model name -> :func:`concept_shares` frame. With two models built with the same
-            groups (same ``group``, or the same ``n_groups`` for models of different depth), the section
-            adds a comparison table (second minus first).
-        title: section title.
+def task_label_summary(shares: pd.DataFrame) -> dict:
+    """Totals of a :func:`concept_shares` frame over all layer groups.
 
     Returns:
-        :class:`instr_interp.report.Section`.
-    """
-    from ..report.page import Section
+        A dict: ``total`` (components, at least 1), ``labelled`` (components with a task label other
+        than "none"), ``tasks`` and ``levels`` (label -> share of ``total``, in :data:`TASKS` /
+        :data:`LEVELS` order, "none" left out of ``tasks``), and ``by_group`` (layer-group label ->
+        summed share of the task-labelled components in that group).
 
-    if not shares_by_model:
-        raise ValueError("shares_by_model is empty: pass {model name: concept_shares(model)}.")
-    figures, tables, sentences = [], [], []
-    for name, frame in shares_by_model.items():
-        figures.append(plot_shares(frame, "task", f"{name}: task labels of FFN concepts per layer group"))
-        figures.append(plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per layer group"))
-        wide = frame.pivot_table(index=["axis", "label"], columns="layers", values="share", sort=False)
-        wide = wide[list(dict.fromkeys(frame["layers"]))].reset_index()
-        wide.insert(0, "model", name)
-        tables.append(wide.round(3))
-        by_group = frame[(frame["axis"] == "task") & (frame["label"] != "none")].groupby("layers", sort=False)["share"].sum()
-        sentences.append(f"{name}: {_task_sentence(frame)}. Task-labelled share by layer group: "
-                         + ", ".join(f"layers {g} {v:.1%}" for g, v in by_group.items()) + ".")
-    reading = (
-        "Each layer's MLP down-projection (one row per neuron) is centred and decomposed by SVD; every principal "
-        "component is read as the words whose unembedding vectors it aligns with most (|PC·ê|), and its top 15 words "
-        "are labelled by a fixed offline lexicon (a task: writing, coding, math, translation or none; a linguistic "
-        "level). " + " ".join(sentences)
-    )
-    names = list(shares_by_model)
-    if len(names) == 2:
-        a, b = shares_by_model[names[0]], shares_by_model[names[1]]
-        if set(a["group"]) == set(b["group"]):
-            diff = compare_concepts(a, b, names=(names[0], names[1]))
-            tables.append(diff.round(3))
-            tasks = diff[(diff["axis"] == "task") & (diff["label"] != "none")]
-            top = tasks.loc[tasks["diff"].abs().idxmax()] if len(tasks) else None
-            if top is not None:
-                reading += (f" The largest task-share difference ({names[1]} minus {names[0]}) is {top['diff']:+.1%} "
-                            f"for {top['label']} in layer group {int(top['group'])}.")
-    reading += (" The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: most "
-                "components get no task label, and shares should be compared between models, not read as absolute.")
-    return Section(title=title, reading=reading, figures=figures, tables=tables)
+    Examples:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame([
+        ...     {"group": 0, "layers": "0-1", "axis": "task", "label": "math", "count": 1, "share": 0.25},
+        ...     {"group": 0, "layers": "0-1", "axis": "task", "label": "none", "count": 3, "share": 0.75}])
+        >>> s = task_label_summary(frame)
+        >>> s["labelled"], s["total"], s["tasks"]["math"], s["by_group"]
+        (1, 4, 0.25, {'0-1': 0.25})
+    """
+    need = {"axis", "label", "count", "layers", "share"}
+    if not need <= set(shares.columns):
+        raise ValueError(f"shares needs columns {sorted(need)} (from concept_shares); got {list(shares.columns)}.")
+    task = shares[shares["axis"] == "task"].groupby("label")["count"].sum()
+    level = shares[shares["axis"] == "level"].groupby("label")["count"].sum()
+    total = max(int(task.sum()), 1)
+    labelled = shares[(shares["axis"] == "task") & (shares["label"] != "none")]
+    return {"total": total, "labelled": total - int(task.get("none", 0)),
+            "tasks": {t: float(task.get(t, 0) / total) for t in TASKS if t != "none"},
+            "levels": {lv: float(level.get(lv, 0) / total) for lv in LEVELS},
+            "by_group": {g: float(v) for g, v in labelled.groupby("layers", sort=False)["share"].sum().items()}}

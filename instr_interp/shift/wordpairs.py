@@ -39,7 +39,6 @@ __all__ = [
     "top_verb_pairs",
     "verb_pair_counts",
     "word_shift_scores",
-    "wordpairs_section",
 ]
 
 Similarity = Callable[[list[str], list[str]], Tensor]
@@ -611,10 +610,6 @@ def instruction_verb_shift(
     return out
 
 
-# ------------------------------------------------------------------------------------------------
-# Report section
-
-
 def top_verb_pairs(pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, k: int = 15) -> pd.DataFrame:
     """The ``k`` head-level pairs containing one of ``words`` that appear in the most dimensions."""
     frame = pairs.head_pairs()
@@ -622,75 +617,3 @@ def top_verb_pairs(pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, k
     frame = frame[frame["query"].isin(wanted) | frame["key"].isin(wanted)]
     return frame.sort_values(["n_dims", "layer", "head", "query", "key"], ascending=[False, True, True, True, True],
                              kind="stable").head(k).reset_index(drop=True)
-
-
-def wordpairs_section(
-    pairs_by_model: dict[str, WordPairs],
-    *,
-    shift: pd.DataFrame | None = None,
-    verbs: Sequence[str] = INSTRUCTION_VERBS,
-    group: int | None = None,
-    n_groups: int | None = 3,
-    title: str = "Attention-head word pairs",
-):
-    """Report section: instruction-verb pairs per layer group for each model, and the verb-shift test.
-
-    Args:
-        pairs_by_model: model name -> :func:`model_word_pairs` result (all heads).
-        shift: an :func:`instruction_verb_shift` frame (base vs fine-tuned), if available.
-        verbs: the instruction verbs counted.
-        group / n_groups: layer grouping of the counts (default 3 groups by relative depth, which also
-            lines up models of different depth).
-        title: section title.
-
-    Returns:
-        :class:`instr_interp.report.Section`.
-    """
-    import plotly.express as px
-
-    from ..report.page import Section
-
-    if not pairs_by_model:
-        raise ValueError("pairs_by_model is empty: pass {model name: model_word_pairs(model)}.")
-    grouping = {"group": group, "n_groups": n_groups} if n_groups is not None else {"group": group or 8}
-    counts, tables, sentences = [], [], []
-    for name, pairs in pairs_by_model.items():
-        table = verb_pair_counts(pairs, verbs, **grouping).assign(model=name)
-        counts.append(table)
-        top = top_verb_pairs(pairs, verbs).assign(model=name)
-        tables.append(top)
-        n_heads = len(pairs.heads)
-        total = int(table["pairs"].sum())
-        with_verbs = int(table["word_pairs"].sum())
-        examples = ", ".join(f"{q}→{k} (L{lay}H{h}, {n} dims)" for lay, h, q, k, n
-                             in top[["layer", "head", "query", "key", "n_dims"]].head(3).itertuples(index=False))
-        sentences.append(
-            f"{name}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
-            "with an instruction verb; per head by layer group: "
-            + ", ".join(f"layers {r.layers} {r.per_head:.2f}" for r in table.itertuples())
-            + (f". Strongest: {examples}." if examples else ".")
-        )
-    count_frame = pd.concat(counts, ignore_index=True)
-    tables.insert(0, count_frame[["model", "group", "layers", "n_heads", "pairs", "word_pairs", "per_head", "share",
-                                  "top"]])
-    figure = px.bar(count_frame, x="layers", y="per_head", color="model", barmode="group",
-                    title="Head-level word pairs with an instruction verb, per head and layer group")
-    reading = (
-        "For every attention head, query and key weights (with the pre-attention norm gain folded in, RoPE ignored) "
-        "are applied to the input embeddings of frequent English words; in the head's highest-energy dimensions, "
-        "word pairs that strongly drive the query and key sides with the same sign and are related (input-embedding "
-        "cosine above both words' mean + 1.96 std over the 3,000 most frequent words) are kept, and pairs found in "
-        "more than one dimension count for the head. " + " ".join(sentences)
-    )
-    if shift is not None and len(shift):
-        tables.append(shift)
-        def mean(value, n):
-            return f"{value:.2f} (n={n})" if n else "none (n=0)"
-
-        parts = [f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
-                 f"verbs {mean(r.general_mean, r.n_general)}, "
-                 + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
-                 for r in shift.itertuples()]
-        reading += (" Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
-                    "excluded, averaged per word): " + "; ".join(parts) + ".")
-    return Section(title=title, reading=reading, figures=[figure], tables=tables)

@@ -11,7 +11,7 @@ from ..engine.likelihood import response_nll
 from ..interventions.neurons import ablate_neurons
 from .neurons import NeuronSets
 
-__all__ = ["critical_role", "random_like", "plot_critical_role"]
+__all__ = ["critical_role", "critical_role_summary", "random_like", "plot_critical_role"]
 
 
 def random_like(neurons: torch.Tensor, d_mlp: int, seed: int) -> torch.Tensor:
@@ -75,6 +75,36 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
             "p_value": p_value,
         })
     return pd.DataFrame(rows)
+
+
+def critical_role_summary(frame: pd.DataFrame, *, strong_ratio: float = 2.0) -> dict:
+    """What a :func:`critical_role` frame says over all categories.
+
+    Args:
+        frame: the frame of :func:`critical_role`.
+        strong_ratio: a category is ``strong`` when its own-category rise is at least this many times
+            the random rise (``ratio >= strong_ratio``).
+
+    Returns:
+        A dict: ``strong`` (those categories, in frame order), ``specific`` (how many categories rise
+        more on themselves than on the other categories), ``mean_own`` and ``mean_others`` (mean over
+        categories of ``rise_own`` and ``rise_others``; NaN rows left out) and ``strong_ratio``.
+
+    Examples:
+        >>> import pandas as pd
+        >>> f = pd.DataFrame({"category": ["a", "b"], "rise_own": [0.5, 0.1], "rise_others": [0.2, 0.3],
+        ...                   "ratio": [3.0, 1.0]})
+        >>> s = critical_role_summary(f)
+        >>> s["strong"], s["specific"], round(s["mean_own"], 2)
+        (['a'], 1, 0.3)
+    """
+    need = {"category", "rise_own", "rise_others", "ratio"}
+    if not need <= set(frame.columns):
+        raise ValueError(f"frame needs columns {sorted(need)} (from critical_role); got {list(frame.columns)}.")
+    return {"strong": frame[frame["ratio"] >= strong_ratio]["category"].tolist(),
+            "specific": int((frame["rise_own"] > frame["rise_others"]).sum()),
+            "mean_own": float(frame["rise_own"].mean()), "mean_others": float(frame["rise_others"].mean()),
+            "strong_ratio": strong_ratio}
 
 
 def plot_critical_role(frame: pd.DataFrame, unit: str = "ISNs"):

@@ -32,6 +32,10 @@ class SetComparison:
         return px.bar(self.summary, x="category", y="jaccard", range_y=[0, 1],
                       title="How much of each category's set survives fine-tuning (Jaccard before/after)")
 
+    def layer_totals(self) -> pd.DataFrame:
+        """Per layer (the index), ``before``, ``after`` and ``delta`` summed over categories."""
+        return self.layers.groupby("layer")[["before", "after", "delta"]].sum()
+
     def save(self, path) -> None:
         save_result(path, "SetComparison", {}, {"summary": self.summary.to_dict("list"),
                                                 "layers": self.layers.to_dict("list"), "settings": self.settings})

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -147,6 +148,42 @@ class ExpertStats:
         """f_ej(I): share of counted tokens routed to expert e of layer j (or mean routing weight)."""
         values = self.expert_counts.double() if weighting == "binary" else self.expert_weights
         return values / self.tokens.clamp(min=1).double()[:, None, None]
+
+    def routing_share(self, category: str | None = None) -> Float[Tensor, "layer expert"]:
+        """Share of the counted tokens (of one category, or of all records) routed to each expert.
+
+        Each layer's shares sum to the router's top-k (every token goes to k experts).
+        """
+        counts = self.expert_counts.double()
+        if category is not None:
+            if category not in self.categories:
+                raise ValueError(f"Unknown category {category!r}; choose from {self.categories}.")
+            idx = [r for r, c in enumerate(self.record_categories) if c == category]
+            counts, tokens = counts[idx], self.tokens[idx]
+        else:
+            tokens = self.tokens
+        return counts.sum(0) / max(float(tokens.sum()), 1.0)
+
+    def routing_lift(self) -> pd.DataFrame:
+        """Per category, the (layer, expert) whose routing share rises most above its share over all
+        categories (the max-lift expert; the first in layer-major order on ties).
+
+        Returns:
+            One row per category: ``category, tokens, layer, expert, share in category, share overall``.
+        """
+        pooled = self.routing_share()
+        n_experts = pooled.shape[1]
+        rows = []
+        for cat in self.categories:
+            share = self.routing_share(cat)
+            flat = int((share - pooled).flatten().argmax())
+            rows.append({"category": cat,
+                         "tokens": int(self.tokens[[r for r, c in enumerate(self.record_categories) if c == cat]].sum()),
+                         "layer": flat // n_experts, "expert": flat % n_experts,
+                         "share in category": float(share.flatten()[flat]),
+                         "share overall": float(pooled.flatten()[flat])})
+        return pd.DataFrame(rows, columns=["category", "tokens", "layer", "expert", "share in category",
+                                           "share overall"])
 
     def save(self, path) -> None:
         names = ("tokens", "expert_counts", "expert_weights", "neuron_counts", "shared_counts")

@@ -165,6 +165,13 @@ class FiringStats:
         ]
         return pd.DataFrame(rows)
 
+    def layer_rate_summary(self) -> pd.DataFrame:
+        """:meth:`layer_rates` wide: one row per layer (the index), one column per category, plus
+        ``mean`` (over categories) and ``spread`` (largest minus smallest category rate)."""
+        wide = self.layer_rates().pivot(index="layer", columns="category", values="firing_rate")[self.categories]
+        wide.columns.name = None
+        return wide.assign(mean=wide.mean(axis=1), spread=wide.max(axis=1) - wide.min(axis=1))
+
     def plot_layers(self):
         """Plotly line chart: firing rate by layer, one line per category."""
         import plotly.express as px

@@ -196,6 +196,24 @@ class NeuronSets:
                      for layer, c in enumerate(counts.tolist())]
         return pd.DataFrame(rows)
 
+    def depth_distribution(self) -> pd.DataFrame:
+        """Units of all category sets together in the first, middle and last third of the layers.
+
+        Layer ``l`` of ``L`` is in the first third when ``l < L // 3``, the middle one when
+        ``l < 2 * L // 3``, else the last. Returns one row per third: ``part``, ``first_layer``,
+        ``last_layer``, ``count`` and ``share`` (of all counted units; 0 when the sets are empty).
+        """
+        counts = self.layer_distribution().groupby("layer")["count"].sum().reindex(range(self.n_layers), fill_value=0)
+        bounds = [0, self.n_layers // 3, 2 * self.n_layers // 3, self.n_layers]
+        parts = [int(counts.iloc[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+        total = max(sum(parts), 1)
+        return pd.DataFrame([{"part": name, "first_layer": a, "last_layer": b - 1, "count": n, "share": n / total}
+                             for name, a, b, n in zip(("first", "middle", "last"), bounds[:-1], bounds[1:], parts)])
+
+    def busiest_layer(self) -> int:
+        """The layer holding the most units of all category sets together (the first on ties)."""
+        return int(self.layer_distribution().groupby("layer")["count"].sum().idxmax())
+
     def to_frame(self) -> pd.DataFrame:
         """Long format: one row per (set, neuron)."""
         rows = []

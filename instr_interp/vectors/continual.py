@@ -59,7 +59,7 @@ def forgetting_demo(model_name: str = "smollm2-135m-instruct",
 
     Returns:
         ``forgetting`` rows (run, set, metric, before, after, change), ``suppressed`` rows, training
-        losses, timings and a one-sentence ``verdict``; :func:`instr_interp.forgetting.forgetting_section`
+        losses, timings and a one-sentence ``verdict``; :func:`instr_interp.report.sections_vectors.forgetting_section`
         turns it into report sections.
     """
     settings = {"n_means": n_means, "n_prompts": n_prompts, "layers": list(layers)}

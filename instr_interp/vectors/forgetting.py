@@ -14,7 +14,6 @@ The paper's reading: forgetting shows mostly in the instruction probability, whi
 probability holds. A :class:`ForgettingReport` holds both models' scores side by side.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from ..hooks import HookSite, hook_site
 from ..models import load_model
 from ..results import load_result, save_result
 
-__all__ = ["FirstResponseToken", "ForgettingReport", "forgetting_report", "forgetting_section", "format_accuracy",
+__all__ = ["FirstResponseToken", "ForgettingReport", "forgetting_report", "format_accuracy",
            "knowledge_records", "measure_forgetting"]
 
 METRICS = ("accuracy", "format_accuracy", "instruction_nll", "knowledge_nll")
@@ -220,67 +219,3 @@ def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, for
                 "tasks": [t.name for t in tasks], "shots": shots, "form": form, "n": n, "general_n": general_n,
                 "general": None if general is None else load_instructions(general).fingerprint()}
     return ForgettingReport(frame=frame, settings=settings)
-
-
-# ---------------------------------------------------------------------------------------------
-# Report section
-
-
-def forgetting_section(results) -> list:
-    """Report sections from the forgetting demonstration's results (``scripts/forgetting_demo.py``).
-
-    Args:
-        results: the demo's result dict, or the path of its JSON (``benchmarks/results/forgetting_demo.json``).
-
-    Returns:
-        A list of :class:`instr_interp.report.Section`: plain vs IV-guided forgetting, and the
-        "suppressed, not erased" test.
-    """
-    import plotly.express as px
-
-    from ..report.page import Section
-
-    if isinstance(results, (str, Path)):
-        results = json.loads(Path(results).read_text())
-    frame = pd.DataFrame(results["forgetting"])  # run, set, kind, metric, before, after, change
-    first = results["tasks"][0]
-    table = frame.pivot_table(index=["set", "metric"], columns="run", values="after").reset_index()
-    base = frame.drop_duplicates(["set", "metric"]).set_index(["set", "metric"])["before"]
-    table.insert(2, "before", [base[(s, m)] for s, m in zip(table["set"], table["metric"])])
-
-    def change(run, set_, metric):
-        row = frame[(frame["run"] == run) & (frame["set"] == set_) & (frame["metric"] == metric)]
-        return float(row["change"].iloc[0])
-
-    runs = list(dict.fromkeys(frame["run"]))
-    parts = []
-    for name in runs:
-        parts.append(
-            f"{name}: task-1 ({first}) format accuracy {change(name, first, 'format_accuracy'):+.2f}, few-shot accuracy "
-            f"{change(name, first, 'accuracy'):+.2f}, instruction NLL {change(name, first, 'instruction_nll'):+.2f} and "
-            f"knowledge NLL {change(name, first, 'knowledge_nll'):+.2f} nats/token; general instructions: "
-            f"instruction NLL {change(name, 'general', 'instruction_nll'):+.2f}, knowledge NLL "
-            f"{change(name, 'general', 'knowledge_nll'):+.2f}")
-    reading = (
-        f"{results['model']} was LoRA-tuned in sequence on {', '.join(results['tasks'])} "
-        f"({results['settings']['steps_per_task']} steps each), once plainly and once with instruction-vector "
-        f"guidance (KL to the pre-task model steered by the new task's vector, weight "
-        f"{results['settings']['kl_weight']}, plus the progressive intervention). Changes from the model after "
-        f"task 1 to the end of the sequence — " + "; ".join(parts) + ". " + results.get("verdict", ""))
-    fig = px.bar(frame, x="set", y="change", color="run", barmode="group", facet_row="metric",
-                 title="Forgetting after sequential fine-tuning: plain vs IV-guided (after − before)")
-    fig.update_yaxes(matches=None)
-    sections = [Section(title="Forgetting: plain vs IV-guided fine-tuning", reading=reading, figures=[fig],
-                        tables=[table.round(3)])]
-    sup = results.get("suppressed")
-    if sup:
-        sup_frame = pd.DataFrame(sup)
-        sup_reading = (
-            f"Suppressed, not erased: the instruction vector of {first}, computed on the model before any "
-            f"fine-tuning, added after layer {results['vector_layer']} at the last prompt token of the model tuned on "
-            f"the later tasks. " + "; ".join(
-                f"{r['run']} ({r['form']}): accuracy {r['without']:.2f} without, {r['with']:.2f} with the vector "
-                f"(before fine-tuning {r['original']:.2f})" for r in sup) + ".")
-        sections.append(Section(title="Forgotten tasks come back with the pre-fine-tuning vector",
-                                reading=sup_reading, tables=[sup_frame.round(3)]))
-    return sections

@@ -33,7 +33,6 @@ __all__ = [
     "instruction_vector",
     "sweep_layers",
     "vector_scores",
-    "vector_section",
     "vector_from_heads",
 ]
 
@@ -197,6 +196,15 @@ class InstructionVector:
             yaxis_autorange="reversed",
         )
         return fig
+
+    def top_share(self) -> float:
+        """Share of the total positive head effect (over the computed heads) held by the top heads;
+        NaN when no effect was computed (``heads=`` given)."""
+        finite = torch.isfinite(self.head_effects)
+        if not finite.any():
+            return float("nan")
+        top = self.head_effects[self.top_heads[:, 0], self.top_heads[:, 1]].clamp(min=0).sum()
+        return float(top / self.head_effects[finite].clamp(min=0).sum().clamp(min=1e-12))
 
     def frame(self) -> pd.DataFrame:
         """The top heads with their effects."""
@@ -386,7 +394,7 @@ def instruction_vector(
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation table and report
+# Evaluation table
 
 
 def vector_scores(
@@ -440,92 +448,3 @@ def vector_scores(
             }
         )
     return pd.DataFrame(rows)
-
-
-def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | None = None) -> list:
-    """Report sections: head-effect heatmaps and top heads per task, and (with ``scores`` from
-    :func:`vector_scores`) zero-shot accuracy without / with the vector / with a random-head vector.
-
-    Returns:
-        A list of :class:`instr_interp.report.Section`.
-    """
-    import plotly.graph_objects as go
-
-    from ..report.page import Section
-
-    if not vectors:
-        raise ValueError("vector_section needs at least one InstructionVector.")
-    sections = []
-    for iv in vectors:
-        table = iv.frame()
-        finite = torch.isfinite(iv.head_effects)
-        share = (
-            float(
-                iv.head_effects[iv.top_heads[:, 0], iv.top_heads[:, 1]].clamp(min=0).sum()
-                / iv.head_effects[finite].clamp(min=0).sum().clamp(min=1e-12)
-            )
-            if finite.any()
-            else float("nan")
-        )
-        layers = sorted({a for a, _ in iv.top_heads.tolist()})
-        best = table.iloc[0] if len(table) else None
-        reading = (
-            f"For the {iv.task!r} task the {len(iv.top_heads)} heads with the largest average indirect effect "
-            f"sit in layers {layers}. "
-            + (
-                f"The strongest, L{int(best.layer)}H{int(best['head'])}, raises the probability of the correct "
-                f"first answer token by {best.effect:.3f} on average when its mean output is patched into a "
-                f"corrupted prompt; the top heads hold {share:.0%} of the total positive effect. "
-                if best is not None and finite.any()
-                else ""
-            )
-            + f"The vector (norm {float(iv.vector.norm()):.2f}) is added after layer {iv.layer}"
-            + (
-                f" at scale {iv.scale:g}, chosen by a validation sweep over layers and scales "
-                f"(validation accuracy {float(iv.sweep['accuracy'].max()):.2f})."
-                if iv.sweep is not None
-                else "."
-            )
-        )
-        sections.append(
-            Section(title=f"Causal heads: {iv.task}", reading=reading, figures=[iv.plot()], tables=[table])
-        )
-    if scores is not None:
-        need = {"task", "zero_shot", "with_vector", "random_heads"}
-        if not need <= set(scores.columns):
-            raise ValueError(
-                f"scores needs columns {sorted(need)} (from vector_scores); got {list(scores.columns)}."
-            )
-        fig = go.Figure(
-            [
-                go.Bar(name=col.replace("_", " "), x=scores["task"], y=scores[col])
-                for col in ("zero_shot", "with_vector", "random_heads")
-            ]
-        )
-        fig.update_layout(
-            barmode="group",
-            yaxis_title="zero-shot first-token accuracy",
-            title="Instruction vectors: held-out zero-shot accuracy",
-        )
-        lifted = scores[scores["with_vector"] - scores["zero_shot"] >= 0.2]["task"].tolist()
-        beats = scores[scores["with_vector"] > scores["random_heads"]]["task"].tolist()
-        parts = [
-            f"{r.task}: {r.zero_shot:.2f} → {r.with_vector:.2f} (random heads {r.random_heads:.2f})"
-            for r in scores.itertuples()
-        ]
-        reading = (
-            "Zero-shot accuracy on held-out pairs without and with the vector added at the last prompt "
-            "token, and with a vector built the same way from as many random heads: "
-            + "; ".join(parts)
-            + f". The vector lifts accuracy by at least 0.2 on {len(lifted)} of {len(scores)} tasks and "
-            f"beats the random-head control on {len(beats)}."
-        )
-        sections.append(
-            Section(
-                title="Instruction vectors restore zero-shot behaviour",
-                reading=reading,
-                figures=[fig],
-                tables=[scores],
-            )
-        )
-    return sections

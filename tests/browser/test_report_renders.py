@@ -9,7 +9,9 @@ import subprocess
 import pytest
 
 import instr_interp as ii
-from instr_interp.report.page import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.report.page import write_report
+from instr_interp.report.sections_shift import attribution_sections
+from instr_interp.report.sections_sparcom import dataset_section, firing_section, isn_sections
 from instr_interp.sparcom.neurons import sets_from_firing
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -23,13 +25,12 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path):
-    from instr_interp.shift.attribution import attribution_sections
-
     (probe,) = ii.run(tiny, small_data, [ii.NeuronFiring(activation_sums=True)], progress=False)
     stats = probe.result()
     example = ii.attribute(tiny, small_data[0], response="The answer is four.")
+    sets = sets_from_firing(stats, top=0.05)
     sections = [dataset_section(small_data), firing_section(stats),
-                *isn_sections(sets_from_firing(stats, top=0.05), n_permutations=20),
+                *isn_sections(sets, sets.permutation_test(n_permutations=20)),
                 *attribution_sections(example, {})]
     path = write_report(sections, tmp_path / "index.html")
     n_figures = path.read_text().count("Plotly.newPlot")

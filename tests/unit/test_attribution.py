@@ -9,12 +9,12 @@ import torch
 import instr_interp as ii
 from instr_interp.engine.generation import generate_responses
 from instr_interp.models import tiny_hf_model
+from instr_interp.report.sections_shift import attribution_sections
 from instr_interp.shift.attribution import (
     Attribution,
     AttributionSet,
     attribute,
     attribute_many,
-    attribution_sections,
     compare_scores,
     importance_density,
     instruction_score,
@@ -274,7 +274,7 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     fig = first.plot()
     assert fig.data[0].z.shape == tuple(first.matrix.shape)
     assert "colored" in first.html().lower() or len(first.html()) > 1000
-    sections = attribution_sections(first, {"base": ref, "tuned": s})
+    sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": compare_scores(ref, s)})
     assert len(sections) == 2
     row = compare_scores(ref, s).set_index("group").loc["overall"]
     assert f"{row['mean_b']:.3f}" in sections[1].reading and f"{first.instruction_score:.3f}" in sections[0].reading

@@ -164,7 +164,7 @@ def test_word_vectors_unembed_vs_embed(tiny):
 
 
 def test_concepts_section_states_the_numbers():
-    from instr_interp.shift.concepts import concepts_section
+    from instr_interp.report.sections_shift import concepts_section
 
     def frame(math_share):
         rows = []

@@ -357,7 +357,7 @@ def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
 
 
 def test_forgetting_section_reads_demo_results():
-    from instr_interp.vectors.forgetting import forgetting_section
+    from instr_interp.report.sections_vectors import forgetting_section
 
     rows = []
     for run, drop in (("plain", 0.4), ("iv-guided", 0.1)):

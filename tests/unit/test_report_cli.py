@@ -4,7 +4,8 @@ import sys
 
 import instr_interp as ii
 from instr_interp.cli import build_parser, main
-from instr_interp.report.page import dataset_section, firing_section, isn_sections, write_report
+from instr_interp.report.page import write_report
+from instr_interp.report.sections_sparcom import dataset_section, firing_section, isn_sections
 from instr_interp.sparcom.neurons import sets_from_firing
 
 
@@ -13,9 +14,9 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
     stats = probe.result()
     sets = sets_from_firing(stats, top=0.05)
     frame = ii.critical_role(tiny, small_data[:6], sets, seeds=1)
-    from instr_interp.report.page import critical_role_section
+    from instr_interp.report.sections_sparcom import critical_role_section
 
-    sections = [dataset_section(small_data), firing_section(stats), *isn_sections(sets, n_permutations=50),
+    sections = [dataset_section(small_data), firing_section(stats), *isn_sections(sets, sets.permutation_test(n_permutations=50)),
                 critical_role_section(frame, 6)]
     path = write_report(sections, tmp_path / "r" / "index.html")
     html = path.read_text()
@@ -40,7 +41,7 @@ def test_console_script_installed():
 
 
 def test_comparison_section(tmp_path):
-    from instr_interp.report.page import comparison_section
+    from instr_interp.report.sections_sparcom import comparison_section
     from instr_interp.sparcom.compare import compare
     from tests.unit.test_neurons import hand_sets
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from instr_interp.report.sections_vectors import vector_section
 from instr_interp.vectors.heads import corrupted_prompts, head_effects, random_heads, top_heads
 from instr_interp.vectors.instruction import (
     InstructionVector,
@@ -8,7 +9,6 @@ from instr_interp.vectors.instruction import (
     instruction_vector,
     vector_from_heads,
     vector_scores,
-    vector_section,
 )
 from instr_interp.vectors.tasks import Task, evaluate_task
 

@@ -345,7 +345,7 @@ def test_bad_input_errors(tiny):
 
 
 def test_wordpairs_section_states_the_numbers():
-    from instr_interp.shift.wordpairs import wordpairs_section
+    from instr_interp.report.sections_shift import wordpairs_section
 
     def two(q, k, layer, head):
         return [(layer, head, 1, q, k), (layer, head, 2, q, k)]
