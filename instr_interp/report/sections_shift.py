@@ -1,0 +1,259 @@
+"""Report sections for the behaviour shift: input→output attribution, FFN concepts and attention-head
+word pairs.
+
+Each function only renders computed results; the statistics it states come from public analysis
+functions (the Welch tests of :func:`~instr_interp.shift.attribution.compare_scores` and of
+:func:`~instr_interp.shift.wordpairs.instruction_verb_shift` are run by the stage and passed in).
+"""
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from ..shift.attribution import SPARSIFY_LEVELS, SPARSIFY_THRESHOLD, Attribution, AttributionSet
+from ..shift.concepts import compare_concepts, plot_shares, task_label_summary
+from ..shift.vocabulary import INSTRUCTION_VERBS
+from ..shift.wordpairs import WordPairs, top_verb_pairs, verb_pair_counts
+from .page import Section
+from .paper_numbers import PAPER_NUMBERS
+
+__all__ = ["attribution_sections", "concepts_section", "wordpairs_section"]
+
+
+def _std_text(x: float) -> str:
+    """0.484 -> '.484' (the papers' style for a std)."""
+    text = f"{x:.3f}"
+    return text[1:] if text.startswith("0.") else text
+
+
+def _relatedness(pairs: Iterable[WordPairs]) -> str:
+    """The relatedness cut of the word pairs, from their settings (``z`` and the reference size)."""
+    found = {(p.settings.get("z"), p.settings.get("n_reference")) for p in pairs}
+    if len(found) == 1 and None not in next(iter(found)):
+        z, n = next(iter(found))
+        return f"{z:g} std over the {n:,} most frequent words"
+    return "z std over a reference list of frequent words (see each result's settings)"
+
+
+def attribution_sections(example: Attribution, comparisons: dict[str, AttributionSet] | None = None,
+                         tests: dict[str, pd.DataFrame] | None = None, *, alpha: float = 0.05) -> list:
+    """Report sections: one attributed example, and the instruction-score comparison.
+
+    Args:
+        example: one :class:`~instr_interp.shift.attribution.Attribution` to show (circuitsvis views + heatmap).
+        comparisons: ``{label: AttributionSet}`` in order; the first entry is the reference (e.g. a
+            base model).
+        tests: ``{label: compare_scores(reference, comparisons[label])}`` for every later label (one-sided
+            Welch tests of higher scores than the reference), run by the caller.
+        alpha: significance level the reading states.
+
+    Returns:
+        A list of two ``Section`` objects (one when ``comparisons`` is empty).
+    """
+    import plotly.express as px
+
+    top = example.top_tokens(5)
+    n_instr = int(example.instruction_mask.sum())
+    reading = (
+        f"Record {example.id or '(raw prompt)'}: {len(example.response_positions)} response tokens attributed to "
+        f"{len(example.prompt_positions)} prompt tokens ({n_instr} of them instruction tokens) by gradient × "
+        f"input of each token's probability. After keeping only attributions above "
+        f"{SPARSIFY_THRESHOLD / SPARSIFY_LEVELS:g} of each response token's "
+        f"maximum, the instruction tokens hold {example.instruction_share:.0%} of the prompt's importance density; "
+        f"the instruction score is {example.instruction_score:.3f}. The densest prompt tokens are "
+        + ", ".join(
+            f"{t!r} ({d:.2f}{', instruction' if i else ''})"
+            for t, d, i in zip(top["token"], top["density"], top["instruction"])
+        )
+        + "."
+    )
+    sections = [
+        Section(
+            title="Input→output attribution: one example",
+            reading=reading,
+            figures=[example.plot()],
+            tables=[top],
+            html=example.html(),
+        )
+    ]
+    if not comparisons:
+        return sections
+    labels = list(comparisons)
+    tests = tests or {}
+    missing = [label for label in labels[1:] if label not in tests]
+    if missing:
+        raise ValueError(f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
+                         "comparisons[label])}} for every label after the first.")
+    frame = pd.concat([s.frame.assign(model=label) for label, s in comparisons.items()], ignore_index=True)
+    fig = px.box(
+        frame,
+        x="model",
+        y="instruction_score",
+        points="all",
+        color="model",
+        title="Instruction score per record (each model attributes its own greedy response)",
+    )
+    tables, sentences = [], []
+    for label in labels[1:]:
+        table = tests[label].assign(a=labels[0], b=label)
+        tables.append(table)
+        row = table.set_index("group").loc["overall"]
+        holds = row["mean_b"] > row["mean_a"] and row["p_value"] < alpha
+        sentences.append(
+            f"{label}: {row['mean_b']:.3f} ± {row['std_b']:.3f} (n={int(row['n_b'])}) against {labels[0]}: "
+            f"{row['mean_a']:.3f} ± {row['std_a']:.3f} (n={int(row['n_a'])}); one-sided Welch t = {row['t']:.2f}, "
+            f"p = {row['p_value']:.3g}. The paper's direction ({label} higher) "
+            + (
+                f"holds here (p < {alpha:g})."
+                if holds
+                else f"points that way but is not significant at {alpha:g}."
+                if row["mean_b"] > row["mean_a"]
+                else "does not hold: the mean is not higher."
+            )
+        )
+    paper = PAPER_NUMBERS["instruction_score_lima"]
+    reading = (
+        "The instruction score sums the importance density of the instruction tokens (scaled by the log of "
+        "their count). Wu et al. report higher scores for instruction-tuned models than for their base models "
+        f"(e.g. {paper['tuned']} {paper['tuned_mean']:.3f} ± {_std_text(paper['tuned_std'])} vs {paper['base']} "
+        f"{paper['base_mean']:.3f} ± {_std_text(paper['base_std'])} on LIMA prompts). "
+        + " ".join(sentences)
+        + " Per-category rows are in the table; prompt formats differ between models with and without a chat "
+        "template, which also moves the score."
+    )
+    sections.append(
+        Section(
+            title="Input→output attribution: instruction scores",
+            reading=reading,
+            figures=[fig],
+            tables=tables,
+        )
+    )
+    return sections
+
+
+def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,
+                     title: str = "FFN concepts (PCA of the down-projection)", label_words: int = 15) -> Section:
+    """Report section: concept label shares per layer group for each model, and their differences.
+
+    Args:
+        shares_by_model: model name -> :func:`~instr_interp.shift.concepts.concept_shares` frame. With two
+            models built with the same groups (same ``group``, or the same ``n_groups`` for models of
+            different depth), the section adds a comparison table (second minus first, from
+            :func:`~instr_interp.shift.concepts.compare_concepts`).
+        title: section title.
+        label_words: how many top words of each component the labeller read (``ffn_concepts``'s
+            ``label_words``).
+
+    Returns:
+        A :class:`~instr_interp.report.page.Section`.
+    """
+    if not shares_by_model:
+        raise ValueError("shares_by_model is empty: pass {model name: concept_shares(model)}.")
+    figures, tables, sentences = [], [], []
+    for name, frame in shares_by_model.items():
+        figures.append(plot_shares(frame, "task", f"{name}: task labels of FFN concepts per layer group"))
+        figures.append(plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per layer group"))
+        wide = frame.pivot_table(index=["axis", "label"], columns="layers", values="share", sort=False)
+        wide = wide[list(dict.fromkeys(frame["layers"]))].reset_index()
+        wide.insert(0, "model", name)
+        tables.append(wide.round(3))
+        s = task_label_summary(frame)
+        total, labelled = s["total"], s["labelled"]
+        parts = ", ".join(f"{t} {v:.1%}" for t, v in s["tasks"].items())
+        levels = ", ".join(f"{lv} {v:.1%}" for lv, v in s["levels"].items())
+        sentences.append(f"{name}: {labelled} of {total} components ({labelled / total:.1%}) get a task label "
+                         f"({parts}); levels: {levels}. Task-labelled share by layer group: "
+                         + ", ".join(f"layers {g} {v:.1%}" for g, v in s["by_group"].items()) + ".")
+    reading = (
+        "Each layer's MLP down-projection (one row per neuron) is centred and decomposed by SVD; every principal "
+        f"component is read as the words whose unembedding vectors it aligns with most (|PC·ê|), and its top "
+        f"{label_words} words are labelled by a fixed offline lexicon (a task: writing, coding, math, translation or "
+        "none; a linguistic level). " + " ".join(sentences)
+    )
+    names = list(shares_by_model)
+    if len(names) == 2:
+        a, b = shares_by_model[names[0]], shares_by_model[names[1]]
+        if set(a["group"]) == set(b["group"]):
+            diff = compare_concepts(a, b, names=(names[0], names[1]))
+            tables.append(diff.round(3))
+            tasks = diff[(diff["axis"] == "task") & (diff["label"] != "none")]
+            top = tasks.loc[tasks["diff"].abs().idxmax()] if len(tasks) else None
+            if top is not None:
+                reading += (f" The largest task-share difference ({names[1]} minus {names[0]}) is {top['diff']:+.1%} "
+                            f"for {top['label']} in layer group {int(top['group'])}.")
+    reading += (" The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: most "
+                "components get no task label, and shares should be compared between models, not read as absolute.")
+    return Section(title=title, reading=reading, figures=figures, tables=tables)
+
+
+def wordpairs_section(
+    pairs_by_model: dict[str, WordPairs],
+    *,
+    shift: pd.DataFrame | None = None,
+    verbs: Sequence[str] = INSTRUCTION_VERBS,
+    group: int | None = None,
+    n_groups: int | None = 3,
+    title: str = "Attention-head word pairs",
+) -> Section:
+    """Report section: instruction-verb pairs per layer group for each model, and the verb-shift test.
+
+    Args:
+        pairs_by_model: model name -> :func:`~instr_interp.shift.wordpairs.model_word_pairs` result (all heads).
+        shift: an :func:`~instr_interp.shift.wordpairs.instruction_verb_shift` frame (base vs fine-tuned),
+            if available.
+        verbs: the instruction verbs counted.
+        group / n_groups: layer grouping of the counts (default 3 groups by relative depth, which also
+            lines up models of different depth).
+        title: section title.
+
+    Returns:
+        A :class:`~instr_interp.report.page.Section`.
+    """
+    import plotly.express as px
+
+    if not pairs_by_model:
+        raise ValueError("pairs_by_model is empty: pass {model name: model_word_pairs(model)}.")
+    grouping = {"group": group, "n_groups": n_groups} if n_groups is not None else {"group": group or 8}
+    counts, tables, sentences = [], [], []
+    for name, pairs in pairs_by_model.items():
+        table = verb_pair_counts(pairs, verbs, **grouping).assign(model=name)
+        counts.append(table)
+        top = top_verb_pairs(pairs, verbs).assign(model=name)
+        tables.append(top)
+        n_heads = len(pairs.heads)
+        total = int(table["pairs"].sum())
+        with_verbs = int(table["word_pairs"].sum())
+        examples = ", ".join(f"{q}→{k} (L{lay}H{h}, {n} dims)" for lay, h, q, k, n
+                             in top[["layer", "head", "query", "key", "n_dims"]].head(3).itertuples(index=False))
+        sentences.append(
+            f"{name}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
+            "with an instruction verb; per head by layer group: "
+            + ", ".join(f"layers {r.layers} {r.per_head:.2f}" for r in table.itertuples())
+            + (f". Strongest: {examples}." if examples else ".")
+        )
+    count_frame = pd.concat(counts, ignore_index=True)
+    tables.insert(0, count_frame[["model", "group", "layers", "n_heads", "pairs", "word_pairs", "per_head", "share",
+                                  "top"]])
+    figure = px.bar(count_frame, x="layers", y="per_head", color="model", barmode="group",
+                    title="Head-level word pairs with an instruction verb, per head and layer group")
+    reading = (
+        "For every attention head, query and key weights (with the pre-attention norm gain folded in, RoPE ignored) "
+        "are applied to the input embeddings of frequent English words; in the head's highest-energy dimensions, "
+        "word pairs that strongly drive the query and key sides with the same sign and are related (input-embedding "
+        f"cosine above both words' mean + {_relatedness(pairs_by_model.values())}) are kept, and pairs found in "
+        "more than one dimension count for the head. " + " ".join(sentences)
+    )
+    if shift is not None and len(shift):
+        tables.append(shift)
+
+        def mean(value, n):
+            return f"{value:.2f} (n={n})" if n else "none (n=0)"
+
+        parts = [f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
+                 f"verbs {mean(r.general_mean, r.n_general)}, "
+                 + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
+                 for r in shift.itertuples()]
+        reading += (" Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
+                    "excluded, averaged per word): " + "; ".join(parts) + ".")
+    return Section(title=title, reading=reading, figures=[figure], tables=tables)

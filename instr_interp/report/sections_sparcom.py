@@ -1,0 +1,193 @@
+"""Report sections for SPARCOM: the dataset, neuron firing, ISN (or ISE) sets, their critical role,
+expert routing and the before/after comparison.
+
+Each function only renders: it formats computed results, and every number it states comes from a
+public analysis function or method (tests such as the permutation test are run by the stage in
+:mod:`instr_interp.report.stages` and passed in).
+"""
+
+import pandas as pd
+
+from ..data.dataset import InstructionDataset
+from ..data.encoding import EncodedDataset
+from ..data.summary import category_summary, record_lengths
+from ..sparcom.ablation import critical_role_summary, plot_critical_role
+from ..sparcom.compare import SetComparison
+from ..sparcom.experts import ExpertStats
+from ..sparcom.firing import FiringStats
+from ..sparcom.neurons import NeuronSets
+from .page import Section
+
+__all__ = ["dataset_section", "firing_section", "isn_sections", "critical_role_section", "expert_routing_section",
+           "comparison_section"]
+
+
+def dataset_section(data: InstructionDataset, encoded: EncodedDataset | None = None) -> Section:
+    """What the instruction set holds: records per category and source, and prompt lengths
+    (:func:`~instr_interp.data.summary.category_summary`)."""
+    import plotly.express as px
+
+    frame = record_lengths(data)
+    table = category_summary(data, encoded)
+    fig = px.histogram(frame, x="instruction words", color="category", barmode="overlay", nbins=30,
+                       title="Instruction length (words) by category")
+    cats = ", ".join(f"{c} ({n})" for c, n in data.category_counts().items())
+    reading = (
+        f"The analyses run on {len(data)} instructions ({data.name}) in {len(data.categories)} categories: "
+        f"{cats}. Each record separates the directive (the instruction) from the material it acts on "
+        f"(the input); statistics count only those tokens, never the chat template or padding. "
+        f"{int(table['human'].sum())} records were written one by one, "
+        f"{int(table['templated'].sum())} come from templates."
+    )
+    return Section(title="Dataset", reading=reading, figures=[fig], tables=[table])
+
+
+def firing_section(stats: FiringStats) -> Section:
+    """Per-layer firing rates per category (:meth:`FiringStats.layer_rate_summary`)."""
+    summary = stats.layer_rate_summary()
+    overall = summary["mean"]
+    lo, hi = int(overall.idxmin()), int(overall.idxmax())
+    spread = float(summary["spread"].max())
+    tokens = dict(zip(stats.categories, stats.category_tokens.tolist()))
+    reading = (
+        f"For every layer, the share of (neuron, token) pairs where the MLP gate pre-activation is positive, "
+        f"over the instruction and input tokens of each category ({', '.join(f'{c}: {n} tokens' for c, n in tokens.items())}). "
+        f"Firing is densest in layer {hi} ({overall[hi]:.1%} on average) and sparsest in layer {lo} "
+        f"({overall[lo]:.1%}). Categories differ by at most {spread:.1%} in any layer: the bulk rate is "
+        f"shared, so what distinguishes categories is which neurons fire, the subject of the "
+        f"instruction-specific neuron analysis."
+    )
+    table = (summary[stats.categories] * 100).round(2).reset_index()
+    table.columns = ["layer"] + [f"{c} %" for c in stats.categories]
+    return Section(title="Neuron firing by layer", reading=reading, figures=[stats.plot_layers()], tables=[table])
+
+
+def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
+    """Overlap heatmap with its permutation test, layer distribution, and general/unique counts
+    (for ISNs, or for ISEs when ``sets`` is an :class:`~instr_interp.sparcom.experts.ExpertSets`).
+
+    Args:
+        sets: the sets to show.
+        test: ``sets.permutation_test(...)`` (:meth:`NeuronSets.permutation_test`), run by the caller.
+    """
+    need = {"statistic", "p_value", "per_category"}
+    if not isinstance(test, dict) or not need <= set(test):
+        raise ValueError(f"test must be the dict of sets.permutation_test() (keys {sorted(need)}); got {test!r:.80}.")
+    unit, short = sets.unit, sets.short
+    wins = [c for c, v in test["per_category"].items() if v["same"] > v["cross"]]
+    ties = sorted(v for k, v in sets.ties.items() if not k.startswith("category:"))
+    kept = sets.settings.get("k")
+    if unit == "neuron":
+        chosen = "fire on the largest share of its instruction and input tokens"
+        tie_note = (f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
+                    "ties are broken by mean activation." if ties else "")
+    else:
+        chosen = ("receive the largest share of its instruction and input tokens from the router"
+                  + (f" (the top {sets.settings['per_layer']} of every layer)" if sets.settings.get("per_layer") else ""))
+        tie_note = " Ties in routing frequency are broken by summed routing weight, then by index."
+    reading = (
+        f"Each instruction's {short} are the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of "
+        f"{sets.n_neurons:,}) that {chosen}. Cells show "
+        f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
+        f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
+        f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
+        f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
+        f"{test['statistic']:.3f}.{tie_note}"
+    )
+    per_cat = pd.DataFrame([{"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
+                            for c, v in test["per_category"].items()])
+    depth = sets.depth_distribution().set_index("part")["share"]
+    layer_reading = (
+        f"Where the category {short} sit: {depth['first']:.0%} in the first third of the layers, "
+        f"{depth['middle']:.0%} in the middle third and {depth['last']:.0%} in the last third "
+        f"(all categories together); the busiest layer is {sets.busiest_layer()}. The paper reports a "
+        "three-phase shape (many early, few in the middle, a specialised set near the output) that is stable "
+        "across instruction types."
+    )
+    general = sets.general()
+    unique = {c: len(sets.unique(c)) for c in sets.categories}
+    counts = pd.DataFrame([{"category": c, short: len(sets.category_sets[c]), "unique": unique[c],
+                            "general (in all categories)": len(general)} for c in sets.categories])
+    general_reading = (
+        f"{len(general)} {unit}s are in every category's set (general {short}, {len(general) / sets.n_neurons:.2%} of all "
+        f"{unit}s); unique {short}, in one category's set and no other, number "
+        f"{', '.join(f'{c}: {n}' for c, n in unique.items())}."
+    )
+    return [
+        Section(title=f"Instruction-specific {unit}s: overlap between categories", reading=reading,
+                figures=[sets.plot_overlap()], tables=[per_cat]),
+        Section(title=f"Instruction-specific {unit}s by layer", reading=layer_reading, figures=[sets.plot_layers()]),
+        Section(title=f"General and unique {unit}s", reading=general_reading, tables=[counts]),
+    ]
+
+
+def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None, *,
+                          strong_ratio: float = 2.0) -> Section:
+    """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units.
+
+    Args:
+        frame: :func:`~instr_interp.sparcom.ablation.critical_role`'s frame.
+        n_records: how many records were scored.
+        sets: the ablated sets (names the unit); ``None`` for ISNs.
+        strong_ratio: a category counts as strongly affected when its own-category rise is at least
+            this many times the random rise (see :func:`~instr_interp.sparcom.ablation.critical_role_summary`).
+    """
+    unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
+    how = ("after the activation function" if unit == "neuron"
+           else "their routing weights, so the tokens lose those experts' contributions")
+    summary = critical_role_summary(frame, strong_ratio=strong_ratio)
+    strong = summary["strong"]
+    times = {2.0: "twice"}.get(float(strong_ratio), f"{strong_ratio:g} times")
+    reading = (
+        f"Zeroing a category's {short} ({how}) and scoring the reference responses of "
+        f"{n_records} held-in instructions: the mean NLL rise on the category itself, on the other categories, "
+        f"and when as many random {unit}s are zeroed with the same count per layer (mean of several seeds). "
+        f"The own-category rise is at least {times} the random rise for {len(strong)} of {len(frame)} categories"
+        f"{' (' + ', '.join(strong) + ')' if strong else ''}; p-values are one-sided Wilcoxon signed-rank tests "
+        f"over records ({short} ablation vs random ablation). Specificity is another matter: the own-category rise "
+        f"exceeds the rise on the other categories for {summary['specific']} of "
+        f"{len(frame)} categories (mean {summary['mean_own']:.2f} vs {summary['mean_others']:.2f} nats), "
+        f"as much of each set is shared with the other categories (see the general {unit}s)."
+    )
+    return Section(title=f"Critical role of {short} (ablation)", reading=reading,
+                   figures=[plot_critical_role(frame, short)], tables=[frame])
+
+
+def expert_routing_section(stats: ExpertStats) -> Section:
+    """Routing of an MoE model: the share of counted tokens each expert of each layer receives
+    (:meth:`ExpertStats.routing_share`), and which expert each category over-uses most relative to all
+    categories (:meth:`ExpertStats.routing_lift`)."""
+    import plotly.express as px
+
+    pooled = stats.routing_share()  # sums to top-k per layer
+    n_experts = pooled.shape[1]
+    top_k = float(pooled.sum(1).mean())
+    fig = px.imshow(pooled.numpy(), labels={"x": "expert", "y": "layer", "color": "share of tokens"},
+                    color_continuous_scale="Blues", aspect="auto",
+                    title="Share of instruction and input tokens routed to each expert")
+    table = stats.routing_lift()
+    reading = (
+        f"The router sends each token to {top_k:.3g} of {n_experts} experts per layer, so a perfectly balanced "
+        f"layer gives every expert a share of {top_k / n_experts:.3f}. Over {int(stats.tokens.sum()):,} instruction "
+        f"and input tokens the shares range from {float(pooled.min()):.3f} to {float(pooled.max()):.3f}. The table "
+        f"names, per category, the expert whose share rises most above its overall share: "
+        + "; ".join(f"{r['category']} layer {r['layer']} expert {r['expert']} ({r['share in category']:.3f} vs "
+                    f"{r['share overall']:.3f})" for r in table.to_dict("records")) + "."
+    )
+    return Section(title="Expert routing by layer", reading=reading, figures=[fig], tables=[table])
+
+
+def comparison_section(diff: SetComparison, before: str, after: str, train_note: str = "") -> Section:
+    """How fine-tuning moved each category's ISNs (:func:`~instr_interp.sparcom.compare.compare`)."""
+    summary = diff.summary
+    gained = diff.layer_totals()["delta"].sort_values()
+    reading = (
+        f"ISNs of the same categories in {before} (before) and {after} (after). {train_note} The Jaccard "
+        f"overlap of a category's set before and after ranges from {summary['jaccard'].min():.2f} to "
+        f"{summary['jaccard'].max():.2f} (mean {summary['jaccard'].mean():.2f}). Summed over categories, layer "
+        f"{int(gained.index[-1])} gained the most ISNs ({int(gained.iloc[-1]):+d}) and layer {int(gained.index[0])} "
+        f"lost the most ({int(gained.iloc[0]):+d}); the paper reports a stable layer distribution with more "
+        "specialised units after tuning."
+    )
+    return Section(title="Before vs after fine-tuning", reading=reading,
+                   figures=[diff.plot_jaccard(), diff.plot_layers()], tables=[summary])
