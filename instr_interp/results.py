@@ -45,7 +45,7 @@ class Result:
         >>> import instr_interp as ii
         >>> sets = ii.find_isns(ii.tiny_model(), ii.hexainst().sample(1), top=0.05, progress=False)
         >>> print(repr(sets).splitlines()[0])
-        NeuronSets (model tiny-dense)
+        NeuronSets (model tiny-llama-seed0)
         >>> list(sets.to_frame().columns)
         ['kind', 'set', 'layer', 'neuron']
     """
@@ -92,7 +92,9 @@ class Result:
                        for k, v in self._facts().items())
         title = html.escape(type(self).__name__ + (f" (model {_short(model, 60)})" if model else ""))
         try:
-            head = self.to_frame().head(5).to_html(max_cols=8, max_colwidth=40, border=0)
+            preview = self.to_frame().head(5)
+            preview = preview.map(lambda v: _short(v, 40) if isinstance(v, str) else v)
+            head = preview.to_html(max_cols=8, border=0)
         except Exception as err:  # the facts still show; say why the preview does not
             head = f"<p>(no preview: {html.escape(_short(err))})</p>"
         return f"<div><strong>{title}</strong><table>{rows}</table>{head}</div>"

@@ -304,7 +304,7 @@ class WordPairs(Result):
         return {
             "heads": f"{len(heads)} ({span}), {len(self.top_dims)} top dimensions",
             "pairs": f"{len(self.dim_pairs):,} per-dimension pairs over {len(self.words):,} words",
-            "head-level": f"pairs found in at least {self.min_dims} dimensions: see head_pairs()",
+            "min_dims": f"{self.min_dims} (a head-level pair is found in at least this many dimensions)",
         }
 
     def _saved(self):

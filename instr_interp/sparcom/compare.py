@@ -43,7 +43,7 @@ class SetComparison(Result):
     def _facts(self) -> dict[str, object]:
         s = self.summary
         return {
-            "units": self.settings.get("kind", ""),
+            "sets": self.settings.get("kind", ""),
             "categories": len(s),
             "Jaccard before/after": ", ".join(f"{c} {j:.2f}" for c, j in zip(s.get("category", []), s.get("jaccard", []))),
         }
