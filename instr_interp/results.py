@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-__all__ = ["Result", "save_result", "load_result", "load", "result_kinds"]
+__all__ = ["Result", "save_result", "load_result", "load", "read_manifest", "result_kinds"]
 
 _PACKAGES = ("instr_interp", "torch", "transformers", "transformer-lens")
 MANIFEST = "manifest.json"
@@ -140,28 +140,35 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     """Write ``tensors.safetensors`` and ``manifest.json`` into folder ``path``, atomically.
 
     Both files are written into a fresh sibling folder first, which is renamed to ``path`` only when
-    everything is written; an existing result at ``path`` is moved aside, replaced, then deleted. A
-    failure mid-save leaves the previous result untouched. Extra files may be added to the folder
+    everything is written; an existing result at ``path`` is moved aside, replaced, then deleted (an
+    existing empty folder is kept and filled, the manifest last). A failure mid-save leaves the
+    previous result untouched. Extra files may be added to the folder
     afterwards (csv, html); the next save replaces the folder with them.
 
     Raises:
         FileExistsError: ``path`` is a file, or a non-empty folder that is not a saved result (it is
             never replaced: choose a new or empty folder).
     """
-    path = Path(path)
+    given = path = Path(path)
+    path = Path(os.path.abspath(path))  # "out/." and "." have a parent and a name to rename
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"Cannot save a result to {path}: it is a file. Choose a folder path.")
+        raise FileExistsError(f"Cannot save a result to {given}: it is a file. Choose a folder path.")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).exists():
-        raise FileExistsError(f"Cannot save a result to {path}: the folder holds other files and no saved "
+        raise FileExistsError(f"Cannot save a result to {given}: the folder holds other files and no saved "
                               f"result ({MANIFEST} missing), so it is not replaced. Choose a new or empty folder.")
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), **meta}
+    manifest["kind"] = kind  # never overridden by meta (keeps its place as the first key)
     text = json.dumps(manifest, indent=1, default=str)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
     try:
         _write_tensors(tensors, tmp / TENSORS)
         (tmp / MANIFEST).write_text(text)
-        if path.exists():
+        if path.is_dir() and not any(path.iterdir()):  # an empty folder (a TemporaryDirectory, the cwd): keep it
+            os.rename(tmp / TENSORS, path / TENSORS)
+            os.rename(tmp / MANIFEST, path / MANIFEST)  # last: until it is there, the folder is no result
+            tmp.rmdir()
+        elif path.exists():
             aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(path, aside)
             try:
@@ -175,7 +182,7 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
+    return given
 
 
 def _canonical(kind) -> str | None:

@@ -298,7 +298,19 @@ def test_save_never_replaces_a_folder_that_is_not_a_result(tmp_path):
         _small_sets(0).save(tmp_path / "notes.txt")
     empty = tmp_path / "empty"
     empty.mkdir()
+    inode = empty.stat().st_ino
     assert _equal(ii.load(_small_sets(0).save(empty)), _small_sets(0))
+    assert empty.stat().st_ino == inode  # an empty folder is filled in place, not replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]
+
+
+def test_save_to_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _small_sets(0).save("isn") == Path("isn")
+    (tmp_path / "sub").mkdir()
+    assert _small_sets(1).save("sub/../isn") == Path("sub/../isn")
+    assert _equal(ii.load(tmp_path / "isn"), _small_sets(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["isn", "sub"]
 
 
 # ------------------------------------------------------------------------------------------------
