@@ -155,10 +155,8 @@ class ExpertStats(Result):
         rows = []
         for cat in self.categories:
             idx = [r for r, c in enumerate(self.record_categories) if c == cat]
-            routed, total = self.expert_counts[idx].sum(0), max(int(self.tokens[idx].sum()), 1)
-            n_layers, n_experts = routed.shape
-            rows += [(cat, layer, e, int(routed[layer, e]), int(routed[layer, e]) / total)
-                     for layer in range(n_layers) for e in range(n_experts)]
+            routed, total = self.expert_counts[idx].sum(0).tolist(), max(int(self.tokens[idx].sum()), 1)
+            rows += [(cat, layer, e, n, n / total) for layer, row in enumerate(routed) for e, n in enumerate(row)]
         return pd.DataFrame(rows, columns=["category", "layer", "expert", "tokens", "frequency"])
 
     def _facts(self) -> dict[str, object]:
