@@ -142,8 +142,8 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     Both files are written into a fresh sibling folder first, which is renamed to ``path`` only when
     everything is written; an existing result at ``path`` is moved aside, replaced, then deleted (an
     existing empty folder is kept and filled, the manifest last). A failure mid-save leaves the
-    previous result untouched. Extra files may be added to the folder
-    afterwards (csv, html); the next save replaces the folder with them.
+    previous result untouched. Extra files may be added to the folder afterwards (csv, html); the
+    next save replaces the folder with them.
 
     Raises:
         FileExistsError: ``path`` is a file, or a non-empty folder that is not a saved result (it is
