@@ -130,7 +130,7 @@ def scores(args) -> dict:
         "b": b,
         "alternative": "b > a (one-sided Welch)",
         "table": table.to_dict(orient="records"),
-        "per_record": {k: s.frame.to_dict(orient="records") for k, s in sets.items()},
+        "per_record": {k: s.to_frame().to_dict(orient="records") for k, s in sets.items()},
         "skipped": {k: s.skipped for k, s in sets.items()},
         "wall_s": timing,
         "machine": machine(args.threads),

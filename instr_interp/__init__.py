@@ -29,6 +29,7 @@ from .engine.likelihood import response_nll  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions.neurons import ablate_neurons, mean_activations  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
+from .results import Result, load  # noqa: E402
 from .shift.attribution import (  # noqa: E402
     Attribution,
     AttributionSet,
@@ -105,6 +106,7 @@ __all__ = [
     "InstructionRecord",
     "InstructionVector",
     "lexicon_labeller",
+    "load",
     "load_instructions",
     "load_model",
     "mean_activations",
@@ -118,6 +120,7 @@ __all__ = [
     "random_like",
     "Region",
     "response_nll",
+    "Result",
     "run",
     "SetComparison",
     "Task",

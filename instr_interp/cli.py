@@ -80,15 +80,17 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .results import load_result
+    from .results import load
     from .sparcom.compare import compare
-    from .sparcom.experts import ExpertSets
     from .sparcom.neurons import NeuronSets
 
     loaded = []
     for path in (args.before, args.after):
-        _, meta = load_result(path, json_kind(path))
-        loaded.append((ExpertSets if meta["kind"] == "ExpertSets" else NeuronSets).load(path))
+        sets = load(path)
+        if not isinstance(sets, NeuronSets):
+            raise ValueError(f"{path} holds a {type(sets).__name__} result, not neuron or expert sets; "
+                             "run `instr-interp isns` (or ises) to make them.")
+        loaded.append(sets)
     diff = compare(*loaded)
     out = Path(args.out)
     diff.save(out)
@@ -112,10 +114,11 @@ def cmd_attribute(args) -> int:
         result = attribute_many(load_model(name, device=args.device), data, max_new_tokens=args.max_new_tokens)
         target = out if name == args.model else out / "base"
         result.save(target)
-        result.frame.to_csv(target / "scores.csv", index=False)
+        scores = result.to_frame()
+        scores.to_csv(target / "scores.csv", index=False)
         sets.append(result)
-        print(f"{name}: instruction score {result.frame['instruction_score'].mean():.3f} "
-              f"± {result.frame['instruction_score'].std():.3f} over {len(result.frame)} records -> {target}")
+        print(f"{name}: instruction score {scores['instruction_score'].mean():.3f} "
+              f"± {scores['instruction_score'].std():.3f} over {len(scores)} records -> {target}")
     if args.base:
         table = compare_scores(sets[1], sets[0])
         table.to_csv(out / "comparison.csv", index=False)
@@ -197,15 +200,6 @@ def cmd_forgetting(args) -> int:
     print(results["verdict"])
     print(f"saved to {(out / 'results.json').resolve()}")
     return 0
-
-
-def json_kind(path) -> str:
-    import json
-
-    manifest = Path(path) / "manifest.json"
-    if not manifest.exists():
-        raise FileNotFoundError(f"No saved result at {path}; run `instr-interp isns` (or ises) first.")
-    return json.loads(manifest.read_text())["kind"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,7 +84,7 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
     if missing:
         raise ValueError(f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
                          "comparisons[label])}} for every label after the first.")
-    frame = pd.concat([s.frame.assign(model=label) for label, s in comparisons.items()], ignore_index=True)
+    frame = pd.concat([s.to_frame().assign(model=label) for label, s in comparisons.items()], ignore_index=True)
     fig = px.box(
         frame,
         x="model",

@@ -38,7 +38,7 @@ def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | 
         raise ValueError("vector_section needs at least one InstructionVector.")
     sections = []
     for iv in vectors:
-        table = iv.frame()
+        table = iv.to_frame()
         share = iv.top_share()
         layers = sorted({a for a, _ in iv.top_heads.tolist()})
         best = table.iloc[0] if len(table) else None

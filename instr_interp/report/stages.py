@@ -89,8 +89,8 @@ def neurons_stage(plan: Plan) -> list:
     """Dataset, the shared activation pass, ISN sets and their critical role (ISEs for an MoE model)."""
     from ..data.encoding import encode
     from ..models import model_facts
-    from ..sparcom.neurons import sets_from_firing
     from ..sparcom.firing import FiringStats, NeuronFiring
+    from ..sparcom.neurons import sets_from_firing
     from .sections_sparcom import dataset_section, firing_section
 
     model = plan.load(plan.model)

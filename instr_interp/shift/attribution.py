@@ -33,7 +33,7 @@ from ..data.encoding import Region, _assign, encode
 from ..engine.generation import generate_responses
 from ..hooks import hook_site
 from ..models import frozen, model_device
-from ..results import load_result, save_result
+from ..results import Result
 
 __all__ = [
     "Attribution",
@@ -108,8 +108,8 @@ def instruction_score(density: Float[Tensor, " n_prompt"], instruction_mask: Boo
 # The result
 
 
-@dataclass(kw_only=True)
-class Attribution:
+@dataclass(kw_only=True, repr=False)
+class Attribution(Result):
     """Attribution of one response to its prompt tokens.
 
     ``matrix[n, m]`` is the gradient × input of response token ``response_positions[m]``'s
@@ -228,8 +228,26 @@ class Attribution:
         )
         return fig
 
-    # ---- persistence
-    kind_name = "Attribution"
+    # ---- persistence and display
+    def to_frame(self) -> pd.DataFrame:
+        """One row per prompt token: position, token, whether it is instruction, importance density."""
+        return pd.DataFrame(
+            {
+                "position": self.prompt_positions.numpy(),
+                "token": self.prompt_tokens,
+                "instruction": self.instruction_mask.numpy(),
+                "density": self.density.numpy(),
+            }
+        )
+
+    def _facts(self) -> dict[str, object]:
+        return {
+            "record": f"{self.id or '-'} ({self.category or 'no category'})",
+            "tokens": f"{len(self.prompt_positions)} prompt ({int(self.instruction_mask.sum())} instruction), "
+            f"{len(self.response_positions)} response",
+            "response": "".join(self.response_tokens),
+            "instruction score": f"{self.instruction_score:.3f}",
+        }
 
     def _tensors(self, prefix: str = "") -> dict[str, Tensor]:
         return {
@@ -267,12 +285,11 @@ class Attribution:
             **meta,
         )
 
-    def save(self, path) -> None:
-        save_result(path, self.kind_name, self._tensors(), self._meta())
+    def _saved(self):
+        return self._tensors(), self._meta()
 
     @classmethod
-    def load(cls, path) -> "Attribution":
-        tensors, meta = load_result(path, cls.kind_name)
+    def _from_saved(cls, tensors, meta, path) -> "Attribution":
         return cls._from(tensors, {k: meta[k] for k in ("id", "category", "source", "tokens", "settings")})
 
 
@@ -497,8 +514,8 @@ def _gradient_x_input(
 # Many records and comparisons
 
 
-@dataclass(kw_only=True)
-class AttributionSet:
+@dataclass(kw_only=True, repr=False)
+class AttributionSet(Result):
     """Attributions of many records by one model."""
 
     items: list[Attribution]
@@ -517,8 +534,7 @@ class AttributionSet:
             raise KeyError(f"No attribution with id {i!r}.")
         return self.items[i]
 
-    @property
-    def frame(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per record: id, category, source, n_prompt, n_instruction, n_response, instruction_score."""
         return pd.DataFrame(
             [
@@ -549,34 +565,37 @@ class AttributionSet:
         import plotly.express as px
 
         return px.box(
-            self.frame,
+            self.to_frame(),
             x="category",
             y="instruction_score",
             points="all",
             title=f"Instruction scores ({self.name or 'model'})",
         )
 
-    kind_name = "AttributionSet"
+    def _model(self) -> str:
+        return self.name
 
-    def save(self, path) -> None:
+    def _facts(self) -> dict[str, object]:
+        scores = self.to_frame().groupby("category", sort=False)["instruction_score"].mean()
+        return {
+            "records": f"{len(self.items)} attributed" + (f", {len(self.skipped)} skipped (empty response)"
+                                                          if self.skipped else ""),
+            "instruction score": ", ".join(f"{c} {v:.3f}" for c, v in scores.items()),
+        }
+
+    def _saved(self):
         tensors: dict[str, Tensor] = {}
         for i, a in enumerate(self.items):
             tensors |= a._tensors(f"{i}/")
-        save_result(
-            path,
-            self.kind_name,
-            tensors,
-            {
-                "name": self.name,
-                "skipped": self.skipped,
-                "settings": self.settings,
-                "items": [a._meta() for a in self.items],
-            },
-        )
+        return tensors, {
+            "name": self.name,
+            "skipped": self.skipped,
+            "settings": self.settings,
+            "items": [a._meta() for a in self.items],
+        }
 
     @classmethod
-    def load(cls, path) -> "AttributionSet":
-        tensors, meta = load_result(path, cls.kind_name)
+    def _from_saved(cls, tensors, meta, path) -> "AttributionSet":
         items = [Attribution._from(tensors, m, f"{i}/") for i, m in enumerate(meta["items"])]
         return cls(items=items, name=meta["name"], skipped=meta["skipped"], settings=meta["settings"])
 
@@ -659,7 +678,7 @@ def compare_scores(a: AttributionSet, b: AttributionSet, *, by: str | None = "ca
     Args:
         a: the reference side (e.g. the base model).
         b: the side hypothesised to score higher (e.g. the instruction-tuned model).
-        by: a column of :attr:`AttributionSet.frame` to group by (``"category"``, ``"source"``), or None.
+        by: a column of :meth:`AttributionSet.to_frame` to group by (``"category"``, ``"source"``), or None.
 
     Returns:
         One row per group plus ``"overall"``: n, mean and std (ddof=1) of each side, the Welch t
@@ -668,9 +687,9 @@ def compare_scores(a: AttributionSet, b: AttributionSet, *, by: str | None = "ca
     """
     from scipy import stats
 
-    fa, fb = a.frame, b.frame
+    fa, fb = a.to_frame(), b.to_frame()
     if by is not None and (by not in fa.columns or by not in fb.columns):
-        raise ValueError(f"Cannot group by {by!r}; choose a column of AttributionSet.frame: {list(fa.columns)}.")
+        raise ValueError(f"Cannot group by {by!r}; choose a column of AttributionSet.to_frame(): {list(fa.columns)}.")
     groups = [] if by is None else list(dict.fromkeys(list(fa[by]) + list(fb[by])))
     rows = []
     for group in groups + ["overall"]:

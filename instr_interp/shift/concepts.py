@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..hooks import is_moe
 from ..models import model_facts
-from ..results import load_result, save_result
+from ..results import Result
 from .vocabulary import WordVectors, frequent_words, word_vectors
 
 __all__ = [
@@ -200,8 +200,8 @@ def _vocabulary(model, vocabulary) -> WordVectors:
     return word_vectors(model, words, matrix="unembed")
 
 
-@dataclass(kw_only=True)
-class Concepts:
+@dataclass(kw_only=True, repr=False)
+class Concepts(Result):
     """Principal components of one layer's down-projection, read through the unembedding."""
 
     layer: int
@@ -245,18 +245,26 @@ class Concepts:
         return px.scatter(frame, x="component", y="explained_variance", color=color, hover_data=["top_words"],
                           log_y=True, title=f"Layer {self.layer} down-projection components (top words on hover)")
 
-    kind_name = "Concepts"
+    def _facts(self) -> dict[str, object]:
+        tasks = pd.Series([lab.get("task", "-") for lab in self.labels]).value_counts()
+        return {
+            "layer": self.layer,
+            "components": f"{self.n_components} of d_model {self.components.shape[1]}, explaining "
+                          f"{float(self.explained_variance_ratio.sum()):.1%} of the variance",
+            "words": f"{len(self.words):,} in the vocabulary, {self.top_word_ids.shape[1]} kept per component",
+            "task labels": ", ".join(f"{k} {v}" for k, v in tasks.items()),
+            "component 0": " ".join(self.top_words(0, 8)) if self.n_components else "-",
+        }
 
-    def save(self, path) -> None:
-        save_result(path, self.kind_name, {
+    def _saved(self):
+        return {
             "components": self.components, "singular_values": self.singular_values,
             "explained_variance_ratio": self.explained_variance_ratio, "top_word_ids": self.top_word_ids,
             "top_scores": self.top_scores,
-        }, {"layer": self.layer, "words": self.words, "labels": self.labels, "settings": self.settings})
+        }, {"layer": self.layer, "words": self.words, "labels": self.labels, "settings": self.settings}
 
     @classmethod
-    def load(cls, path) -> "Concepts":
-        tensors, meta = load_result(path, cls.kind_name)
+    def _from_saved(cls, tensors, meta, path) -> "Concepts":
         return cls(layer=meta["layer"], words=meta["words"], labels=meta["labels"], settings=meta["settings"],
                    **tensors)
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..models import model_facts
-from ..results import load_result, save_result
+from ..results import Result
 from .concepts import layer_groups, layer_label
 from .vocabulary import INSTRUCTION_VERBS, WordVectors, frequent_words, general_verbs, word_vectors
 
@@ -181,8 +181,8 @@ def relatedness_thresholds(
 # Result
 
 
-@dataclass(kw_only=True)
-class WordPairs:
+@dataclass(kw_only=True, repr=False)
+class WordPairs(Result):
     """Word pairs of one or more heads: per top dimension, and head-level (in > ``min_dims - 1`` dims)."""
 
     words: list[str]
@@ -198,8 +198,7 @@ class WordPairs:
         """(layer, head) of every analysed head, sorted."""
         return sorted({(int(a), int(b)) for a, b in self.top_dims[:, :2].tolist()})
 
-    @property
-    def frame(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per per-dimension pair: layer, head, dim, query, key, score."""
         rows = self.dim_pairs.tolist()
         return pd.DataFrame({
@@ -297,16 +296,23 @@ class WordPairs:
                          labels={"x": "head", "y": "layer", "color": "pairs"},
                          title="Head-level word pairs per attention head")
 
-    kind_name = "WordPairs"
+    def _facts(self) -> dict[str, object]:
+        heads = self.heads
+        layers = sorted({layer for layer, _ in heads})
+        span = f"layers {layers[0]}-{layers[-1]}" if layers else "no layers"
+        return {
+            "heads": f"{len(heads)} ({span}), {len(self.top_dims)} top dimensions",
+            "pairs": f"{len(self.dim_pairs):,} per-dimension pairs over {len(self.words):,} words",
+            "min_dims": f"{self.min_dims} (a head-level pair is found in at least this many dimensions)",
+        }
 
-    def save(self, path) -> None:
-        save_result(path, self.kind_name, {"dim_pairs": self.dim_pairs, "scores": self.scores,
-                                           "top_dims": self.top_dims, "dim_energy": self.dim_energy},
-                    {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
+    def _saved(self):
+        return ({"dim_pairs": self.dim_pairs, "scores": self.scores, "top_dims": self.top_dims,
+                 "dim_energy": self.dim_energy},
+                {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
 
     @classmethod
-    def load(cls, path) -> "WordPairs":
-        tensors, meta = load_result(path, cls.kind_name)
+    def _from_saved(cls, tensors, meta, path) -> "WordPairs":
         return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
 
 

@@ -4,14 +4,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..results import load_result, save_result
+from ..results import Result
 from .neurons import NeuronSets
 
 __all__ = ["SetComparison", "compare"]
 
 
-@dataclass(kw_only=True)
-class SetComparison:
+@dataclass(kw_only=True, repr=False)
+class SetComparison(Result):
     """Per category: set sizes before/after, Jaccard between them; per layer: count deltas."""
 
     summary: pd.DataFrame  # category, before, after, jaccard, kept
@@ -36,13 +36,28 @@ class SetComparison:
         """Per layer (the index), ``before``, ``after`` and ``delta`` summed over categories."""
         return self.layers.groupby("layer")[["before", "after", "delta"]].sum()
 
-    def save(self, path) -> None:
-        save_result(path, "SetComparison", {}, {"summary": self.summary.to_dict("list"),
-                                                "layers": self.layers.to_dict("list"), "settings": self.settings})
+    def to_frame(self) -> pd.DataFrame:
+        """Per category: set sizes before and after, units kept, Jaccard (a copy of ``summary``)."""
+        return self.summary.copy()
+
+    def _model(self) -> str:
+        names = [(self.settings.get(k) or {}).get("model", "") for k in ("before", "after")]
+        return " -> ".join(names) if all(names) else ""
+
+    def _facts(self) -> dict[str, object]:
+        s = self.summary
+        return {
+            "sets": self.settings.get("kind", ""),
+            "categories": len(s),
+            "Jaccard before/after": ", ".join(f"{c} {j:.2f}" for c, j in zip(s.get("category", []), s.get("jaccard", []))),
+        }
+
+    def _saved(self):
+        return {}, {"summary": self.summary.to_dict("list"), "layers": self.layers.to_dict("list"),
+                    "settings": self.settings}
 
     @classmethod
-    def load(cls, path) -> "SetComparison":
-        _, meta = load_result(path, "SetComparison")
+    def _from_saved(cls, tensors, meta, path) -> "SetComparison":
         return cls(summary=pd.DataFrame(meta["summary"]), layers=pd.DataFrame(meta["layers"]),
                    settings=meta["settings"])
 

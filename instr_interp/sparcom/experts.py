@@ -19,7 +19,7 @@ from torch import Tensor
 from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
-from ..results import load_result, save_result
+from ..results import Result
 from .neurons import NeuronSets, top_neurons
 
 __all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_expert_stats", "expert_gate_weights", "ablate_experts"]
@@ -130,8 +130,8 @@ class ExpertFiring(Probe):
         )
 
 
-@dataclass(kw_only=True)
-class ExpertStats:
+@dataclass(kw_only=True, repr=False)
+class ExpertStats(Result):
     """Routing and per-expert neuron firing counts per record."""
 
     tokens: Int[Tensor, " record"]
@@ -185,15 +185,34 @@ class ExpertStats:
         return pd.DataFrame(rows, columns=["category", "tokens", "layer", "expert", "share in category",
                                            "share overall"])
 
-    def save(self, path) -> None:
+    def to_frame(self) -> pd.DataFrame:
+        """Routing per category, layer and expert: routed tokens and their share of the category's
+        counted tokens (pooled over the category's records)."""
+        rows = []
+        for cat in self.categories:
+            idx = [r for r, c in enumerate(self.record_categories) if c == cat]
+            routed, total = self.expert_counts[idx].sum(0).tolist(), max(int(self.tokens[idx].sum()), 1)
+            rows += [(cat, layer, e, n, n / total) for layer, row in enumerate(routed) for e, n in enumerate(row)]
+        return pd.DataFrame(rows, columns=["category", "layer", "expert", "tokens", "frequency"])
+
+    def _facts(self) -> dict[str, object]:
+        _, n_layers, n_experts = self.expert_counts.shape
+        kept = [k for k in ("neuron_counts", "shared_counts") if getattr(self, k) is not None]
+        return {
+            "records": len(self.ids),
+            "units": f"{n_layers} layers x {n_experts} experts",
+            "counted tokens": f"{int(self.tokens.sum()):,} ({', '.join(self.settings.get('regions', []))})",
+            "also kept": ", ".join(kept) or "routing only",
+        }
+
+    def _saved(self):
         names = ("tokens", "expert_counts", "expert_weights", "neuron_counts", "shared_counts")
-        save_result(path, "ExpertStats", {k: getattr(self, k) for k in names if getattr(self, k) is not None},
-                    {"ids": self.ids, "record_categories": self.record_categories,
-                     "categories": self.categories, "settings": self.settings})
+        return ({k: getattr(self, k) for k in names if getattr(self, k) is not None},
+                {"ids": self.ids, "record_categories": self.record_categories,
+                 "categories": self.categories, "settings": self.settings})
 
     @classmethod
-    def load(cls, path) -> "ExpertStats":
-        tensors, meta = load_result(path, "ExpertStats")
+    def _from_saved(cls, tensors, meta, path) -> "ExpertStats":
         return cls(**tensors, ids=meta["ids"], record_categories=meta["record_categories"],
                    categories=meta["categories"], settings=meta["settings"])
 
@@ -202,7 +221,6 @@ class ExpertSets(NeuronSets):
     """ISE sets: the same set algebra as :class:`NeuronSets`, with units ``(layer, expert)``
     (``d_mlp`` holds the number of experts per layer)."""
 
-    kind_name = "ExpertSets"
     unit = "expert"
     short = "ISEs"
 

@@ -12,7 +12,7 @@ from ..data.encoding import EncodedDataset, region_codes
 from ..engine import BatchContext, Probe
 from ..hooks import HookSite, hook_names
 from ..models import model_facts
-from ..results import load_result, save_result
+from ..results import Result
 
 __all__ = ["NeuronFiring", "FiringStats", "activation_fn"]
 
@@ -126,8 +126,8 @@ class NeuronFiring(Probe):
         )
 
 
-@dataclass(kw_only=True)
-class FiringStats:
+@dataclass(kw_only=True, repr=False)
+class FiringStats(Result):
     """Firing counts per record and per category.
 
     ``counts[r, l, i]`` is the number of counted tokens of record ``r`` on which neuron ``i`` of
@@ -181,17 +181,29 @@ class FiringStats:
         fig.update_layout(yaxis_tickformat=".0%", legend_title_text="category")
         return fig
 
-    def save(self, path) -> None:
+    def to_frame(self) -> pd.DataFrame:
+        """Mean firing rate per category and layer (:meth:`layer_rates`)."""
+        return self.layer_rates()
+
+    def _facts(self) -> dict[str, object]:
+        rates = self.category_frequency().mean((1, 2))  # share of (neuron, token) pairs that fired
+        return {
+            "records": f"{len(self.ids)} ({'per-record counts kept' if self.counts is not None else 'category counts only'})",
+            "units": f"{len(self.layers)} layers x {self.category_counts.shape[-1]} neurons",
+            "counted tokens": f"{int(self.tokens.sum()):,} ({', '.join(self.settings.get('regions', []))})",
+            "firing rate": ", ".join(f"{c} {float(r):.1%}" for c, r in zip(self.categories, rates)),
+        }
+
+    def _saved(self):
         tensors = {k: getattr(self, k) for k in ("counts", "tokens", "category_counts", "category_tokens",
                                                  "activation_sums") if getattr(self, k) is not None}
-        save_result(path, "FiringStats", tensors, {
+        return tensors, {
             "ids": self.ids, "record_categories": self.record_categories, "categories": self.categories,
             "layers": self.layers, "settings": self.settings,
-        })
+        }
 
     @classmethod
-    def load(cls, path) -> "FiringStats":
-        tensors, meta = load_result(path, "FiringStats")
+    def _from_saved(cls, tensors, meta, path) -> "FiringStats":
         return cls(counts=tensors.get("counts"), tokens=tensors["tokens"],
                    category_counts=tensors["category_counts"], category_tokens=tensors["category_tokens"],
                    activation_sums=tensors.get("activation_sums"), ids=meta["ids"],

@@ -17,7 +17,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..engine import run
-from ..results import load_result, save_result
+from ..results import Result
 from .firing import FiringStats, NeuronFiring
 
 __all__ = ["NeuronSets", "find_isns", "top_neurons", "sets_from_firing"]
@@ -63,8 +63,8 @@ def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n 2"]:
     return torch.stack([flat // d_mlp, flat % d_mlp], dim=1).long()
 
 
-@dataclass(kw_only=True)
-class NeuronSets:
+@dataclass(kw_only=True, repr=False)
+class NeuronSets(Result):
     """ISN sets per instruction and per category, as ``[n, 2]`` tensors of ``(layer, neuron)``."""
 
     instruction_sets: dict[str, Tensor]
@@ -215,13 +215,13 @@ class NeuronSets:
         return int(self.layer_distribution().groupby("layer")["count"].sum().idxmax())
 
     def to_frame(self) -> pd.DataFrame:
-        """Long format: one row per (set, neuron)."""
+        """Long format: one row per (set, unit); columns ``kind``, ``set``, ``layer`` and the unit
+        (``neuron``, or ``expert`` for :class:`ExpertSets`)."""
         rows = []
         for kind, sets in (("category", self.category_sets), ("instruction", self.instruction_sets)):
             for key, neurons in sets.items():
-                rows += [{"kind": kind, "set": key, "layer": int(layer), "neuron": int(i)}
-                         for layer, i in neurons.tolist()]
-        return pd.DataFrame(rows, columns=["kind", "set", "layer", "neuron"])
+                rows += [(kind, key, int(layer), int(i)) for layer, i in neurons.tolist()]
+        return pd.DataFrame(rows, columns=["kind", "set", "layer", self.unit])
 
     # ---- plots
     def plot_overlap(self, kind: Literal["pairwise", "category", "min"] = "pairwise"):
@@ -242,21 +242,30 @@ class NeuronSets:
         return px.line(self.layer_distribution(), x="layer", y=col, color="category", markers=True,
                        title=f"Instruction-specific {self.unit}s per layer ({col})")
 
-    # ---- persistence
-    kind_name = "NeuronSets"
+    # ---- persistence and display
+    def _facts(self) -> dict[str, object]:
+        sizes = [len(v) for v in self.instruction_sets.values()]
+        per_set = f"{min(sizes)}-{max(sizes)}" if sizes and min(sizes) != max(sizes) else (sizes[0] if sizes else 0)
+        top = self.settings.get("top")
+        return {
+            "units": f"{self.n_layers} layers x {self.d_mlp} {self.unit}s = {self.n_neurons:,}",
+            "sets": f"{len(self.instruction_sets)} instruction sets of {per_set} {self.unit}s"
+                    + (f" (top {top:.2%})" if isinstance(top, float) else ""),
+            "category sets": ", ".join(f"{c} {len(v)}" for c, v in self.category_sets.items()),
+            "general": f"{len(self.general())} {self.unit}s in every category's set",
+        }
 
-    def save(self, path) -> None:
+    def _saved(self):
         tensors = {f"instruction/{k}": v for k, v in self.instruction_sets.items()}
         tensors |= {f"category/{k}": v for k, v in self.category_sets.items()}
-        save_result(path, self.kind_name, tensors, {
+        return tensors, {
             "instruction_ids": list(self.instruction_sets), "categories": self.categories,
             "record_categories": self.record_categories, "n_layers": self.n_layers, "d_mlp": self.d_mlp,
             "ties": self.ties, "settings": self.settings,
-        })
+        }
 
     @classmethod
-    def load(cls, path) -> "NeuronSets":
-        tensors, meta = load_result(path, cls.kind_name)
+    def _from_saved(cls, tensors, meta, path) -> "NeuronSets":
         return cls(
             instruction_sets={k: tensors[f"instruction/{k}"] for k in meta["instruction_ids"]},
             category_sets={k: tensors[f"category/{k}"] for k in meta["categories"]},

@@ -142,12 +142,12 @@ def forgetting_demo(model_name: str = "smollm2-135m-instruct",
 
     rows = []
     for run, info in runs.items():
-        for rec in info["report"].frame.to_dict("records"):
+        for rec in info["report"].to_frame().to_dict("records"):
             rows.append({"run": run, **rec})
     first = tasks[0].name
 
     def change(run, metric, set_=first):
-        f = runs[run]["report"].frame
+        f = runs[run]["report"].to_frame()
         return float(f[(f["set"] == set_) & (f["metric"] == metric)]["change"].iloc[0])
 
     fa = {r: change(r, "format_accuracy") for r in runs}

@@ -15,7 +15,6 @@ probability holds. A :class:`ForgettingReport` holds both models' scores side by
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -28,7 +27,7 @@ from ..engine import BatchContext, Probe, run
 from ..engine.likelihood import response_nll
 from ..hooks import HookSite, hook_site
 from ..models import load_model
-from ..results import load_result, save_result
+from ..results import Result
 
 __all__ = ["FirstResponseToken", "ForgettingReport", "forgetting_report", "format_accuracy",
            "knowledge_records", "measure_forgetting"]
@@ -141,8 +140,8 @@ def measure_forgetting(model, tasks, *, general=None, shots: int = 3, form: str 
     return pd.DataFrame(rows)
 
 
-@dataclass(kw_only=True)
-class ForgettingReport:
+@dataclass(kw_only=True, repr=False)
+class ForgettingReport(Result):
     """Scores of one model before and after fine-tuning; ``change`` = after − before."""
 
     frame: pd.DataFrame  # set, kind, metric, n, before, after, change
@@ -167,13 +166,26 @@ class ForgettingReport:
         fig.update_yaxes(matches=None)
         return fig
 
-    def save(self, path) -> Path:
-        return save_result(path, "ForgettingReport", {}, {"frame": self.frame.to_dict("list"),
-                                                          "settings": self.settings})
+    def to_frame(self) -> pd.DataFrame:
+        """One row per set and metric: before, after and change (a copy of ``frame``)."""
+        return self.frame.copy()
+
+    def _model(self) -> str:
+        before, after = self.settings.get("before"), self.settings.get("after")
+        return f"{before} -> {after}" if before and after else ""
+
+    def _facts(self) -> dict[str, object]:
+        f = self.frame
+        facts: dict[str, object] = {"rows": f"{len(f)} ({f['set'].nunique()} sets x {f['metric'].nunique()} metrics)"}
+        for metric, part in f.groupby("metric", sort=False):
+            facts[f"change in {metric}"] = ", ".join(f"{s} {c:+.3f}" for s, c in zip(part["set"], part["change"]))
+        return facts
+
+    def _saved(self):
+        return {}, {"frame": self.frame.to_dict("list"), "settings": self.settings}
 
     @classmethod
-    def load(cls, path) -> "ForgettingReport":
-        _, meta = load_result(path, "ForgettingReport")
+    def _from_saved(cls, tensors, meta, path) -> "ForgettingReport":
         return cls(frame=pd.DataFrame(meta["frame"]), settings=meta["settings"])
 
 
@@ -201,7 +213,7 @@ def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, for
         >>> from instr_interp.vectors.tasks import icl_task
         >>> m = ii.tiny_model()
         >>> r = forgetting_report(m, m, [icl_task("antonym")], n=4, shots=2, progress=False)
-        >>> float(r.frame["change"].abs().max())
+        >>> float(r.to_frame()["change"].abs().max())
         0.0
     """
     kwargs = dict(general=general, shots=shots, form=form, n=n, general_n=general_n, batch_size=batch_size,

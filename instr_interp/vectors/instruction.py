@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..engine import current_last_positions
 from ..hooks import hook_site
 from ..models import model_facts
-from ..results import load_result, save_result
+from ..results import Result
 from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
 from .tasks import Task, evaluate_task
 
@@ -138,8 +138,8 @@ def add_vector(
 # The vector
 
 
-@dataclass(kw_only=True)
-class InstructionVector:
+@dataclass(kw_only=True, repr=False)
+class InstructionVector(Result):
     """A task's instruction (function) vector and the heads it is built from.
 
     ``head_means`` holds the mean ``z`` of *every* head (``[layer, head, d_head]``) so other head sets
@@ -157,12 +157,16 @@ class InstructionVector:
     sweep: pd.DataFrame | None = None  # validation sweep: layer, scale, accuracy, p_target
     settings: dict = field(default_factory=dict)
 
-    def __repr__(self) -> str:
+    def _facts(self) -> dict[str, object]:
         heads = ", ".join(f"L{a}H{b}" for a, b in self.top_heads.tolist()[:5])
-        return (
-            f"InstructionVector(task={self.task!r}, layer={self.layer}, k={len(self.top_heads)}, "
-            f"|vector|={float(self.vector.norm()):.3f}, top heads: {heads}{'...' if len(self.top_heads) > 5 else ''})"
-        )
+        n_layers, n_heads = self.head_effects.shape
+        return {
+            "task": self.task,
+            "vector": f"d_model {self.vector.shape[0]}, norm {float(self.vector.norm()):.3f}, added after layer "
+                      f"{self.layer} x {self.scale:g}",
+            "top heads": f"{len(self.top_heads)} of {n_layers} x {n_heads}: {heads}"
+                         + ("..." if len(self.top_heads) > 5 else ""),
+        }
 
     def plot(self):
         """Heatmap of the head effects ``[layer, head]`` with the top heads marked."""
@@ -206,7 +210,7 @@ class InstructionVector:
         top = self.head_effects[self.top_heads[:, 0], self.top_heads[:, 1]].clamp(min=0).sum()
         return float(top / self.head_effects[finite].clamp(min=0).sum().clamp(min=1e-12))
 
-    def frame(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """The top heads with their effects."""
         rows = [
             {"layer": a, "head": b, "effect": float(self.head_effects[a, b])}
@@ -214,8 +218,7 @@ class InstructionVector:
         ]
         return pd.DataFrame(rows)
 
-    def save(self, path):
-        """Save as safetensors + JSON manifest (see :mod:`instr_interp.results`)."""
+    def _saved(self):
         tensors = {
             "head_effects": self.head_effects,
             "top_heads": self.top_heads,
@@ -229,11 +232,10 @@ class InstructionVector:
             "sweep": None if self.sweep is None else self.sweep.to_dict(orient="list"),
             "settings": self.settings,
         }
-        return save_result(path, "instruction_vector", tensors, meta)
+        return tensors, meta
 
     @classmethod
-    def load(cls, path) -> "InstructionVector":
-        tensors, meta = load_result(path, "instruction_vector")
+    def _from_saved(cls, tensors, meta, path) -> "InstructionVector":
         return cls(
             task=meta["task"],
             head_effects=tensors["head_effects"],

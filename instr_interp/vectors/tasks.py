@@ -30,7 +30,7 @@ from ..data.dataset import InstructionDataset, InstructionRecord
 from ..engine.batching import pad_id, pad_rows, plan_rows
 from ..engine.forward import greedy, last_token_logits, tokenize_prompts
 from ..models import model_device
-from ..results import load_result, save_result
+from ..results import Result
 
 __all__ = [
     "ICL_TASKS",
@@ -206,8 +206,8 @@ def answer_token(model_or_tokenizer, y: str) -> int:
 # Evaluation
 
 
-@dataclass(kw_only=True)
-class TaskScore:
+@dataclass(kw_only=True, repr=False)
+class TaskScore(Result):
     """First-answer-token accuracy (and optional greedy exact match) of a model on a task."""
 
     task: str
@@ -218,12 +218,14 @@ class TaskScore:
     frame: pd.DataFrame  # one row per pair
     settings: dict = field(default_factory=dict)
 
-    def __repr__(self) -> str:
-        em = "" if self.exact_match is None else f", exact_match={self.exact_match:.3f}"
-        return (
-            f"TaskScore(task={self.task!r}, form={self.form!r}, shots={self.shots}, n={len(self.frame)}, "
-            f"accuracy={self.accuracy:.3f}{em})"
-        )
+    def to_frame(self) -> pd.DataFrame:
+        """One row per pair: prompt, target, whether the first answer token was right, its probability."""
+        return self.frame.copy()
+
+    def _facts(self) -> dict[str, object]:
+        em = {} if self.exact_match is None else {"exact match": f"{self.exact_match:.3f}"}
+        return {"task": f"{self.task} ({self.form}, {self.shots} shots)", "pairs": len(self.frame),
+                "accuracy": f"{self.accuracy:.3f}", **em}
 
     def plot(self):
         """Bar chart of the probability of the correct first token per pair."""
@@ -239,8 +241,7 @@ class TaskScore:
         fig.update_layout(yaxis_title="p(first answer token)", xaxis_title="input")
         return fig
 
-    def save(self, path):
-        """Save as safetensors + JSON manifest (see :mod:`instr_interp.results`)."""
+    def _saved(self):
         tensors = {"p_target": torch.tensor(self.frame["p_target"].to_numpy(), dtype=torch.float32)}
         frame = self.frame.drop(columns=["p_target"]).to_dict(orient="list")
         meta = {
@@ -252,11 +253,10 @@ class TaskScore:
             "frame": frame,
             "settings": self.settings,
         }
-        return save_result(path, "task_score", tensors, meta)
+        return tensors, meta
 
     @classmethod
-    def load(cls, path) -> "TaskScore":
-        tensors, meta = load_result(path, "task_score")
+    def _from_saved(cls, tensors, meta, path) -> "TaskScore":
         frame = pd.DataFrame(meta["frame"])
         frame["p_target"] = tensors["p_target"].double().numpy()
         return cls(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -36,14 +37,20 @@ from tqdm.auto import tqdm
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..models import BUNDLED, _convert, _offline, cache_dir
+from ..results import MANIFEST, Result
 
 __all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
            "progressive_alpha", "response_loss"]
 
 
-@dataclass(kw_only=True)
-class FinetuneResult:
-    """Where the tuned model was saved, and how training went."""
+@dataclass(kw_only=True, repr=False)
+class FinetuneResult(Result):
+    """Where the tuned model was saved, and how training went.
+
+    ``finetune`` writes these facts beside the model (``instr_interp_finetune.json``), so
+    ``FinetuneResult.load(model_dir)`` works on a tuned model folder as well as on a folder
+    written by :meth:`save`.
+    """
 
     path: Path
     base: str
@@ -55,9 +62,41 @@ class FinetuneResult:
     components: dict[str, list[float]] = field(default_factory=dict)  # per-step loss terms (IV guidance)
     model: Any = field(default=None, repr=False)  # the trained HF model, only with keep_model=True
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per training step: the loss and, with IV guidance, each loss term."""
+        frame = pd.DataFrame({"step": range(len(self.losses)), "loss": self.losses})
+        for key, values in self.components.items():
+            frame[key] = pd.Series(values, dtype="float64")
+        return frame
+
+    def _model(self) -> str:
+        return self.base
+
+    def _facts(self) -> dict[str, object]:
+        loss = f"{self.losses[0]:.3f} -> {self.losses[-1]:.3f}" if self.losses else "-"
+        return {"saved to": str(self.path), "training": f"{self.method}, {self.steps} steps in {self.seconds:.0f} s",
+                "loss": f"{loss} (first -> last step)",
+                "guidance": ", ".join(self.components) if self.components else "none"}
+
+    def _saved(self):
+        tensors = {"losses": torch.tensor(self.losses, dtype=torch.float64)}
+        tensors |= {f"components/{k}": torch.tensor(v, dtype=torch.float64) for k, v in self.components.items()}
+        return tensors, {"path": str(self.path), "base": self.base, "method": self.method, "steps": self.steps,
+                         "seconds": self.seconds, "settings": self.settings, "components": list(self.components)}
+
+    @classmethod
+    def _from_saved(cls, tensors, meta, path) -> "FinetuneResult":
+        return cls(path=Path(meta["path"]), base=meta["base"], method=meta["method"], steps=meta["steps"],
+                   losses=tensors["losses"].tolist(), seconds=meta["seconds"], settings=meta["settings"],
+                   components={k: tensors[f"components/{k}"].tolist() for k in meta["components"]})
+
     @classmethod
     def load(cls, path) -> "FinetuneResult":
-        meta = json.loads((Path(path) / "instr_interp_finetune.json").read_text())
+        """Load from a folder written by :meth:`save`, or from a tuned model folder written by ``finetune``."""
+        facts = Path(path) / "instr_interp_finetune.json"
+        if (Path(path) / MANIFEST).exists() or not facts.exists():
+            return super().load(path)
+        meta = json.loads(facts.read_text())
         return cls(path=Path(path), **{k: meta[k] for k in ("base", "method", "steps", "losses", "seconds")},
                    settings=meta["settings"], components=meta.get("components", {}))
 

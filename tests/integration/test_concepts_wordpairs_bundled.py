@@ -84,5 +84,5 @@ def test_smollm2_gqa_and_batched_heads(smol):
     words = frequent_words(3000) + list(INSTRUCTION_VERBS)
     every = model_word_pairs(smol, layers=[3], vocabulary=words, reference=1000, progress=False)
     one = head_word_pairs(smol, 3, 4, vocabulary=words, reference=1000)
-    assert one.frame.equals(every.select(3, 4).frame)
+    assert one.to_frame().equals(every.select(3, 4).to_frame())
     assert len(every.head_pairs()) > 0

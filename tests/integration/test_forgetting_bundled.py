@@ -63,8 +63,8 @@ def test_forgetting_report_of_a_model_against_itself(smol):
 
     task = icl_task("present_past")
     report = forgetting_report(smol, smol, [task], general=ii.hexainst(), n=8, general_n=6, progress=False)
-    assert (report.frame["change"] == 0).all()
-    f = report.frame.set_index(["set", "metric"])
+    assert (report.to_frame()["change"] == 0).all()
+    f = report.to_frame().set_index(["set", "metric"])
     assert f.loc[("present_past", "accuracy"), "before"] >= 0.5  # 3-shot past tense works on SmolLM2
     # the instruction makes the answer likelier than the bare query does, on average
     assert f.loc[("general", "instruction_nll"), "before"] < f.loc[("general", "knowledge_nll"), "before"]

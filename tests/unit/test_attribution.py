@@ -213,7 +213,7 @@ def test_compare_scores_welch_by_hand():
     a = _hand_set("base", seed=0)
     b = _hand_set("tuned", boost=0.7, seed=1)
     table = compare_scores(a, b).set_index("group")
-    sa, sb = a.frame["instruction_score"].to_numpy(), b.frame["instruction_score"].to_numpy()
+    sa, sb = a.to_frame()["instruction_score"].to_numpy(), b.to_frame()["instruction_score"].to_numpy()
     assert len(set(sa.round(6))) == len(sa) and len(set(sb.round(6))) == len(sb)  # varied scores
     # Welch t and one-sided p written out: t = (mb - ma) / sqrt(va/na + vb/nb), Welch-Satterthwaite df
     va, vb, na, nb = sa.var(ddof=1), sb.var(ddof=1), len(sa), len(sb)
@@ -245,7 +245,7 @@ def test_save_load_round_trip(tiny_pair, data, tmp_path):
     s = _hand_set("x", n=3)
     s.save(tmp_path / "set")
     again = AttributionSet.load(tmp_path / "set")
-    assert again.frame.equals(s.frame) and again.name == "x"
+    assert again.to_frame().equals(s.to_frame()) and again.name == "x"
     with pytest.raises(ValueError, match="holds a"):
         AttributionSet.load(tmp_path / "one")
 
@@ -254,7 +254,7 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     model, _ = tiny_pair
     subset = data.sample(1)
     s = attribute_many(model, subset, max_new_tokens=4, progress=False)
-    assert list(s.frame.columns) == [
+    assert list(s.to_frame().columns) == [
         "id",
         "category",
         "source",
@@ -270,7 +270,7 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     )
     assert torch.equal(first.matrix, single.matrix)
     ref = attribute_many(model, [{**r.to_dict(), "response": "A."} for r in subset], use_reference=True, progress=False)
-    assert (ref.frame["n_response"] == 2).all()
+    assert (ref.to_frame()["n_response"] == 2).all()
     fig = first.plot()
     assert fig.data[0].z.shape == tuple(first.matrix.shape)
     assert "colored" in first.html().lower() or len(first.html()) > 1000

@@ -322,7 +322,7 @@ def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
     before, after = ii.tiny_model(seed=0), ii.tiny_model(seed=1)
     general = small_data
     report = forgetting_report(before, after, [task], general=general, shots=2, general_n=5, progress=False)
-    f = report.frame.set_index(["set", "metric"])
+    f = report.to_frame().set_index(["set", "metric"])
     # independent: the NLLs straight from response_nll on hand-built records
     inst = ii.load_instructions([{"id": f"i{k}", "category": "caps", "instruction": task.instruction, "input": x,
                                   "response": y} for k, (x, y) in enumerate(task.pairs)])
@@ -344,10 +344,10 @@ def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
     # a model against itself forgets nothing; precomputed scores are reused
     scores = measure_forgetting(before, [task], shots=2, progress=False)
     same = forgetting_report(scores, before, [task], shots=2, progress=False)
-    assert (same.frame["change"] == 0).all()
+    assert (same.to_frame()["change"] == 0).all()
     report.save(tmp_path / "fr")
     back = ForgettingReport.load(tmp_path / "fr")
-    pd_equal = back.frame.reset_index(drop=True).equals(report.frame.reset_index(drop=True))
+    pd_equal = back.to_frame().reset_index(drop=True).equals(report.to_frame().reset_index(drop=True))
     assert pd_equal and back.settings == report.settings
     assert len(report.plot().data) == 4
     with pytest.raises(ValueError, match="same tasks"):

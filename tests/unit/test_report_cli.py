@@ -80,7 +80,7 @@ def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data)
                  "--out", str(tmp_path / "att")]) == 0
     scores = pd.read_csv(tmp_path / "att" / "scores.csv")
     reloaded = ii.AttributionSet.load(tmp_path / "att")
-    assert len(scores) == len(reloaded.frame) and scores["instruction_score"].notna().all()
+    assert len(scores) == len(reloaded.to_frame()) and scores["instruction_score"].notna().all()
     assert main(["concepts", *common, "--components", "8", "--n-groups", "2", "--layers", "0", "--out", str(tmp_path / "con")]) == 0
     assert ii.Concepts.load(tmp_path / "con" / "layer0").components.shape[0] == 8
     assert main(["wordpairs", *common, "--vocab-size", "300", "--top-dims", "4", "--out", str(tmp_path / "wp")]) == 0

@@ -212,7 +212,7 @@ def test_instruction_vector_sweep_and_round_trip(tiny, means, tmp_path):
     back = InstructionVector.load(tmp_path / "iv")
     assert back.layer == iv.layer and back.scale == iv.scale and torch.equal(back.vector, iv.vector)
     assert back.sweep.equals(iv.sweep)
-    assert iv.plot().data and len(iv.frame()) == 3
+    assert iv.plot().data and len(iv.to_frame()) == 3
     given = instruction_vector(
         tiny, TASK, means=means, heads=[[1, 2]], layer=None, sweep=False, progress=False
     )

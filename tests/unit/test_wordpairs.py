@@ -94,12 +94,12 @@ def test_planted_pair_is_recovered(planted):
     assert sorted(pairs["n_dims"]) == [2, 2]
     # dims 0 and 1 carry the planted energy; candidates include unrelated words, none is kept
     assert set(wp.top_dims[:2, 2].tolist()) == {0, 1}
-    frame = wp.frame
+    frame = wp.to_frame()
     assert set(frame["query"]) | set(frame["key"]) == {"cat", "moon"}
     # an independent relatedness saying nothing is related removes everything
     none = head_word_pairs(planted, 0, 0, top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS,
                            similarity=lambda a, b: torch.zeros(len(a), len(b)))
-    assert none.frame.empty
+    assert none.to_frame().empty
 
 
 def test_pluggable_similarity_decides_relatedness(planted):
@@ -248,7 +248,7 @@ def test_extraction_matches_independent_loops(tiny):
                           z=0.5, progress=False)
     sizes = []
     for head in range(tiny.cfg.n_heads):
-        got = {(d, q, k) for _, _, d, q, k in wp.select(1, head).frame[["layer", "head", "dim", "query", "key"]]
+        got = {(d, q, k) for _, _, d, q, k in wp.select(1, head).to_frame()[["layer", "head", "dim", "query", "key"]]
                .itertuples(index=False)}
         expected = reference_pairs(tiny, 1, head, words, WORDS, 4, 8, 0.5)
         assert got == expected
@@ -262,7 +262,7 @@ def test_batched_heads_equal_single_heads(tiny):
     assert every.heads == [(layer, h) for layer in range(2) for h in range(4)]
     for layer, head in every.heads:
         one = head_word_pairs(tiny, layer, head, **kwargs)
-        assert one.frame.equals(every.select(layer, head).frame)
+        assert one.to_frame().equals(every.select(layer, head).to_frame())
         assert one.head_pairs().equals(every.select(layer, head).head_pairs())
 
 
@@ -309,7 +309,7 @@ def test_head_pairs_and_counts_hand_computed(tmp_path):
     assert table["word_pairs"].tolist() == [2, 0] and table["n_heads"].tolist() == [2, 2]
     wp.save(tmp_path / "wp")
     back = WordPairs.load(tmp_path / "wp")
-    assert back.frame.equals(wp.frame) and back.head_pairs().equals(wp.head_pairs())
+    assert back.to_frame().equals(wp.to_frame()) and back.head_pairs().equals(wp.head_pairs())
 
 
 def test_instruction_verb_shift_hand_computed():
