@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
+from ..interventions.vectors import iv_addition
 from ..models import BUNDLED, _convert, _offline, cache_dir
 
 __all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
@@ -164,41 +165,6 @@ def _top_heads(guidance) -> list[tuple[int, int]]:
             raise ValueError("head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head)).")
         heads.update((int(layer), int(head)) for layer, head in torch.as_tensor(top).reshape(-1, 2).tolist())
     return sorted(heads)
-
-
-@contextlib.contextmanager
-def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " batch"], scale: float = 1.0):
-    """Add ``scale``·θ to the output of decoder layer ℓ (the residual stream after block ℓ) at one
-    position per row, for every ``{ℓ: θ}`` in ``vectors``. Hooks are removed on exit.
-
-    Args:
-        hf_model: a plain transformers causal LM (or a peft wrapper of one).
-        vectors: layer -> ``Float[Tensor, "d_model"]``.
-        positions: for each batch row, the position that receives the vector.
-        scale: multiplier (0 registers no hook at all).
-    """
-    layers = _unwrap(hf_model).model.layers
-    handles = []
-
-    def make(vec: Tensor):
-        def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
-            pos = positions.to(hidden.device)
-            added = hidden[rows, pos] + scale * vec.to(hidden.device, hidden.dtype)
-            hidden = hidden.index_put((rows, pos), added)
-            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-        return hook
-
-    try:
-        if scale != 0:
-            for layer, vec in vectors.items():
-                handles.append(layers[layer].register_forward_hook(make(vec)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager
