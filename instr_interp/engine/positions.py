@@ -21,7 +21,10 @@ __all__ = ["PromptPositions", "prompt_positions"]
 class PromptPositions:
     """The last prompt position of each row of the batch a toolkit pass is running on one model.
 
-    ``last`` is a ``[batch]`` tensor while a pass runs a forward, ``None`` otherwise.
+    ``last`` is a ``[batch]`` tensor while a pass runs a forward, ``None`` otherwise. ``start`` is
+    the position of the forward's first input token: 0, except for the steps of a generation with
+    a KV cache, whose inputs start after the cached tokens (there the last prompt token, already in
+    the cache, lies before the input: :meth:`require` returns it relative to the input, negative).
 
     Examples:
         >>> import torch
@@ -36,19 +39,21 @@ class PromptPositions:
 
     def __init__(self):
         self.last: Tensor | None = None
+        self.start: int = 0
 
     @contextlib.contextmanager
     def declare(self, last: Int[Tensor, " batch"]):
-        """Declare ``last`` for the forwards inside the block (restoring the previous value after)."""
-        saved, self.last = self.last, last
+        """Declare ``last`` for the forwards inside the block (restoring the previous state after)."""
+        saved, self.last, self.start = (self.last, self.start), last, 0
         try:
             yield self
         finally:
-            self.last = saved
+            self.last, self.start = saved
 
     def require(self, n_rows: int, who: str) -> Int[Tensor, " batch"]:
-        """The declared positions for a batch of ``n_rows``; a clear error when none are declared or
-        they belong to a batch of another size."""
+        """The declared positions for a batch of ``n_rows``, relative to the forward's input
+        (``last - start``); a clear error when none are declared or they belong to a batch of
+        another size."""
         if self.last is None:
             raise ValueError(
                 f"{who} with positions='last' needs each row's last prompt position, but this forward "
@@ -61,7 +66,7 @@ class PromptPositions:
                 f"{who}: {tuple(self.last.shape)} declared last prompt positions do not match the batch of "
                 f"{n_rows} rows."
             )
-        return self.last
+        return self.last - self.start
 
 
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

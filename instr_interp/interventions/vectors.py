@@ -40,8 +40,11 @@ def _add_at(resid: Tensor, add: Tensor, positions, where: Tensor | None) -> Tens
     where = where.to(resid.device)
     if where.shape != (resid.shape[0],):
         raise ValueError(f"last positions {tuple(where.shape)} do not match the batch of {resid.shape[0]} rows.")
+    if bool((where >= resid.shape[1]).any()):
+        raise ValueError(f"last positions {where.tolist()} lie beyond the {resid.shape[1]} positions of the batch.")
+    rows = (where >= 0).nonzero().flatten()  # negative: the prompt's last token is in the KV cache
     resid = resid.clone()
-    resid[torch.arange(resid.shape[0], device=resid.device), where] += add
+    resid[rows, where[rows]] += add
     return resid
 
 
@@ -96,6 +99,8 @@ def add_vector(
     if vector.shape != (d_model,):
         raise ValueError(f"vector must have shape [{d_model}] (d_model); got {tuple(vector.shape)}.")
     _check_positions(positions)
+    if last is not None and bool((torch.as_tensor(last) < 0).any()):
+        raise ValueError(f"last= must hold non-negative positions; got {torch.as_tensor(last).tolist()}.")
     site = hook_site(model, "resid_post", layer)
     declared = prompt_positions(model)
 
