@@ -22,7 +22,7 @@ from .parallel import map_shards
 from .passes import _StopForward
 from .positions import prompt_positions
 
-__all__ = ["tokenize_prompts", "last_token_logits", "greedy", "iter_batches", "map_rows"]
+__all__ = ["tokenize_prompts", "last_token_logits", "first_token_scores", "greedy", "iter_batches", "map_rows"]
 
 T = TypeVar("T")
 
@@ -70,6 +70,23 @@ def last_token_logits(
         raise RuntimeError("ln_final.hook_out never fired; this model has no final-norm hook point.")
     final = held["final"][rows, last if at is None else at]  # [batch d_model]
     return model.unembed(final[:, None, :])[:, 0, :]
+
+
+def first_token_scores(
+    logits: Float[Tensor, "batch d_vocab"], targets: Int[Tensor, " batch"]
+) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
+    """First-token accuracy's two numbers, for the logits at each row's last prompt token: the
+    probability of the target token (float64) and the predicted (argmax) token.
+
+    Examples:
+        >>> import torch
+        >>> p, predicted = first_token_scores(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.tensor([1, 0]))
+        >>> p.tolist(), predicted.tolist()
+        ([0.5, 0.8807970285415649], [0, 0])
+    """
+    logits = logits.float()
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits.softmax(-1)[rows, targets.to(logits.device)].double(), logits.argmax(-1)
 
 
 def greedy(

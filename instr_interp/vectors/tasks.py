@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from ..data.dataset import InstructionDataset, InstructionRecord
-from ..engine.forward import greedy, last_token_logits, map_rows, tokenize_prompts
+from ..engine.forward import first_token_scores, greedy, last_token_logits, map_rows, tokenize_prompts
 from ..results import load_result, save_result
 
 __all__ = [
@@ -349,9 +349,9 @@ def evaluate_task(
     def score(rows, tokens, last):
         with torch.inference_mode():
             logits = last_token_logits(model, tokens, last).float()
-            p = logits.softmax(-1)[torch.arange(len(rows)), targets[rows].to(tokens.device)].double()
+            p, best = first_token_scores(logits, targets[rows])
             new = greedy(model, tokens, last, logits, max_new_tokens) if max_new_tokens else None
-        return p, logits.argmax(-1), new
+        return p, best, new
 
     p_target = torch.zeros(len(pairs), dtype=torch.float64)
     pred = torch.zeros(len(pairs), dtype=torch.long)
