@@ -116,7 +116,7 @@ def main() -> None:
              "accuracy": ev["native"].accuracy}
     print(json.dumps(diffs))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "task": args.task, "settings": vars(args) | {"out": str(args.out)},
+    args.out.write_text(json.dumps({"model": args.model, "task": args.task, "settings": vars(args) | {"out": args.out.name},
                                     "threads": 1, "machine": platform.processor() or platform.machine(),
                                     "summary": summary, "agreement": diffs}, indent=2))
 
