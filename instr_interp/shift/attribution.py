@@ -32,6 +32,7 @@ from ..data.dataset import InstructionRecord, load_instructions
 from ..data.encoding import Region, _assign, encode
 from ..engine.generation import generate_responses
 from ..engine.parallel import map_shards
+from ..engine.positions import prompt_positions as last_prompt_of
 from ..hooks import hook_site
 from ..models import frozen, model_device
 from ..results import load_result, save_result
@@ -455,7 +456,9 @@ def _gradient_x_input(
 
     resp = response_positions.to(device)
     with frozen(model), torch.enable_grad():
-        with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]):
+        last = prompt_positions[-1:].to(device)  # declared for positions="last" interventions
+        with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]), \
+                last_prompt_of(model).declare(last):
             logits = model(tokens, return_type="logits")
         if "e" not in held or "h" not in held:
             raise RuntimeError(

@@ -75,6 +75,9 @@ class FirstResponseToken(Probe):
 def format_accuracy(model, data, *, batch_size: int = 8, format: str = "auto", progress: bool = True) -> pd.DataFrame:
     """First-response-token accuracy of each record in the model's own prompt format.
 
+    Runs on :func:`instr_interp.run`, so ``add_vector(..., positions="last")`` adds at each record's
+    last prompt token (the token before its response) and ranks share the batches.
+
     Returns:
         A frame with ``id``, ``category``, ``correct`` and ``p_target`` (probability of the first
         response token at the last prompt token).

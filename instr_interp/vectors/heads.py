@@ -10,7 +10,9 @@
    (attribution-patching) estimate from one forward and one backward.
 
 :func:`top_heads` and :func:`random_heads` pick heads; :mod:`instr_interp.vectors.instruction` turns them into
-a vector. GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and
+a vector. Both passes run on the engine's row batches (:func:`instr_interp.engine.map_rows`: right
+padding at bucket widths, the native path, batches shared across ``torch.distributed`` ranks with
+the single-process result on every rank). GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and
 values are shared, so every step works per query head.
 """
 

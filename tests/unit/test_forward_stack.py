@@ -66,6 +66,17 @@ def test_format_accuracy_scores_with_the_vector_at_the_last_prompt_token(tiny, s
         assert got["p_target"][i] == pytest.approx(float(probs[rec.tokens[last + 1]]), abs=1e-6)
 
 
+def test_attribution_declares_the_last_prompt_token(tiny, small_data):
+    rec = small_data[0]
+    (enc,) = ii.encode([rec], tiny.tokenizer, with_response=True).records
+    with add_vector(tiny, VEC, layer=0):
+        declared = ii.attribute(tiny, rec)
+    with add_vector(tiny, VEC, layer=0, last=torch.tensor([enc.prompt_length - 1])):
+        explicit = ii.attribute(tiny, rec)
+    assert torch.equal(declared.matrix, explicit.matrix)
+    assert not torch.equal(declared.matrix, ii.attribute(tiny, rec).matrix)
+
+
 def test_a_forward_that_declares_no_positions_is_an_error(tiny):
     tokens = torch.tensor([[5, 6, 7], [8, 9, 10]])
     with add_vector(tiny, VEC, layer=0), pytest.raises(ValueError, match="declared none"):
