@@ -188,7 +188,7 @@ def single_process_results(model) -> dict:
 def test_two_torchrun_processes_equal_one_for_every_row_pass(tiny, tmp_path):
     script = tmp_path / "dist.py"
     script.write_text(DIST_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
            str(script), str(tmp_path / "out")]
     root = str(Path(__file__).parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
