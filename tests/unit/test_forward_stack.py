@@ -201,3 +201,23 @@ def test_two_torchrun_processes_equal_one_for_every_row_pass(tiny, tmp_path):
                 assert torch.equal(two[key], value), key
             else:
                 assert two[key] == value, key
+
+
+def test_head_means_equal_plain_caches_of_the_correctly_answered_prompts(tiny, monkeypatch):
+    from instr_interp.vectors import heads
+
+    prompts, pairs = heads.clean_prompts(TASK, n_prompts=7, shots=2)
+    zs, answers = [], {}
+    for i, (prompt, (_, y)) in enumerate(zip(prompts, pairs)):  # independent: one unpadded prompt at a time
+        with torch.no_grad():
+            logits, cache = tiny.run_with_cache(torch.tensor([tiny.tokenizer(prompt)["input_ids"]]))
+        best = int(logits[0, -1].argmax())
+        answers[y] = best if i % 3 else best + 1  # every third prompt answered wrongly
+        zs.append(torch.stack([cache[f"blocks.{layer}.attn.hook_z"][0, -1] for layer in range(2)]))
+    monkeypatch.setattr(heads, "answer_token", lambda model, y: answers[y])
+    right = [i for i in range(len(prompts)) if i % 3]
+    expected = torch.stack([zs[i] for i in right]).double().mean(0)
+    for batch_size in (1, 4):
+        means, n_correct = heads.head_means(tiny, TASK, n_prompts=7, shots=2, batch_size=batch_size, progress=False)
+        assert n_correct == len(right)
+        torch.testing.assert_close(means.double(), expected, atol=1e-5, rtol=1e-5)
