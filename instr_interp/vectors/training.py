@@ -122,7 +122,10 @@ def progressive_alpha(step: int, total_steps: int) -> float:
 
 
 def last_prompt_positions(regions: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
-    """The position right before each row's first response token, read from the region masks."""
+    """The position right before each row's first response token, read from the region masks.
+
+    Equal to ``EncodedBatch.last_prompt``, the position the encoding records and training uses; for
+    when only the region masks are at hand."""
     response = regions == Region.RESPONSE
     if not bool(response.any(1).all()):
         raise ValueError("Every row needs response tokens to locate its last prompt token; encode the "
@@ -223,10 +226,10 @@ class _Guidance:
                                        or self.head_consistency > 0)
 
 
-def _guided_loss(model, g: _Guidance, tokens, mask, labels, regions, alpha: float) -> tuple[Tensor, dict]:
-    """Cross-entropy plus the IV terms for one batch; returns the loss and its logged parts."""
+def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) -> tuple[Tensor, dict]:
+    """Cross-entropy plus the IV terms for one batch (``last``: each row's last prompt position as the
+    encoding records it, ``EncodedBatch.last_prompt``); returns the loss and its logged parts."""
     base = _unwrap(model)
-    last = last_prompt_positions(regions)
     rows = torch.arange(tokens.shape[0])
     new_heads: dict = {}
     with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
@@ -264,7 +267,7 @@ def _batches_with_regions(encoded, order, batch_size):
     for start in range(0, len(order), batch_size):
         batch = encoded.batch(order[start : start + batch_size], "right")
         labels = torch.where(batch.regions == Region.RESPONSE, batch.tokens, -100)
-        yield batch.tokens, batch.attention_mask.long(), labels, batch.regions
+        yield batch.tokens, batch.attention_mask.long(), labels, batch.last_prompt
 
 
 def _batches(encoded, order, batch_size):
@@ -390,9 +393,9 @@ def finetune(
     for _ in range(epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
-        for tokens, mask, labels, regions in _batches_with_regions(encoded, order, batch_size):
+        for tokens, mask, labels, last in _batches_with_regions(encoded, order, batch_size):
             if guide.active():
-                loss, parts = _guided_loss(model, guide, tokens, mask, labels, regions,
+                loss, parts = _guided_loss(model, guide, tokens, mask, labels, last,
                                            progressive_alpha(len(losses), steps))
                 for key, value in parts.items():
                     components.setdefault(key, []).append(value)
