@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .dataset import InstructionDataset, InstructionRecord, load_instructions
 
-__all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode", "format_prompt"]
+__all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode", "format_prompt", "pad_id"]
 
 Format = Literal["auto", "chat", "alpaca", "plain"]
 PaddingSide = Literal["left", "right"]
@@ -281,6 +281,23 @@ def _tokenize_split(tokenizer, text: str, spans, add_special: bool) -> tuple[lis
     return ids + list(suffix), offsets + [(len(text), len(text))] * len(suffix)
 
 
+def pad_id(model_or_tokenizer) -> int:
+    """The token id every toolkit batch pads with: the tokenizer's pad token, else its EOS token.
+
+    Batches run right-padded, so real tokens never attend to padding and any id would do; but a
+    tokenizer with neither token is an error rather than a silent guess.
+
+    Raises:
+        ValueError: when the tokenizer has neither a pad nor an EOS token.
+    """
+    tok = getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
+    pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    if pid is None:
+        raise ValueError("The tokenizer has neither a pad nor an EOS token to pad with; set "
+                         "tokenizer.pad_token (e.g. tokenizer.pad_token = tokenizer.unk_token).")
+    return int(pid)
+
+
 def encode(
     data,
     tokenizer,
@@ -320,9 +337,7 @@ def encode(
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("encode needs a fast tokenizer (character offsets); load one with use_fast=True.")
     fmt = _resolve_format(tokenizer, format)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise ValueError("The tokenizer has neither a pad nor an EOS token to pad with.")
+    pid = pad_id(tokenizer)
     if control_text not in ("refuse", "split"):
         raise ValueError(f"control_text must be 'refuse' or 'split', got {control_text!r}.")
     bos = tokenizer.bos_token
@@ -361,5 +376,5 @@ def encode(
     tag = f"{data.fingerprint()}:{fmt}:{with_response}:{max_length}:{getattr(tokenizer, 'name_or_path', '')}"
     if control_text == "split":
         tag += ":split"
-    return EncodedDataset(records, data, fmt=fmt, pad_id=pad_id, padding_side=padding_side,
+    return EncodedDataset(records, data, fmt=fmt, pad_id=pid, padding_side=padding_side,
                           with_response=with_response, fingerprint=tag)

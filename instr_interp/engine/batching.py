@@ -7,7 +7,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..data.encoding import EncodedDataset
+from ..data.encoding import EncodedDataset, pad_id
 
 __all__ = ["bucket_width", "plan_batches", "plan_rows", "pad_rows", "pad_id"]
 
@@ -59,9 +59,3 @@ def pad_rows(
         tokens[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         last[r] = len(seq) - 1
     return tokens.to(device), last.to(device)
-
-
-def pad_id(model) -> int:
-    tok = model.tokenizer
-    pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    return int(pid if pid is not None else 0)

@@ -1,8 +1,15 @@
-"""Forwards over right-padded rows: logits at chosen positions and greedy continuation."""
+"""Forwards over right-padded token rows: logits at chosen positions and greedy continuation.
 
-import contextlib
-import contextvars
-from collections.abc import Iterator, Sequence
+The row passes of the toolkit (task evaluation, head means and effects) run here on the engine's
+batching (:func:`plan_rows`: each row at its own ``bucket_width``, right-padded with :func:`pad_id`),
+its data parallelism (:func:`map_shards`) and its native path (:func:`native_forward` with
+``causal=True``: fused attention and native norms wherever no hook looks inside). Each forward
+declares the rows' last prompt positions (:mod:`instr_interp.engine.positions`) and stops at the
+final norm with the engine's stop exception, as :func:`instr_interp.run` does.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import torch
 from jaxtyping import Float, Int
@@ -10,9 +17,14 @@ from torch import Tensor
 
 from ..models import model_device
 from .batching import pad_id, pad_rows, plan_rows
+from .native import native_forward
+from .parallel import map_shards
+from .passes import _StopForward
+from .positions import prompt_positions
 
-__all__ = ["tokenize_prompts", "prompt_positions", "current_last_positions", "last_token_logits", "greedy",
-           "iter_batches"]
+__all__ = ["tokenize_prompts", "last_token_logits", "first_token_scores", "greedy", "iter_batches", "map_rows"]
+
+T = TypeVar("T")
 
 
 def _tokenizer(model_or_tokenizer):
@@ -25,29 +37,6 @@ def tokenize_prompts(model_or_tokenizer, prompts: Sequence[str]) -> list[list[in
     return [list(tok(p)["input_ids"]) for p in prompts]
 
 
-_LAST_POSITIONS: contextvars.ContextVar = contextvars.ContextVar("instr_interp_last_positions", default=None)
-
-
-@contextlib.contextmanager
-def prompt_positions(last: Int[Tensor, " batch"]):
-    """Declare each row's last prompt position for the forwards inside the block; interventions
-    with ``positions="last"`` (e.g. :func:`instr_interp.vectors.add_vector`) read it."""
-    token = _LAST_POSITIONS.set(last)
-    try:
-        yield
-    finally:
-        _LAST_POSITIONS.reset(token)
-
-
-def current_last_positions() -> Tensor | None:
-    """The last prompt positions declared by the innermost :func:`prompt_positions`, or None."""
-    return _LAST_POSITIONS.get()
-
-
-class _Stop(Exception):
-    pass
-
-
 def last_token_logits(
     model,
     tokens: Int[Tensor, "batch pos"],
@@ -57,21 +46,25 @@ def last_token_logits(
 ) -> Float[Tensor, "batch d_vocab"]:
     """Logits at position ``last[b]`` (or ``at[b]``) of each right-padded row, with ``fwd_hooks`` active.
 
-    The forward stops at the final norm (``ln_final.hook_out``) and only those positions are
-    unembedded, which equals the full model's logits there (checked in the tests). Inside, ``last``
-    is declared as the rows' last prompt positions with :func:`prompt_positions`.
+    ``last`` are the rows' last *prompt* positions: they are declared for the forward (so
+    ``positions="last"`` interventions act there). The hooks are registered first, then the
+    forward runs inside :func:`native_forward` (``causal=True``: right padding, no mask), which
+    routes every attention and norm that no hook looks inside through transformers' own modules.
+    The forward stops at the final norm (``ln_final.hook_out``) and only the chosen positions are
+    unembedded, which equals the full model's logits there (checked in the tests).
     """
     held: dict[str, Tensor] = {}
 
     def grab(act, hook=None):
         held["final"] = act
-        raise _Stop
+        raise _StopForward
 
     rows = torch.arange(tokens.shape[0], device=tokens.device)
-    with prompt_positions(last), model.hooks(fwd_hooks=list(fwd_hooks) + [("ln_final.hook_out", grab)]):
+    with model.hooks(fwd_hooks=list(fwd_hooks) + [("ln_final.hook_out", grab)]), \
+            native_forward(model, causal=True), prompt_positions(model).declare(last):
         try:
             model(tokens, return_type=None)
-        except _Stop:
+        except _StopForward:
             pass
     if "final" not in held:
         raise RuntimeError("ln_final.hook_out never fired; this model has no final-norm hook point.")
@@ -79,14 +72,31 @@ def last_token_logits(
     return model.unembed(final[:, None, :])[:, 0, :]
 
 
+def first_token_scores(
+    logits: Float[Tensor, "batch d_vocab"], targets: Int[Tensor, " batch"]
+) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
+    """First-token accuracy's two numbers, for the logits at each row's last prompt token: the
+    probability of the target token (float64) and the predicted (argmax) token.
+
+    Examples:
+        >>> import torch
+        >>> p, predicted = first_token_scores(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.tensor([1, 0]))
+        >>> p.tolist(), predicted.tolist()
+        ([0.5, 0.8807970285415649], [0, 0])
+    """
+    logits = logits.float()
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits.softmax(-1)[rows, targets.to(logits.device)].double(), logits.argmax(-1)
+
+
 def greedy(
     model, tokens: Tensor, last: Tensor, first_logits: Tensor, max_new_tokens: int
 ) -> list[list[int]]:
     """Greedy continuation of right-padded rows (the buckets leave room for the new tokens).
 
-    Each step reruns the whole row (no KV cache) and writes the argmax after the current end; the
-    declared last *prompt* position stays fixed, so ``positions="last"`` interventions act on
-    the prompt's last token at every step.
+    Each step reruns the whole row (no KV cache) through :func:`last_token_logits` and writes the
+    argmax after the current end; the declared last *prompt* position stays fixed, so
+    ``positions="last"`` interventions act on the prompt's last token at every step.
     """
     tokens = tokens.clone()
     rows = torch.arange(tokens.shape[0], device=tokens.device)
@@ -98,10 +108,40 @@ def greedy(
 
 
 def iter_batches(
-    token_lists: Sequence[Sequence[int]], model, batch_size: int
+    token_lists: Sequence[Sequence[int]], model, batch_size: int, extra: int = 0
 ) -> Iterator[tuple[list[int], Tensor, Tensor]]:
-    """``(row indices, right-padded tokens, last positions)`` over batches of :func:`plan_rows`."""
+    """``(row indices, right-padded tokens, last positions)`` over all batches of :func:`plan_rows`
+    (in one process; :func:`map_rows` shares them across ranks)."""
     device, pid = model_device(model), pad_id(model)
-    for width, rows in plan_rows(token_lists, batch_size):
+    for width, rows in plan_rows(token_lists, batch_size, extra):
         tokens, last = pad_rows(token_lists, rows, width, pid, device)
         yield rows, tokens, last
+
+
+def map_rows(
+    model,
+    token_lists: Sequence[Sequence[int]],
+    fn: Callable[[list[int], Tensor, Tensor], T],
+    *,
+    batch_size: int,
+    extra: int = 0,
+    desc: str = "",
+    progress: bool = True,
+) -> list[tuple[list[int], T]]:
+    """``fn(rows, tokens, last)`` on every batch of :func:`plan_rows` (right-padded at each row's
+    bucket width, ``extra`` positions of room), the batches shared across ``torch.distributed``
+    ranks; every rank gets ``(rows, result)`` of every batch, in plan order (results on the CPU).
+
+    ``last`` holds each row's last prompt position (its final token). ``fn`` runs its forwards
+    with :func:`last_token_logits`.
+    """
+    device, pid = model_device(model), pad_id(model)
+    plan = plan_rows(token_lists, batch_size, extra)
+
+    def one(item):
+        width, rows = item
+        tokens, last = pad_rows(token_lists, rows, width, pid, device)
+        return fn(rows, tokens, last)
+
+    results = map_shards(one, plan, desc=desc, progress=progress)
+    return [(rows, out) for (_, rows), out in zip(plan, results)]

@@ -2,11 +2,14 @@
 (used by attribution to attribute a model's own answers; active hooks apply)."""
 
 import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from ..data.dataset import InstructionDataset, InstructionRecord, load_instructions
 from ..data.encoding import encode
+from ..hooks import hook_site
 from ..models import model_device
+from .parallel import map_shards
+from .positions import prompt_positions
 
 __all__ = ["generate_responses"]
 
@@ -27,6 +30,22 @@ def _stop_ids(model) -> list[int]:
     return sorted(ids)
 
 
+def _generate(model, prompt: Tensor, max_new_tokens: int, stops: list[int]) -> Tensor:
+    """TransformerLens greedy ``generate`` with a KV cache on unpadded, equal-length prompts, each
+    forward declaring the prompts' last positions relative to its input (``start`` = the cached length)."""
+    declared = prompt_positions(model)
+    seen = {"n": 0}
+
+    def track(embed, hook=None):
+        declared.start = seen["n"]
+        seen["n"] += embed.shape[1]
+
+    last = torch.full((prompt.shape[0],), prompt.shape[1] - 1, device=prompt.device)
+    with torch.no_grad(), model.hooks(fwd_hooks=[(hook_site(model, "embed").name, track)]), declared.declare(last):
+        return model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, stop_at_eos=True,
+                              eos_token_id=stops, use_past_kv_cache=True, verbose=False, return_type="tokens")
+
+
 def generate_responses(
     model,
     data,
@@ -39,10 +58,23 @@ def generate_responses(
     """Greedy responses of ``model`` to each record's prompt, as the records' ``response``.
 
     The prompt is formatted and tokenized exactly as :func:`encode` does (chat template when the
-    model has one, else alpaca). Generation is greedy (deterministic) with the model's KV cache
-    and stops at EOS (or the chat template's end-of-turn token) or after ``max_new_tokens``. Only
-    prompts of equal token length share a batch, so nothing is padded and the text is the same
-    whatever ``batch_size``. Active hooks (e.g. ``ablate_neurons``) apply.
+    model has one, else alpaca). Generation is greedy (deterministic) and stops at EOS (or the chat
+    template's end-of-turn token) or after ``max_new_tokens``. Only prompts of equal token length
+    share a batch, so nothing is padded and the text is the same whatever ``batch_size``. Batches
+    are shared across ``torch.distributed`` ranks (:func:`instr_interp.engine.map_shards`); every
+    rank returns every response. Active hooks (e.g. ``ablate_neurons``) apply; each prompt's last
+    token is declared (:func:`instr_interp.engine.prompt_positions`), so ``add_vector(...,
+    positions="last")`` adds there once, in the prompt's forward (the generated tokens attend to
+    it through the KV cache), as :func:`instr_interp.engine.greedy` does by rerunning the row.
+
+    Why TransformerLens ``generate`` rather than the engine's :func:`instr_interp.engine.greedy`:
+    it keeps a KV cache, so ``n`` new tokens after a ``p``-token prompt cost ``p + n`` positions
+    instead of about ``n * (p + n / 2)`` for reruns of the whole row, and its cached forwards are
+    not the same computation as full reruns on the fused path (different kernels and reduction
+    lengths), so switching could flip near-tied argmaxes and change the generated text that
+    attribution results were computed on. For the same reason it runs on the bridge path, not
+    inside :func:`instr_interp.engine.native_forward` (whose ``causal=True`` shortcut assumes each
+    forward starts at position 0).
 
     Args:
         model: a hooked model with a tokenizer (``TransformerBridge``).
@@ -74,24 +106,16 @@ def generate_responses(
         groups.setdefault(len(rec.tokens), []).append(i)
     batches = [ids[s : s + batch_size] for _, ids in sorted(groups.items()) for s in range(0, len(ids), batch_size)]
     device = model_device(model)
-    generated: dict[int, list[int]] = {}
-    for idx in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+
+    def one(idx: list[int]) -> list[list[int]]:
         prompt = torch.tensor([encoded[i].tokens for i in idx], device=device)
-        with torch.no_grad():
-            out = model.generate(
-                prompt,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                stop_at_eos=True,
-                eos_token_id=stops,
-                use_past_kv_cache=True,
-                verbose=False,
-                return_type="tokens",
-            )
-        for row, i in enumerate(idx):
-            new = out[row, prompt.shape[1] :].tolist()
-            cut = next((j for j, t in enumerate(new) if t in stops), len(new))
-            generated[i] = new[:cut]
+        out = _generate(model, prompt, max_new_tokens, stops)
+        new = [out[row, prompt.shape[1] :].tolist() for row in range(len(idx))]
+        return [seq[: next((j for j, t in enumerate(seq) if t in stops), len(seq))] for seq in new]
+
+    generated: dict[int, list[int]] = {}
+    for idx, new in zip(batches, map_shards(one, batches, desc="generating", progress=progress)):
+        generated.update(zip(idx, new))
     records = []
     for i, rec in enumerate(data):
         text = model.tokenizer.decode(generated[i], skip_special_tokens=True)

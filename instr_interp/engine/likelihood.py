@@ -54,7 +54,9 @@ def response_nll(model, data, *, batch_size: int = 4, format: str = "auto", prog
     """Mean NLL per response token of each record's reference response, under teacher forcing.
 
     The prompt is formatted exactly as in :func:`encode` (chat template when the model has one).
-    Active interventions (``ablate_neurons``, ...) apply.
+    Active interventions (``ablate_neurons``, ...) apply; ``add_vector(..., positions="last")``
+    adds at each record's last prompt token (the token before its response), which the pass
+    declares. Under ``torch.distributed`` the batches are shared across ranks (see :func:`run`).
 
     Returns:
         A frame with ``id``, ``category``, ``response_tokens`` and ``nll`` (nats per token).

@@ -31,6 +31,8 @@ from ..hooks import FIRING_ORDER, HookSite
 from ..models import model_device, model_identity
 from .batching import plan_batches
 from .native import check_blas, native_forward
+from .parallel import shard, world
+from .positions import prompt_positions
 
 __all__ = ["Probe", "BatchContext", "run", "feed_cache"]
 
@@ -89,14 +91,8 @@ class Probe:
 
 
 class _StopForward(Exception):
-    pass
-
-
-
-def _dist():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    """The engine's one way to end a forward early: raised by a hook after the last needed site
+    (the hooks are still removed); every engine forward catches it."""
 
 
 def _save_checkpoint(path: Path, probes, done: list[int], meta: dict) -> None:
@@ -169,8 +165,13 @@ def run(
         stop_after_batches: process at most this many new batches, then return (simulates an
             interruption; the checkpoint is written first).
 
-    Under ``torch.distributed`` (e.g. torchrun), each rank runs every world_size-th batch and the
-    states are summed with ``all_reduce``: every rank ends with the single-process result.
+    Under ``torch.distributed`` (e.g. torchrun), each rank runs every world_size-th batch
+    (:func:`instr_interp.engine.shard`) and the states are summed with ``all_reduce``: every rank
+    ends with the single-process result.
+
+    Each forward declares its batch's last prompt positions (``EncodedBatch.last_prompt``: the token
+    before the response region when responses are encoded) on
+    :func:`instr_interp.engine.prompt_positions`, so ``add_vector(..., positions="last")`` adds there.
 
     Examples:
         >>> from instr_interp import tiny_model, hexainst
@@ -204,14 +205,14 @@ def run(
                                                 else s.layer, FIRING_ORDER[s.kind]))
     stop_site = None if needs_logits else last_site
 
-    rank, world = _dist()
+    rank, n_ranks = world()
     all_batches = plan_batches(encoded, batch_size)
-    mine = [b for b in range(len(all_batches)) if b % world == rank]
+    mine = shard(len(all_batches))
     identity = {k: v for k, v in model_identity(model).items() if k != "name"}  # the weights, not the label
-    meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": world,
+    meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": n_ranks,
             "probes": [p.config() for p in probes], "model": identity}
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and world > 1:
+    if ckpt is not None and n_ranks > 1:
         ckpt = ckpt.with_name(f"{ckpt.stem}.rank{rank}{ckpt.suffix}")
     done = _load_checkpoint(ckpt, probes, meta) if ckpt is not None and ckpt.exists() else set()
 
@@ -254,7 +255,8 @@ def run(
                 try:
                     # Right padding after causal sequences: real tokens never see the padding, so
                     # no attention mask is needed (positions default to 0..pos-1, also right).
-                    model(batch.tokens, return_type=None)
+                    with prompt_positions(model).declare(batch.last_prompt):
+                        model(batch.tokens, return_type=None)
                 except _StopForward:
                     pass
                 if len(fired) != len(by_name):
@@ -271,7 +273,7 @@ def run(
         ctx_holder.clear()
     if ckpt is not None:
         _save_checkpoint(ckpt, probes, sorted(done), meta)
-    if world > 1 and len(done) == len(mine):
+    if n_ranks > 1 and len(done) == len(mine):
         for probe in probes:
             for value in probe.state.values():
                 torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)

@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from ..data.dataset import InstructionRecord, load_instructions
 from ..data.encoding import Region, _assign, encode
 from ..engine.generation import generate_responses
+from ..engine.parallel import map_shards
+from ..engine.positions import prompt_positions as last_prompt_of
 from ..hooks import hook_site
 from ..models import frozen, model_device
 from ..results import Result
@@ -481,7 +483,9 @@ def _gradient_x_input(
 
     resp = response_positions.to(device)
     with frozen(model), torch.enable_grad():
-        with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]):
+        last = prompt_positions[-1:].to(device)  # declared for positions="last" interventions
+        with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]), \
+                last_prompt_of(model).declare(last):
             logits = model(tokens, return_type="logits")
         if "e" not in held or "h" not in held:
             raise RuntimeError(
@@ -626,7 +630,8 @@ def attribute_many(
 
     Returns:
         An :class:`AttributionSet`; records whose greedy response is empty are listed in ``skipped``
-        (a warning names them) rather than scored.
+        (a warning names them) rather than scored. Under ``torch.distributed`` the generation
+        batches and the records are shared across ranks, and every rank gets the whole set.
     """
     import warnings
 
@@ -645,12 +650,10 @@ def attribute_many(
             format=format,
             progress=progress,
         )
-    items, skipped = [], []
-    for rec in tqdm(filled, desc="attributing", unit="record", disable=not progress):
-        if not rec.response:
-            skipped.append(rec.id)
-            continue
-        items.append(attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb, format=format))
+    skipped = [rec.id for rec in filled if not rec.response]
+    todo = [rec for rec in filled if rec.response]
+    items = map_shards(lambda rec: attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb,
+                                             format=format), todo, desc="attributing", progress=progress)
     if skipped:
         warnings.warn(
             f"{len(skipped)} record(s) got an empty greedy response and were not scored: {skipped[:5]}",

@@ -24,6 +24,7 @@ from torch import Tensor
 from ..data.dataset import InstructionDataset, InstructionRecord, load_instructions
 from ..data.encoding import EncodedDataset, Region, encode
 from ..engine import BatchContext, Probe, run
+from ..engine.forward import first_token_scores
 from ..engine.likelihood import response_nll
 from ..hooks import HookSite, hook_site
 from ..models import load_model
@@ -58,9 +59,9 @@ class FirstResponseToken(Probe):
         if not bool((batch.regions[rows, last + 1] == Region.RESPONSE).all()):
             raise ValueError("A record's token after its prompt is not a response token (truncated?).")
         target = batch.tokens[rows, last + 1]
-        logits = act[rows, last].float()
-        self.state["correct"][batch.index] += (logits.argmax(-1) == target).long()
-        self.state["p_target"][batch.index] += logits.softmax(-1)[rows, target].double()
+        p_target, predicted = first_token_scores(act[rows, last], target)
+        self.state["correct"][batch.index] += (predicted == target).long()
+        self.state["p_target"][batch.index] += p_target
 
     def result(self) -> pd.DataFrame:
         enc = self.encoded
@@ -71,6 +72,9 @@ class FirstResponseToken(Probe):
 
 def format_accuracy(model, data, *, batch_size: int = 8, format: str = "auto", progress: bool = True) -> pd.DataFrame:
     """First-response-token accuracy of each record in the model's own prompt format.
+
+    Runs on :func:`instr_interp.run`, so ``add_vector(..., positions="last")`` adds at each record's
+    last prompt token (the token before its response) and ranks share the batches.
 
     Returns:
         A frame with ``id``, ``category``, ``correct`` and ``p_target`` (probability of the first

@@ -10,7 +10,9 @@
    (attribution-patching) estimate from one forward and one backward.
 
 :func:`top_heads` and :func:`random_heads` pick heads; :mod:`instr_interp.vectors.instruction` turns them into
-a vector. GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and
+a vector. Both passes run on the engine's row batches (:func:`instr_interp.engine.map_rows`: right
+padding at bucket widths, the native path, batches shared across ``torch.distributed`` ranks with
+the single-process result on every rank). GQA: ``hook_z`` is per *query* head (``[batch, pos, n_heads, d_head]``) also when keys and
 values are shared, so every step works per query head.
 """
 
@@ -21,9 +23,8 @@ from typing import Literal
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from ..engine import iter_batches, last_token_logits, tokenize_prompts
+from ..engine import last_token_logits, map_rows, tokenize_prompts
 from ..hooks import hook_site
 from ..models import frozen, model_facts
 from .tasks import Task, answer_token
@@ -78,23 +79,26 @@ def head_means(
     targets = torch.tensor([answer_token(model, y) for _, y in pairs])
     names = _z_names(model)
     facts = model_facts(model)
+
+    def batch_sums(rows, tokens, last):
+        ar = torch.arange(len(rows), device=tokens.device)
+        held: dict[int, Tensor] = {}
+
+        def grab(act, hook=None, layer=0):
+            held[layer] = act[ar, last].double()  # [batch head d_head]
+
+        hooks = [(name, _bind(grab, layer=layer)) for layer, name in enumerate(names)]
+        with torch.inference_mode():
+            logits = last_token_logits(model, tokens, last, hooks)
+        ok = logits.argmax(-1).cpu() == targets[rows]
+        return torch.stack([held[layer].cpu()[ok].sum(0) for layer in range(facts.n_layers)]), int(ok.sum())
+
     total = torch.zeros(facts.n_layers, facts.n_heads, facts.d_head, dtype=torch.float64)
     n_correct = 0
-    held: dict[int, Tensor] = {}
-    with torch.inference_mode():
-        batches = list(iter_batches(ids, model, batch_size))
-        for rows, tokens, last in tqdm(batches, desc=f"head means {task.name}", disable=not progress):
-            ar = torch.arange(len(rows), device=tokens.device)
-
-            def grab(act, hook=None, layer=0, ar=ar, last=last):
-                held[layer] = act[ar, last].double().cpu()  # [batch head d_head]
-
-            hooks = [(name, _bind(grab, layer=layer)) for layer, name in enumerate(names)]
-            logits = last_token_logits(model, tokens, last, hooks)
-            ok = (logits.argmax(-1).cpu() == targets[rows]).cpu()
-            n_correct += int(ok.sum())
-            for layer in range(facts.n_layers):
-                total[layer] += held[layer][ok].sum(0)
+    for _, (sums, n_ok) in map_rows(model, ids, batch_sums, batch_size=batch_size, desc=f"head means {task.name}",
+                                    progress=progress):
+        total += sums
+        n_correct += n_ok
     if n_correct == 0:
         raise ValueError(
             f"The model answers none of the {len(prompts)} clean {shots}-shot prompts of {task.name!r} "
@@ -190,20 +194,18 @@ def head_effects(
     targets = torch.tensor([answer_token(model, y) for _, y in pairs])
     out = torch.full((facts.n_layers, facts.n_heads), float("nan"), dtype=torch.float64)
     out[layers] = 0.0
-    batches = list(iter_batches(ids, model, batch_size))
     fn = _exact_batch if method == "exact" else _atp_batch
-    bar = tqdm(
-        total=len(batches) * (len(layers) if method == "exact" else 1),
-        disable=not progress,
-        desc=f"head effects ({method}) {task.name}",
-    )
-    for rows, tokens, last in batches:
-        out[layers] += fn(model, tokens, last, targets[rows].to(tokens.device), means, layers, bar).cpu()
-    bar.close()
+
+    def batch_sums(rows, tokens, last):
+        return fn(model, tokens, last, targets[rows].to(tokens.device), means, layers)
+
+    for _, sums in map_rows(model, ids, batch_sums, batch_size=batch_size, desc=f"head effects ({method}) {task.name}",
+                            progress=progress):
+        out[layers] += sums
     return (out / len(prompts)).float()
 
 
-def _exact_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor, "layer head"]:
+def _exact_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "layer head"]:
     """Summed exact effects over the rows of one batch, for ``layers``."""
     n_heads, b = means.shape[1], tokens.shape[0]
     names = _z_names(model)
@@ -226,11 +228,10 @@ def _exact_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tens
             probs = last_token_logits(model, rep_tokens, rep_last, [(names[layer], patch)]).softmax(-1)
             p = probs[rep_rows, rep_targets].double().view(n_heads, b)
             sums[i] = (p - base[None, :]).sum(1).cpu()
-            bar.update(1)
     return sums
 
 
-def _atp_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor, "layer head"]:
+def _atp_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "layer head"]:
     """Summed attribution-patching estimates over the rows of one batch, for ``layers``."""
     names = _z_names(model)
     ar = torch.arange(tokens.shape[0], device=tokens.device)
@@ -253,7 +254,6 @@ def _atp_batch(model, tokens, last, targets, means, layers, bar) -> Float[Tensor
         grad = deltas[layer].grad[ar, last]
         delta = means[layer].to(z.device, z.dtype)[None] - z
         sums[i] = (delta * grad).sum(-1).double().sum(0).cpu()
-    bar.update(1)
     return sums
 
 

@@ -9,19 +9,16 @@ head means and head effects, are in :mod:`instr_interp.vectors.heads`).
 GQA: ``W_O`` maps the concatenated *query* heads, so a vector sums per-query-head contributions.
 """
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pandas as pd
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..engine import current_last_positions
-from ..hooks import hook_site
+from ..interventions.vectors import add_vector
 from ..models import model_facts
 from ..results import Result
 from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
@@ -49,89 +46,6 @@ def vector_from_heads(
         for layer, head in heads.tolist():
             vec += (means[layer, head].double().to(w_o.device) @ w_o[layer, head].double()).cpu()
     return vec.float()
-
-
-# ---------------------------------------------------------------------------------------------
-# Adding a vector
-
-
-@contextlib.contextmanager
-def add_vector(
-    model,
-    vector,
-    *,
-    layer: int | None = None,
-    positions: Literal["last", "all"] | Bool[Tensor, "batch pos"] | Bool[Tensor, " pos"] = "last",
-    scale: float | None = None,
-    last: Int[Tensor, " batch"] | None = None,
-):
-    """Add ``scale * vector`` to the residual stream after block ``layer`` (``blocks.L.hook_resid_post``).
-
-    Args:
-        vector: an :class:`InstructionVector` (its ``.vector``, ``.layer`` and ``.scale``) or a
-            ``[d_model]`` tensor.
-        layer: injection layer; default the vector's own (required for a plain tensor).
-        scale: multiplier; default the vector's own ``.scale`` (1.0 for a plain tensor).
-        positions: ``"last"`` — the last prompt token of each row: ``last`` if given, else the
-            positions declared by the running toolkit function (:func:`instr_interp.evaluate_task`
-            and the head passes run right-padded and declare them), else the final position (right
-            for unpadded or left-padded inputs). ``"all"`` — every position. A boolean mask
-            ``[batch, pos]`` or ``[pos]`` — exactly those positions.
-        last: ``[batch]`` last prompt positions for your own right-padded batches.
-
-    The hook is removed when the block ends, also on errors.
-
-    Examples:
-        >>> import torch
-        >>> from instr_interp import tiny_model
-        >>> model = tiny_model()
-        >>> with add_vector(model, torch.ones(64), layer=0):
-        ...     logits = model(torch.tensor([[5, 6, 7]]))
-    """
-    if isinstance(vector, InstructionVector):
-        layer = vector.layer if layer is None else layer
-        scale = vector.scale if scale is None else scale
-        vector = vector.vector
-    scale = 1.0 if scale is None else float(scale)
-    if layer is None:
-        raise ValueError("add_vector needs layer= when given a plain tensor.")
-    vector = torch.as_tensor(vector)
-    d_model = model.cfg.d_model
-    if vector.shape != (d_model,):
-        raise ValueError(f"vector must have shape [{d_model}] (d_model); got {tuple(vector.shape)}.")
-    if isinstance(positions, str) and positions not in ("last", "all"):
-        raise ValueError(f"positions must be 'last', 'all' or a boolean mask; got {positions!r}.")
-    if isinstance(positions, Tensor) and positions.dtype != torch.bool:
-        raise ValueError("A positions mask must be a boolean tensor ([batch, pos] or [pos]).")
-    site = hook_site(model, "resid_post", layer)
-
-    def hook(resid, hook=None):
-        add = (scale * vector).to(resid.device, resid.dtype)
-        if isinstance(positions, Tensor):
-            mask = positions.to(resid.device)
-            mask = mask.expand(resid.shape[0], -1) if mask.ndim == 1 else mask
-            if mask.shape != resid.shape[:2]:
-                raise ValueError(
-                    f"positions mask {tuple(mask.shape)} does not match the batch {tuple(resid.shape[:2])}."
-                )
-            return resid + mask[..., None].to(resid.dtype) * add
-        if positions == "all":
-            return resid + add
-        where = last if last is not None else current_last_positions()
-        resid = resid.clone()
-        if where is None:
-            resid[:, -1] += add
-            return resid
-        where = where.to(resid.device)
-        if where.shape != (resid.shape[0],):
-            raise ValueError(
-                f"last positions {tuple(where.shape)} do not match the batch of {resid.shape[0]} rows."
-            )
-        resid[torch.arange(resid.shape[0], device=resid.device), where] += add
-        return resid
-
-    with model.hooks(fwd_hooks=[(site.name, hook)]):
-        yield model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ the first token of ``tokenizer(" " + y, add_special_tokens=False)``. Accuracy is
 of the logits at the last prompt token equals that token.
 
 Batching. Prompts run right-padded, each at a fixed padded width that depends only on its own
-length (:func:`instr_interp.engine.bucket_width`), so scores do not depend on the batch size. The
-forward stops at the final norm and unembeds only the last prompt position of each row.
+length (:func:`instr_interp.engine.bucket_width`), so scores do not depend on the batch size; they
+run on the engine's native path and are shared across ``torch.distributed`` ranks
+(:func:`instr_interp.engine.map_rows`). The forward stops at the final norm and unembeds only the
+last prompt position of each row.
 """
 
 import json
@@ -24,12 +26,9 @@ from typing import Literal
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..data.dataset import InstructionDataset, InstructionRecord
-from ..engine.batching import pad_id, pad_rows, plan_rows
-from ..engine.forward import greedy, last_token_logits, tokenize_prompts
-from ..models import model_device
+from ..engine.forward import first_token_scores, greedy, last_token_logits, map_rows, tokenize_prompts
 from ..results import Result
 
 __all__ = [
@@ -346,23 +345,22 @@ def evaluate_task(
     tok = model.tokenizer
     ids = tokenize_prompts(model, prompts)
     targets = torch.tensor([answer_token(tok, y) for _, y in pairs])
-    device, pid = model_device(model), pad_id(model)
+
+    def score(rows, tokens, last):
+        with torch.inference_mode():
+            logits = last_token_logits(model, tokens, last).float()
+            p, best = first_token_scores(logits, targets[rows])
+            new = greedy(model, tokens, last, logits, max_new_tokens) if max_new_tokens else None
+        return p, best, new
+
     p_target = torch.zeros(len(pairs), dtype=torch.float64)
     pred = torch.zeros(len(pairs), dtype=torch.long)
     generations = [""] * len(pairs)
-    batches = plan_rows(ids, batch_size, extra=max_new_tokens)
-    with torch.inference_mode():
-        for width, rows in tqdm(batches, desc=f"evaluate {task.name}", disable=not progress):
-            tokens, last = pad_rows(ids, rows, width, pid, device)
-            logits = last_token_logits(model, tokens, last).float()
-            probs = logits.softmax(-1)
-            idx = torch.tensor(rows)
-            p_target[idx] = probs[torch.arange(len(rows)), targets[idx].to(device)].double().cpu()
-            pred[idx] = logits.argmax(-1).cpu()
-            if max_new_tokens:
-                new = greedy(model, tokens, last, logits, max_new_tokens)
-                for r, i in enumerate(rows):
-                    generations[i] = tok.decode(new[r])
+    for rows, (p, best, new) in map_rows(model, ids, score, batch_size=batch_size, extra=max_new_tokens,
+                                         desc=f"evaluate {task.name}", progress=progress):
+        p_target[rows], pred[rows] = p, best
+        for r, i in enumerate(rows if new is not None else ()):
+            generations[i] = tok.decode(new[r])
     correct = pred == targets
     frame = pd.DataFrame(
         {

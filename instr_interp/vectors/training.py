@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
+from ..interventions.vectors import iv_addition
 from ..models import BUNDLED, _convert, _offline, cache_dir
 from ..results import MANIFEST, Result
 
@@ -160,7 +161,10 @@ def progressive_alpha(step: int, total_steps: int) -> float:
 
 
 def last_prompt_positions(regions: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
-    """The position right before each row's first response token, read from the region masks."""
+    """The position right before each row's first response token, read from the region masks.
+
+    Equal to ``EncodedBatch.last_prompt``, the position the encoding records and training uses; for
+    when only the region masks are at hand."""
     response = regions == Region.RESPONSE
     if not bool(response.any(1).all()):
         raise ValueError("Every row needs response tokens to locate its last prompt token; encode the "
@@ -203,41 +207,6 @@ def _top_heads(guidance) -> list[tuple[int, int]]:
             raise ValueError("head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head)).")
         heads.update((int(layer), int(head)) for layer, head in torch.as_tensor(top).reshape(-1, 2).tolist())
     return sorted(heads)
-
-
-@contextlib.contextmanager
-def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " batch"], scale: float = 1.0):
-    """Add ``scale``·θ to the output of decoder layer ℓ (the residual stream after block ℓ) at one
-    position per row, for every ``{ℓ: θ}`` in ``vectors``. Hooks are removed on exit.
-
-    Args:
-        hf_model: a plain transformers causal LM (or a peft wrapper of one).
-        vectors: layer -> ``Float[Tensor, "d_model"]``.
-        positions: for each batch row, the position that receives the vector.
-        scale: multiplier (0 registers no hook at all).
-    """
-    layers = _unwrap(hf_model).model.layers
-    handles = []
-
-    def make(vec: Tensor):
-        def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
-            pos = positions.to(hidden.device)
-            added = hidden[rows, pos] + scale * vec.to(hidden.device, hidden.dtype)
-            hidden = hidden.index_put((rows, pos), added)
-            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-        return hook
-
-    try:
-        if scale != 0:
-            for layer, vec in vectors.items():
-                handles.append(layers[layer].register_forward_hook(make(vec)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager
@@ -296,10 +265,10 @@ class _Guidance:
                                        or self.head_consistency > 0)
 
 
-def _guided_loss(model, g: _Guidance, tokens, mask, labels, regions, alpha: float) -> tuple[Tensor, dict]:
-    """Cross-entropy plus the IV terms for one batch; returns the loss and its logged parts."""
+def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) -> tuple[Tensor, dict]:
+    """Cross-entropy plus the IV terms for one batch (``last``: each row's last prompt position as the
+    encoding records it, ``EncodedBatch.last_prompt``); returns the loss and its logged parts."""
     base = _unwrap(model)
-    last = last_prompt_positions(regions)
     rows = torch.arange(tokens.shape[0])
     new_heads: dict = {}
     with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
@@ -337,7 +306,7 @@ def _batches_with_regions(encoded, order, batch_size):
     for start in range(0, len(order), batch_size):
         batch = encoded.batch(order[start : start + batch_size], "right")
         labels = torch.where(batch.regions == Region.RESPONSE, batch.tokens, -100)
-        yield batch.tokens, batch.attention_mask.long(), labels, batch.regions
+        yield batch.tokens, batch.attention_mask.long(), labels, batch.last_prompt
 
 
 def _batches(encoded, order, batch_size):
@@ -463,9 +432,9 @@ def finetune(
     for _ in range(epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
-        for tokens, mask, labels, regions in _batches_with_regions(encoded, order, batch_size):
+        for tokens, mask, labels, last in _batches_with_regions(encoded, order, batch_size):
             if guide.active():
-                loss, parts = _guided_loss(model, guide, tokens, mask, labels, regions,
+                loss, parts = _guided_loss(model, guide, tokens, mask, labels, last,
                                            progressive_alpha(len(losses), steps))
                 for key, value in parts.items():
                     components.setdefault(key, []).append(value)

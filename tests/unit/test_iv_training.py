@@ -125,7 +125,7 @@ def test_kl_terms_equal_a_hand_computation(batch):
     g = _Guidance(vectors=_vectors_by_layer(iv, 2, D_MODEL), heads=[], reference=ref, kl_weight=3.0,
                   seq_kl_weight=0.25, temperature=T, progressive=False, head_consistency=0.0, kl_threshold=0.1,
                   head_threshold=0.01)
-    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=1.0)
+    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=1.0)
 
     last = b.last_prompt
     rows = torch.arange(5)
@@ -144,7 +144,7 @@ def test_kl_terms_equal_a_hand_computation(batch):
     assert loss.item() == pytest.approx(ce.item() + 3.0 * kl.item() + 0.25 * seq.item(), rel=1e-5)
     # the last-token KL counts only above its threshold
     g.kl_threshold = kl.item() + 1
-    loss2, parts2 = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=1.0)
+    loss2, parts2 = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=1.0)
     assert parts2["kl"] == pytest.approx(kl.item(), rel=1e-5)
     assert loss2.item() == pytest.approx(ce.item() + 0.25 * seq.item(), rel=1e-5)
     # the KL function itself against scipy-free numpy-style arithmetic on a hand case
@@ -165,7 +165,7 @@ def test_head_consistency_and_progressive_match_the_bridge(batch):
                   kl_weight=0.0, seq_kl_weight=0.0, temperature=2.0, progressive=True, head_consistency=2.0,
                   kl_threshold=0.1, head_threshold=0.01)
     alpha = 0.4
-    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.regions, alpha=alpha)
+    loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=alpha)
     last, rows = b.last_prompt, torch.arange(5)
 
     def bridge_z(seed, scale):
