@@ -19,7 +19,7 @@ from ..models import model_device
 from .batching import pad_id, pad_rows, plan_rows
 from .native import native_forward
 from .parallel import map_shards
-from .passes import _StopForward
+from .passes import _StopForward, check_finite
 from .positions import prompt_positions
 
 __all__ = ["tokenize_prompts", "last_token_logits", "first_token_scores", "greedy", "iter_batches", "map_rows"]
@@ -69,7 +69,9 @@ def last_token_logits(
     if "final" not in held:
         raise RuntimeError("ln_final.hook_out never fired; this model has no final-norm hook point.")
     final = held["final"][rows, last if at is None else at]  # [batch d_model]
-    return model.unembed(final[:, None, :])[:, 0, :]
+    logits = model.unembed(final[:, None, :])[:, 0, :]
+    check_finite(logits, "the logits at the scored positions")
+    return logits
 
 
 def first_token_scores(

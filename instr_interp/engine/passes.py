@@ -34,7 +34,7 @@ from .native import check_blas, native_forward
 from .parallel import shard, world
 from .positions import prompt_positions
 
-__all__ = ["Probe", "BatchContext", "run", "feed_cache"]
+__all__ = ["Probe", "BatchContext", "check_finite", "run", "feed_cache"]
 
 
 class BatchContext:
@@ -136,6 +136,28 @@ def _load_checkpoint(path: Path, probes, meta: dict) -> set[int]:
     return set(done)
 
 
+def check_finite(values: torch.Tensor, what: str, batch: EncodedBatch | None = None) -> None:
+    """Raise a clear error when ``values`` hold a NaN or an infinity (in weights or activations),
+    instead of letting a pass reduce them to a silent 0 or a NaN ranking.
+
+    Examples:
+        >>> check_finite(torch.tensor([1.0, float("nan")]), "the logits")
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: the logits hold 1 non-finite value(s) (NaN or inf) ...
+    """
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        rows = ""
+        if batch is not None and values.dim() >= 2 and values.shape[0] == batch.tokens.shape[0]:
+            rows = f" in records {batch.index[bad.reshape(values.shape[0], -1).any(1).cpu()].tolist()[:5]}"
+        raise FloatingPointError(
+            f"{what} hold {int(bad.sum())} non-finite value(s) (NaN or inf){rows}. The model's weights or "
+            "inputs are broken (check the checkpoint, the dtype, e.g. float16 overflow); no statistic is "
+            "computed from them."
+        )
+
+
 def run(
     model,
     data,
@@ -221,10 +243,13 @@ def run(
 
     def make_hook(name: str):
         targets = by_name[name]
+        deepest = name == last_site.name
 
         def hook(act, hook=None):
             ctx = ctx_holder["ctx"]
             fired.add(name)
+            if deepest:  # NaN/inf anywhere upstream reaches the deepest probed site
+                check_finite(act, f"the activations at {name}", ctx.batch)
             for probe, site in targets:
                 probe.update(site, act.detach(), ctx)
             return None

@@ -32,6 +32,7 @@ from ..data.dataset import InstructionRecord, load_instructions
 from ..data.encoding import Region, _assign, encode
 from ..engine.generation import generate_responses
 from ..engine.parallel import map_shards
+from ..engine.passes import check_finite
 from ..engine.positions import prompt_positions as last_prompt_of
 from ..hooks import hook_site
 from ..models import frozen, model_device
@@ -422,6 +423,8 @@ def attribute(
         memory_mb=memory_mb,
         progress=progress,
     )
+    check_finite(probs, "the response-token probabilities")
+    check_finite(matrix, "the gradient x input attributions")
     return Attribution(
         input_ids=input_ids,
         tokens=_display(tok, ids),

@@ -21,7 +21,10 @@ import contextlib
 import copy
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -440,6 +443,12 @@ def finetune(
                     components.setdefault(key, []).append(value)
             else:
                 loss = response_loss(model, tokens, mask, labels)
+            if not torch.isfinite(loss.detach()):
+                bar.close()
+                raise FloatingPointError(
+                    f"Fine-tuning step {len(losses)} of {steps} gave a non-finite loss ({loss.item()}); the run "
+                    f"stops and nothing is saved to {out}. Lower lr (now {lr}), check the data and the weights."
+                )
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -452,9 +461,6 @@ def finetune(
         model = model.merge_and_unload()
     model.eval()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
                 "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
                 "data": data.fingerprint(), "records": len(data), "format": encoded.format,
@@ -465,10 +471,36 @@ def finetune(
                 "head_consistency_heads": [list(h) for h in guide.heads]}
     meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
             "settings": settings, "components": components}
-    (out / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
+    staging = _staging_dir(out)
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
                           seconds=seconds, settings=settings, components=components,
                           model=model if keep_model else None)
+
+
+def _staging_dir(out: Path) -> Path:
+    """A fresh hidden sibling of ``out`` to write a model into before it is renamed into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move a finished model folder into place: an existing ``out`` is set aside, replaced, then
+    deleted, so ``out`` always holds a complete model (or none)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _guidance_record(guidance) -> list[dict] | None:

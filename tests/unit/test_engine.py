@@ -192,3 +192,24 @@ def test_two_torchrun_processes_equal_one(tiny, tmp_path):
     assert torch.equal(two.counts, one.counts)
     assert torch.equal(two.category_counts, one.category_counts)
     assert torch.equal(two.activation_sums, one.activation_sums)
+
+
+def test_non_finite_weights_raise_instead_of_counting(data):
+    broken = ii.tiny_model(seed=0)
+    with torch.no_grad():  # one NaN weight in layer 0's attention: every later activation is NaN
+        next(p for n, p in broken.named_parameters() if "attn" in n and p.dim() == 2)[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"activations at blocks\.1\.mlp\.hook_pre hold \d+ non-finite"):
+        ii.run(broken, data[:4], [ii.NeuronFiring()], progress=False)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        ii.response_nll(broken, data[:4], progress=False)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        ii.evaluate_task(broken, ii.icl_task("antonym"), n=4, progress=False)
+
+
+def test_non_finite_weights_stop_attribution(data):
+    broken = ii.tiny_model(seed=0)
+    with torch.no_grad():
+        next(p for n, p in broken.named_parameters() if "attn" in n and p.dim() == 2)[0, 0] = float("nan")
+    rec = ii.InstructionRecord(**{**data[0].to_dict(), "response": "Yes."})
+    with pytest.raises(FloatingPointError, match="response-token probabilities hold"):
+        ii.attribute(broken, rec, progress=False)

@@ -69,3 +69,23 @@ def test_response_loss_equals_transformers_loss(small_data):
     tokens, mask, labels = next(_batches(enc, list(range(6)), 6))
     torch.testing.assert_close(response_loss(hf, tokens, mask, labels),
                                hf(input_ids=tokens, attention_mask=mask, labels=labels).loss, rtol=1e-5, atol=1e-6)
+
+
+def test_finetune_stops_on_a_non_finite_loss_and_saves_nothing(small_data, tmp_path):
+    hf = ii.models.tiny_hf_model(seed=0)
+    with torch.no_grad():
+        hf.model.layers[1].mlp.down_proj.weight[0, 0] = float("nan")
+    hf.save_pretrained(tmp_path / "broken")
+    ii.models.tiny_tokenizer().save_pretrained(tmp_path / "broken")
+    with pytest.raises(FloatingPointError, match=r"step 0 of \d+ gave a non-finite loss \(nan\).*nothing is saved"):
+        finetune(str(tmp_path / "broken"), small_data[:8], tmp_path / "out", epochs=1, batch_size=4, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
+
+
+def test_finetune_replaces_an_existing_model_whole(tiny_dir, small_data, tmp_path):
+    out = tmp_path / "model"
+    first = finetune(str(tiny_dir), small_data[:8], out, epochs=1, batch_size=4, progress=False)
+    second = finetune(str(tiny_dir), small_data[:8], out, epochs=2, batch_size=4, progress=False)
+    assert second.steps == 2 * first.steps
+    assert json.loads((out / "instr_interp_finetune.json").read_text())["steps"] == second.steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging or old folder left
