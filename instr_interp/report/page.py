@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import write_atomic
+
 __all__ = ["Section", "write_report"]
 
 
@@ -61,5 +63,4 @@ def write_report(sections: Sequence[Section], path, *, title: str = "instr_inter
             parts.append(table.to_html(index=False, border=0, float_format=lambda x: f"{x:.4g}", na_rep="–"))
         parts.append(sec.html + "</section>")
     parts.append("</body></html>")
-    path.write_text("\n".join(parts))
-    return path
+    return write_atomic(path, "\n".join(parts))

@@ -7,12 +7,15 @@ Every stage takes a :class:`Plan` (the models and sizes, full or quick) and retu
 an interrupted report resumes where it stopped and a re-run only re-renders the page.
 """
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from ..files import write_atomic
 
 __all__ = ["Plan", "cached", "STAGES", "run_stages"]
 
@@ -58,14 +61,28 @@ class Plan:
         return cache_dir() / f"{BASE}-hexainst-lora{'-quick' if self.quick else ''}"
 
 
+def done_marker(path: Path) -> Path:
+    """The completion marker of a cached stage result: written last, after the result itself."""
+    return path.with_name(path.name + ".done")
+
+
 def cached(path: Path, compute: Callable, save: Callable, load: Callable, what: str):
-    """``load(path)`` when a finished result is there, else ``compute()``, saved with ``save(value, path)``."""
-    if path.exists():
+    """``load(path)`` when a finished result is there, else ``compute()``, saved with ``save(value, path)``.
+
+    A result counts as finished only when its completion marker (:func:`done_marker`) exists, which
+    is written after ``save`` returns: a result half-written by a crash or a full disk is computed again.
+    """
+    marker = done_marker(path)
+    if marker.exists() and path.exists():
         print(f"  {what}: reusing {path}")
         return load(path)
+    if path.exists():
+        print(f"  {what}: {path} has no completion marker (an interrupted save); computing it again")
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     save(value, path)
+    write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     return value
 
 
@@ -74,7 +91,7 @@ def _csv(path):
 
 
 def _to_csv(frame, path):
-    frame.to_csv(path, index=False)
+    write_atomic(path, frame.to_csv(index=False))
 
 
 def _key(*parts) -> str:

@@ -2,6 +2,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import instr_interp as ii
 from instr_interp.cli import build_parser, main
 from instr_interp.report.page import write_report
@@ -139,3 +141,33 @@ def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
     # the ablation zeroes routing weights: the own-category NLL must move
     assert (frame["rise_own"].abs() > 0).all()
     assert (frame["n_units"] == max(1, int(0.1 * facts.n_layers * facts.n_experts))).all()
+
+
+def test_stage_cache_counts_only_results_with_a_completion_marker(tmp_path):
+    import pandas as pd
+
+    from instr_interp.report.stages import _csv, _to_csv, cached, done_marker
+
+    path = tmp_path / "cache" / "table.csv"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": range(3000)})
+
+    path.parent.mkdir(parents=True)
+    path.write_text("x\n0\n1\n")  # a truncated file from an interrupted run, no marker
+    first = cached(path, compute, _to_csv, _csv, "table")
+    assert len(calls) == 1 and len(first) == 3000 and done_marker(path).exists()
+    again = cached(path, compute, _to_csv, _csv, "table")
+    assert len(calls) == 1 and again.equals(first)
+
+    def failing_save(value, p):
+        p.write_text("x\n0\n")
+        raise OSError(28, "No space left on device")
+
+    other = tmp_path / "cache" / "other.csv"
+    with pytest.raises(OSError):
+        cached(other, compute, failing_save, _csv, "other")
+    assert not done_marker(other).exists()  # the half-written file is not taken for a result next time
+    assert len(cached(other, compute, _to_csv, _csv, "other")) == 3000
