@@ -37,6 +37,7 @@ from ..engine.positions import prompt_positions as last_prompt_of
 from ..hooks import hook_site
 from ..models import frozen, model_device
 from ..results import Result
+from ..views import safe_circuitsvis
 
 __all__ = [
     "Attribution",
@@ -190,7 +191,7 @@ class Attribution(Result):
         import circuitsvis.tokens as cvt
 
         tokens = [t if t else " " for t in self.prompt_tokens]
-        return cvt.colored_tokens(tokens, self.density.float(), min_value=0.0, max_value=1.0)
+        return safe_circuitsvis(cvt.colored_tokens(tokens, self.density.float(), min_value=0.0, max_value=1.0))
 
     def show_per_response(self):
         """circuitsvis ``colored_tokens_multi``: the prompt coloured by density (first view), then by
@@ -200,7 +201,7 @@ class Attribution(Result):
         tokens = [t if t else " " for t in self.prompt_tokens]
         labels = ["density"] + [f"{m}:{t!r}" for m, t in zip(self.response_positions.tolist(), self.response_tokens)]
         values = torch.cat([self.density[:, None], self.normalized()], dim=1).float()
-        return cvt.colored_tokens_multi(tokens, values, labels)
+        return safe_circuitsvis(cvt.colored_tokens_multi(tokens, values, labels))
 
     def html(self) -> str:
         """The per-response-token view (density first) as self-contained offline HTML (for the report)."""

@@ -47,3 +47,18 @@ def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path)
     # console; those come from the browser's driver, not from the page, and are the only lines let through.
     console = [line for line in out.stderr.splitlines() if ":CONSOLE" in line and "GL Driver Message" not in line]
     assert not console, console[:5]
+
+
+def test_token_text_cannot_run_script_in_the_report(tiny, small_data, tmp_path):
+    """A token string holding ``</script>`` (reachable from a saved Attribution) stays text."""
+    payload = "</script><img src=x onerror=\"document.title='pwned'\"><!--"
+    example = ii.attribute(tiny, small_data[0], response="The answer is four.")
+    example.tokens[int(example.prompt_positions[0])] = payload  # as a crafted saved result would hold
+    path = write_report(attribution_sections(example, {}), tmp_path / "index.html", title="safe")
+    assert payload not in path.read_text()  # the raw sequence never reaches the page
+    out = _chromium("--dump-dom", path.as_uri())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "<title>safe</title>" in out.stdout and "pwned" not in out.stdout.split("</head>")[0]
+    assert "<img src" not in out.stdout  # no element was injected
+    views = re.findall(r'<div id="circuits-vis-[^"]+"[^>]*>(.{0,400})', out.stdout)
+    assert views and all(">density</div>" in v for v in views)  # the views still mount
