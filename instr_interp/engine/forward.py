@@ -8,6 +8,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..hooks import hook_site
 from ..models import model_device
 from .batching import pad_id, pad_rows, plan_rows
 
@@ -68,7 +69,8 @@ def last_token_logits(
         raise _Stop
 
     rows = torch.arange(tokens.shape[0], device=tokens.device)
-    with prompt_positions(last), model.hooks(fwd_hooks=list(fwd_hooks) + [("ln_final.hook_out", grab)]):
+    final_norm = hook_site(model, "final_norm").name
+    with prompt_positions(last), model.hooks(fwd_hooks=list(fwd_hooks) + [(final_norm, grab)]):
         try:
             model(tokens, return_type=None)
         except _Stop:

@@ -21,6 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import compat
 from ..models import model_facts
 from ..results import load_result, save_result
 from .concepts import layer_groups, layer_label
@@ -77,8 +78,7 @@ def attention_norm_gain(model, layer: int) -> Float[Tensor, " d_model"]:
     (``cfg.rmsnorm_uses_offset``: Gemma). Checked against the norm module's own output.
     """
     ln = model.blocks[layer].ln1
-    module = getattr(ln, "original_component", ln)
-    return _norm_gain(module, bool(getattr(model.cfg, "rmsnorm_uses_offset", False)), f"blocks.{layer}.ln1")
+    return _norm_gain(compat.wrapped_module(ln), compat.rmsnorm_offset(model), f"blocks.{layer}.ln1")
 
 
 def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Float[Tensor, "head d_model d_head"]]:
@@ -99,8 +99,8 @@ def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Fl
     gain = attention_norm_gain(model, layer).to(w_q.device)
     w_q = w_q * gain[None, :, None]
     w_k = w_k * gain[None, :, None]
-    offset = bool(getattr(model.cfg, "rmsnorm_uses_offset", False))
-    original = getattr(attn, "original_component", attn)
+    offset = compat.rmsnorm_offset(model)
+    original = compat.wrapped_module(attn)
     for name, which in (("q_norm", "q"), ("k_norm", "k")):
         module = getattr(original, name, None)
         if module is not None:

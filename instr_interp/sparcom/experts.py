@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .. import compat
 from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
@@ -26,7 +27,7 @@ __all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_
 
 def _params(model, layer: int) -> dict[str, Tensor]:
     """The MoE block's parameters under their Hugging Face names (bridge wrappers removed)."""
-    return {k.replace("_original_component.", ""): v for k, v in model.blocks[layer].mlp.named_parameters()}
+    return compat.hf_parameters(model.blocks[layer].mlp)
 
 
 def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_model"]:

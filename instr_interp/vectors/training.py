@@ -33,6 +33,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import compat
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..models import BUNDLED, _convert, _offline, cache_dir
@@ -74,14 +75,10 @@ def hf_source(name: str) -> Path | str:
     return name
 
 
-def _unwrap(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _logits(base, hidden: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
     """The unembedding of selected hidden states (with Gemma's final soft-capping where set)."""
     logits = base.lm_head(hidden)
-    cap = getattr(base.config, "final_logit_softcapping", None)
+    cap = compat.hf_logit_softcap(base)
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits.float()
@@ -99,8 +96,8 @@ def response_loss(model, tokens, mask, labels):
     Equal to ``model(..., labels=labels).loss``, but the unembedding (262k rows on Gemma 3) runs on
     the response positions alone instead of every position.
     """
-    base = _unwrap(model)
-    hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+    base = compat.unwrap_peft(model)
+    hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     return _response_ce(base, hidden, labels)
 
 
@@ -177,7 +174,7 @@ def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " b
         positions: for each batch row, the position that receives the vector.
         scale: multiplier (0 registers no hook at all).
     """
-    layers = _unwrap(hf_model).model.layers
+    layers = compat.hf_decoder_layers(hf_model)
     handles = []
 
     def make(vec: Tensor):
@@ -204,8 +201,7 @@ def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " b
 @contextlib.contextmanager
 def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor, " batch"], store: dict):
     """Store each head's slice of the o_proj input at ``positions``: store[(layer, head)] = [batch, d_head]."""
-    base = _unwrap(hf_model)
-    n_heads = base.config.num_attention_heads
+    n_heads = compat.hf_n_heads(hf_model)
     handles = []
 
     def make(layer: int, wanted: list[int]):
@@ -224,7 +220,7 @@ def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor
         by_layer.setdefault(layer, []).append(head)
     try:
         for layer, wanted in by_layer.items():
-            handles.append(base.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(make(layer, wanted)))
+            handles.append(compat.hf_attention_out_proj(hf_model, layer).register_forward_pre_hook(make(layer, wanted)))
         yield
     finally:
         for handle in handles:
@@ -259,13 +255,13 @@ class _Guidance:
 
 def _guided_loss(model, g: _Guidance, tokens, mask, labels, regions, alpha: float) -> tuple[Tensor, dict]:
     """Cross-entropy plus the IV terms for one batch; returns the loss and its logged parts."""
-    base = _unwrap(model)
+    base = compat.unwrap_peft(model)
     last = last_prompt_positions(regions)
     rows = torch.arange(tokens.shape[0])
     new_heads: dict = {}
     with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
             _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads):
-        hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+        hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     ce = _response_ce(base, hidden, labels)
     parts = {"ce": ce.item(), "alpha": alpha if g.progressive else 0.0}
     loss = ce
