@@ -15,7 +15,7 @@ from ..models import model_facts
 __all__ = ["ablate_neurons", "mean_activations", "MeanActivation"]
 
 
-def _by_layer(neurons: Tensor, n_layers: int, d_mlp: int) -> dict[int, Tensor]:
+def _by_layer(neurons, n_layers: int, d_mlp: int) -> dict[int, Tensor]:
     neurons = check_units(neurons, (n_layers, d_mlp), names=("layer", "neuron"), what="neurons")
     return {int(layer): neurons[neurons[:, 0] == layer, 1] for layer in neurons[:, 0].unique().tolist()}
 

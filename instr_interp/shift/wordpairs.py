@@ -432,7 +432,7 @@ def model_word_pairs(
 
 def layer_word_pairs(model, layer: int, **kwargs) -> WordPairs:
     """:func:`model_word_pairs` for every head of one layer (same keyword arguments)."""
-    return model_word_pairs(model, layers=[layer], **kwargs)
+    return model_word_pairs(model, layers=[check_layer(model, layer)], **kwargs)
 
 
 def head_word_pairs(
@@ -456,7 +456,7 @@ def head_word_pairs(
         >>> wp.heads
         [(0, 1)]
     """
-    return model_word_pairs(model, layers=[layer], heads=[head], top_dims=top_dims, top_words=top_words,
+    return model_word_pairs(model, layers=[check_layer(model, layer)], heads=[head], top_dims=top_dims, top_words=top_words,
                             min_dims=min_dims, similarity=similarity, vocabulary=vocabulary, reference=reference,
                             z=z, progress=False)
 
