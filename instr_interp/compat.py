@@ -17,6 +17,7 @@ Examples:
     'llama'
 """
 
+import contextlib
 import copy
 import warnings
 
@@ -25,8 +26,11 @@ from torch import Tensor
 
 __all__ = [
     "architecture",
+    "attention_config",
+    "attention_window",
     "attn_implementation",
     "boot_bridge",
+    "drop_quantization",
     "generation_eos_ids",
     "has_hooks",
     "has_own_forward",
@@ -41,6 +45,7 @@ __all__ = [
     "is_native_norm",
     "moe_config",
     "n_kv_heads",
+    "name_tokenizer",
     "override_forward",
     "restore_forward",
     "rmsnorm_offset",
@@ -66,6 +71,27 @@ def boot_bridge(label: str, hf_model, tokenizer, device: torch.device, dtype: to
         return TransformerBridge.boot_transformers(
             label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
         )
+
+
+def name_tokenizer(tokenizer, name_or_path: str, *, adds_bos: bool | None = None, overwrite: bool = False) -> None:
+    """Record ``name_or_path`` (and whether the tokenizer adds BOS) where TransformerLens looks.
+
+    The bridge reloads a tokenizer by ``init_kwargs["name_or_path"]`` unless ``init_kwargs`` says it
+    already adds BOS; an in-memory tokenizer must carry both. ``overwrite=False`` keeps a name already set.
+    """
+    if overwrite:
+        tokenizer.init_kwargs["name_or_path"] = name_or_path
+    else:
+        tokenizer.init_kwargs.setdefault("name_or_path", name_or_path)
+    if adds_bos is not None:
+        tokenizer.init_kwargs["add_bos_token"] = adds_bos
+
+
+def drop_quantization(hf_model) -> None:
+    """Forget that a (dequantised) model was loaded quantised, so it saves as plain weights."""
+    hf_model.hf_quantizer = None
+    if hasattr(hf_model.config, "quantization_config"):
+        del hf_model.config.quantization_config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,6 +201,22 @@ def is_native_norm(module) -> bool:
             and (module.use_native_layernorm_autograd or getattr(module.config, "layer_norm_folding", False))
             and isinstance(module.original_component, torch.nn.Module)
             and not isinstance(module.original_component, torch.nn.Identity))
+
+
+def attention_window(hf_attention) -> int | None:
+    """The sliding-window width of a Hugging Face attention module (None: global attention)."""
+    return getattr(hf_attention, "sliding_window", None)
+
+
+@contextlib.contextmanager
+def attention_config(hf_attention, config):
+    """Run a Hugging Face attention module with another config (restored on exit)."""
+    saved = hf_attention.config
+    hf_attention.config = config
+    try:
+        yield hf_attention
+    finally:
+        hf_attention.config = saved
 
 
 def has_own_forward(module) -> bool:

@@ -116,9 +116,7 @@ def _convert(bundled: Bundled, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, config=config, dtype=torch.float32, **kwargs
     )
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    compat.drop_quantization(model)
     model.config.name_or_path = bundled.hf_name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{bundled.alias}-", dir=target.parent))
@@ -181,7 +179,7 @@ def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dt
     if dtype is not None:
         hf_model = hf_model.to(dtype)
     hf_model = hf_model.to(device).eval()
-    tokenizer.init_kwargs.setdefault("name_or_path", label)
+    compat.name_tokenizer(tokenizer, label)
     bridge = compat.boot_bridge(label, hf_model, tokenizer, device, hf_model.dtype)
     bridge.eval()
     bridge.instr_interp_name = label
@@ -293,10 +291,9 @@ def tiny_tokenizer(chat_template: bool = True):
     )
     if chat_template:
         tok.chat_template = TINY_CHAT_TEMPLATE
-    tok.init_kwargs["name_or_path"] = "instr-interp/tiny"
     # TransformerLens reloads a tokenizer by name unless it already adds BOS; say that it does
     # (encoding in this package never relies on the tokenizer adding BOS).
-    tok.init_kwargs["add_bos_token"] = True
+    compat.name_tokenizer(tok, "instr-interp/tiny", adds_bos=True, overwrite=True)
     return tok
 
 

@@ -57,19 +57,15 @@ def _hooked(module) -> bool:
 
 def _fused_forward(attn, config, causal: bool):
     hf_attn = compat.wrapped_module(attn)
-    window = getattr(hf_attn, "sliding_window", None)
+    window = compat.attention_window(hf_attn)
 
     def forward(hidden_states, *args, **kwargs):
         if causal and (window is None or hidden_states.shape[-2] <= window):
             # The mask is the plain causal triangle: let the kernel apply it (is_causal), as a plain
             # transformers forward without padding does; row i then never reads keys beyond i.
             kwargs["attention_mask"] = None
-        saved = hf_attn.config
-        hf_attn.config = config
-        try:
+        with compat.attention_config(hf_attn, config):
             out, weights = hf_attn(attn.hook_in(hidden_states), *args, **kwargs)
-        finally:
-            hf_attn.config = saved
         return attn.hook_out(out), weights
 
     return forward

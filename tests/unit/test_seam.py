@@ -11,7 +11,7 @@ import torch
 import instr_interp as ii
 from instr_interp import compat
 from instr_interp.hooks import ATTENTION_INNER_HOOKS, NORM_INNER_HOOKS
-from instr_interp.models import tiny_hf_model
+from instr_interp.models import tiny_hf_model, tiny_tokenizer
 
 PACKAGE = Path(ii.__file__).resolve().parent
 SEAM = {"compat.py", "hooks.py", "models.py"}  # may import transformer_lens
@@ -21,7 +21,8 @@ HOOK_NAMES = {"compat.py", "hooks.py"}  # may spell hook names
 INTERNAL_ATTRIBUTES = {
     "original_component", "_original_component", "original_model", "_forward_hooks", "_forward_pre_hooks",
     "_backward_hooks", "_attn_implementation", "_attn_implementation_internal", "_modules",
-    "boot_transformers", "boot_native", "hook_dict",
+    "boot_transformers", "boot_native", "hook_dict", "init_kwargs", "hf_quantizer", "quantization_config",
+    "sliding_window",
 }
 # A whole string literal that is a hook name: "hook_embed", "blocks.3.mlp.hook_post", "unembed.hook_in",
 # or the static parts of one built with an f-string ("blocks.", ".attn.hook_z").
@@ -156,3 +157,21 @@ def test_whole_model_hook_kinds_resolve_to_the_bridge_names():
     assert ii.hook_site(tiny, "unembed_in").name == "unembed.hook_in"
     assert [s.name for s in ii.hook_names(tiny, "final_norm")] == ["ln_final.hook_out"]
     assert ii.hook_site(tiny, "final_norm", 7).layer is None  # no layer: the argument is ignored
+
+
+def test_compat_tokenizer_names_quantization_and_attention_config():
+    tok = tiny_tokenizer()
+    compat.name_tokenizer(tok, "other")  # keeps the name already set
+    assert tok.init_kwargs["name_or_path"] == "instr-interp/tiny" and tok.init_kwargs["add_bos_token"] is True
+    compat.name_tokenizer(tok, "other", adds_bos=False, overwrite=True)
+    assert tok.init_kwargs["name_or_path"] == "other" and tok.init_kwargs["add_bos_token"] is False
+    plain = tiny_hf_model(seed=0)
+    plain.config.quantization_config = {"quant_method": "gguf"}
+    compat.drop_quantization(plain)
+    assert plain.hf_quantizer is None and not hasattr(plain.config, "quantization_config")
+    attn = plain.model.layers[0].self_attn
+    assert compat.attention_window(attn) is None
+    original, other = attn.config, compat.with_attn_implementation(attn.config, "eager")
+    with compat.attention_config(attn, other):
+        assert attn.config is other
+    assert attn.config is original
