@@ -176,8 +176,8 @@ def check_units(
         bad = [v for v in flat if not _is_int(v)]
         if bad:
             raise TypeError(f"{what} must hold integer indices; got {bad[0]!r} ({type(bad[0]).__name__}).")
-        tensor = torch.tensor([[int(v) for v in row] if isinstance(row, (list, tuple, Tensor)) else int(row)
-                               for row in units], dtype=torch.long) if len(units) else torch.zeros(
+        rows = [[int(v) for v in _flatten([row])] if _is_row(row) else int(row) for row in units]
+        tensor = torch.tensor(rows, dtype=torch.long) if rows else torch.zeros(
             (0, len(shape)) if len(shape) > 1 else (0,), dtype=torch.long)
     else:
         raise TypeError(f"{what} must be an integer tensor or a list of index tuples; got {type(units).__name__}.")
@@ -204,12 +204,16 @@ def check_units(
     return tensor
 
 
+def _is_row(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray)) or (isinstance(value, Tensor) and value.ndim > 0)
+
+
 def _flatten(values) -> list:
     out = []
     for v in values:
         if isinstance(v, (list, tuple)):
             out.extend(_flatten(v))
-        elif isinstance(v, Tensor) and v.ndim > 0:
+        elif isinstance(v, (Tensor, np.ndarray)) and v.ndim > 0:
             out.extend(list(v.reshape(-1)))
         else:
             out.append(v)

@@ -76,6 +76,8 @@ def test_check_units_accepts_exact_integer_indices():
     assert check_units([], (2, 8)).shape == (0, 2)
     assert check_units(torch.zeros(0, 2, dtype=torch.long), (2, 8)).shape == (0, 2)
     assert torch.equal(check_units([3, 1], (4,), names=("head",)), torch.tensor([3, 1]))
+    assert torch.equal(check_units([torch.tensor(3), np.int64(1)], (4,)), torch.tensor([3, 1]))
+    assert torch.equal(check_units([np.array([0, 3])], (2, 8)), torch.tensor([[0, 3]]))
 
 
 def test_check_units_rejects_anything_inexact():
