@@ -62,12 +62,15 @@ def boot_bridge(label: str, hf_model, tokenizer, device: torch.device, dtype: to
     """Wrap a loaded Hugging Face causal LM and its tokenizer in a TransformerLens bridge.
 
     ``TransformerBridge.boot_transformers`` makes no hub call when both are passed; the bridge wraps
-    ``hf_model``'s modules in place. Its loading chatter (warnings) is silenced as before.
+    ``hf_model``'s modules in place. Its loading chatter (``UserWarning``, ``RuntimeWarning``) is
+    silenced; deprecations (``DeprecationWarning``, ``FutureWarning``) pass through, so upstream churn
+    shows (the test suite turns them into errors).
     """
     from transformer_lens.model_bridge import TransformerBridge
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         return TransformerBridge.boot_transformers(
             label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
         )
