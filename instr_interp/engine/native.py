@@ -2,12 +2,14 @@
 modules wherever no hook looks inside them (see :mod:`instr_interp.engine.passes` for exactness)."""
 
 import contextlib
-import copy
 import ctypes
 import warnings
 from pathlib import Path
 
 import torch
+
+from .. import compat
+from ..hooks import ATTENTION_INNER_HOOKS, NORM_INNER_HOOKS
 
 __all__ = ["blas_reproducible", "check_blas", "native_forward"]
 
@@ -49,41 +51,28 @@ def check_blas(device: torch.device) -> None:
 # ---------------------------------------------------------------------------------------------
 # transformers' own modules where nothing looks inside them
 
-# Hook points that only the bridge's step-by-step attention fires. hook_q/k/v and hook_z live on the
-# projection bridges and fire on the fused path too, as do the attention's own hook_in/hook_out.
-_INSIDE_ATTENTION = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
-                     "hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in", "hook_result",
-                     "hook_hidden_states", "hook_q_normed", "hook_k_normed")
-_INSIDE_NORM = ("hook_scale", "hook_normalized")
-
-
 def _hooked(module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or getattr(module, "fwd_hooks", None) or getattr(module, "bwd_hooks", None))
+    return compat.has_hooks(module)
 
 
 def _fused_forward(attn, config, causal: bool):
-    hf_attn = attn.original_component
-    window = getattr(hf_attn, "sliding_window", None)
+    hf_attn = compat.wrapped_module(attn)
+    window = compat.attention_window(hf_attn)
 
     def forward(hidden_states, *args, **kwargs):
         if causal and (window is None or hidden_states.shape[-2] <= window):
             # The mask is the plain causal triangle: let the kernel apply it (is_causal), as a plain
             # transformers forward without padding does; row i then never reads keys beyond i.
             kwargs["attention_mask"] = None
-        saved = hf_attn.config
-        hf_attn.config = config
-        try:
+        with compat.attention_config(hf_attn, config):
             out, weights = hf_attn(attn.hook_in(hidden_states), *args, **kwargs)
-        finally:
-            hf_attn.config = saved
         return attn.hook_out(out), weights
 
     return forward
 
 
 def _native_norm_forward(norm):
-    hf_norm = norm.original_component
+    hf_norm = compat.wrapped_module(norm)
 
     def forward(hidden_states, **kwargs):
         x = norm.hook_in(hidden_states)
@@ -93,26 +82,18 @@ def _native_norm_forward(norm):
 
 
 def _attention_to_fuse(attn):
-    hf_attn = getattr(attn, "original_component", None)
-    config = getattr(hf_attn, "config", None)
-    if (config is None or getattr(config, "_attn_implementation", None) not in ("eager", "sdpa")
-            or any(_hooked(getattr(attn, name)) for name in _INSIDE_ATTENTION if hasattr(attn, name))):
+    hf_attn = compat.wrapped_module(attn)
+    config = getattr(hf_attn, "config", None) if hf_attn is not attn else None
+    if (config is None or compat.attn_implementation(config) not in ("eager", "sdpa")
+            or any(_hooked(getattr(attn, name)) for name in ATTENTION_INNER_HOOKS if hasattr(attn, name))):
         return None
-    fast = copy.copy(config)
-    fast._attn_implementation_internal = "sdpa"
-    return fast
+    return compat.with_attn_implementation(config, "sdpa")
 
 
 def _native_norm(module) -> bool:
-    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
-
     # Only bridges whose unhooked output already is the wrapped module's own output: the swap is
     # then exact. (The python-norm path computes differently, at rounding scale; it is left alone.)
-    return (isinstance(module, NormalizationBridge)
-            and (module.use_native_layernorm_autograd or getattr(module.config, "layer_norm_folding", False))
-            and isinstance(module.original_component, torch.nn.Module)
-            and not isinstance(module.original_component, torch.nn.Identity)
-            and not any(_hooked(getattr(module, name)) for name in _INSIDE_NORM))
+    return compat.is_native_norm(module) and not any(_hooked(getattr(module, name)) for name in NORM_INNER_HOOKS)
 
 
 @contextlib.contextmanager
@@ -144,18 +125,18 @@ def native_forward(model, *, causal: bool = False):
     try:
         for block in getattr(model, "blocks", []):
             attn = getattr(block, "attn", None)
-            if attn is None or "forward" in vars(attn):
+            if attn is None or compat.has_own_forward(attn):
                 continue
             fast = _attention_to_fuse(attn)
             if fast is not None:
-                object.__setattr__(attn, "forward", _fused_forward(attn, fast, causal))  # the bridge's own setattr forwards
+                compat.override_forward(attn, _fused_forward(attn, fast, causal))
                 patched.append(attn)
         for module in model.modules():
-            if "forward" not in vars(module) and _native_norm(module):
-                object.__setattr__(module, "forward", _native_norm_forward(module))
+            if not compat.has_own_forward(module) and _native_norm(module):
+                compat.override_forward(module, _native_norm_forward(module))
                 patched.append(module)
         yield len(patched)
     finally:
         for module in patched:
-            object.__delattr__(module, "forward")
+            compat.restore_forward(module)
 

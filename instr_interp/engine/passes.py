@@ -223,8 +223,8 @@ def run(
     every_site = [s for ss in sites.values() for s in ss]
     n_layers = model.cfg.n_layers
     # Stop right after the site that fires last (the unembedding and later layers never run).
-    last_site = max(every_site, key=lambda s: (n_layers if s.kind == "logits" else -1 if s.layer is None
-                                                else s.layer, FIRING_ORDER[s.kind]))
+    last_site = max(every_site, key=lambda s: (s.layer if s.layer is not None else -1 if s.kind == "embed"
+                                                else n_layers, FIRING_ORDER[s.kind]))
     stop_site = None if needs_logits else last_site
 
     rank, n_ranks = world()

@@ -7,6 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..checks import check_units
 from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
@@ -14,13 +15,8 @@ from ..models import model_facts
 __all__ = ["ablate_neurons", "mean_activations", "MeanActivation"]
 
 
-def _by_layer(neurons: Tensor, n_layers: int, d_mlp: int) -> dict[int, Tensor]:
-    neurons = torch.as_tensor(neurons, dtype=torch.long)
-    if neurons.ndim != 2 or neurons.shape[1] != 2:
-        raise ValueError(f"neurons must be a [n, 2] tensor of (layer, neuron); got shape {tuple(neurons.shape)}.")
-    if len(neurons) and (neurons[:, 0].min() < 0 or neurons[:, 0].max() >= n_layers
-                         or neurons[:, 1].min() < 0 or neurons[:, 1].max() >= d_mlp):
-        raise ValueError(f"neuron indices out of range for {n_layers} layers x {d_mlp} neurons.")
+def _by_layer(neurons, n_layers: int, d_mlp: int) -> dict[int, Tensor]:
+    neurons = check_units(neurons, (n_layers, d_mlp), names=("layer", "neuron"), what="neurons")
     return {int(layer): neurons[neurons[:, 0] == layer, 1] for layer in neurons[:, 0].unique().tolist()}
 
 

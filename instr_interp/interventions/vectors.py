@@ -14,6 +14,8 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+from .. import compat
+from ..checks import check_layer
 from ..engine.positions import prompt_positions
 from ..hooks import hook_site
 
@@ -101,7 +103,7 @@ def add_vector(
     _check_positions(positions)
     if last is not None and bool((torch.as_tensor(last) < 0).any()):
         raise ValueError(f"last= must hold non-negative positions; got {torch.as_tensor(last).tolist()}.")
-    site = hook_site(model, "resid_post", layer)
+    site = hook_site(model, "resid_post", check_layer(model, layer))
     declared = prompt_positions(model)
 
     def hook(resid, hook=None):
@@ -113,10 +115,6 @@ def add_vector(
 
     with model.hooks(fwd_hooks=[(site.name, hook)]):
         yield model
-
-
-def _unwrap(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 @contextlib.contextmanager
@@ -131,7 +129,7 @@ def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " b
         positions: for each batch row, the position that receives the vector (its last prompt token).
         scale: multiplier (0 registers no hook at all).
     """
-    layers = _unwrap(hf_model).model.layers
+    layers = compat.hf_decoder_layers(hf_model)
     handles = []
 
     def make(vec: Tensor):

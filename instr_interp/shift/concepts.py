@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..checks import check_layer, check_layers
 from ..hooks import is_moe
 from ..models import model_facts
 from ..results import Result
@@ -180,9 +181,7 @@ def down_projection(model, layer: int) -> Float[Tensor, "d_mlp d_model"]:
     For gated MLPs this is ``down_proj`` (the bridge's ``W_out``). MoE blocks have one per expert and
     are not supported here.
     """
-    n_layers = model.cfg.n_layers
-    if not -n_layers <= layer < n_layers:
-        raise ValueError(f"layer must be in [0, {n_layers}); got {layer}.")
+    layer = check_layer(model, layer)
     if is_moe(model):
         raise ValueError("ffn_concepts needs a dense MLP; this model routes tokens to experts (one down-projection "
                          "per expert). Analyse one expert's matrix yourself, or use a dense model.")
@@ -303,7 +302,7 @@ def ffn_concepts(
     """
     if n_components < 1 or top_words < 1 or label_words < 1:
         raise ValueError("n_components, top_words and label_words must be positive.")
-    layer = layer + model.cfg.n_layers if layer < 0 else layer
+    layer = check_layer(model, layer)
     w = down_projection(model, layer).double()
     centred = w - w.mean(dim=0, keepdim=True)
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
@@ -404,7 +403,7 @@ def concept_shares(
         ``level``), ``label``, ``count``, ``share`` (of the group's components), ``n_components``.
     """
     n_layers = model.cfg.n_layers
-    chosen = sorted(set(range(n_layers) if layers is None else [x + n_layers if x < 0 else x for x in layers]))
+    chosen = sorted(range(n_layers) if layers is None else check_layers(model, layers))
     vocab = _vocabulary(model, vocabulary)
     labels_by_layer = {}
     for layer in tqdm(chosen, desc="FFN concepts", disable=not progress):

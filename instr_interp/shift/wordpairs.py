@@ -21,6 +21,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import compat
+from ..checks import check_layer, check_layers, check_units
 from ..models import model_facts
 from ..results import Result
 from .concepts import layer_groups, layer_label
@@ -76,8 +78,7 @@ def attention_norm_gain(model, layer: int) -> Float[Tensor, " d_model"]:
     (``cfg.rmsnorm_uses_offset``: Gemma). Checked against the norm module's own output.
     """
     ln = model.blocks[layer].ln1
-    module = getattr(ln, "original_component", ln)
-    return _norm_gain(module, bool(getattr(model.cfg, "rmsnorm_uses_offset", False)), f"blocks.{layer}.ln1")
+    return _norm_gain(compat.wrapped_module(ln), compat.rmsnorm_offset(model), f"blocks.{layer}.ln1")
 
 
 def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Float[Tensor, "head d_model d_head"]]:
@@ -86,9 +87,7 @@ def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Fl
     Rows are scaled by :func:`attention_norm_gain`; key weights are repeated so that query head h gets
     KV head ``h // (n_heads // n_kv_heads)``; per-head q/k norm gains (Gemma 3) scale the columns.
     """
-    n_layers = model.cfg.n_layers
-    if not 0 <= layer < n_layers:
-        raise ValueError(f"layer must be in [0, {n_layers}); got {layer}.")
+    layer = check_layer(model, layer)
     facts = model_facts(model)
     attn = model.blocks[layer].attn
     w_q, w_k = attn.W_Q.detach().float(), attn.W_K.detach().float()
@@ -98,8 +97,8 @@ def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Fl
     gain = attention_norm_gain(model, layer).to(w_q.device)
     w_q = w_q * gain[None, :, None]
     w_k = w_k * gain[None, :, None]
-    offset = bool(getattr(model.cfg, "rmsnorm_uses_offset", False))
-    original = getattr(attn, "original_component", attn)
+    offset = compat.rmsnorm_offset(model)
+    original = compat.wrapped_module(attn)
     for name, which in (("q_norm", "q"), ("k_norm", "k")):
         module = getattr(original, name, None)
         if module is not None:
@@ -394,13 +393,6 @@ def _extract(model, layer_heads: dict[int, list[int]], ctx: _Context, top_dims: 
                      dim_energy=torch.cat([p[3] for p in parts]).float(), min_dims=min_dims, settings=settings)
 
 
-def _check_layer(model, layer: int) -> int:
-    n = model.cfg.n_layers
-    if not -n <= layer < n:
-        raise ValueError(f"layer must be in [0, {n}); got {layer}.")
-    return layer + n if layer < 0 else layer
-
-
 def model_word_pairs(
     model,
     *,
@@ -436,17 +428,16 @@ def model_word_pairs(
         :class:`WordPairs` for all analysed heads.
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    chosen = sorted({_check_layer(model, x) for x in (range(n_layers) if layers is None else layers)})
-    head_list = list(range(n_heads)) if heads is None else sorted(set(heads))
-    if any(not 0 <= h < n_heads for h in head_list):
-        raise ValueError(f"heads must be in [0, {n_heads}); got {head_list}.")
+    chosen = sorted(range(n_layers) if layers is None else check_layers(model, layers))
+    head_list = list(range(n_heads)) if heads is None else sorted(
+        check_units(list(heads), (n_heads,), names=("head",), what="heads").tolist())
     ctx = _context(model, vocabulary=vocabulary, similarity=similarity, reference=reference, z=z)
     return _extract(model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, progress)
 
 
 def layer_word_pairs(model, layer: int, **kwargs) -> WordPairs:
     """:func:`model_word_pairs` for every head of one layer (same keyword arguments)."""
-    return model_word_pairs(model, layers=[layer], **kwargs)
+    return model_word_pairs(model, layers=[check_layer(model, layer)], **kwargs)
 
 
 def head_word_pairs(
@@ -470,7 +461,7 @@ def head_word_pairs(
         >>> wp.heads
         [(0, 1)]
     """
-    return model_word_pairs(model, layers=[layer], heads=[head], top_dims=top_dims, top_words=top_words,
+    return model_word_pairs(model, layers=[check_layer(model, layer)], heads=[head], top_dims=top_dims, top_words=top_words,
                             min_dims=min_dims, similarity=similarity, vocabulary=vocabulary, reference=reference,
                             z=z, progress=False)
 

@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .. import compat
+from ..checks import check_fraction, check_units
 from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
@@ -27,7 +29,7 @@ __all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_
 
 def _params(model, layer: int) -> dict[str, Tensor]:
     """The MoE block's parameters under their Hugging Face names (bridge wrappers removed)."""
-    return {k.replace("_original_component.", ""): v for k, v in model.blocks[layer].mlp.named_parameters()}
+    return compat.hf_parameters(model.blocks[layer].mlp)
 
 
 def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_model"]:
@@ -251,6 +253,7 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
         :class:`ExpertSets`, or ``(ExpertSets, ExpertStats)`` with ``keep_stats``.
     """
     _check_weighting(weighting)  # before the pass, not after it
+    check_fraction(top)
     (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
                    padding_side=padding_side, progress=progress)
     stats = probe.result()
@@ -275,8 +278,7 @@ def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: L
         torch.Size([2, 2])
     """
     _check_weighting(weighting)
-    if not 0 < top <= 1:
-        raise ValueError(f"top must be a fraction in (0, 1], got {top}.")
+    check_fraction(top)
     n_rec, n_layers, n_exp = stats.expert_counts.shape
     k = max(1, math.floor(top * n_layers * n_exp))
     primary = stats.expert_counts if weighting == "binary" else stats.expert_weights
@@ -305,12 +307,7 @@ def ablate_experts(model, experts, *, renormalize: bool = False):
         renormalize: rescale each token's remaining top-k weights to their original sum.
     """
     facts = model_facts(model)
-    experts = torch.as_tensor(experts, dtype=torch.long)
-    if experts.ndim != 2 or experts.shape[1] != 2:
-        raise ValueError("experts must be a [n, 2] tensor of (layer, expert).")
-    if len(experts) and (experts[:, 0].max() >= facts.n_layers or experts[:, 1].max() >= facts.n_experts
-                         or experts.min() < 0):
-        raise ValueError(f"expert indices out of range for {facts.n_layers} layers x {facts.n_experts} experts.")
+    experts = check_units(experts, (facts.n_layers, facts.n_experts), names=("layer", "expert"), what="experts")
 
     def make(idx):
         def hook(weights, hook=None):

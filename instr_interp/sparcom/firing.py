@@ -8,6 +8,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..checks import check_index, check_layers
 from ..data.encoding import EncodedDataset, region_codes
 from ..engine import BatchContext, Probe
 from ..hooks import HookSite, hook_names
@@ -58,7 +59,7 @@ class NeuronFiring(Probe):
         self.regions = tuple(regions)
         self.per_record = per_record
         self.activation_sums = activation_sums
-        self.layers = None if layers is None else tuple(int(x) for x in layers)
+        self.layers = None if layers is None else tuple(check_index(x, what="layers entry") for x in layers)
 
     def config(self) -> dict:
         return {"probe": "NeuronFiring", "regions": list(self.regions), "per_record": self.per_record,
@@ -66,12 +67,12 @@ class NeuronFiring(Probe):
 
     def sites(self, model) -> list[HookSite]:
         kind = "mlp_pre" if model_facts(model).gated_mlp else "mlp_post"
-        return hook_names(model, kind, self.layers)
+        return hook_names(model, kind, None if self.layers is None else check_layers(model, self.layers))
 
     def setup(self, model, encoded: EncodedDataset, device: torch.device) -> None:
         facts = model_facts(model)
         self.model_name = facts.name
-        self.layer_list = list(range(facts.n_layers)) if self.layers is None else list(self.layers)
+        self.layer_list = list(range(facts.n_layers)) if self.layers is None else check_layers(model, self.layers)
         self._row = {layer: i for i, layer in enumerate(self.layer_list)}
         n, n_layers, d_mlp, n_cat = len(encoded), len(self.layer_list), facts.d_mlp, len(encoded.categories)
         self.encoded = encoded

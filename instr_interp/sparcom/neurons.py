@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..checks import check_fraction
 from ..engine import run
 from ..results import Result
 from .firing import FiringStats, NeuronFiring
@@ -279,8 +280,7 @@ def sets_from_firing(stats: FiringStats, *, top: float = 0.01, rule: Literal["po
     """ISN sets from firing statistics (see :func:`find_isns`)."""
     if stats.counts is None:
         raise ValueError("Per-record counts are needed; run NeuronFiring(per_record=True).")
-    if not 0 < top <= 1:
-        raise ValueError(f"top must be a fraction in (0, 1], got {top}.")
+    check_fraction(top)
     if rule not in ("pooled", "majority"):
         raise ValueError(f"Unknown rule {rule!r}; choose 'pooled' or 'majority'.")
     n_rec, n_layers, d_mlp = stats.counts.shape
@@ -352,6 +352,7 @@ def find_isns(
         >>> isn.category_sets["code"].shape
         torch.Size([12, 2])
     """
+    check_fraction(top)  # before the pass, not after it
     probe = NeuronFiring(regions, per_record=True, activation_sums=tie_break == "activation")
     (probe,) = run(model, data, [probe], batch_size=batch_size, padding_side=padding_side, progress=progress)
     stats = probe.result()

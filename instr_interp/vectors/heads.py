@@ -24,6 +24,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..checks import check_layers
 from ..engine import last_token_logits, map_rows, tokenize_prompts
 from ..hooks import hook_site
 from ..models import frozen, model_facts
@@ -185,10 +186,10 @@ def head_effects(
     if method not in ("exact", "atp"):
         raise ValueError(f"Unknown method {method!r}; choose 'exact' or 'atp'.")
     facts = model_facts(model)
+    layers = list(range(facts.n_layers)) if layers is None else check_layers(model, layers)
     if means is None:
         means, _ = head_means(model, task, shots=shots, seed=seed, progress=progress)
     check_means(model, means)
-    layers = list(range(facts.n_layers)) if layers is None else [int(x) % facts.n_layers for x in layers]
     prompts, pairs = corrupted_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
     ids = tokenize_prompts(model, prompts)
     targets = torch.tensor([answer_token(model, y) for _, y in pairs])

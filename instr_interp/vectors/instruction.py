@@ -18,6 +18,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..checks import check_layer, check_layers, check_units
 from ..interventions.vectors import add_vector
 from ..models import model_facts
 from ..results import Result
@@ -39,7 +40,7 @@ def vector_from_heads(
     """Sum over ``heads`` of the head's mean placed in its slot of the concatenated head outputs
     and multiplied by the output projection: ``sum W_O[layer, head] @ means[layer, head]`` (no bias)."""
     check_means(model, means)
-    heads = torch.as_tensor(heads, dtype=torch.long).reshape(-1, 2)
+    heads = check_units(heads, means.shape[:2], names=("layer", "head"), what="heads")
     w_o = model.W_O  # [layer head d_head d_model]
     vec = torch.zeros(w_o.shape[-1], dtype=torch.float64)
     with torch.no_grad():
@@ -175,7 +176,7 @@ def sweep_layers(
 ) -> pd.DataFrame:
     """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``scale * vector``
     added at the last prompt token after each candidate layer (for each scale, if several)."""
-    layers = range(model.cfg.n_layers) if layers is None else layers
+    layers = range(model.cfg.n_layers) if layers is None else check_layers(model, layers)
     scales = [scale] if isinstance(scale, (int, float)) else list(scale)
     rows = []
     grid = [(layer, s) for s in scales for layer in layers]
@@ -238,6 +239,11 @@ def instruction_vector(
         An :class:`InstructionVector`.
     """
     facts = model_facts(model)
+    layer = None if layer is None else check_layer(model, layer)  # before any pass
+    if candidate_layers is not None:
+        check_layers(model, candidate_layers, what="candidate_layers")
+    if heads is not None:
+        heads = check_units(heads, (facts.n_layers, facts.n_heads), names=("layer", "head"), what="heads")
     do_sweep = layer is None and sweep
     train, val = task.split(seed, n_val) if do_sweep else (task, None)
     n_correct = None
@@ -260,11 +266,7 @@ def instruction_vector(
         )
         chosen = top_heads(effects, k)
     else:
-        chosen = torch.as_tensor(heads, dtype=torch.long).reshape(-1, 2)
-        if len(chosen) and (
-            chosen[:, 0].max() >= facts.n_layers or chosen[:, 1].max() >= facts.n_heads or chosen.min() < 0
-        ):
-            raise ValueError(f"heads out of range for {facts.n_layers} layers x {facts.n_heads} heads.")
+        chosen = heads
         effects = torch.full((facts.n_layers, facts.n_heads), float("nan"))
     vector = vector_from_heads(model, means, chosen)
     table, scale = None, 1.0
@@ -284,7 +286,7 @@ def instruction_vector(
         layer, scale = int(best["layer"]), float(best["scale"])
     elif layer is None:
         layer = facts.n_layers // 3
-    layer = int(layer) % facts.n_layers
+    layer = check_layer(model, int(layer))
     settings = {
         "k": len(chosen),
         "method": method if heads is None else "given heads",

@@ -37,6 +37,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import compat
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..interventions.vectors import iv_addition
@@ -117,14 +118,10 @@ def hf_source(name: str) -> Path | str:
     return name
 
 
-def _unwrap(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def _logits(base, hidden: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
     """The unembedding of selected hidden states (with Gemma's final soft-capping where set)."""
     logits = base.lm_head(hidden)
-    cap = getattr(base.config, "final_logit_softcapping", None)
+    cap = compat.hf_logit_softcap(base)
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits.float()
@@ -142,8 +139,8 @@ def response_loss(model, tokens, mask, labels):
     Equal to ``model(..., labels=labels).loss``, but the unembedding (262k rows on Gemma 3) runs on
     the response positions alone instead of every position.
     """
-    base = _unwrap(model)
-    hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+    base = compat.unwrap_peft(model)
+    hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     return _response_ce(base, hidden, labels)
 
 
@@ -215,8 +212,7 @@ def _top_heads(guidance) -> list[tuple[int, int]]:
 @contextlib.contextmanager
 def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor, " batch"], store: dict):
     """Store each head's slice of the o_proj input at ``positions``: store[(layer, head)] = [batch, d_head]."""
-    base = _unwrap(hf_model)
-    n_heads = base.config.num_attention_heads
+    n_heads = compat.hf_n_heads(hf_model)
     handles = []
 
     def make(layer: int, wanted: list[int]):
@@ -235,7 +231,7 @@ def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor
         by_layer.setdefault(layer, []).append(head)
     try:
         for layer, wanted in by_layer.items():
-            handles.append(base.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(make(layer, wanted)))
+            handles.append(compat.hf_attention_out_proj(hf_model, layer).register_forward_pre_hook(make(layer, wanted)))
         yield
     finally:
         for handle in handles:
@@ -271,12 +267,12 @@ class _Guidance:
 def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) -> tuple[Tensor, dict]:
     """Cross-entropy plus the IV terms for one batch (``last``: each row's last prompt position as the
     encoding records it, ``EncodedBatch.last_prompt``); returns the loss and its logged parts."""
-    base = _unwrap(model)
+    base = compat.unwrap_peft(model)
     rows = torch.arange(tokens.shape[0])
     new_heads: dict = {}
     with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
             _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads):
-        hidden = base.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+        hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     ce = _response_ce(base, hidden, labels)
     parts = {"ce": ce.item(), "alpha": alpha if g.progressive else 0.0}
     loss = ce
