@@ -105,6 +105,12 @@ def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
         raise ValueError(f"Hook site {kind!r} needs a layer in [0, {n_layers}); got {layer!r}.")
     elif layer < 0:
         layer += n_layers
+    if kind in _ROUTER_KINDS and not is_moe(model):
+        raise ValueError(
+            f"{_architecture(model)} is a dense model: it has no router, so there is no {kind!r} site "
+            "(on dense MLPs 'blocks.L.mlp.gate' is the gate projection, not a router). Router sites exist "
+            "only on MoE models."
+        )
     if kind in _NEURON_KINDS and is_moe(model):
         raise ValueError(
             f"{_architecture(model)} has MoE blocks: blocks.L.mlp.hook_pre/hook_post carry the d_model-wide "

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .dataset import InstructionDataset, InstructionRecord, load_instructions
 
-__all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode", "format_prompt", "pad_id"]
+__all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode", "format_prompt", "pad_id", "region_codes", "region_names"]
 
 Format = Literal["auto", "chat", "alpaca", "plain"]
 PaddingSide = Literal["left", "right"]
@@ -38,13 +38,24 @@ REGION_NAMES = {r.name.lower(): r for r in Region}
 ALPACA = ("### Instruction:\n", "\n\n### Input:\n", "\n\n### Response:\n")
 
 
-def region_codes(regions: str | Iterable[str]) -> tuple[int, ...]:
-    """Names (``"instruction"``, ``"input"``, ...) to region codes, with a clear error."""
+def region_names(regions: str | Iterable[str]) -> tuple[str, ...]:
+    """Validated region names as a tuple; one name given as a plain string is one region (never its
+    characters).
+
+    Examples:
+        >>> region_names("instruction"), region_names(["instruction", "input"])
+        (('instruction',), ('instruction', 'input'))
+    """
     names = (regions,) if isinstance(regions, str) else tuple(regions)
     unknown = [n for n in names if n not in REGION_NAMES]
     if unknown or not names:
         raise ValueError(f"Unknown regions {unknown or names}; choose from {sorted(REGION_NAMES)}.")
-    return tuple(int(REGION_NAMES[n]) for n in names)
+    return names
+
+
+def region_codes(regions: str | Iterable[str]) -> tuple[int, ...]:
+    """Names (``"instruction"``, ``"input"``, ...) to region codes, with a clear error."""
+    return tuple(int(REGION_NAMES[n]) for n in region_names(regions))
 
 
 @dataclass(frozen=True)

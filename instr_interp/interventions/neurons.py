@@ -8,6 +8,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..checks import check_units
+from ..data.encoding import region_names
 from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
@@ -67,7 +68,7 @@ class MeanActivation(Probe):
 
     def __init__(self, regions=("instruction", "input")):
         super().__init__()
-        self.regions = tuple(regions)
+        self.regions = region_names(regions)
 
     def sites(self, model) -> list[HookSite]:
         return hook_names(model, "mlp_post")

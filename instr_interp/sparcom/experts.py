@@ -18,8 +18,9 @@ from torch import Tensor
 
 from .. import compat
 from ..checks import check_fraction, check_units
+from ..data.encoding import region_names
 from ..engine import BatchContext, Probe, run
-from ..hooks import HookSite, hook_names, hook_site
+from ..hooks import HookSite, hook_names, hook_site, is_moe
 from ..models import model_facts
 from ..results import Result
 from .neurons import NeuronSets, top_neurons
@@ -50,7 +51,7 @@ class ExpertFiring(Probe):
 
     def __init__(self, regions=("instruction", "input"), *, neurons: bool = True):
         super().__init__()
-        self.regions = tuple(regions)
+        self.regions = region_names(regions)
         self.neurons = neurons
 
     def config(self) -> dict:
@@ -254,6 +255,9 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     """
     _check_weighting(weighting)  # before the pass, not after it
     check_fraction(top)
+    if not is_moe(model):
+        raise ValueError(f"find_ises needs an MoE model (experts and a router); {model_facts(model).name!r} is "
+                         "dense. Use find_isns for the neurons of a dense model.")
     (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
                    padding_side=padding_side, progress=progress)
     stats = probe.result()

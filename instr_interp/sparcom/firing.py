@@ -9,7 +9,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..checks import check_index, check_layers
-from ..data.encoding import EncodedDataset, region_codes
+from ..data.encoding import EncodedDataset, region_names
 from ..engine import BatchContext, Probe
 from ..hooks import HookSite, hook_names
 from ..models import model_facts
@@ -55,8 +55,7 @@ class NeuronFiring(Probe):
     def __init__(self, regions: Sequence[str] = ("instruction", "input"), *, per_record: bool = True,
                  activation_sums: bool = False, layers: Sequence[int] | None = None):
         super().__init__()
-        region_codes(regions)  # validate early
-        self.regions = tuple(regions)
+        self.regions = region_names(regions)
         self.per_record = per_record
         self.activation_sums = activation_sums
         self.layers = None if layers is None else tuple(check_index(x, what="layers entry") for x in layers)

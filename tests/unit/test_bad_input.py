@@ -1,0 +1,32 @@
+"""Bad options are refused up front, before any forward, with messages that say what to do."""
+
+import pytest
+
+import instr_interp as ii
+
+
+def test_router_sites_do_not_exist_on_dense_models(tiny):
+    with pytest.raises(ValueError, match="is a dense model: it has no router, so there is no 'router_logits' site"):
+        ii.hook_site(tiny, "router_logits", 0)
+    moe = ii.tiny_model(moe="mixtral")
+    assert ii.hook_site(moe, "router_logits", 0).name == "blocks.0.mlp.gate.hook_out"
+
+
+def test_find_ises_on_a_dense_model_says_so(tiny, small_data):
+    with pytest.raises(ValueError, match="find_ises needs an MoE model.*Use find_isns"):
+        ii.find_ises(tiny, small_data, progress=False)
+
+
+def test_a_bare_string_is_one_region(tiny, small_data):
+    as_string = ii.find_isns(tiny, small_data[:6], regions="instruction", top=0.05, progress=False)
+    as_tuple = ii.find_isns(tiny, small_data[:6], regions=("instruction",), top=0.05, progress=False)
+    for cat in as_tuple.category_sets:
+        assert as_string.category_sets[cat].equal(as_tuple.category_sets[cat])
+    with pytest.raises(ValueError, match="Unknown regions"):
+        ii.NeuronFiring(regions="instructions")
+
+
+def test_top_must_be_a_fraction_not_a_bool(tiny, small_data):
+    for top in (True, 0, 1.5, -0.1):
+        with pytest.raises((TypeError, ValueError)):
+            ii.find_isns(tiny, small_data[:6], top=top, progress=False)
