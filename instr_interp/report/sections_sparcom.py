@@ -89,10 +89,12 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
         f"Each instruction's {short} are the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of "
         f"{sets.n_neurons:,}) that {chosen}. Cells show "
         f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
-        f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
-        f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
-        f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
-        f"{test['statistic']:.3f}.{tie_note}"
+        + (f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
+           f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
+           f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
+           f"{test['statistic']:.3f}."
+           if not test.get("note") else f"No overlap test: {test['note']}.")
+        + tie_note
     )
     per_cat = pd.DataFrame([{"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
                             for c, v in test["per_category"].items()])
@@ -122,29 +124,32 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
 
 
 def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None, *,
-                          strong_ratio: float = 2.0) -> Section:
+                          alpha: float = 0.05) -> Section:
     """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units.
 
     Args:
         frame: :func:`~instr_interp.sparcom.ablation.critical_role`'s frame.
         n_records: how many records were scored.
         sets: the ablated sets (names the unit); ``None`` for ISNs.
-        strong_ratio: a category counts as strongly affected when its own-category rise is at least
-            this many times the random rise (see :func:`~instr_interp.sparcom.ablation.critical_role_summary`).
+        alpha: a category counts as above random when its own-category rise exceeds the random rise
+            with a one-sided p-value below ``alpha`` (see
+            :func:`~instr_interp.sparcom.ablation.critical_role_summary`).
     """
     unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
     how = ("after the activation function" if unit == "neuron"
            else "their routing weights, so the tokens lose those experts' contributions")
-    summary = critical_role_summary(frame, strong_ratio=strong_ratio)
-    strong = summary["strong"]
-    times = {2.0: "twice"}.get(float(strong_ratio), f"{strong_ratio:g} times")
+    summary = critical_role_summary(frame, alpha=alpha)
+    above, tested = summary["above_random"], summary["tested"]
+    untested = len(frame) - tested
     reading = (
         f"Zeroing a category's {short} ({how}) and scoring the reference responses of "
         f"{n_records} held-in instructions: the mean NLL rise on the category itself, on the other categories, "
         f"and when as many random {unit}s are zeroed with the same count per layer (mean of several seeds). "
-        f"The own-category rise is at least {times} the random rise for {len(strong)} of {len(frame)} categories"
-        f"{' (' + ', '.join(strong) + ')' if strong else ''}; p-values are one-sided Wilcoxon signed-rank tests "
-        f"over records ({short} ablation vs random ablation). Specificity is another matter: the own-category rise "
+        f"The own-category rise exceeds the random rise (p < {alpha:g}, one-sided Wilcoxon signed-rank test over "
+        f"records, {short} ablation vs random ablation; the table's excess is the difference in nats/token) for "
+        f"{len(above)} of the {tested} categories with a defined test{' (' + ', '.join(above) + ')' if above else ''}"
+        + (f"; for {untested} the test is undefined (see test_note)" if untested else "")
+        + f". Specificity is another matter: the own-category rise "
         f"exceeds the rise on the other categories for {summary['specific']} of "
         f"{len(frame)} categories (mean {summary['mean_own']:.2f} vs {summary['mean_others']:.2f} nats), "
         f"as much of each set is shared with the other categories (see the general {unit}s)."

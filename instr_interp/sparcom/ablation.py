@@ -35,8 +35,10 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
 
     Columns: ``baseline`` (mean NLL on C), ``rise_own`` (on C), ``rise_others`` (mean over the other
     categories' records), ``rise_random`` (zeroing random neurons with the same per-layer counts, mean
-    over ``seeds``), ``ratio`` = rise_own / rise_random, and ``p_value`` of a one-sided Wilcoxon
-    signed-rank test that per-record NLL under ISN ablation exceeds that under random ablation.
+    over ``seeds``), ``excess`` = rise_own − rise_random (nats/token; a difference, never a ratio,
+    whose denominator could be ≤ 0), ``p_value`` of a one-sided Wilcoxon signed-rank test that
+    per-record NLL under ISN ablation exceeds that under random ablation, and ``test_note``: why the
+    p-value is NaN when the test is undefined (fewer than 2 records, or every difference 0).
     """
     from scipy.stats import wilcoxon
 
@@ -64,47 +66,55 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
                                   .set_index("id")["nll"])
         random_mean = pd.concat(random_nll, axis=1).mean(axis=1)
         diff = (abl.loc[own_ids, "nll"] - random_mean.loc[own_ids]).to_numpy()
-        p_value = float(wilcoxon(diff, alternative="greater").pvalue) if np.any(diff != 0) else 1.0
+        p_value, note = float("nan"), ""
+        if len(diff) < 2:
+            note = f"undefined: {len(diff)} record(s) in the category"
+        elif not np.any(diff != 0):
+            note = "undefined: every record's NLL is the same under both ablations"
+        else:
+            p_value = float(wilcoxon(diff, alternative="greater").pvalue)
         rise_random = float((random_mean.loc[own_ids] - base.loc[own_ids, "nll"]).mean())
         rows.append({
             "category": cat, "n_units": len(neurons), "baseline": float(base.loc[own_ids, "nll"].mean()),
             "rise_own": float(rise.loc[own_ids].mean()),
             "rise_others": float(rise.drop(own_ids).mean()) if len(rise) > len(own_ids) else float("nan"),
             "rise_random": rise_random,
-            "ratio": float(rise.loc[own_ids].mean()) / rise_random if rise_random > 0 else float("inf"),
-            "p_value": p_value,
+            "excess": float(rise.loc[own_ids].mean()) - rise_random,
+            "p_value": p_value, "test_note": note,
         })
     return pd.DataFrame(rows)
 
 
-def critical_role_summary(frame: pd.DataFrame, *, strong_ratio: float = 2.0) -> dict:
+def critical_role_summary(frame: pd.DataFrame, *, alpha: float = 0.05) -> dict:
     """What a :func:`critical_role` frame says over all categories.
 
     Args:
         frame: the frame of :func:`critical_role`.
-        strong_ratio: a category is ``strong`` when its own-category rise is at least this many times
-            the random rise (``ratio >= strong_ratio``).
+        alpha: a category is ``above_random`` when its own-category rise exceeds the random rise
+            (``excess > 0``) with a defined one-sided Wilcoxon p-value below ``alpha``.
 
     Returns:
-        A dict: ``strong`` (those categories, in frame order), ``specific`` (how many categories rise
-        more on themselves than on the other categories), ``mean_own`` and ``mean_others`` (mean over
-        categories of ``rise_own`` and ``rise_others``; NaN rows left out) and ``strong_ratio``.
+        A dict: ``above_random`` (those categories, in frame order), ``tested`` (how many categories
+        have a defined test), ``specific`` (how many categories rise more on themselves than on the
+        other categories), ``mean_own`` and ``mean_others`` (mean over categories of ``rise_own`` and
+        ``rise_others``; NaN rows left out) and ``alpha``.
 
     Examples:
         >>> import pandas as pd
-        >>> f = pd.DataFrame({"category": ["a", "b"], "rise_own": [0.5, 0.1], "rise_others": [0.2, 0.3],
-        ...                   "ratio": [3.0, 1.0]})
+        >>> f = pd.DataFrame({"category": ["a", "b", "c"], "rise_own": [0.5, 0.1, 0.2], "rise_others": [0.2, 0.3, 0.1],
+        ...                   "excess": [0.3, -0.1, 0.1], "p_value": [0.01, 0.9, float("nan")]})
         >>> s = critical_role_summary(f)
-        >>> s["strong"], s["specific"], round(s["mean_own"], 2)
-        (['a'], 1, 0.3)
+        >>> s["above_random"], s["tested"], s["specific"], round(s["mean_own"], 2)
+        (['a'], 2, 2, 0.27)
     """
-    need = {"category", "rise_own", "rise_others", "ratio"}
+    need = {"category", "rise_own", "rise_others", "excess", "p_value"}
     if not need <= set(frame.columns):
         raise ValueError(f"frame needs columns {sorted(need)} (from critical_role); got {list(frame.columns)}.")
-    return {"strong": frame[frame["ratio"] >= strong_ratio]["category"].tolist(),
+    above = (frame["excess"] > 0) & (frame["p_value"] < alpha)
+    return {"above_random": frame[above]["category"].tolist(), "tested": int(frame["p_value"].notna().sum()),
             "specific": int((frame["rise_own"] > frame["rise_others"]).sum()),
             "mean_own": float(frame["rise_own"].mean()), "mean_others": float(frame["rise_others"].mean()),
-            "strong_ratio": strong_ratio}
+            "alpha": alpha}
 
 
 def plot_critical_role(frame: pd.DataFrame, unit: str = "ISNs"):

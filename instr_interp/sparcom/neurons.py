@@ -166,13 +166,24 @@ class NeuronSets(Result):
         """Is same-category overlap larger than cross-category overlap? Shuffles category labels.
 
         Statistic: mean pairwise Jaccard over same-category pairs minus over cross-category pairs.
-        Returns the observed statistic, the permutation p-value (one-sided) and per-category
-        diagonal vs mean off-diagonal values.
+        Returns the observed statistic, the permutation p-value (one-sided), ``n_permutations``,
+        per-category diagonal vs mean off-diagonal values, and ``note``. When the test is undefined
+        (no category with two instructions, or a single category) the statistic and p-value are NaN
+        and ``note`` says why.
         """
+        if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 1:
+            raise ValueError(f"n_permutations must be a positive integer, got {n_permutations!r}.")
         ids = list(self.instruction_sets)
         labels = np.array([self.record_categories[i] for i in ids])
         jac = self.pairwise_jaccard().numpy()
         off = ~np.eye(len(ids), dtype=bool)
+        same_pairs = int(((labels[:, None] == labels[None, :]) & off).sum())
+        cross_pairs = int((labels[:, None] != labels[None, :]).sum())
+        if not same_pairs or not cross_pairs:
+            why = ("no category has two instructions" if not same_pairs else "all instructions share one category")
+            return {"statistic": float("nan"), "p_value": float("nan"), "n_permutations": n_permutations,
+                    "per_category": {}, "note": f"undefined: {why}, so same- and cross-category overlap cannot "
+                    "both be measured"}
 
         def stat(lab):
             same = (lab[:, None] == lab[None, :]) & off
@@ -185,7 +196,7 @@ class NeuronSets(Result):
         per_category = {c: {"same": float(table.loc[c, c]),
                              "cross": float(table.loc[c].drop(c).mean())} for c in table.index}
         return {"statistic": float(observed), "p_value": float((1 + (null >= observed).sum()) / (1 + n_permutations)),
-                "n_permutations": n_permutations, "per_category": per_category}
+                "n_permutations": n_permutations, "per_category": per_category, "note": ""}
 
     def layer_distribution(self) -> pd.DataFrame:
         """ISNs per layer per category: ``count`` and ``share`` (of that category's set)."""

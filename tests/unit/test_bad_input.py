@@ -30,3 +30,16 @@ def test_top_must_be_a_fraction_not_a_bool(tiny, small_data):
     for top in (True, 0, 1.5, -0.1):
         with pytest.raises((TypeError, ValueError)):
             ii.find_isns(tiny, small_data[:6], top=top, progress=False)
+
+
+def test_permutation_test_is_undefined_with_one_instruction_per_category(tiny, small_data):
+    from instr_interp.report.sections_sparcom import isn_sections
+
+    one = ii.find_isns(tiny, small_data.sample(per_category=1, seed=0), top=0.05, progress=False)
+    test = one.permutation_test(n_permutations=50)
+    assert test["statistic"] != test["statistic"] and test["p_value"] != test["p_value"]  # NaN, not a p-value
+    assert test["note"].startswith("undefined: no category has two instructions")
+    reading = isn_sections(one, test)[0].reading
+    assert "No overlap test: undefined" in reading and "p = " not in reading and " of 6 categories" not in reading
+    with pytest.raises(ValueError, match="n_permutations"):
+        one.permutation_test(n_permutations=0)

@@ -165,10 +165,11 @@ def test_critical_role_summary_by_hand():
     from instr_interp.sparcom.ablation import critical_role_summary
 
     frame = pd.DataFrame({"category": ["a", "b", "c"], "rise_own": [0.4, 0.2, 0.05],
-                          "rise_others": [0.1, 0.3, float("nan")], "ratio": [2.0, 5.0, 1.5]})
+                          "rise_others": [0.1, 0.3, float("nan")], "excess": [0.2, 0.1, -0.01],
+                          "p_value": [0.01, 0.04, float("nan")]})
     s = critical_role_summary(frame)
-    assert s["strong"] == ["a", "b"] and s["specific"] == 1  # NaN compares False
+    assert s["above_random"] == ["a", "b"] and s["tested"] == 2 and s["specific"] == 1  # NaN compares False
     assert s["mean_own"] == pytest.approx((0.4 + 0.2 + 0.05) / 3) and s["mean_others"] == pytest.approx(0.2)
-    assert critical_role_summary(frame, strong_ratio=3)["strong"] == ["b"]
+    assert critical_role_summary(frame, alpha=0.02)["above_random"] == ["a"]
     with pytest.raises(ValueError, match="critical_role"):
-        critical_role_summary(frame.drop(columns=["ratio"]))
+        critical_role_summary(frame.drop(columns=["excess"]))
