@@ -44,9 +44,16 @@ class ResponseNLL(Probe):
     def result(self) -> pd.DataFrame:
         enc = self.encoded
         nll, tokens = self.state["nll"].cpu(), self.state["tokens"].cpu()
+        empty = [enc.records[i].id for i in (tokens == 0).nonzero().flatten().tolist()]
+        if empty:
+            raise ValueError(
+                f"{len(empty)} record(s) have no response token left to score {empty[:5]} (the encoding's "
+                "max_length cut the response off); their NLL is undefined. Encode with a larger max_length "
+                "or drop them."
+            )
         return pd.DataFrame({
             "id": [r.id for r in enc.records], "category": [r.category for r in enc.records],
-            "response_tokens": tokens.numpy(), "nll": (nll / tokens.clamp(min=1)).numpy(),
+            "response_tokens": tokens.numpy(), "nll": (nll / tokens).numpy(),
         })
 
 

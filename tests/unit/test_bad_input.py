@@ -43,3 +43,13 @@ def test_permutation_test_is_undefined_with_one_instruction_per_category(tiny, s
     assert "No overlap test: undefined" in reading and "p = " not in reading and " of 6 categories" not in reading
     with pytest.raises(ValueError, match="n_permutations"):
         one.permutation_test(n_permutations=0)
+
+
+def test_a_response_truncated_to_nothing_is_an_error_not_nll_zero(tiny, small_data):
+    recs = small_data[:3]
+    enc = ii.encode(recs, tiny.tokenizer, with_response=True)
+    cut = min(e.prompt_length for e in enc)  # every response cut off
+    with pytest.warns(UserWarning, match="truncated"):
+        short = ii.encode(recs, tiny.tokenizer, with_response=True, max_length=cut)
+    with pytest.raises(ValueError, match=r"3 record\(s\) have no response token left to score"):
+        ii.response_nll(tiny, short, progress=False)
