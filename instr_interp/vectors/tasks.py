@@ -20,6 +20,7 @@ last prompt position of each row.
 
 import json
 import random
+import warnings
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import Literal
@@ -36,6 +37,7 @@ __all__ = [
     "Task",
     "TaskScore",
     "answer_token",
+    "shared_first_tokens",
     "evaluate_task",
     "icl_task",
 ]
@@ -193,6 +195,22 @@ def _tokenizer(model_or_tokenizer):
     return getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
 
 
+def shared_first_tokens(model_or_tokenizer, task: Task) -> dict[int, list[str]]:
+    """Answers of ``task`` whose first answer token (:func:`answer_token`) is shared with another
+    answer, by that token: first-token accuracy cannot tell them apart.
+
+    Examples:
+        >>> from instr_interp import tiny_model
+        >>> t = Task(name="n", instruction="Spell it.", pairs=[("20", "twenty"), ("21", "twenty-one"), ("3", "three")])
+        >>> sorted(shared_first_tokens(tiny_model(), t).values())  # byte-level: ' t...' all start with ' '
+        [['twenty', 'twenty-one', 'three']]
+    """
+    by_token: dict[int, list[str]] = {}
+    for y in dict.fromkeys(y for _, y in task.pairs):
+        by_token.setdefault(answer_token(model_or_tokenizer, y), []).append(y)
+    return {tid: ys for tid, ys in by_token.items() if len(ys) > 1}
+
+
 def answer_token(model_or_tokenizer, y: str) -> int:
     """The first token of the answer ``" " + y`` (the token the model must predict after ``"A:"``)."""
     ids = _tokenizer(model_or_tokenizer)(" " + y, add_special_tokens=False)["input_ids"]
@@ -345,6 +363,15 @@ def evaluate_task(
     tok = model.tokenizer
     ids = tokenize_prompts(model, prompts)
     targets = torch.tensor([answer_token(tok, y) for _, y in pairs])
+    shared = shared_first_tokens(tok, task)
+    if shared:
+        warnings.warn(
+            f"Task {task.name!r}: {sum(map(len, shared.values()))} answers share a first token with another "
+            f"answer under this tokenizer (e.g. {next(iter(shared.values()))[:3]}), so first-token accuracy counts "
+            "a wrong answer with the same first token as right. Use answers that differ in their first token "
+            "(as the built-in tasks do for the bundled tokenizers), or read exact_match (max_new_tokens > 0).",
+            stacklevel=2,
+        )
 
     def score(rows, tokens, last):
         with torch.inference_mode():

@@ -23,6 +23,21 @@ def test_answers_start_with_a_space_prefixed_token(smol):
             assert first.startswith(" ") and len(first) > 1, (name, y, first)
 
 
+def test_no_built_in_task_has_answers_sharing_a_first_token():
+    """First-token accuracy counts a wrong answer with the same first token as right; the built-in
+    tasks avoid such pairs for both bundled tokenizers (Gemma's is read from the converted cache)."""
+    from transformers import AutoTokenizer
+
+    from instr_interp.vectors.tasks import shared_first_tokens
+
+    ii.load_model("gemma-3-270m", device="cpu")  # converts once if needed
+    tokenizers = {"smollm2": AutoTokenizer.from_pretrained(ii.cache_dir() / "smollm2-135m-instruct"),
+                  "gemma": AutoTokenizer.from_pretrained(ii.cache_dir() / "gemma-3-270m")}
+    for label, tok in tokenizers.items():
+        for name in ICL_TASKS:
+            assert not shared_first_tokens(tok, icl_task(name)), (label, name)
+
+
 def test_gqa_z_shape_and_few_shot_beats_zero_shot(smol):
     seen = {}
     smol.run_with_hooks(
