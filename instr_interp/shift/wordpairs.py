@@ -9,24 +9,27 @@ ranked by ``sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2``; in each top dimension, the to
 ``|H_Q[:, d]|`` and by ``|H_K[:, d]|`` form candidate pairs (q, k), kept when the words are related,
 ``H_Q[q,d] H_K[k,d] > 0`` and ``q != k``. A head knows a pair when it appears in more than one of its
 top dimensions.
+
+This module reads the weights and extracts the pairs, and compares instruction verbs before and after
+tuning; the relatedness judge is in :mod:`~instr_interp.shift.similarity` and the :class:`WordPairs`
+result in :mod:`~instr_interp.shift.wordpair_results` (both importable from here too).
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import compat
 from ..checks import check_layer, check_layers, check_units
 from ..models import model_facts
-from ..results import Result
 from .concepts import layer_groups, layer_label
-from .vocabulary import INSTRUCTION_VERBS, WordVectors, frequent_words, general_verbs, word_vectors
+from .similarity import EmbeddingSimilarity, Similarity, _Context, _context, relatedness_thresholds
+from .vocabulary import INSTRUCTION_VERBS, WordVectors, general_verbs
+from .wordpair_results import WordPairs
 
 __all__ = [
     "EmbeddingSimilarity",
@@ -42,8 +45,6 @@ __all__ = [
     "verb_pair_counts",
     "word_shift_scores",
 ]
-
-Similarity = Callable[[list[str], list[str]], Tensor]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -113,236 +114,7 @@ def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Fl
 
 
 # ------------------------------------------------------------------------------------------------
-# Word relatedness
-
-
-class EmbeddingSimilarity:
-    """Default relatedness: cosine of the model's own input-embedding word vectors (mean over sub-tokens).
-
-    Callable as ``similarity(words_a, words_b) -> Tensor [len(words_a), len(words_b)]``. Vectors are
-    computed on first use and cached.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self._rows: dict[str, int] = {}
-        self._unit = torch.zeros(0, model.cfg.d_model)
-
-    def _ensure(self, words: Sequence[str]) -> None:
-        new = [w for w in dict.fromkeys(words) if w not in self._rows]
-        if not new:
-            return
-        wv = word_vectors(self.model, new, matrix="embed")
-        if wv.dropped:
-            raise ValueError(f"Words with no sub-tokens cannot be compared: {wv.dropped[:5]}.")
-        start = len(self._rows)
-        self._rows.update({w: start + i for i, w in enumerate(wv.words)})
-        self._unit = torch.cat([self._unit.to(wv.vectors), wv.normalized().float()])
-
-    def __call__(self, words_a: Sequence[str], words_b: Sequence[str]) -> Float[Tensor, "a b"]:
-        self._ensure(list(words_a) + list(words_b))
-        a = self._unit[[self._rows[w] for w in words_a]]
-        b = self._unit[[self._rows[w] for w in words_b]]
-        return a @ b.T
-
-
-def relatedness_thresholds(
-    similarity: Similarity, words: Sequence[str], reference: Sequence[str], *, z: float = 1.96,
-    chunk: int = 2048,
-) -> Float[Tensor, " word"]:
-    """Per word: mean + z * std of its similarity to the ``reference`` words (itself excluded).
-
-    The std is the sample standard deviation. A pair (a, b) counts as related when its similarity
-    exceeds both words' thresholds.
-    """
-    words, reference = list(words), list(reference)
-    if len(reference) < 2:
-        raise ValueError("reference needs at least two words (paper: the 3,000 most frequent).")
-    ref_index = {w: i for i, w in enumerate(reference)}
-    out = []
-    for start in range(0, len(words), chunk):
-        part = words[start:start + chunk]
-        sims = torch.as_tensor(similarity(part, reference), dtype=torch.float64).cpu()
-        if sims.shape != (len(part), len(reference)):
-            raise ValueError(f"similarity returned shape {tuple(sims.shape)}; expected ({len(part)}, {len(reference)}).")
-        keep = torch.ones_like(sims, dtype=torch.bool)
-        for row, w in enumerate(part):
-            if w in ref_index:
-                keep[row, ref_index[w]] = False
-        n = keep.sum(1)
-        mean = (sims * keep).sum(1) / n
-        var = (((sims - mean[:, None]) ** 2) * keep).sum(1) / (n - 1)
-        out.append(mean + z * var.sqrt())
-    return torch.cat(out).float()
-
-
-# ------------------------------------------------------------------------------------------------
-# Result
-
-
-@dataclass(kw_only=True, repr=False)
-class WordPairs(Result):
-    """Word pairs of one or more heads: per top dimension, and head-level (in > ``min_dims - 1`` dims)."""
-
-    words: list[str]
-    dim_pairs: Int[Tensor, "pair 5"]  # columns: layer, head, dim, query word, key word (indices into words)
-    scores: Float[Tensor, " pair"]  # H_Q[q, d] * H_K[k, d]
-    top_dims: Int[Tensor, "unit 3"]  # layer, head, dim of every analysed top dimension
-    dim_energy: Float[Tensor, " unit"]  # sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2 of those dimensions
-    min_dims: int = 2
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def heads(self) -> list[tuple[int, int]]:
-        """(layer, head) of every analysed head, sorted."""
-        return sorted({(int(a), int(b)) for a, b in self.top_dims[:, :2].tolist()})
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per per-dimension pair: layer, head, dim, query, key, score."""
-        rows = self.dim_pairs.tolist()
-        return pd.DataFrame({
-            "layer": [r[0] for r in rows], "head": [r[1] for r in rows], "dim": [r[2] for r in rows],
-            "query": [self.words[r[3]] for r in rows], "key": [self.words[r[4]] for r in rows],
-            "score": self.scores.tolist(),
-        }, columns=["layer", "head", "dim", "query", "key", "score"])
-
-    def head_pairs(self, dims: bool = False) -> pd.DataFrame:
-        """Head-level pairs: (layer, head, query, key) found in at least ``min_dims`` dimensions.
-
-        Args:
-            dims: also list the dimensions each pair appears in (slower on many heads).
-        """
-        columns = ["layer", "head", "query", "key", "n_dims"]
-        if len(self.dim_pairs) == 0:
-            return pd.DataFrame(columns=columns + (["dims"] if dims else []))
-        # one int64 key per (layer, head, query, key), ordered as the tuples are: a 1-D unique is far
-        # faster than torch.unique(dim=0) on a million rows
-        fields = self.dim_pairs[:, [0, 1, 3, 4]]
-        bases = (fields.max(0).values + 1).tolist()
-        keys = fields[:, 0]
-        for col, base in zip(range(1, 4), bases[1:]):
-            keys = keys * base + fields[:, col]
-        unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-        keep = counts >= self.min_dims  # a (q, k) occurs at most once per dimension, so count = dimensions
-        decoded, rest = [], unique[keep]
-        for base in reversed(bases[1:]):
-            decoded.append(rest % base)
-            rest = rest // base
-        kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
-        out = pd.DataFrame({"layer": [r[0] for r in kept], "head": [r[1] for r in kept],
-                            "query": [self.words[r[2]] for r in kept], "key": [self.words[r[3]] for r in kept],
-                            "n_dims": counts[keep].tolist()}, columns=columns)
-        if dims:
-            position = torch.full((len(unique),), -1, dtype=torch.long)
-            position[keep] = torch.arange(int(keep.sum()))
-            rows = position[inverse]
-            lists: list[list[int]] = [[] for _ in kept]
-            for row, d in zip(rows.tolist(), self.dim_pairs[:, 2].tolist()):
-                if row >= 0:
-                    lists[row].append(d)
-            out["dims"] = [sorted(x) for x in lists]
-        return out.sort_values(["layer", "head", "n_dims", "query", "key"], ascending=[True, True, False, True, True],
-                               kind="stable").reset_index(drop=True)
-
-    def select(self, layer: int, head: int) -> "WordPairs":
-        """The pairs of one head."""
-        rows = (self.dim_pairs[:, 0] == layer) & (self.dim_pairs[:, 1] == head)
-        units = (self.top_dims[:, 0] == layer) & (self.top_dims[:, 1] == head)
-        if not units.any():
-            raise KeyError(f"Head ({layer}, {head}) was not analysed; have {self.heads[:10]}...")
-        return WordPairs(words=self.words, dim_pairs=self.dim_pairs[rows], scores=self.scores[rows],
-                         top_dims=self.top_dims[units], dim_energy=self.dim_energy[units], min_dims=self.min_dims,
-                         settings=self.settings)
-
-    def word_counts(self, words: Sequence[str]) -> pd.DataFrame:
-        """Head-level pairs containing each word (as query or key; a pair (w, w') counts once).
-
-        Returns:
-            DataFrame indexed by word, one column per analysed ``(layer, head)``, zeros included.
-        """
-        words, heads = list(words), self.heads
-        rows: dict[str, list[int]] = {}
-        for i, w in enumerate(words):
-            rows.setdefault(w, []).append(i)
-        column = {h: j for j, h in enumerate(heads)}
-        grid = np.zeros((len(words), len(heads)), dtype=np.int64)
-        pairs = self.head_pairs()
-        pairs = pairs[pairs["query"].isin(rows.keys()) | pairs["key"].isin(rows.keys())]
-        for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
-            for w in {q, k} & rows.keys():
-                grid[rows[w], column[(layer, head)]] += 1
-        return pd.DataFrame(grid, index=pd.Index(words, name="word"),
-                            columns=pd.MultiIndex.from_tuples(heads, names=["layer", "head"]))
-
-    def plot(self, top: int = 20):
-        """Plotly figure: for several heads, a heatmap of head-level pairs per (layer, head); for one head,
-        its ``top`` pairs by number of dimensions."""
-        import plotly.express as px
-
-        pairs = self.head_pairs()
-        if len(self.heads) == 1:
-            layer, head = self.heads[0]
-            shown = pairs.head(top).assign(pair=lambda f: f["query"] + " → " + f["key"])
-            return px.bar(shown, x="n_dims", y="pair", orientation="h",
-                          title=f"Layer {layer} head {head}: word pairs in most top dimensions")
-        per = pairs.groupby(["layer", "head"]).size()
-        layers = sorted({lay for lay, _ in self.heads})
-        n_heads = max(h for _, h in self.heads) + 1
-        grid = np.full((len(layers), n_heads), np.nan)
-        for lay, h in self.heads:
-            grid[layers.index(lay), h] = per.get((lay, h), 0)
-        return px.imshow(grid, x=list(range(n_heads)), y=layers, aspect="auto", color_continuous_scale="Blues",
-                         labels={"x": "head", "y": "layer", "color": "pairs"},
-                         title="Head-level word pairs per attention head")
-
-    def _facts(self) -> dict[str, object]:
-        heads = self.heads
-        layers = sorted({layer for layer, _ in heads})
-        span = f"layers {layers[0]}-{layers[-1]}" if layers else "no layers"
-        return {
-            "heads": f"{len(heads)} ({span}), {len(self.top_dims)} top dimensions",
-            "pairs": f"{len(self.dim_pairs):,} per-dimension pairs over {len(self.words):,} words",
-            "min_dims": f"{self.min_dims} (a head-level pair is found in at least this many dimensions)",
-        }
-
-    def _saved(self):
-        return ({"dim_pairs": self.dim_pairs, "scores": self.scores, "top_dims": self.top_dims,
-                 "dim_energy": self.dim_energy},
-                {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
-
-    @classmethod
-    def _from_saved(cls, tensors, meta, path) -> "WordPairs":
-        return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
-
-
-# ------------------------------------------------------------------------------------------------
 # Extraction
-
-
-@dataclass(kw_only=True)
-class _Context:
-    vocab: WordVectors
-    similarity: Similarity
-    thresholds: Tensor
-    settings: dict
-
-
-def _context(model, *, vocabulary, similarity, reference, z) -> _Context:
-    if isinstance(vocabulary, WordVectors):
-        vocab = vocabulary
-    else:
-        words = list(vocabulary) if vocabulary is not None else (
-            frequent_words() + list(INSTRUCTION_VERBS) + general_verbs())
-        vocab = word_vectors(model, list(dict.fromkeys(words)), matrix="embed")
-    if isinstance(reference, int):
-        reference = frequent_words(reference)
-    reference = list(reference)
-    sim = similarity if similarity is not None else EmbeddingSimilarity(model)
-    thresholds = relatedness_thresholds(sim, vocab.words, reference, z=z)
-    settings = {"n_vocabulary": len(vocab.words), "n_reference": len(reference), "z": z,
-                "similarity": "input-embedding cosine" if similarity is None else
-                getattr(similarity, "__name__", type(similarity).__name__), "model": model_facts(model).name}
-    return _Context(vocab=vocab, similarity=sim, thresholds=thresholds, settings=settings)
 
 
 def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int, top_words: int):

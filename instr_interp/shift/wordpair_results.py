@@ -1,0 +1,153 @@
+"""The result of word-pair extraction: :class:`WordPairs` (per top dimension and head-level pairs).
+
+Computed by :func:`~instr_interp.shift.wordpairs.model_word_pairs` and its one-layer / one-head forms.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from ..results import Result
+
+__all__ = ["WordPairs"]
+
+
+@dataclass(kw_only=True, repr=False)
+class WordPairs(Result):
+    """Word pairs of one or more heads: per top dimension, and head-level (in > ``min_dims - 1`` dims)."""
+
+    words: list[str]
+    dim_pairs: Int[Tensor, "pair 5"]  # columns: layer, head, dim, query word, key word (indices into words)
+    scores: Float[Tensor, " pair"]  # H_Q[q, d] * H_K[k, d]
+    top_dims: Int[Tensor, "unit 3"]  # layer, head, dim of every analysed top dimension
+    dim_energy: Float[Tensor, " unit"]  # sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2 of those dimensions
+    min_dims: int = 2
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def heads(self) -> list[tuple[int, int]]:
+        """(layer, head) of every analysed head, sorted."""
+        return sorted({(int(a), int(b)) for a, b in self.top_dims[:, :2].tolist()})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per per-dimension pair: layer, head, dim, query, key, score."""
+        rows = self.dim_pairs.tolist()
+        return pd.DataFrame({
+            "layer": [r[0] for r in rows], "head": [r[1] for r in rows], "dim": [r[2] for r in rows],
+            "query": [self.words[r[3]] for r in rows], "key": [self.words[r[4]] for r in rows],
+            "score": self.scores.tolist(),
+        }, columns=["layer", "head", "dim", "query", "key", "score"])
+
+    def head_pairs(self, dims: bool = False) -> pd.DataFrame:
+        """Head-level pairs: (layer, head, query, key) found in at least ``min_dims`` dimensions.
+
+        Args:
+            dims: also list the dimensions each pair appears in (slower on many heads).
+        """
+        columns = ["layer", "head", "query", "key", "n_dims"]
+        if len(self.dim_pairs) == 0:
+            return pd.DataFrame(columns=columns + (["dims"] if dims else []))
+        # one int64 key per (layer, head, query, key), ordered as the tuples are: a 1-D unique is far
+        # faster than torch.unique(dim=0) on a million rows
+        fields = self.dim_pairs[:, [0, 1, 3, 4]]
+        bases = (fields.max(0).values + 1).tolist()
+        keys = fields[:, 0]
+        for col, base in zip(range(1, 4), bases[1:]):
+            keys = keys * base + fields[:, col]
+        unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
+        keep = counts >= self.min_dims  # a (q, k) occurs at most once per dimension, so count = dimensions
+        decoded, rest = [], unique[keep]
+        for base in reversed(bases[1:]):
+            decoded.append(rest % base)
+            rest = rest // base
+        kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
+        out = pd.DataFrame({"layer": [r[0] for r in kept], "head": [r[1] for r in kept],
+                            "query": [self.words[r[2]] for r in kept], "key": [self.words[r[3]] for r in kept],
+                            "n_dims": counts[keep].tolist()}, columns=columns)
+        if dims:
+            position = torch.full((len(unique),), -1, dtype=torch.long)
+            position[keep] = torch.arange(int(keep.sum()))
+            rows = position[inverse]
+            lists: list[list[int]] = [[] for _ in kept]
+            for row, d in zip(rows.tolist(), self.dim_pairs[:, 2].tolist()):
+                if row >= 0:
+                    lists[row].append(d)
+            out["dims"] = [sorted(x) for x in lists]
+        return out.sort_values(["layer", "head", "n_dims", "query", "key"], ascending=[True, True, False, True, True],
+                               kind="stable").reset_index(drop=True)
+
+    def select(self, layer: int, head: int) -> "WordPairs":
+        """The pairs of one head."""
+        rows = (self.dim_pairs[:, 0] == layer) & (self.dim_pairs[:, 1] == head)
+        units = (self.top_dims[:, 0] == layer) & (self.top_dims[:, 1] == head)
+        if not units.any():
+            raise KeyError(f"Head ({layer}, {head}) was not analysed; have {self.heads[:10]}...")
+        return WordPairs(words=self.words, dim_pairs=self.dim_pairs[rows], scores=self.scores[rows],
+                         top_dims=self.top_dims[units], dim_energy=self.dim_energy[units], min_dims=self.min_dims,
+                         settings=self.settings)
+
+    def word_counts(self, words: Sequence[str]) -> pd.DataFrame:
+        """Head-level pairs containing each word (as query or key; a pair (w, w') counts once).
+
+        Returns:
+            DataFrame indexed by word, one column per analysed ``(layer, head)``, zeros included.
+        """
+        words, heads = list(words), self.heads
+        rows: dict[str, list[int]] = {}
+        for i, w in enumerate(words):
+            rows.setdefault(w, []).append(i)
+        column = {h: j for j, h in enumerate(heads)}
+        grid = np.zeros((len(words), len(heads)), dtype=np.int64)
+        pairs = self.head_pairs()
+        pairs = pairs[pairs["query"].isin(rows.keys()) | pairs["key"].isin(rows.keys())]
+        for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
+            for w in {q, k} & rows.keys():
+                grid[rows[w], column[(layer, head)]] += 1
+        return pd.DataFrame(grid, index=pd.Index(words, name="word"),
+                            columns=pd.MultiIndex.from_tuples(heads, names=["layer", "head"]))
+
+    def plot(self, top: int = 20):
+        """Plotly figure: for several heads, a heatmap of head-level pairs per (layer, head); for one head,
+        its ``top`` pairs by number of dimensions."""
+        import plotly.express as px
+
+        pairs = self.head_pairs()
+        if len(self.heads) == 1:
+            layer, head = self.heads[0]
+            shown = pairs.head(top).assign(pair=lambda f: f["query"] + " → " + f["key"])
+            return px.bar(shown, x="n_dims", y="pair", orientation="h",
+                          title=f"Layer {layer} head {head}: word pairs in most top dimensions")
+        per = pairs.groupby(["layer", "head"]).size()
+        layers = sorted({lay for lay, _ in self.heads})
+        n_heads = max(h for _, h in self.heads) + 1
+        grid = np.full((len(layers), n_heads), np.nan)
+        for lay, h in self.heads:
+            grid[layers.index(lay), h] = per.get((lay, h), 0)
+        return px.imshow(grid, x=list(range(n_heads)), y=layers, aspect="auto", color_continuous_scale="Blues",
+                         labels={"x": "head", "y": "layer", "color": "pairs"},
+                         title="Head-level word pairs per attention head")
+
+    def _facts(self) -> dict[str, object]:
+        heads = self.heads
+        layers = sorted({layer for layer, _ in heads})
+        span = f"layers {layers[0]}-{layers[-1]}" if layers else "no layers"
+        return {
+            "heads": f"{len(heads)} ({span}), {len(self.top_dims)} top dimensions",
+            "pairs": f"{len(self.dim_pairs):,} per-dimension pairs over {len(self.words):,} words",
+            "min_dims": f"{self.min_dims} (a head-level pair is found in at least this many dimensions)",
+        }
+
+    def _saved(self):
+        return ({"dim_pairs": self.dim_pairs, "scores": self.scores, "top_dims": self.top_dims,
+                 "dim_energy": self.dim_energy},
+                {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
+
+    @classmethod
+    def _from_saved(cls, tensors, meta, path) -> "WordPairs":
+        return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
+
