@@ -18,6 +18,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..stats import welch
+
 if TYPE_CHECKING:
     from .attribution_results import AttributionSet
 
@@ -92,10 +94,9 @@ def compare_scores(a: "AttributionSet", b: "AttributionSet", *, by: str | None =
     Returns:
         One row per group plus ``"overall"``: n, mean and std (ddof=1) of each side, the Welch t
         statistic and the one-sided p-value (``scipy.stats.ttest_ind(b, a, equal_var=False,
-        alternative="greater")``; NaN when a side has fewer than 2 records).
+        alternative="greater")``), and ``note``: why ``t`` and ``p_value`` are NaN when the test is
+        undefined (a side with fewer than 2 records, or neither side varying; :func:`instr_interp.stats.welch`).
     """
-    from scipy import stats
-
     fa, fb = a.to_frame(), b.to_frame()
     if by is not None and (by not in fa.columns or by not in fb.columns):
         raise ValueError(f"Cannot group by {by!r}; choose a column of AttributionSet.to_frame(): {list(fa.columns)}.")
@@ -105,11 +106,7 @@ def compare_scores(a: "AttributionSet", b: "AttributionSet", *, by: str | None =
         xa = fa if group == "overall" else fa[fa[by] == group]
         xb = fb if group == "overall" else fb[fb[by] == group]
         sa, sb = xa["instruction_score"].to_numpy(float), xb["instruction_score"].to_numpy(float)
-        if len(sa) >= 2 and len(sb) >= 2:
-            test = stats.ttest_ind(sb, sa, equal_var=False, alternative="greater")
-            t, p = float(test.statistic), float(test.pvalue)
-        else:
-            t = p = float("nan")
+        test = welch(sb, sa, alternative="greater")
         rows.append(
             {
                 "group": group,
@@ -119,8 +116,9 @@ def compare_scores(a: "AttributionSet", b: "AttributionSet", *, by: str | None =
                 "n_b": len(sb),
                 "mean_b": _mean(sb),
                 "std_b": _std(sb),
-                "t": t,
-                "p_value": p,
+                "t": test.statistic,
+                "p_value": test.p_value,
+                "note": test.note,
             }
         )
     out = pd.DataFrame(rows)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .. import compat
 from ..checks import check_layer, check_layers, check_units
 from ..models import model_facts
+from ..stats import welch
 from .concepts import layer_groups, layer_label
 from .similarity import EmbeddingSimilarity, Similarity, _Context, _context, relatedness_thresholds
 from .vocabulary import INSTRUCTION_VERBS, WordVectors, general_verbs
@@ -337,8 +338,6 @@ def instruction_verb_shift(
         more pairs), ``t``, ``p_greater`` (one-sided: instruction > general), ``p_two_sided``, and the summed
         pair counts of the instruction verbs before and after.
     """
-    from scipy.stats import ttest_ind
-
     general = list(general) if general is not None else general_verbs()
     overlap = set(verbs) & set(general)
     if overlap:
@@ -363,15 +362,12 @@ def instruction_verb_shift(
         a = part[part["word"].isin(verbs)]
         b = part[part["word"].isin(general)]
         sa, sb = a["score"].dropna().to_numpy(), b["score"].dropna().to_numpy()
-        if len(sa) >= 2 and len(sb) >= 2 and (sa.std() > 0 or sb.std() > 0):
-            t, p2 = ttest_ind(sa, sb, equal_var=False)
-            _, p1 = ttest_ind(sa, sb, equal_var=False, alternative="greater")
-        else:
-            t = p2 = p1 = float("nan")
+        two, one = welch(sa, sb), welch(sa, sb, alternative="greater")
+        t, p2, p1 = two.statistic, two.p_value, one.p_value
         rows.append({"group": index, "layers": layers_label, "n_instruction": len(sa), "n_general": len(sb),
                      "instruction_mean": float(sa.mean()) if len(sa) else float("nan"),
                      "general_mean": float(sb.mean()) if len(sb) else float("nan"),
-                     "t": float(t), "p_greater": float(p1), "p_two_sided": float(p2),
+                     "t": float(t), "p_greater": float(p1), "p_two_sided": float(p2), "note": two.note,
                      "instruction_pairs_base": int(a["pairs_base"].sum()),
                      "instruction_pairs_ft": int(a["pairs_ft"].sum())})
     out = pd.DataFrame(rows)

@@ -53,3 +53,29 @@ def test_a_response_truncated_to_nothing_is_an_error_not_nll_zero(tiny, small_da
         short = ii.encode(recs, tiny.tokenizer, with_response=True, max_length=cut)
     with pytest.raises(ValueError, match=r"3 record\(s\) have no response token left to score"):
         ii.response_nll(tiny, short, progress=False)
+
+
+def test_welch_is_undefined_rather_than_confident_on_degenerate_samples():
+    from scipy.stats import ttest_ind
+
+    from instr_interp.stats import welch
+
+    a, b = [0.2, 0.4, 0.9, 0.5], [0.1, 0.3, 0.2]
+    ours = welch(a, b, alternative="greater")
+    ref = ttest_ind(a, b, equal_var=False, alternative="greater")
+    assert ours.statistic == pytest.approx(ref.statistic) and ours.p_value == pytest.approx(ref.pvalue)
+    for x, y, why in [([1.0], [0.0, 1.0], "fewer than 2"), ([1.0, 1.0], [2.0, 2.0], "neither sample varies"),
+                      ([1.0, float("nan")], [0.0, 1.0], "NaN or inf")]:
+        r = welch(x, y)
+        assert r.p_value != r.p_value and r.statistic != r.statistic and why in r.note
+
+
+def test_compare_scores_says_when_its_test_is_undefined(tiny, small_data):
+    from instr_interp.shift.attribution_results import AttributionSet
+
+    one = ii.attribute(tiny, ii.InstructionRecord(**{**small_data[0].to_dict(), "response": "Yes."}))
+    sa = AttributionSet(items=[one], name="a")
+    table = ii.compare_scores(sa, sa, by=None)
+    row = table.iloc[0]
+    assert row["t"] != row["t"] and row["p_value"] != row["p_value"]
+    assert row["note"].startswith("undefined: a sample has fewer than 2 values")
