@@ -21,10 +21,8 @@ import contextlib
 import copy
 import json
 import math
-import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from tqdm.auto import tqdm
 from .. import compat
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
+from ..files import publish_dir, staging_dir
 from ..interventions.vectors import iv_addition
 from ..models import BUNDLED, _convert, _offline, cache_dir
 from ..results import MANIFEST, Result
@@ -376,30 +375,85 @@ def finetune(
         >>> r.steps
         1
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if not isinstance(model_or_name, str):
         raise TypeError("finetune takes a model name or directory (it trains the plain transformers model); "
                         f"got {type(model_or_name).__name__}. Pass e.g. 'gemma-3-270m' or a saved directory.")
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}; choose 'lora' or 'full'.")
+    kl_weight = _checked_weights(iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature)
+    data = load_instructions(data)
+    missing = [r.id for r in data if not r.response]
+    if missing:
+        raise ValueError(f"finetune needs reference responses; missing for {missing[:5]}.")
+    lr = lr if lr is not None else (2e-4 if method == "lora" else 2e-5)
+    tokenizer, model = _load_plain(model_or_name, seed)
+    guide = _guidance(model, iv_guidance, kl_weight=kl_weight, seq_kl_weight=seq_kl_weight, temperature=temperature,
+                      progressive=progressive, head_consistency=head_consistency, kl_threshold=kl_threshold,
+                      head_threshold=head_threshold)
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
+                                                 target_modules=list(target_modules)))
+    model.train()
+    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
+    steps = epochs * math.ceil(len(encoded) / batch_size)
+    start = time.perf_counter()
+    losses, components = _train(model, guide, encoded, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                steps=steps, out=out, progress=progress,
+                                desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})")
+    seconds = time.perf_counter() - start
+    if method == "lora":
+        model = model.merge_and_unload()
+    model.eval()
+    out = Path(out)
+    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
+                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
+                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
+                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
+                "progressive": guide.progressive, "head_consistency": head_consistency,
+                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
+                "head_consistency_heads": [list(h) for h in guide.heads]}
+    meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
+            "settings": settings, "components": components}
+    _save_tuned(model, tokenizer, meta, out)
+    return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
+                          seconds=seconds, settings=settings, components=components,
+                          model=model if keep_model else None)
+
+
+def _checked_weights(iv_guidance, kl_weight: float | None, seq_kl_weight: float, head_consistency: float,
+                     temperature: float) -> float:
+    """Refuse loss weights that need guidance without it, or that are negative; returns ``kl_weight``
+    with its default filled in (1.0 with guidance, 0 without)."""
     if iv_guidance is None and ((kl_weight or 0) > 0 or seq_kl_weight > 0 or head_consistency > 0):
         raise ValueError("kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
                          "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0.")
     kl_weight = (1.0 if iv_guidance is not None else 0.0) if kl_weight is None else float(kl_weight)
     if min(kl_weight, seq_kl_weight, head_consistency) < 0 or temperature <= 0:
         raise ValueError("kl_weight, seq_kl_weight and head_consistency must be >= 0 and temperature > 0.")
-    data = load_instructions(data)
-    missing = [r.id for r in data if not r.response]
-    if missing:
-        raise ValueError(f"finetune needs reference responses; missing for {missing[:5]}.")
-    lr = lr if lr is not None else (2e-4 if method == "lora" else 2e-5)
+    return kl_weight
+
+
+def _load_plain(model_or_name: str, seed: int):
+    """The tokenizer and the fp32 transformers model of ``model_or_name`` (offline for local folders);
+    torch's generator is seeded with ``seed`` once the source is ready."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     source = hf_source(model_or_name)
     local = isinstance(source, Path)
     torch.manual_seed(seed)
     with _offline() if local else contextlib.nullcontext():
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, local_files_only=local)
+    return tokenizer, model
+
+
+def _guidance(model, iv_guidance, *, kl_weight: float, seq_kl_weight: float, temperature: float,
+              progressive: bool, head_consistency: float, kl_threshold: float, head_threshold: float) -> _Guidance:
+    """The IV-guidance settings for ``model``, with a frozen copy of it as the reference when a
+    KL or head term needs one."""
     config = model.config
     guide = _Guidance(
         vectors=_vectors_by_layer(iv_guidance, config.num_hidden_layers, config.hidden_size),
@@ -412,22 +466,18 @@ def finetune(
             raise ValueError(f"Top head ({layer}, {head}) does not exist in this model.")
     if kl_weight > 0 or seq_kl_weight > 0 or head_consistency > 0:
         guide.reference = copy.deepcopy(model).eval().requires_grad_(False)  # the frozen pre-task model
-    if method == "lora":
-        from peft import LoraConfig, get_peft_model
+    return guide
 
-        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                                                 target_modules=list(target_modules)))
-    model.train()
-    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
+
+def _train(model, guide: _Guidance, encoded, *, epochs: int, batch_size: int, lr: float, seed: int, steps: int,
+           out, progress: bool, desc: str) -> tuple[list[float], dict[str, list[float]]]:
+    """The AdamW loop over shuffled batches; returns the per-step losses and the logged loss terms."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = epochs * math.ceil(len(encoded) / batch_size)
     rng = random.Random(seed)
     losses: list[float] = []
     components: dict[str, list[float]] = {}
-    start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
-               disable=not progress)
+    bar = tqdm(total=steps, desc=desc, disable=not progress)
     for _ in range(epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
@@ -452,51 +502,21 @@ def finetune(
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
-    seconds = time.perf_counter() - start
-    if method == "lora":
-        model = model.merge_and_unload()
-    model.eval()
-    out = Path(out)
-    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
-                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
-                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
-                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
-                "progressive": guide.progressive, "head_consistency": head_consistency,
-                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
-                "head_consistency_heads": [list(h) for h in guide.heads]}
-    meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
-            "settings": settings, "components": components}
-    staging = _staging_dir(out)
+    return losses, components
+
+
+def _save_tuned(model, tokenizer, meta: dict, out: Path) -> None:
+    """Write the model, its tokenizer and ``instr_interp_finetune.json`` to a staging folder, then
+    move it into place as ``out`` (a failed write leaves ``out`` as it was)."""
+    staging = staging_dir(out)
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
-        _publish(staging, out)
+        publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
-                          seconds=seconds, settings=settings, components=components,
-                          model=model if keep_model else None)
-
-
-def _staging_dir(out: Path) -> Path:
-    """A fresh hidden sibling of ``out`` to write a model into before it is renamed into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move a finished model folder into place: an existing ``out`` is set aside, replaced, then
-    deleted, so ``out`` always holds a complete model (or none)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _guidance_record(guidance) -> list[dict] | None:
