@@ -86,13 +86,9 @@ def forgetting_demo(model_name: str = "smollm2-135m-instruct",
     runs: dict[str, dict] = {}
     for run in ("plain", "iv-guided"):
         info, prev = _tune_chain(run, m1.path, tasks, train, settings, weights, ft_kwargs, work, timings, t0)
-        final = load_model(str(prev), device="cpu")
-        info.update(report=forgetting_report(before, final, earlier, **eval_kwargs),
-                    own={t.name: evaluate_task(final, v, shots=3, progress=False).accuracy for t, v in zip(tasks, val)},
-                    suppressed=_suppressed(final, run, val[0], iv1, original))
+        info.update(_score_chain(prev, run, before, earlier, tasks, val, iv1, original, eval_kwargs))
         runs[run] = info
         _log(f"{run}: scored; forgetting table:\n{info['report'].forgetting().round(3).to_string()}", t0)
-        del final
 
     results = {
         "model": model_name, "tasks": task_names,
@@ -175,6 +171,15 @@ def _tune_chain(run: str, start_path: Path, tasks, train, settings: dict, weight
         _log(f"{run}: {task.name} tuned in {seconds:.0f} s (loss {res.losses[0]:.2f} -> {res.losses[-1]:.2f})", t0)
         prev = res.path
     return info, prev
+
+
+def _score_chain(path: Path, run: str, before, earlier, tasks, val, iv1, original: dict, eval_kwargs: dict) -> dict:
+    """A chain's final model scored: its forgetting report against M1 (``before``), its few-shot
+    accuracy on every task, and task 1 with and without task 1's original vector."""
+    final = load_model(str(path), device="cpu")
+    return dict(report=forgetting_report(before, final, earlier, **eval_kwargs),
+                own={t.name: evaluate_task(final, v, shots=3, progress=False).accuracy for t, v in zip(tasks, val)},
+                suppressed=_suppressed(final, run, val[0], iv1, original))
 
 
 def _suppressed(final, run: str, val, iv1, original: dict) -> list[dict]:
