@@ -203,11 +203,37 @@ def cmd_forgetting(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``instr-interp`` argument parser: one sub-command per analysis."""
     parser = argparse.ArgumentParser(
         prog="instr-interp",
         description="Find and compare the parts of a language model that make it follow instructions.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_report, _add_isns, _add_ises, _add_finetune, _add_compare, _add_attribute, _add_concepts,
+                _add_wordpairs, _add_iv, _add_forgetting):
+        add(sub)
+    return parser
+
+
+def _common_args(p, top_default: int | float) -> None:
+    """The arguments shared by ``isns`` and ``ises``."""
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
+    p.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")
+    p.add_argument("--out", required=True, help="output directory for the result files")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
+    p.add_argument("--top", type=float, default=top_default, help=f"fraction kept per set (default {top_default})")
+
+
+def _model_args(p) -> None:
+    """The model, output and device arguments of the per-analysis commands."""
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
+    p.add_argument("--out", required=True, help="output directory for the result files")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+
+
+def _add_report(sub) -> None:
+    """``instr-interp report``."""
     rep = sub.add_parser(
         "report",
         help="run the analyses on a model and write a self-contained HTML report",
@@ -232,25 +258,28 @@ def build_parser() -> argparse.ArgumentParser:
                      "experts (default 0.1)")
     rep.set_defaults(func=cmd_report)
 
-    def common(p, top_default):
-        p.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
-        p.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")
-        p.add_argument("--out", required=True, help="output directory for the result files")
-        p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-        p.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
-        p.add_argument("--top", type=float, default=top_default, help=f"fraction kept per set (default {top_default})")
 
+def _add_isns(sub) -> None:
+    """``instr-interp isns``."""
     isns = sub.add_parser("isns", help="find instruction-specific neurons and save them",
                           description="Find instruction-specific neurons per instruction and category; writes the "
                           "sets (safetensors + manifest), overlap.csv, layers.csv and overlap.html to --out.")
-    common(isns, 0.01)
+    _common_args(isns, 0.01)
     isns.add_argument("--rule", choices=["pooled", "majority"], default="pooled", help="category-set rule")
     isns.set_defaults(func=cmd_isns)
+
+
+def _add_ises(sub) -> None:
+    """``instr-interp ises``."""
     ises = sub.add_parser("ises", help="find instruction-specific experts of an MoE model and save them",
                           description="Find instruction-specific experts (MoE models only); same outputs as isns.")
-    common(ises, 0.1)
+    _common_args(ises, 0.1)
     ises.add_argument("--per-layer", type=int, default=None, help="keep the top N experts of every layer instead")
     ises.set_defaults(func=cmd_ises)
+
+
+def _add_finetune(sub) -> None:
+    """``instr-interp finetune``."""
     ft = sub.add_parser("finetune", help="instruction-tune a model on reference responses and save it",
                         description="Supervised fine-tuning on response tokens (LoRA or full); the saved directory "
                         "loads with `--model DIR` in the other commands.")
@@ -264,64 +293,82 @@ def build_parser() -> argparse.ArgumentParser:
                     help="instruction vectors (saved by `instr-interp iv`) to guide training against forgetting")
     ft.add_argument("--kl-weight", type=float, default=5.0, help="weight of the IV-guided KL term (with --iv)")
     ft.set_defaults(func=cmd_finetune)
+
+
+def _add_compare(sub) -> None:
+    """``instr-interp compare``."""
     cmp = sub.add_parser("compare", help="compare saved neuron/expert sets before and after fine-tuning",
                          description="Compare two saved results of `isns` (or `ises`) on the same architecture.")
     cmp.add_argument("--before", required=True, help="directory written by `instr-interp isns` on the base model")
     cmp.add_argument("--after", required=True, help="the same on the tuned model")
     cmp.add_argument("--out", required=True, help="output directory")
     cmp.set_defaults(func=cmd_compare)
-    def model_args(p):
-        p.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
-        p.add_argument("--out", required=True, help="output directory for the result files")
-        p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
 
+
+def _add_attribute(sub) -> None:
+    """``instr-interp attribute``."""
     att = sub.add_parser("attribute", help="gradient input->output attribution and instruction scores",
                          description="Each model answers the instructions greedily; every response token's "
                          "probability is attributed to the prompt tokens (gradient x input). Writes the scores "
                          "(scores.csv) and, with --base, a one-sided Welch test that --model scores higher.")
-    model_args(att)
+    _model_args(att)
     att.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")
     att.add_argument("--per-category", type=int, default=5, help="records per category (0: all; default 5)")
     att.add_argument("--base", default=None, help="a base model to compare with (e.g. gemma-3-270m)")
     att.add_argument("--max-new-tokens", type=int, default=32, help="length of the greedy responses (default 32)")
     att.set_defaults(func=cmd_attribute)
+
+
+def _add_concepts(sub) -> None:
+    """``instr-interp concepts``."""
     con = sub.add_parser("concepts", help="FFN concepts: PCA of each layer's down-projection, labelled",
                          description="Principal components of the MLP value vectors, read through the words they "
                          "align with and labelled offline (task / linguistic level); writes shares.csv per "
                          "layer group, and the components of --layers.")
-    model_args(con)
+    _model_args(con)
     con.add_argument("--n-groups", type=int, default=3, help="layer groups (default 3: lower/middle/upper)")
     con.add_argument("--components", type=int, default=300, help="components per layer (default 300)")
     con.add_argument("--layers", type=int, nargs="*", help="also save these layers' components and top words")
     con.set_defaults(func=cmd_concepts)
+
+
+def _add_wordpairs(sub) -> None:
+    """``instr-interp wordpairs``."""
     wp = sub.add_parser("wordpairs", help="word pairs each attention head relates (W_Q/W_K)",
                         description="Related word pairs that each head's query/key weights connect; with --base, "
                         "the instruction-verb test (do tuned heads gain pairs with instruction verbs?).")
-    model_args(wp)
+    _model_args(wp)
     wp.add_argument("--base", default=None, help="the base model of --model (same architecture)")
     wp.add_argument("--top-dims", type=int, default=32, help="dimensions per head (default 32)")
     wp.add_argument("--vocab-size", type=int, default=3000, help="frequent English words used (default 3000)")
     wp.set_defaults(func=cmd_wordpairs)
+
+
+def _add_iv(sub) -> None:
+    """``instr-interp iv``."""
     iv = sub.add_parser("iv", help="instruction vectors of word tasks from causal attention heads",
                         description="For each task: head effects, top heads, the vector and its injection layer; "
                         "scores.csv compares zero-shot accuracy without, with the vector, and with random heads.")
-    model_args(iv)
+    _model_args(iv)
     iv.add_argument("--tasks", nargs="+", default=["antonym", "country_capital"],
                     help="built-in tasks (see ii.ICL_TASKS); default: antonym country_capital")
     iv.add_argument("--method", choices=["atp", "exact"], default="atp", help="head-effect method (default atp)")
     iv.add_argument("-k", type=int, default=10, help="heads summed into the vector (default 10)")
     iv.add_argument("--n-val", type=int, default=20, help="held-out pairs per task (default 20)")
     iv.set_defaults(func=cmd_iv)
+
+
+def _add_forgetting(sub) -> None:
+    """``instr-interp forgetting``."""
     fg = sub.add_parser("forgetting", help="sequential fine-tuning, plain vs IV-guided: what is forgotten",
                         description="Tunes --model on the tasks in order, plainly and with instruction-vector "
                         "guidance, and measures forgetting of the first task and of general instructions "
                         "(about 15 minutes on a 2-core CPU with the defaults).")
-    model_args(fg)
+    _model_args(fg)
     fg.add_argument("--tasks", nargs="+", default=["antonym", "present_past", "country_capital"])
     fg.add_argument("--epochs", type=int, default=2)
     fg.add_argument("--kl-weight", type=float, default=5.0)
     fg.set_defaults(func=cmd_forgetting)
-    return parser
 
 
 def main(argv=None) -> int:

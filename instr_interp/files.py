@@ -1,10 +1,11 @@
 """Reading and writing files safely: text that must be UTF-8, and writes that are all or nothing."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["read_text", "write_atomic"]
+__all__ = ["publish_dir", "read_text", "staging_dir", "write_atomic"]
 
 
 def read_text(path: str | Path) -> str:
@@ -55,3 +56,32 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def staging_dir(out: Path) -> Path:
+    """A fresh hidden sibling of ``out`` to write a folder (e.g. a model) into before
+    :func:`publish_dir` renames it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+
+
+def publish_dir(staging: Path, out: Path) -> None:
+    """Move a finished folder into place: an existing ``out`` is set aside, replaced, then
+    deleted, so ``out`` always holds a complete folder (or none).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "model"
+        >>> staging = staging_dir(out)
+        >>> _ = (staging / "weights").write_text("new")
+        >>> publish_dir(staging, out)
+        >>> (out / "weights").read_text()
+        'new'
+    """
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -214,6 +214,56 @@ def run(
     check_blas(device)
     for probe in probes:
         probe.setup(model, encoded, device)
+    by_name, last_site, stop_site = _route(model, probes)
+
+    rank, n_ranks = world()
+    all_batches = plan_batches(encoded, batch_size)
+    mine = shard(len(all_batches))
+    ckpt, meta, done = _open_checkpoint(model, encoded, probes, batch_size, checkpoint, rank, n_ranks)
+
+    dispatch = _Dispatch(by_name, last_site.name)
+    fwd_hooks = dispatch.hooks()
+    if stop_site is not None:
+        fwd_hooks.append((stop_site.name, _stop_hook))  # after the probes' hook on the same point
+
+    todo = [b for b in mine if b not in done]
+    processed = 0
+    categories = encoded.category_index()
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
+               unit="batch", disable=not progress or rank != 0)
+    try:
+        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), native_forward(model, causal=True):
+            for b in todo:
+                if stop_after_batches is not None and processed >= stop_after_batches:
+                    break
+                width, indices = all_batches[b]
+                batch = encoded.batch(indices, "right", width=width).to(device)
+                _forward_batch(model, batch, dispatch, BatchContext(batch, encoded, categories))
+                done.add(b)
+                processed += 1
+                bar.update(1)
+                if ckpt is not None and processed % checkpoint_every == 0:
+                    _save_checkpoint(ckpt, probes, sorted(done), meta)
+    finally:
+        bar.close()
+        dispatch.ctx = None
+    if ckpt is not None:
+        _save_checkpoint(ckpt, probes, sorted(done), meta)
+    if n_ranks > 1 and len(done) == len(mine):
+        _sum_over_ranks(probes)
+    return list(probes)
+
+
+def _sum_over_ranks(probes: Sequence[Probe]) -> None:
+    """Sum every probe state over the ``torch.distributed`` ranks, in place."""
+    for probe in probes:
+        for value in probe.state.values():
+            torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
+
+
+def _route(model, probes: Sequence[Probe]) -> tuple[dict[str, list[tuple[Probe, HookSite]]], HookSite, HookSite | None]:
+    """Which probes each hook point feeds, the site that fires last, and where to stop the forward
+    (that site, unless a probe needs the logits)."""
     sites = {id(p): p.sites(model) for p in probes}
     by_name: dict[str, list[tuple[Probe, HookSite]]] = {}
     for probe in probes:
@@ -226,10 +276,13 @@ def run(
     last_site = max(every_site, key=lambda s: (s.layer if s.layer is not None else -1 if s.kind == "embed"
                                                 else n_layers, FIRING_ORDER[s.kind]))
     stop_site = None if needs_logits else last_site
+    return by_name, last_site, stop_site
 
-    rank, n_ranks = world()
-    all_batches = plan_batches(encoded, batch_size)
-    mine = shard(len(all_batches))
+
+def _open_checkpoint(model, encoded: EncodedDataset, probes: Sequence[Probe], batch_size: int,
+                     checkpoint: str | Path | None, rank: int, n_ranks: int) -> tuple[Path | None, dict, set[int]]:
+    """The checkpoint file of this rank (``None`` without checkpointing), the settings a checkpoint
+    must match to be resumed, and the batches already done (the probes' states are loaded from it)."""
     identity = {k: v for k, v in model_identity(model).items() if k != "name"}  # the weights, not the label
     meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": n_ranks,
             "probes": [p.config() for p in probes], "model": identity}
@@ -237,17 +290,29 @@ def run(
     if ckpt is not None and n_ranks > 1:
         ckpt = ckpt.with_name(f"{ckpt.stem}.rank{rank}{ckpt.suffix}")
     done = _load_checkpoint(ckpt, probes, meta) if ckpt is not None and ckpt.exists() else set()
+    return ckpt, meta, done
 
-    ctx_holder: dict[str, BatchContext] = {}
-    categories = encoded.category_index()
 
-    def make_hook(name: str):
-        targets = by_name[name]
-        deepest = name == last_site.name
+class _Dispatch:
+    """The probes' forward hooks: each hands its activation to the probes on that hook point, with
+    the current batch's context, and records that it fired."""
+
+    def __init__(self, by_name: dict[str, list[tuple[Probe, HookSite]]], deepest: str):
+        self.by_name = by_name
+        self.deepest = deepest
+        self.ctx: BatchContext | None = None
+        self.fired: set[str] = set()
+
+    def hooks(self) -> list[tuple[str, object]]:
+        return [(name, self._hook(name)) for name in self.by_name]
+
+    def _hook(self, name: str):
+        targets = self.by_name[name]
+        deepest = name == self.deepest
 
         def hook(act, hook=None):
-            ctx = ctx_holder["ctx"]
-            fired.add(name)
+            ctx = self.ctx
+            self.fired.add(name)
             if deepest:  # NaN/inf anywhere upstream reaches the deepest probed site
                 check_finite(act, f"the activations at {name}", ctx.batch)
             for probe, site in targets:
@@ -256,53 +321,26 @@ def run(
 
         return hook
 
-    def stop_hook(act, hook=None):
-        raise _StopForward
 
-    fired: set[str] = set()
-    fwd_hooks = [(name, make_hook(name)) for name in by_name]
-    if stop_site is not None:
-        fwd_hooks.append((stop_site.name, stop_hook))  # after the probes' hook on the same point
+def _stop_hook(act, hook=None):
+    raise _StopForward
 
-    todo = [b for b in mine if b not in done]
-    processed = 0
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
-               unit="batch", disable=not progress or rank != 0)
+
+def _forward_batch(model, batch: EncodedBatch, dispatch: _Dispatch, ctx: BatchContext) -> None:
+    """One forward over ``batch`` feeding the probes; fails when a probed hook point never fired."""
+    dispatch.ctx = ctx
+    dispatch.fired.clear()
     try:
-        with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), native_forward(model, causal=True):
-            for b in todo:
-                if stop_after_batches is not None and processed >= stop_after_batches:
-                    break
-                width, indices = all_batches[b]
-                batch = encoded.batch(indices, "right", width=width).to(device)
-                ctx_holder["ctx"] = BatchContext(batch, encoded, categories)
-                fired.clear()
-                try:
-                    # Right padding after causal sequences: real tokens never see the padding, so
-                    # no attention mask is needed (positions default to 0..pos-1, also right).
-                    with prompt_positions(model).declare(batch.last_prompt):
-                        model(batch.tokens, return_type=None)
-                except _StopForward:
-                    pass
-                if len(fired) != len(by_name):
-                    missing = sorted(set(by_name) - fired)
-                    raise RuntimeError(f"Hook points never fired during the forward: {missing[:5]}. "
-                                       "This model does not route through them; choose other sites.")
-                done.add(b)
-                processed += 1
-                bar.update(1)
-                if ckpt is not None and processed % checkpoint_every == 0:
-                    _save_checkpoint(ckpt, probes, sorted(done), meta)
-    finally:
-        bar.close()
-        ctx_holder.clear()
-    if ckpt is not None:
-        _save_checkpoint(ckpt, probes, sorted(done), meta)
-    if n_ranks > 1 and len(done) == len(mine):
-        for probe in probes:
-            for value in probe.state.values():
-                torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
-    return list(probes)
+        # Right padding after causal sequences: real tokens never see the padding, so
+        # no attention mask is needed (positions default to 0..pos-1, also right).
+        with prompt_positions(model).declare(batch.last_prompt):
+            model(batch.tokens, return_type=None)
+    except _StopForward:
+        pass
+    if len(dispatch.fired) != len(dispatch.by_name):
+        missing = sorted(set(dispatch.by_name) - dispatch.fired)
+        raise RuntimeError(f"Hook points never fired during the forward: {missing[:5]}. "
+                           "This model does not route through them; choose other sites.")
 
 
 

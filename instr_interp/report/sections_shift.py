@@ -50,8 +50,21 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
     Returns:
         A list of two ``Section`` objects (one when ``comparisons`` is empty).
     """
-    import plotly.express as px
+    sections = [_example_section(example)]
+    if not comparisons:
+        return sections
+    labels = list(comparisons)
+    tests = tests or {}
+    missing = [label for label in labels[1:] if label not in tests]
+    if missing:
+        raise ValueError(f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
+                         "comparisons[label])}} for every label after the first.")
+    sections.append(_scores_section(comparisons, tests, alpha))
+    return sections
 
+
+def _example_section(example: Attribution) -> Section:
+    """One attributed example: circuitsvis views, the heatmap and its densest prompt tokens."""
     top = example.top_tokens(5)
     n_instr = int(example.instruction_mask.sum())
     reading = (
@@ -67,23 +80,20 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
         )
         + "."
     )
-    sections = [
-        Section(
-            title="Input→output attribution: one example",
-            reading=reading,
-            figures=[example.plot()],
-            tables=[top],
-            html=example.html(),
-        )
-    ]
-    if not comparisons:
-        return sections
+    return Section(
+        title="Input→output attribution: one example",
+        reading=reading,
+        figures=[example.plot()],
+        tables=[top],
+        html=example.html(),
+    )
+
+
+def _scores_section(comparisons: dict[str, AttributionSet], tests: dict[str, pd.DataFrame], alpha: float) -> Section:
+    """The instruction scores of every model against the first (the reference), with the tests' reading."""
+    import plotly.express as px
+
     labels = list(comparisons)
-    tests = tests or {}
-    missing = [label for label in labels[1:] if label not in tests]
-    if missing:
-        raise ValueError(f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
-                         "comparisons[label])}} for every label after the first.")
     frame = pd.concat([s.to_frame().assign(model=label) for label, s in comparisons.items()], ignore_index=True)
     fig = px.box(
         frame,
@@ -97,20 +107,7 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
     for label in labels[1:]:
         table = tests[label].assign(a=labels[0], b=label)
         tables.append(table)
-        row = table.set_index("group").loc["overall"]
-        holds = row["mean_b"] > row["mean_a"] and row["p_value"] < alpha
-        sentences.append(
-            f"{label}: {row['mean_b']:.3f} ± {row['std_b']:.3f} (n={int(row['n_b'])}) against {labels[0]}: "
-            f"{row['mean_a']:.3f} ± {row['std_a']:.3f} (n={int(row['n_a'])}); one-sided Welch t = {row['t']:.2f}, "
-            f"p = {row['p_value']:.3g}. The paper's direction ({label} higher) "
-            + (
-                f"holds here (p < {alpha:g})."
-                if holds
-                else f"points that way but is not significant at {alpha:g}."
-                if row["mean_b"] > row["mean_a"]
-                else "does not hold: the mean is not higher."
-            )
-        )
+        sentences.append(_test_sentence(label, labels[0], table.set_index("group").loc["overall"], alpha))
     paper = PAPER_NUMBERS["instruction_score_lima"]
     reading = (
         "The instruction score sums the importance density of the instruction tokens (scaled by the log of "
@@ -121,15 +118,29 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
         + " Per-category rows are in the table; prompt formats differ between models with and without a chat "
         "template, which also moves the score."
     )
-    sections.append(
-        Section(
-            title="Input→output attribution: instruction scores",
-            reading=reading,
-            figures=[fig],
-            tables=tables,
+    return Section(
+        title="Input→output attribution: instruction scores",
+        reading=reading,
+        figures=[fig],
+        tables=tables,
+    )
+
+
+def _test_sentence(label: str, reference: str, row: pd.Series, alpha: float) -> str:
+    """One Welch test's result in words: ``label`` against ``reference``, overall."""
+    holds = row["mean_b"] > row["mean_a"] and row["p_value"] < alpha
+    return (
+        f"{label}: {row['mean_b']:.3f} ± {row['std_b']:.3f} (n={int(row['n_b'])}) against {reference}: "
+        f"{row['mean_a']:.3f} ± {row['std_a']:.3f} (n={int(row['n_a'])}); one-sided Welch t = {row['t']:.2f}, "
+        f"p = {row['p_value']:.3g}. The paper's direction ({label} higher) "
+        + (
+            f"holds here (p < {alpha:g})."
+            if holds
+            else f"points that way but is not significant at {alpha:g}."
+            if row["mean_b"] > row["mean_a"]
+            else "does not hold: the mean is not higher."
         )
     )
-    return sections
 
 
 def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,

@@ -32,76 +32,80 @@ def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | 
     Returns:
         A list of :class:`~instr_interp.report.page.Section`.
     """
-    import plotly.graph_objects as go
-
     if not vectors:
         raise ValueError("vector_section needs at least one InstructionVector.")
-    sections = []
-    for iv in vectors:
-        table = iv.to_frame()
-        share = iv.top_share()
-        layers = sorted({a for a, _ in iv.top_heads.tolist()})
-        best = table.iloc[0] if len(table) else None
-        reading = (
-            f"For the {iv.task!r} task the {len(iv.top_heads)} heads with the largest average indirect effect "
-            f"sit in layers {layers}. "
-            + (
-                f"The strongest, L{int(best.layer)}H{int(best['head'])}, raises the probability of the correct "
-                f"first answer token by {best.effect:.3f} on average when its mean output is patched into a "
-                f"corrupted prompt; the top heads hold {share:.0%} of the total positive effect. "
-                if best is not None and bool(torch.isfinite(iv.head_effects).any())
-                else ""
-            )
-            + f"The vector (norm {float(iv.vector.norm()):.2f}) is added after layer {iv.layer}"
-            + (
-                f" at scale {iv.scale:g}, chosen by a validation sweep over layers and scales "
-                f"(validation accuracy {float(iv.sweep['accuracy'].max()):.2f})."
-                if iv.sweep is not None
-                else "."
-            )
-        )
-        sections.append(
-            Section(title=f"Causal heads: {iv.task}", reading=reading, figures=[iv.plot()], tables=[table])
-        )
+    sections = [_heads_section(iv) for iv in vectors]
     if scores is not None:
-        need = {"task", "zero_shot", "with_vector", "random_heads"}
-        if not need <= set(scores.columns):
-            raise ValueError(
-                f"scores needs columns {sorted(need)} (from vector_scores); got {list(scores.columns)}."
-            )
-        fig = go.Figure(
-            [
-                go.Bar(name=col.replace("_", " "), x=scores["task"], y=scores[col])
-                for col in ("zero_shot", "with_vector", "random_heads")
-            ]
-        )
-        fig.update_layout(
-            barmode="group",
-            yaxis_title="zero-shot first-token accuracy",
-            title="Instruction vectors: held-out zero-shot accuracy",
-        )
-        lifted = scores[scores["with_vector"] - scores["zero_shot"] >= min_lift]["task"].tolist()
-        beats = scores[scores["with_vector"] > scores["random_heads"]]["task"].tolist()
-        parts = [
-            f"{r.task}: {r.zero_shot:.2f} → {r.with_vector:.2f} (random heads {r.random_heads:.2f})"
-            for r in scores.itertuples()
-        ]
-        reading = (
-            "Zero-shot accuracy on held-out pairs without and with the vector added at the last prompt "
-            "token, and with a vector built the same way from as many random heads: "
-            + "; ".join(parts)
-            + f". The vector lifts accuracy by at least {min_lift:g} on {len(lifted)} of {len(scores)} tasks and "
-            f"beats the random-head control on {len(beats)}."
-        )
-        sections.append(
-            Section(
-                title="Instruction vectors restore zero-shot behaviour",
-                reading=reading,
-                figures=[fig],
-                tables=[scores],
-            )
-        )
+        sections.append(_scores_section(scores, min_lift))
     return sections
+
+
+def _heads_section(iv: InstructionVector) -> Section:
+    """One task's head-effect heatmap and top heads, with their reading."""
+    table = iv.to_frame()
+    share = iv.top_share()
+    layers = sorted({a for a, _ in iv.top_heads.tolist()})
+    best = table.iloc[0] if len(table) else None
+    reading = (
+        f"For the {iv.task!r} task the {len(iv.top_heads)} heads with the largest average indirect effect "
+        f"sit in layers {layers}. "
+        + (
+            f"The strongest, L{int(best.layer)}H{int(best['head'])}, raises the probability of the correct "
+            f"first answer token by {best.effect:.3f} on average when its mean output is patched into a "
+            f"corrupted prompt; the top heads hold {share:.0%} of the total positive effect. "
+            if best is not None and bool(torch.isfinite(iv.head_effects).any())
+            else ""
+        )
+        + f"The vector (norm {float(iv.vector.norm()):.2f}) is added after layer {iv.layer}"
+        + (
+            f" at scale {iv.scale:g}, chosen by a validation sweep over layers and scales "
+            f"(validation accuracy {float(iv.sweep['accuracy'].max()):.2f})."
+            if iv.sweep is not None
+            else "."
+        )
+    )
+    return Section(title=f"Causal heads: {iv.task}", reading=reading, figures=[iv.plot()], tables=[table])
+
+
+def _scores_section(scores: pd.DataFrame, min_lift: float) -> Section:
+    """Held-out zero-shot accuracy without / with the vector / with a random-head vector."""
+    import plotly.graph_objects as go
+
+    need = {"task", "zero_shot", "with_vector", "random_heads"}
+    if not need <= set(scores.columns):
+        raise ValueError(
+            f"scores needs columns {sorted(need)} (from vector_scores); got {list(scores.columns)}."
+        )
+    fig = go.Figure(
+        [
+            go.Bar(name=col.replace("_", " "), x=scores["task"], y=scores[col])
+            for col in ("zero_shot", "with_vector", "random_heads")
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        yaxis_title="zero-shot first-token accuracy",
+        title="Instruction vectors: held-out zero-shot accuracy",
+    )
+    lifted = scores[scores["with_vector"] - scores["zero_shot"] >= min_lift]["task"].tolist()
+    beats = scores[scores["with_vector"] > scores["random_heads"]]["task"].tolist()
+    parts = [
+        f"{r.task}: {r.zero_shot:.2f} → {r.with_vector:.2f} (random heads {r.random_heads:.2f})"
+        for r in scores.itertuples()
+    ]
+    reading = (
+        "Zero-shot accuracy on held-out pairs without and with the vector added at the last prompt "
+        "token, and with a vector built the same way from as many random heads: "
+        + "; ".join(parts)
+        + f". The vector lifts accuracy by at least {min_lift:g} on {len(lifted)} of {len(scores)} tasks and "
+        f"beats the random-head control on {len(beats)}."
+    )
+    return Section(
+        title="Instruction vectors restore zero-shot behaviour",
+        reading=reading,
+        figures=[fig],
+        tables=[scores],
+    )
 
 
 def forgetting_section(results) -> list:

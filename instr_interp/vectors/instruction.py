@@ -253,17 +253,8 @@ def instruction_vector(
         )
     check_means(model, means)
     if heads is None:
-        effects = head_effects(
-            model,
-            train,
-            method=method,
-            means=means,
-            n_prompts=n_prompts,
-            shots=shots,
-            seed=seed,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        effects = head_effects(model, train, method=method, means=means, n_prompts=n_prompts, shots=shots,
+                               seed=seed, batch_size=batch_size, progress=progress)
         chosen = top_heads(effects, k)
     else:
         chosen = heads
@@ -271,19 +262,7 @@ def instruction_vector(
     vector = vector_from_heads(model, means, chosen)
     table, scale = None, 1.0
     if do_sweep:
-        table = sweep_layers(
-            model,
-            vector,
-            val,
-            layers=candidate_layers,
-            scale=scales,
-            batch_size=batch_size,
-            progress=progress,
-        )
-        best = table.sort_values(
-            ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
-        ).iloc[0]
-        layer, scale = int(best["layer"]), float(best["scale"])
+        table, layer, scale = _best_layer(model, vector, val, candidate_layers, scales, batch_size, progress)
     elif layer is None:
         layer = facts.n_layers // 3
     layer = check_layer(model, int(layer))
@@ -309,6 +288,24 @@ def instruction_vector(
         sweep=table,
         settings=settings,
     )
+
+
+def _best_layer(model, vector, val: Task, candidate_layers, scales, batch_size: int, progress: bool):
+    """The layer sweep of :func:`instruction_vector`: the sweep table, and the layer and scale with the
+    best zero-shot validation accuracy (ties: higher answer probability, smaller scale, earlier layer)."""
+    table = sweep_layers(
+        model,
+        vector,
+        val,
+        layers=candidate_layers,
+        scale=scales,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    best = table.sort_values(
+        ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
+    ).iloc[0]
+    return table, int(best["layer"]), float(best["scale"])
 
 
 # ---------------------------------------------------------------------------------------------

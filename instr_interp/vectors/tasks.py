@@ -211,6 +211,18 @@ def shared_first_tokens(model_or_tokenizer, task: Task) -> dict[int, list[str]]:
     return {tid: ys for tid, ys in by_token.items() if len(ys) > 1}
 
 
+def _warn_shared_first_tokens(tokenizer, task: Task) -> None:
+    shared = shared_first_tokens(tokenizer, task)
+    if shared:
+        warnings.warn(
+            f"Task {task.name!r}: {sum(map(len, shared.values()))} answers share a first token with another "
+            f"answer under this tokenizer (e.g. {next(iter(shared.values()))[:3]}), so first-token accuracy counts "
+            "a wrong answer with the same first token as right. Use answers that differ in their first token "
+            "(as the built-in tasks do for the bundled tokenizers), or read exact_match (max_new_tokens > 0).",
+            stacklevel=3,
+        )
+
+
 def answer_token(model_or_tokenizer, y: str) -> int:
     """The first token of the answer ``" " + y`` (the token the model must predict after ``"A:"``)."""
     ids = _tokenizer(model_or_tokenizer)(" " + y, add_special_tokens=False)["input_ids"]
@@ -363,31 +375,9 @@ def evaluate_task(
     tok = model.tokenizer
     ids = tokenize_prompts(model, prompts)
     targets = torch.tensor([answer_token(tok, y) for _, y in pairs])
-    shared = shared_first_tokens(tok, task)
-    if shared:
-        warnings.warn(
-            f"Task {task.name!r}: {sum(map(len, shared.values()))} answers share a first token with another "
-            f"answer under this tokenizer (e.g. {next(iter(shared.values()))[:3]}), so first-token accuracy counts "
-            "a wrong answer with the same first token as right. Use answers that differ in their first token "
-            "(as the built-in tasks do for the bundled tokenizers), or read exact_match (max_new_tokens > 0).",
-            stacklevel=2,
-        )
-
-    def score(rows, tokens, last):
-        with torch.inference_mode():
-            logits = last_token_logits(model, tokens, last).float()
-            p, best = first_token_scores(logits, targets[rows])
-            new = greedy(model, tokens, last, logits, max_new_tokens) if max_new_tokens else None
-        return p, best, new
-
-    p_target = torch.zeros(len(pairs), dtype=torch.float64)
-    pred = torch.zeros(len(pairs), dtype=torch.long)
-    generations = [""] * len(pairs)
-    for rows, (p, best, new) in map_rows(model, ids, score, batch_size=batch_size, extra=max_new_tokens,
-                                         desc=f"evaluate {task.name}", progress=progress):
-        p_target[rows], pred[rows] = p, best
-        for r, i in enumerate(rows if new is not None else ()):
-            generations[i] = tok.decode(new[r])
+    _warn_shared_first_tokens(tok, task)
+    p_target, pred, generations = _score_prompts(model, ids, targets, max_new_tokens, batch_size,
+                                                 f"evaluate {task.name}", progress)
     correct = pred == targets
     frame = pd.DataFrame(
         {
@@ -420,3 +410,27 @@ def evaluate_task(
             "model": getattr(model, "instr_interp_name", ""),
         },
     )
+
+
+def _score_prompts(model, ids, targets: torch.Tensor, max_new_tokens: int, batch_size: int, desc: str,
+                   progress: bool):
+    """Each prompt's probability of its target's first token, the argmax token at the last prompt
+    position, and (with ``max_new_tokens``) the decoded greedy continuation (else ``""``)."""
+    tok = model.tokenizer
+
+    def score(rows, tokens, last):
+        with torch.inference_mode():
+            logits = last_token_logits(model, tokens, last).float()
+            p, best = first_token_scores(logits, targets[rows])
+            new = greedy(model, tokens, last, logits, max_new_tokens) if max_new_tokens else None
+        return p, best, new
+
+    p_target = torch.zeros(len(targets), dtype=torch.float64)
+    pred = torch.zeros(len(targets), dtype=torch.long)
+    generations = [""] * len(targets)
+    for rows, (p, best, new) in map_rows(model, ids, score, batch_size=batch_size, extra=max_new_tokens,
+                                         desc=desc, progress=progress):
+        p_target[rows], pred[rows] = p, best
+        for r, i in enumerate(rows if new is not None else ()):
+            generations[i] = tok.decode(new[r])
+    return p_target, pred, generations

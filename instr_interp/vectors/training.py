@@ -21,28 +21,35 @@ import contextlib
 import copy
 import json
 import math
-import os
 import random
 import shutil
-import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import compat
 from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
+from ..files import publish_dir, staging_dir
 from ..interventions.vectors import iv_addition
 from ..models import BUNDLED, _convert, _offline, cache_dir
 from ..results import MANIFEST, Result
+from .guidance import (
+    _Guidance,
+    _guidance_record,
+    _guided_loss,
+    _response_ce,
+    _top_heads,
+    _vectors_by_layer,
+    guidance_kl,
+    last_prompt_positions,
+    progressive_alpha,
+)
 
 __all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
            "progressive_alpha", "response_loss"]
@@ -118,21 +125,6 @@ def hf_source(name: str) -> Path | str:
     return name
 
 
-def _logits(base, hidden: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-    """The unembedding of selected hidden states (with Gemma's final soft-capping where set)."""
-    logits = base.lm_head(hidden)
-    cap = compat.hf_logit_softcap(base)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits.float()
-
-
-def _response_ce(base, hidden, labels):
-    targets = labels[:, 1:]
-    keep = targets != -100
-    return torch.nn.functional.cross_entropy(_logits(base, hidden[:, :-1][keep]), targets[keep])
-
-
 def response_loss(model, tokens, mask, labels):
     """Mean cross-entropy over response tokens, computing logits only where a target exists.
 
@@ -142,163 +134,6 @@ def response_loss(model, tokens, mask, labels):
     base = compat.unwrap_peft(model)
     hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     return _response_ce(base, hidden, labels)
-
-
-# ---------------------------------------------------------------------------------------------
-# IV guidance: pieces
-
-
-def progressive_alpha(step: int, total_steps: int) -> float:
-    """Scale of the progressive intervention at ``step`` (0-based) of ``total_steps``.
-
-    α(s) = max(0, 1 − s / (S/2)): 1 at the first step, falling linearly to 0 at the midpoint and 0
-    for the second half of training.
-    """
-    if total_steps < 1 or not 0 <= step < total_steps:
-        raise ValueError(f"Need 0 <= step < total_steps and total_steps >= 1; got step={step}, "
-                         f"total_steps={total_steps}.")
-    return max(0.0, 1.0 - step / (total_steps / 2))
-
-
-def last_prompt_positions(regions: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
-    """The position right before each row's first response token, read from the region masks.
-
-    Equal to ``EncodedBatch.last_prompt``, the position the encoding records and training uses; for
-    when only the region masks are at hand."""
-    response = regions == Region.RESPONSE
-    if not bool(response.any(1).all()):
-        raise ValueError("Every row needs response tokens to locate its last prompt token; encode the "
-                         "records with with_response=True and keep max_length long enough to reach them.")
-    first = response.int().argmax(1)
-    if bool((first == 0).any()):
-        raise ValueError("A row starts with a response token; there is no prompt token before it.")
-    return first - 1
-
-
-def _vectors_by_layer(guidance, n_layers: int, d_model: int) -> dict[int, Tensor]:
-    """θ per layer: vectors at the same layer are summed; each layer keeps its own sum."""
-    if guidance is None:
-        return {}
-    items = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
-    if not items:
-        raise ValueError("iv_guidance is an empty list; pass None or at least one InstructionVector.")
-    out: dict[int, Tensor] = {}
-    for iv in items:
-        if not hasattr(iv, "vector") or not hasattr(iv, "layer"):
-            raise TypeError(f"iv_guidance items need .vector and .layer (an InstructionVector); got "
-                            f"{type(iv).__name__}.")
-        vec = torch.as_tensor(iv.vector).detach().float().reshape(-1)
-        layer = int(iv.layer)
-        if vec.numel() != d_model:
-            raise ValueError(f"Instruction vector has {vec.numel()} entries but the model's d_model is {d_model}; "
-                             "compute the vector on this model (or its pre-task version).")
-        if not 0 <= layer < n_layers:
-            raise ValueError(f"Instruction vector layer {layer} is outside 0..{n_layers - 1}.")
-        out[layer] = out[layer] + vec if layer in out else vec
-    return out
-
-
-def _top_heads(guidance) -> list[tuple[int, int]]:
-    items = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
-    heads = set()
-    for iv in items:
-        top = getattr(iv, "top_heads", None)
-        if top is None:
-            raise ValueError("head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head)).")
-        heads.update((int(layer), int(head)) for layer, head in torch.as_tensor(top).reshape(-1, 2).tolist())
-    return sorted(heads)
-
-
-@contextlib.contextmanager
-def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor, " batch"], store: dict):
-    """Store each head's slice of the o_proj input at ``positions``: store[(layer, head)] = [batch, d_head]."""
-    n_heads = compat.hf_n_heads(hf_model)
-    handles = []
-
-    def make(layer: int, wanted: list[int]):
-        def hook(module, args):
-            z = args[0]
-            rows = torch.arange(z.shape[0], device=z.device)
-            at = z[rows, positions.to(z.device)]
-            at = at.reshape(at.shape[0], n_heads, -1)
-            for head in wanted:
-                store[(layer, head)] = at[:, head]
-
-        return hook
-
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        by_layer.setdefault(layer, []).append(head)
-    try:
-        for layer, wanted in by_layer.items():
-            handles.append(compat.hf_attention_out_proj(hf_model, layer).register_forward_pre_hook(make(layer, wanted)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def guidance_kl(new_logits: Float[Tensor, "n d_vocab"], ref_logits: Float[Tensor, "n d_vocab"],
-                temperature: float = 2.0) -> Tensor:
-    """KL(softmax(new/T) ‖ softmax(ref/T)) · T², averaged over the ``n`` rows (positions)."""
-    log_p = torch.log_softmax(new_logits.float() / temperature, dim=-1)
-    log_q = torch.log_softmax(ref_logits.float() / temperature, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
-
-
-@dataclass(kw_only=True)
-class _Guidance:
-    vectors: dict[int, Tensor]
-    heads: list[tuple[int, int]]
-    reference: Any
-    kl_weight: float
-    seq_kl_weight: float
-    temperature: float
-    progressive: bool
-    head_consistency: float
-    kl_threshold: float
-    head_threshold: float
-
-    def active(self) -> bool:
-        return bool(self.vectors) and (self.kl_weight > 0 or self.seq_kl_weight > 0 or self.progressive
-                                       or self.head_consistency > 0)
-
-
-def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) -> tuple[Tensor, dict]:
-    """Cross-entropy plus the IV terms for one batch (``last``: each row's last prompt position as the
-    encoding records it, ``EncodedBatch.last_prompt``); returns the loss and its logged parts."""
-    base = compat.unwrap_peft(model)
-    rows = torch.arange(tokens.shape[0])
-    new_heads: dict = {}
-    with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
-            _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads):
-        hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
-    ce = _response_ce(base, hidden, labels)
-    parts = {"ce": ce.item(), "alpha": alpha if g.progressive else 0.0}
-    loss = ce
-    if g.reference is None:
-        return loss, parts
-    ref_heads: dict = {}
-    with torch.no_grad(), iv_addition(g.reference, g.vectors, last), \
-            _capture_heads(g.reference, g.heads if g.head_consistency > 0 else [], last, ref_heads):
-        ref_hidden = g.reference.model(input_ids=tokens, attention_mask=mask).last_hidden_state
-    ref = g.reference
-    if g.kl_weight > 0:
-        kl = guidance_kl(_logits(base, hidden[rows, last]), _logits(ref, ref_hidden[rows, last]), g.temperature)
-        parts["kl"] = kl.item()
-        if parts["kl"] > g.kl_threshold:
-            loss = loss + g.kl_weight * kl
-    if g.seq_kl_weight > 0:
-        keep = mask.bool()
-        seq = guidance_kl(_logits(base, hidden[keep]), _logits(ref, ref_hidden[keep]), g.temperature)
-        parts["seq_kl"] = seq.item()
-        loss = loss + g.seq_kl_weight * seq
-    if g.head_consistency > 0:
-        mse = torch.stack([torch.nn.functional.mse_loss(new_heads[h], ref_heads[h]) for h in g.heads]).mean()
-        parts["head_mse"] = mse.item()
-        if parts["head_mse"] > g.head_threshold:
-            loss = loss + g.head_consistency * mse
-    return loss, parts
 
 
 def _batches_with_regions(encoded, order, batch_size):
@@ -376,30 +211,85 @@ def finetune(
         >>> r.steps
         1
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if not isinstance(model_or_name, str):
         raise TypeError("finetune takes a model name or directory (it trains the plain transformers model); "
                         f"got {type(model_or_name).__name__}. Pass e.g. 'gemma-3-270m' or a saved directory.")
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}; choose 'lora' or 'full'.")
+    kl_weight = _checked_weights(iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature)
+    data = load_instructions(data)
+    missing = [r.id for r in data if not r.response]
+    if missing:
+        raise ValueError(f"finetune needs reference responses; missing for {missing[:5]}.")
+    lr = lr if lr is not None else (2e-4 if method == "lora" else 2e-5)
+    tokenizer, model = _load_plain(model_or_name, seed)
+    guide = _guidance(model, iv_guidance, kl_weight=kl_weight, seq_kl_weight=seq_kl_weight, temperature=temperature,
+                      progressive=progressive, head_consistency=head_consistency, kl_threshold=kl_threshold,
+                      head_threshold=head_threshold)
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
+                                                 target_modules=list(target_modules)))
+    model.train()
+    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
+    steps = epochs * math.ceil(len(encoded) / batch_size)
+    start = time.perf_counter()
+    losses, components = _train(model, guide, encoded, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                steps=steps, out=out, progress=progress,
+                                desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})")
+    seconds = time.perf_counter() - start
+    if method == "lora":
+        model = model.merge_and_unload()
+    model.eval()
+    out = Path(out)
+    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
+                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
+                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
+                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
+                "progressive": guide.progressive, "head_consistency": head_consistency,
+                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
+                "head_consistency_heads": [list(h) for h in guide.heads]}
+    meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
+            "settings": settings, "components": components}
+    _save_tuned(model, tokenizer, meta, out)
+    return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
+                          seconds=seconds, settings=settings, components=components,
+                          model=model if keep_model else None)
+
+
+def _checked_weights(iv_guidance, kl_weight: float | None, seq_kl_weight: float, head_consistency: float,
+                     temperature: float) -> float:
+    """Refuse loss weights that need guidance without it, or that are negative; returns ``kl_weight``
+    with its default filled in (1.0 with guidance, 0 without)."""
     if iv_guidance is None and ((kl_weight or 0) > 0 or seq_kl_weight > 0 or head_consistency > 0):
         raise ValueError("kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
                          "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0.")
     kl_weight = (1.0 if iv_guidance is not None else 0.0) if kl_weight is None else float(kl_weight)
     if min(kl_weight, seq_kl_weight, head_consistency) < 0 or temperature <= 0:
         raise ValueError("kl_weight, seq_kl_weight and head_consistency must be >= 0 and temperature > 0.")
-    data = load_instructions(data)
-    missing = [r.id for r in data if not r.response]
-    if missing:
-        raise ValueError(f"finetune needs reference responses; missing for {missing[:5]}.")
-    lr = lr if lr is not None else (2e-4 if method == "lora" else 2e-5)
+    return kl_weight
+
+
+def _load_plain(model_or_name: str, seed: int):
+    """The tokenizer and the fp32 transformers model of ``model_or_name`` (offline for local folders);
+    torch's generator is seeded with ``seed`` once the source is ready."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     source = hf_source(model_or_name)
     local = isinstance(source, Path)
     torch.manual_seed(seed)
     with _offline() if local else contextlib.nullcontext():
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, local_files_only=local)
+    return tokenizer, model
+
+
+def _guidance(model, iv_guidance, *, kl_weight: float, seq_kl_weight: float, temperature: float,
+              progressive: bool, head_consistency: float, kl_threshold: float, head_threshold: float) -> _Guidance:
+    """The IV-guidance settings for ``model``, with a frozen copy of it as the reference when a
+    KL or head term needs one."""
     config = model.config
     guide = _Guidance(
         vectors=_vectors_by_layer(iv_guidance, config.num_hidden_layers, config.hidden_size),
@@ -412,22 +302,18 @@ def finetune(
             raise ValueError(f"Top head ({layer}, {head}) does not exist in this model.")
     if kl_weight > 0 or seq_kl_weight > 0 or head_consistency > 0:
         guide.reference = copy.deepcopy(model).eval().requires_grad_(False)  # the frozen pre-task model
-    if method == "lora":
-        from peft import LoraConfig, get_peft_model
+    return guide
 
-        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                                                 target_modules=list(target_modules)))
-    model.train()
-    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
+
+def _train(model, guide: _Guidance, encoded, *, epochs: int, batch_size: int, lr: float, seed: int, steps: int,
+           out, progress: bool, desc: str) -> tuple[list[float], dict[str, list[float]]]:
+    """The AdamW loop over shuffled batches; returns the per-step losses and the logged loss terms."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = epochs * math.ceil(len(encoded) / batch_size)
     rng = random.Random(seed)
     losses: list[float] = []
     components: dict[str, list[float]] = {}
-    start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
-               disable=not progress)
+    bar = tqdm(total=steps, desc=desc, disable=not progress)
     for _ in range(epochs):
         order = list(range(len(encoded)))
         rng.shuffle(order)
@@ -452,62 +338,18 @@ def finetune(
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
-    seconds = time.perf_counter() - start
-    if method == "lora":
-        model = model.merge_and_unload()
-    model.eval()
-    out = Path(out)
-    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
-                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
-                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
-                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
-                "progressive": guide.progressive, "head_consistency": head_consistency,
-                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
-                "head_consistency_heads": [list(h) for h in guide.heads]}
-    meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
-            "settings": settings, "components": components}
-    staging = _staging_dir(out)
+    return losses, components
+
+
+def _save_tuned(model, tokenizer, meta: dict, out: Path) -> None:
+    """Write the model, its tokenizer and ``instr_interp_finetune.json`` to a staging folder, then
+    move it into place as ``out`` (a failed write leaves ``out`` as it was)."""
+    staging = staging_dir(out)
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
-        _publish(staging, out)
+        publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
-                          seconds=seconds, settings=settings, components=components,
-                          model=model if keep_model else None)
-
-
-def _staging_dir(out: Path) -> Path:
-    """A fresh hidden sibling of ``out`` to write a model into before it is renamed into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move a finished model folder into place: an existing ``out`` is set aside, replaced, then
-    deleted, so ``out`` always holds a complete model (or none)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _guidance_record(guidance) -> list[dict] | None:
-    """What to write into the settings about the vectors used (task, layer, norm, top heads)."""
-    if guidance is None:
-        return None
-    items: Sequence = list(guidance) if isinstance(guidance, (list, tuple)) else [guidance]
-    out = []
-    for iv in items:
-        top = getattr(iv, "top_heads", None)
-        out.append({"task": getattr(iv, "task", None), "layer": int(iv.layer),
-                    "norm": float(torch.as_tensor(iv.vector).float().norm()),
-                    "top_heads": torch.as_tensor(top).reshape(-1, 2).tolist() if top is not None else None})
-    return out

@@ -14,7 +14,7 @@ import instr_interp
 
 ROOT = Path(instr_interp.__file__).parent
 PRESENTATION = ("instr_interp.report", "instr_interp.cli")
-BELOW_PRESENTATION = ("models", "hooks", "compat", "checks", "results", "files", "views", "stats", "data", "engine", "interventions", "sparcom", "shift", "vectors")
+BELOW_PRESENTATION = ("models", "tiny", "hooks", "compat", "checks", "results", "files", "views", "stats", "data", "engine", "interventions", "sparcom", "shift", "vectors")
 ANALYSES = ("instr_interp.sparcom", "instr_interp.shift", "instr_interp.vectors")
 BELOW_ANALYSES = ("data", "engine", "interventions")
 

@@ -35,7 +35,7 @@ def test_hook_sites(tiny):
     assert ii.hook_site(tiny, "attn_z", -1).layer == 1
     assert ii.hook_site(tiny, "embed").name == "hook_embed"
     assert [s.name for s in ii.hook_names(tiny, "resid_post")] == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
-    with pytest.raises(ValueError, match="LlamaForCausalLM has no hook point 'blocks.0.mlp.hook_expert_indices'"):
+    with pytest.raises(ValueError, match="LlamaForCausalLM is a dense model: it has no router, so there is no 'expert_indices' site"):
         ii.hook_site(tiny, "expert_indices", 0)
     with pytest.raises(ValueError, match=r"layer in \[0, 2\)"):
         ii.hook_site(tiny, "mlp_pre", 2)
