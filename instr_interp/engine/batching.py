@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..data.encoding import EncodedDataset, pad_id
 
-__all__ = ["bucket_width", "plan_batches", "plan_rows", "pad_rows", "pad_id"]
+__all__ = ["check_context", "bucket_width", "plan_batches", "plan_rows", "pad_rows", "pad_id"]
 
 
 def bucket_width(n_tokens: int) -> int:
@@ -59,3 +59,33 @@ def pad_rows(
         tokens[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         last[r] = len(seq) - 1
     return tokens.to(device), last.to(device)
+
+
+def check_context(model, lengths: Sequence[int], *, names: Sequence[str] | None = None, extra: int = 0,
+                  what: str = "record") -> None:
+    """Refuse inputs longer than the model's context (``cfg.n_ctx``) before any forward: past it the
+    positions are ones the model never saw in training, and its outputs mean nothing.
+
+    Args:
+        lengths: token counts of the inputs; ``extra`` tokens (e.g. to be generated) are added to each.
+        names: labels for the message (record ids), default the indices.
+
+    Examples:
+        >>> from instr_interp import tiny_model
+        >>> check_context(tiny_model(), [3000])
+        Traceback (most recent call last):
+        ...
+        ValueError: 1 record(s) are longer than the model's context of 2048 tokens: 0 (3000 tokens)...
+    """
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if not n_ctx:
+        return
+    over = [(i, n + extra) for i, n in enumerate(lengths) if n + extra > n_ctx]
+    if over:
+        label = (lambda i: names[i]) if names is not None else str
+        listed = ", ".join(f"{label(i)} ({n} tokens)" for i, n in over[:5])
+        raise ValueError(
+            f"{len(over)} {what}(s) are longer than the model's context of {n_ctx} tokens: {listed}"
+            f"{' ...' if len(over) > 5 else ''}. Encode with max_length={n_ctx - extra} to truncate them (with a "
+            "warning naming them), or shorten them."
+        )

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..hooks import hook_site
 from ..models import model_device
-from .batching import pad_id, pad_rows, plan_rows
+from .batching import check_context, pad_id, pad_rows, plan_rows
 from .native import native_forward
 from .parallel import map_shards
 from .passes import _StopForward, check_finite
@@ -128,6 +128,7 @@ def map_rows(
     ``last`` holds each row's last prompt position (its final token). ``fn`` runs its forwards
     with :func:`last_token_logits`.
     """
+    check_context(model, [len(t) for t in token_lists], extra=extra, what="prompt")
     device, pid = model_device(model), pad_id(model)
     plan = plan_rows(token_lists, batch_size, extra)
 

@@ -9,6 +9,7 @@ from ..data.dataset import InstructionDataset, InstructionRecord, load_instructi
 from ..data.encoding import encode
 from ..hooks import hook_site
 from ..models import model_device
+from .batching import check_context
 from .parallel import map_shards
 from .positions import prompt_positions
 
@@ -99,6 +100,8 @@ def generate_responses(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     data = load_instructions(data)
     encoded = encode(data, model.tokenizer, format=format)
+    check_context(model, [len(r.tokens) for r in encoded], names=[r.id for r in encoded], extra=max_new_tokens,
+                  what="prompt")
     stops = _stop_ids(model)
     groups: dict[int, list[int]] = {}
     for i, rec in enumerate(encoded):

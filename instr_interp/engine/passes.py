@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..data.encoding import EncodedBatch, EncodedDataset, encode
 from ..hooks import FIRING_ORDER, HookSite
 from ..models import model_device, model_identity
-from .batching import plan_batches
+from .batching import check_context, plan_batches
 from .native import check_blas, native_forward
 from .parallel import shard, world
 from .positions import prompt_positions
@@ -210,6 +210,7 @@ def run(
     encoded = data if isinstance(data, EncodedDataset) else encode(
         data, model.tokenizer, format=format, max_length=max_length, with_response=with_response
     )
+    check_context(model, [len(r.tokens) for r in encoded], names=[r.id for r in encoded])
     device = model_device(model)
     check_blas(device)
     for probe in probes:

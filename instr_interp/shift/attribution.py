@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import InstructionRecord, load_instructions
 from ..data.encoding import Region, _assign, encode
+from ..engine.batching import check_context
 from ..engine.generation import generate_responses
 from ..engine.parallel import map_shards
 from ..engine.passes import check_finite
@@ -160,6 +161,7 @@ def attribute(
         )
     regions_t = torch.tensor(regions)
     prompt_positions, response_positions, bos_excluded = _attributed_positions(tok, ids, regions_t, prompt_length)
+    check_context(model, [len(ids)], what="prompt and response")
     input_ids = torch.tensor(ids)
     matrix, probs = _gradient_x_input(
         model,

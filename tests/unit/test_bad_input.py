@@ -79,3 +79,20 @@ def test_compare_scores_says_when_its_test_is_undefined(tiny, small_data):
     row = table.iloc[0]
     assert row["t"] != row["t"] and row["p_value"] != row["p_value"]
     assert row["note"].startswith("undefined: a sample has fewer than 2 values")
+
+
+def test_inputs_longer_than_the_context_are_refused_or_truncated_as_asked(tiny):
+    n_ctx = tiny.cfg.n_ctx
+    long = ii.InstructionRecord(id="long", category="math", instruction="Add these: " + "1 " * n_ctx)
+    with pytest.raises(ValueError, match=rf"1 record\(s\) are longer than the model's context of {n_ctx} tokens: long"):
+        ii.run(tiny, [long], [ii.NeuronFiring()], progress=False)
+    with pytest.warns(UserWarning, match="truncated"):
+        enc = ii.encode([long], tiny.tokenizer, max_length=n_ctx)
+    (probe,) = ii.run(tiny, enc, [ii.NeuronFiring()], progress=False)  # truncated as chosen: runs
+    assert int(probe.result().tokens.sum()) > 0
+    task = ii.Task(name="t", instruction="Repeat.", pairs=[("x " * n_ctx, "y"), ("a", "b")])
+    with pytest.raises(ValueError, match="prompt\\(s\\) are longer than the model's context"):
+        ii.evaluate_task(tiny, task, progress=False)
+    with pytest.raises(ValueError, match="longer than the model's context"):
+        ii.generate_responses(tiny, [{"id": "g", "category": "math", "instruction": "1 " * (n_ctx - 10)}],
+                              max_new_tokens=64, progress=False)
