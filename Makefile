@@ -44,7 +44,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: setup
-	$(BIN)/ruff check instr_interp tests benchmarks
+	$(BIN)/ruff check instr_interp tests benchmarks scripts && $(BIN)/ruff format --check instr_interp tests benchmarks scripts
 
 bench: setup
 	$(BIN)/python benchmarks/bench_firing.py

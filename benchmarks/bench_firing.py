@@ -84,7 +84,8 @@ def machine_facts(device: str) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "transformer_lens": getattr(transformer_lens, "__version__", None) or _dist_version("transformer-lens"),
+        "transformer_lens": getattr(transformer_lens, "__version__", None)
+        or _dist_version("transformer-lens"),
         "torch_num_threads": torch.get_num_threads(),
         "MKL_CBWR": os.environ.get("MKL_CBWR"),
         "mkl_strict_reproducible": blas_reproducible(),
@@ -107,10 +108,14 @@ def _instr_interp_source() -> dict:
         return out
     try:
         git = ["git", "-C", str(pkg.parent)]
-        out["instr_interp_commit"] = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True,
-                                                    text=True, check=True).stdout.strip()
-        out["instr_interp_dirty"] = bool(subprocess.run(git + ["status", "--porcelain", "--", str(pkg)],
-                                                        capture_output=True, text=True).stdout.strip())
+        out["instr_interp_commit"] = subprocess.run(
+            git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        out["instr_interp_dirty"] = bool(
+            subprocess.run(
+                git + ["status", "--porcelain", "--", str(pkg)], capture_output=True, text=True
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         pass
     return out
@@ -183,12 +188,16 @@ def bench_model(alias: str, args) -> dict:
     real_tokens = int(sum(int(b.attention_mask.sum()) for b in batches))
     padded_tokens = int(sum(b.tokens.numel() for b in batches))
     names = [s.name for s in NeuronFiring().sites(model)]
-    print(f"{len(encoded)} records, {len(batches)} batches, {real_tokens} real / {padded_tokens} padded "
-          f"tokens, {len(names)} hook sites ({names[0]} ...)", flush=True)
+    print(
+        f"{len(encoded)} records, {len(batches)} batches, {real_tokens} real / {padded_tokens} padded "
+        f"tokens, {len(names)} hook sites ({names[0]} ...)",
+        flush=True,
+    )
 
     def run_stats():
-        (probe,) = instr_interp.run(model, encoded, [NeuronFiring(per_record=False)],
-                                    batch_size=args.batch_size, progress=False)
+        (probe,) = instr_interp.run(
+            model, encoded, [NeuronFiring(per_record=False)], batch_size=args.batch_size, progress=False
+        )
         return probe
 
     def run_noop():
@@ -203,13 +212,16 @@ def bench_model(alias: str, args) -> dict:
         body = hf.model
         with torch.no_grad():
             for b in batches:
-                body(input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids())
+                body(
+                    input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids()
+                )
 
     def run_cache():
         with torch.no_grad():
             for b in batches:
-                _, cache = model.run_with_cache(b.tokens, attention_mask=b.attention_mask.long(),
-                                                names_filter=names)
+                _, cache = model.run_with_cache(
+                    b.tokens, attention_mask=b.attention_mask.long(), names_filter=names
+                )
                 del cache
 
     methods = {"a_stats": run_stats, "b_hf": run_hf, "c_run_with_cache": run_cache}
@@ -222,8 +234,12 @@ def bench_model(alias: str, args) -> dict:
         for b in (batches[0], batches[-1]):
             hf(input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids())
             model.run_with_cache(b.tokens, attention_mask=b.attention_mask.long(), names_filter=names)
-            model(b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids(),
-                  return_type=None)
+            model(
+                b.tokens,
+                attention_mask=b.attention_mask.long(),
+                position_ids=b.position_ids(),
+                return_type=None,
+            )
 
     times: dict[str, list[float]] = {k: [] for k in methods}
     # Process CPU seconds per measurement: cpu/wall close to torch.get_num_threads() means the
@@ -239,8 +255,11 @@ def bench_model(alias: str, args) -> dict:
             elapsed = time.perf_counter() - start
             times[key].append(elapsed)
             cpu[key].append(time.process_time() - c0)
-            print(f"  repeat {rep + 1}/{args.repeats} {key:18s} {elapsed:8.2f} s  (cpu/wall "
-                  f"{cpu[key][-1] / elapsed:.2f})", flush=True)
+            print(
+                f"  repeat {rep + 1}/{args.repeats} {key:18s} {elapsed:8.2f} s  (cpu/wall "
+                f"{cpu[key][-1] / elapsed:.2f})",
+                flush=True,
+            )
         loadavg.append(_loadavg())
 
     # Sanity: the stats pass counted the tokens it should have.
@@ -322,24 +341,35 @@ def memory_probe(args) -> None:
     except OSError:
         hwm_reset = False
     start = time.perf_counter()
-    (probe,) = instr_interp.run(model, encoded, [NeuronFiring(per_record=bool(args.per_record))],
-                                batch_size=args.batch_size, progress=False)
+    (probe,) = instr_interp.run(
+        model,
+        encoded,
+        [NeuronFiring(per_record=bool(args.per_record))],
+        batch_size=args.batch_size,
+        progress=False,
+    )
     elapsed = time.perf_counter() - start
     state_bytes = sum(v.numel() * v.element_size() for v in probe.state.values())
-    print("MEMORY_PROBE " + json.dumps({
-        "model": args.models[0],
-        "replicate": args.replicate,
-        "per_record": bool(args.per_record),
-        "n_records": len(encoded),
-        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "ru_maxrss_at_start_kb": _START_MAXRSS_KB,
-        "ru_maxrss_after_load_kb": after_load_maxrss,
-        "rss_after_load_kb": after_load_rss,
-        "vm_hwm_since_load_kb": _vm_hwm_kb() if hwm_reset else None,
-        "probe_state_bytes": state_bytes,
-        "pass_seconds": elapsed,
-        "torch_num_threads": torch.get_num_threads(),
-    }), flush=True)
+    print(
+        "MEMORY_PROBE "
+        + json.dumps(
+            {
+                "model": args.models[0],
+                "replicate": args.replicate,
+                "per_record": bool(args.per_record),
+                "n_records": len(encoded),
+                "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "ru_maxrss_at_start_kb": _START_MAXRSS_KB,
+                "ru_maxrss_after_load_kb": after_load_maxrss,
+                "rss_after_load_kb": after_load_rss,
+                "vm_hwm_since_load_kb": _vm_hwm_kb() if hwm_reset else None,
+                "probe_state_bytes": state_bytes,
+                "pass_seconds": elapsed,
+                "torch_num_threads": torch.get_num_threads(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def measure_memory(alias: str, args) -> dict:
@@ -347,9 +377,23 @@ def measure_memory(alias: str, args) -> dict:
     for per_record in (False, True):
         rows = {}
         for rep in (1, 8):
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-probe", "--models", alias,
-                   "--replicate", str(rep), "--per-record", str(int(per_record)),
-                   "--batch-size", str(args.batch_size), "--device", args.device, "--dtype", args.dtype]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--memory-probe",
+                "--models",
+                alias,
+                "--replicate",
+                str(rep),
+                "--per-record",
+                str(int(per_record)),
+                "--batch-size",
+                str(args.batch_size),
+                "--device",
+                args.device,
+                "--dtype",
+                args.dtype,
+            ]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             print(f"  memory probe: {alias} per_record={per_record} x{rep} ...", flush=True)
@@ -357,16 +401,20 @@ def measure_memory(alias: str, args) -> dict:
             # (at exec, the kernel records the high-water mark of the mm being replaced: the
             # parent's, under vfork). Starting the child from a small shell that forks first keeps
             # the child's ru_maxrss its own.
-            proc = subprocess.run(["/bin/sh", "-c", shlex.join(cmd) + "; exit $?"],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", shlex.join(cmd) + "; exit $?"], capture_output=True, text=True
+            )
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("MEMORY_PROBE ")), None)
             if proc.returncode != 0 or line is None:
                 raise RuntimeError(f"memory probe failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-            rows[f"x{rep}"] = json.loads(line[len("MEMORY_PROBE "):])
+            rows[f"x{rep}"] = json.loads(line[len("MEMORY_PROBE ") :])
             r = rows[f"x{rep}"]
-            print(f"    ru_maxrss {r['ru_maxrss_kb'] / 1024:.0f} MiB (after load "
-                  f"{r['ru_maxrss_after_load_kb'] / 1024:.0f} MiB; VmHWM since load "
-                  f"{(r['vm_hwm_since_load_kb'] or 0) / 1024:.0f} MiB), pass {r['pass_seconds']:.1f} s", flush=True)
+            print(
+                f"    ru_maxrss {r['ru_maxrss_kb'] / 1024:.0f} MiB (after load "
+                f"{r['ru_maxrss_after_load_kb'] / 1024:.0f} MiB; VmHWM since load "
+                f"{(r['vm_hwm_since_load_kb'] or 0) / 1024:.0f} MiB), pass {r['pass_seconds']:.1f} s",
+                flush=True,
+            )
         one, eight = rows["x1"]["ru_maxrss_kb"], rows["x8"]["ru_maxrss_kb"]
         rows["growth_pct_ru_maxrss"] = 100.0 * (eight - one) / one
         h1, h8 = rows["x1"]["vm_hwm_since_load_kb"], rows["x8"]["vm_hwm_since_load_kb"]
@@ -389,9 +437,15 @@ def bench_random_7b(args) -> dict:
     device = args.device
     if not device.startswith("cuda"):
         print("warning: --random-7b is meant for a GPU; running on", device, flush=True)
-    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
-                      num_key_value_heads=32, num_hidden_layers=args.random_7b_layers, vocab_size=32000,
-                      max_position_embeddings=4096)
+    cfg = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        num_hidden_layers=args.random_7b_layers,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    )
     cfg.architectures = ["LlamaForCausalLM"]
     torch.manual_seed(0)
     with torch.device(device):
@@ -402,8 +456,9 @@ def bench_random_7b(args) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = TransformerBridge.boot_transformers("llama-7b-random", hf_model=hf, tokenizer=tiny_tokenizer(),
-                                                    device=device, dtype=torch.bfloat16)
+        model = TransformerBridge.boot_transformers(
+            "llama-7b-random", hf_model=hf, tokenizer=tiny_tokenizer(), device=device, dtype=torch.bfloat16
+        )
     model.eval()
     weights_bytes = torch.cuda.memory_allocated() if device.startswith("cuda") else None
     n_layers, d_mlp = cfg.num_hidden_layers, cfg.intermediate_size
@@ -416,6 +471,7 @@ def bench_random_7b(args) -> dict:
         def hook(act, hook=None):
             counts[layer] += (act > 0).sum(1)
             return None
+
         return hook
 
     fwd_hooks = [(f"blocks.{layer}.mlp.hook_pre", make_hook(layer)) for layer in range(n_layers)]
@@ -448,9 +504,19 @@ def bench_random_7b(args) -> dict:
                 peak[key] = max(peak.get(key, 0), torch.cuda.max_memory_allocated())
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {
-        "config": {"hidden": 4096, "intermediate": d_mlp, "heads": 32, "kv_heads": 32, "layers": n_layers,
-                   "vocab": 32000, "dtype": "bfloat16", "batch": bsz, "width": width},
-        "attn_impl_bridge": attn_impl(hf), "attn_impl_bare": attn_impl(bare),
+        "config": {
+            "hidden": 4096,
+            "intermediate": d_mlp,
+            "heads": 32,
+            "kv_heads": 32,
+            "layers": n_layers,
+            "vocab": 32000,
+            "dtype": "bfloat16",
+            "batch": bsz,
+            "width": width,
+        },
+        "attn_impl_bridge": attn_impl(hf),
+        "attn_impl_bare": attn_impl(bare),
         "iters_per_repeat": args.random_7b_iters,
         "seconds_per_forward": times,
         "median_s": med,
@@ -474,17 +540,31 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="JSON output (default benchmarks/results/firing_<device>_<dtype>.json)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads(N) before anything runs (default: torch's own default); "
-                         "passed on to the memory-probe subprocesses")
-    ap.add_argument("--diagnose", action="store_true",
-                    help="also time (d) the pass with a no-op probe and (e) the HF decoder without lm_head")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default benchmarks/results/firing_<device>_<dtype>.json)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) before anything runs (default: torch's own default); "
+        "passed on to the memory-probe subprocesses",
+    )
+    ap.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also time (d) the pass with a no-op probe and (e) the HF decoder without lm_head",
+    )
     ap.add_argument("--skip-timing", action="store_true", help="only the memory probes")
     ap.add_argument("--skip-memory", action="store_true", help="only the timings")
-    ap.add_argument("--random-7b", action="store_true",
-                    help="GPU only: random-weight 7B-class Llama, hooked firing forward vs bare HF forward")
+    ap.add_argument(
+        "--random-7b",
+        action="store_true",
+        help="GPU only: random-weight 7B-class Llama, hooked firing forward vs bare HF forward",
+    )
     ap.add_argument("--random-7b-layers", type=int, default=32, help=argparse.SUPPRESS)
     ap.add_argument("--random-7b-shape", type=int, nargs=2, default=[16, 256], help=argparse.SUPPRESS)
     ap.add_argument("--random-7b-iters", type=int, default=5, help=argparse.SUPPRESS)
@@ -500,8 +580,12 @@ def main(argv=None) -> None:
         memory_probe(args)
         return
 
-    result = {"machine": machine_facts(args.device), "command": " ".join([Path(sys.executable).name] + sys.argv),
-              "argv": sys.argv[1:], "models": {}}
+    result = {
+        "machine": machine_facts(args.device),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "argv": sys.argv[1:],
+        "models": {},
+    }
     print(json.dumps(result["machine"], indent=1), flush=True)
     if args.random_7b:
         result["random_7b"] = bench_random_7b(args)

@@ -71,8 +71,16 @@ def main() -> None:
         return evaluate_task(model, task, shots=args.shots, n=args.n, batch_size=8, progress=False)
 
     def effects():
-        return head_effects(model, task, means=means, n_prompts=args.n_prompts, shots=args.shots,
-                            layers=args.layers, batch_size=4, progress=False)
+        return head_effects(
+            model,
+            task,
+            means=means,
+            n_prompts=args.n_prompts,
+            shots=args.shots,
+            layers=args.layers,
+            batch_size=4,
+            progress=False,
+        )
 
     runs = {"evaluate_task": evaluate, "head_effects_exact": effects}
     times: dict[str, dict[str, list[float]]] = {k: {"native": [], "bridge": []} for k in runs}
@@ -96,8 +104,10 @@ def main() -> None:
     assert list(ev["native"].frame["predicted"]) == list(ev["bridge"].frame["predicted"])
     assert ev["native"].accuracy == ev["bridge"].accuracy
     eff = outputs["head_effects_exact"]
-    print(f"p_target max abs diff {float((p_native - p_bridge).abs().max()):.2e}, head effects max abs diff "
-          f"{float((eff['native'] - eff['bridge']).nan_to_num().abs().max()):.2e}")
+    print(
+        f"p_target max abs diff {float((p_native - p_bridge).abs().max()):.2e}, head effects max abs diff "
+        f"{float((eff['native'] - eff['bridge']).nan_to_num().abs().max()):.2e}"
+    )
     # fp32 over 30 layers: fused sdpa and the bridge's step-by-step attention round differently
     torch.testing.assert_close(p_native, p_bridge, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(eff["native"], eff["bridge"], atol=1e-6, rtol=1e-4, equal_nan=True)
@@ -105,20 +115,37 @@ def main() -> None:
     summary = {}
     for name, sides in times.items():
         ratios = [n / b for n, b in zip(sides["native"], sides["bridge"])]
-        summary[name] = {"native_median_s": statistics.median(sides["native"]),
-                         "bridge_median_s": statistics.median(sides["bridge"]),
-                         "median_ratio_native_over_bridge": statistics.median(ratios),
-                         "ratios": ratios}
-        print(f"{name}: native {summary[name]['native_median_s']:.2f} s, bridge {summary[name]['bridge_median_s']:.2f} s, "
-              f"median ratio native/bridge {summary[name]['median_ratio_native_over_bridge']:.3f}")
-    diffs = {"p_target_max_abs_diff": float((p_native - p_bridge).abs().max()),
-             "head_effects_max_abs_diff": float((eff["native"] - eff["bridge"]).nan_to_num().abs().max()),
-             "accuracy": ev["native"].accuracy}
+        summary[name] = {
+            "native_median_s": statistics.median(sides["native"]),
+            "bridge_median_s": statistics.median(sides["bridge"]),
+            "median_ratio_native_over_bridge": statistics.median(ratios),
+            "ratios": ratios,
+        }
+        print(
+            f"{name}: native {summary[name]['native_median_s']:.2f} s, bridge {summary[name]['bridge_median_s']:.2f} s, "
+            f"median ratio native/bridge {summary[name]['median_ratio_native_over_bridge']:.3f}"
+        )
+    diffs = {
+        "p_target_max_abs_diff": float((p_native - p_bridge).abs().max()),
+        "head_effects_max_abs_diff": float((eff["native"] - eff["bridge"]).nan_to_num().abs().max()),
+        "accuracy": ev["native"].accuracy,
+    }
     print(json.dumps(diffs))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "task": args.task, "settings": vars(args) | {"out": args.out.name},
-                                    "threads": 1, "machine": platform.processor() or platform.machine(),
-                                    "summary": summary, "agreement": diffs}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "task": args.task,
+                "settings": vars(args) | {"out": args.out.name},
+                "threads": 1,
+                "machine": platform.processor() or platform.machine(),
+                "summary": summary,
+                "agreement": diffs,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,16 @@ print(time.perf_counter() - start)
 
 def one(alias: str, mode: str) -> tuple[float, float]:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, alias, mode], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, alias, mode], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma-3-270m"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -56,12 +60,22 @@ def main() -> None:
             row[f"{mode}_all"] = values
         row["ratio"] = row["once_load_s"] / row["twice_load_s"]
         rows.append(row)
-        print(f"{alias}: import + load {row['once_load_s']:.2f} s (tokenizer read twice: {row['twice_load_s']:.2f} s, "
-              f"ratio {row['ratio']:.2f}); whole process {row['once_process_s']:.2f} s")
+        print(
+            f"{alias}: import + load {row['once_load_s']:.2f} s (tokenizer read twice: {row['twice_load_s']:.2f} s, "
+            f"ratio {row['ratio']:.2f}); whole process {row['once_process_s']:.2f} s"
+        )
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"machine": platform.platform(), "processor": platform.processor(), "repeats": args.repeats,
-                       "rows": rows}, f, indent=1)
+            json.dump(
+                {
+                    "machine": platform.platform(),
+                    "processor": platform.processor(),
+                    "repeats": args.repeats,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ class RssSampler(Probe):
         self.state = {}
 
     def update(self, site, act, ctx):
-        self.samples.append((int(ctx.batch.tokens.shape[0]), int(ctx.batch.tokens.shape[1]),
-                             status("VmRSS"), status("VmHWM")))
+        self.samples.append(
+            (int(ctx.batch.tokens.shape[0]), int(ctx.batch.tokens.shape[1]), status("VmRSS"), status("VmHWM"))
+        )
 
 
 def main():
@@ -84,29 +85,48 @@ def main():
         tokenizer = AutoTokenizer.from_pretrained(path)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     encoded = encode(hexainst(), tokenizer)
-    after_load = {"ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_kb": status("VmRSS")}
+    after_load = {
+        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_kb": status("VmRSS"),
+    }
     hwm_reset = reset_hwm()
     start = time.perf_counter()
     trace = None
     if args.method.startswith("stats"):
         sampler = RssSampler(int(model.cfg.n_layers) - 1)
-        instr_interp.run(model, encoded, [NeuronFiring(per_record=args.method == "stats_per_record"), sampler],
-                         batch_size=args.batch_size, progress=False)
+        instr_interp.run(
+            model,
+            encoded,
+            [NeuronFiring(per_record=args.method == "stats_per_record"), sampler],
+            batch_size=args.batch_size,
+            progress=False,
+        )
         trace = sampler.samples
     else:
         runner = hf if args.method == "hf" else hf.model
         with torch.no_grad():
             for width, idx in plan_batches(encoded, args.batch_size):
                 b = encoded.batch(idx, "right", width=width)
-                runner(input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids())
-    print(json.dumps({
-        "model": args.model, "method": args.method, "threads": torch.get_num_threads(),
-        "ru_maxrss_at_start_kb": _START, "after_load": after_load,
-        "vm_hwm_during_pass_kb": status("VmHWM") if hwm_reset else None,
-        "ru_maxrss_end_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "rss_end_kb": status("VmRSS"), "pass_seconds": time.perf_counter() - start,
-        "per_batch_bsz_width_rss_hwm_kb": trace,
-    }), flush=True)
+                runner(
+                    input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids()
+                )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "method": args.method,
+                "threads": torch.get_num_threads(),
+                "ru_maxrss_at_start_kb": _START,
+                "after_load": after_load,
+                "vm_hwm_during_pass_kb": status("VmHWM") if hwm_reset else None,
+                "ru_maxrss_end_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "rss_end_kb": status("VmRSS"),
+                "pass_seconds": time.perf_counter() - start,
+                "per_batch_bsz_width_rss_hwm_kb": trace,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

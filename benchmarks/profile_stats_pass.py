@@ -51,15 +51,20 @@ def main(argv=None):
     model = load_model(args.model, device=device, dtype=dtype)
     path = cache_dir() / args.model
     hf_sdpa = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
-    hf_eager = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").to(device).eval()
+    hf_eager = (
+        AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").to(device).eval()
+    )
 
     rows = [r for i, r in enumerate(hexainst().to_dicts()) if i % args.every == 0]
     encoded = encode(load_instructions(rows), model.tokenizer)
     plan = plan_batches(encoded, args.batch_size)
     batches = [encoded.batch(idx, "right", width=w).to(device) for w, idx in plan]
     real = int(sum(int(b.attention_mask.sum()) for b in batches))
-    print(f"{args.model}: {len(encoded)} records, {len(batches)} batches, widths {[w for w, _ in plan]}, "
-          f"{real} real tokens", flush=True)
+    print(
+        f"{args.model}: {len(encoded)} records, {len(batches)} batches, widths {[w for w, _ in plan]}, "
+        f"{real} real tokens",
+        flush=True,
+    )
 
     update_time = [0.0]
     orig_update = NeuronFiring.update
@@ -73,12 +78,14 @@ def main(argv=None):
         update = timed_update
 
     def stats():
-        instr_interp.run(model, encoded, [NeuronFiring(per_record=False)], batch_size=args.batch_size,
-                         progress=False)
+        instr_interp.run(
+            model, encoded, [NeuronFiring(per_record=False)], batch_size=args.batch_size, progress=False
+        )
 
     def stats_timed():
-        instr_interp.run(model, encoded, [TimedFiring(per_record=False)], batch_size=args.batch_size,
-                         progress=False)
+        instr_interp.run(
+            model, encoded, [TimedFiring(per_record=False)], batch_size=args.batch_size, progress=False
+        )
 
     def noop():
         instr_interp.run(model, encoded, [NoOpProbe()], batch_size=args.batch_size, progress=False)
@@ -86,19 +93,35 @@ def main(argv=None):
     def bridge_nohook():
         with torch.no_grad():
             for b in batches:
-                model(b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids(),
-                      return_type=None)
+                model(
+                    b.tokens,
+                    attention_mask=b.attention_mask.long(),
+                    position_ids=b.position_ids(),
+                    return_type=None,
+                )
 
     def hf_run(m):
         def f():
             with torch.no_grad():
                 for b in batches:
-                    m(input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids())
+                    m(
+                        input_ids=b.tokens,
+                        attention_mask=b.attention_mask.long(),
+                        position_ids=b.position_ids(),
+                    )
+
         return f
 
-    methods = {"stats": stats, "stats_timed": stats_timed, "noop": noop, "bridge_nohook": bridge_nohook,
-               "hf_sdpa": hf_run(hf_sdpa), "hf_eager": hf_run(hf_eager),
-               "hf_sdpa_body": hf_run(hf_sdpa.model), "hf_eager_body": hf_run(hf_eager.model)}
+    methods = {
+        "stats": stats,
+        "stats_timed": stats_timed,
+        "noop": noop,
+        "bridge_nohook": bridge_nohook,
+        "hf_sdpa": hf_run(hf_sdpa),
+        "hf_eager": hf_run(hf_eager),
+        "hf_sdpa_body": hf_run(hf_sdpa.model),
+        "hf_eager_body": hf_run(hf_eager.model),
+    }
     for fn in methods.values():  # warm-up
         fn()
     times = {k: [] for k in methods}
@@ -113,10 +136,18 @@ def main(argv=None):
                 upd.append(update_time[0])
         print(f"repeat {rep + 1}: " + ", ".join(f"{k}={v[-1]:.2f}s" for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    out = {"machine": machine_facts(device), "command": " ".join([Path(sys.executable).name] + sys.argv),
-           "model": args.model, "records": len(encoded), "batches": len(batches), "real_tokens": real,
-           "times_s": times, "median_s": med, "update_seconds_inside_stats_timed": upd,
-           "median_update_s": statistics.median(upd)}
+    out = {
+        "machine": machine_facts(device),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "model": args.model,
+        "records": len(encoded),
+        "batches": len(batches),
+        "real_tokens": real,
+        "times_s": times,
+        "median_s": med,
+        "update_seconds_inside_stats_timed": upd,
+        "median_update_s": statistics.median(upd),
+    }
     print(json.dumps({"median_s": med, "median_update_s": out["median_update_s"]}, indent=1), flush=True)
 
     if not args.no_profiler:
@@ -127,7 +158,10 @@ def main(argv=None):
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
         print(table, flush=True)
         out["profiler_table"] = table
-    dest = args.out or Path(__file__).resolve().parent / "results" / f"profile_{args.model}_{device}_{args.dtype}.json"
+    dest = (
+        args.out
+        or Path(__file__).resolve().parent / "results" / f"profile_{args.model}_{device}_{args.dtype}.json"
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1))
     print(f"wrote {dest}")

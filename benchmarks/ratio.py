@@ -42,7 +42,9 @@ def measure(alias, per_category, repeats, batch_size):
     def body():
         with torch.no_grad():
             for b in batches:
-                hf.model(input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids())
+                hf.model(
+                    input_ids=b.tokens, attention_mask=b.attention_mask.long(), position_ids=b.position_ids()
+                )
 
     def stats():
         ii.run(model, enc, [ii.NeuronFiring(per_record=True)], batch_size=batch_size, progress=False)
@@ -60,9 +62,16 @@ def measure(alias, per_category, repeats, batch_size):
             times[name].append(time.perf_counter() - start)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     real = int(sum(b.attention_mask.sum() for b in batches))
-    return {"model": alias, "records": len(enc), "batches": len(batches), "real_tokens": real,
-            "median_s": med, "ratio_to_bare": {k: v / med["bare"] for k, v in med.items()},
-            "tokens_per_s": {k: real / v for k, v in med.items()}, "times_s": times}
+    return {
+        "model": alias,
+        "records": len(enc),
+        "batches": len(batches),
+        "real_tokens": real,
+        "median_s": med,
+        "ratio_to_bare": {k: v / med["bare"] for k, v in med.items()},
+        "tokens_per_s": {k: real / v for k, v in med.items()},
+        "times_s": times,
+    }
 
 
 def main():
@@ -76,12 +85,20 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                           "torch": torch.__version__, "mkl_strict": ii.blas_reproducible()},
-               "runs": [measure(m, args.per_category, args.repeats, args.batch_size) for m in args.models]}
+    results = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "mkl_strict": ii.blas_reproducible(),
+        },
+        "runs": [measure(m, args.per_category, args.repeats, args.batch_size) for m in args.models],
+    }
     for run in results["runs"]:
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in run["ratio_to_bare"].items())
-        print(f"{run['model']}: {run['records']} records, {run['real_tokens']} tokens; ratio to bare: {ratios}")
+        print(
+            f"{run['model']}: {run['records']} records, {run['real_tokens']} tokens; ratio to bare: {ratios}"
+        )
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)

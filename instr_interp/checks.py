@@ -33,8 +33,12 @@ def _is_int(value) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return False
     if isinstance(value, Tensor):
-        return value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
+        return (
+            value.ndim == 0
+            and not value.dtype.is_floating_point
+            and not value.dtype.is_complex
             and value.dtype != torch.bool
+        )
     return isinstance(value, numbers.Integral)
 
 
@@ -66,7 +70,9 @@ def _n_layers(model_or_n_layers) -> int:
         return int(model_or_n_layers)
     cfg = getattr(model_or_n_layers, "cfg", None)
     if cfg is None or not hasattr(cfg, "n_layers"):
-        raise TypeError(f"Expected a model with cfg.n_layers or a layer count; got {type(model_or_n_layers).__name__}.")
+        raise TypeError(
+            f"Expected a model with cfg.n_layers or a layer count; got {type(model_or_n_layers).__name__}."
+        )
     return int(cfg.n_layers)
 
 
@@ -93,8 +99,10 @@ def check_layer(model_or_n_layers, layer, *, what: str = "layer") -> int:
         raise TypeError(f"{what} must be an integer layer index; got {layer!r} ({type(layer).__name__}).")
     value = int(layer)
     if not -n_layers <= value < n_layers:
-        raise ValueError(f"{what} must be an integer in [-{n_layers}, {n_layers}) (the model has {n_layers} "
-                         f"layers); got {value}.")
+        raise ValueError(
+            f"{what} must be an integer in [-{n_layers}, {n_layers}) (the model has {n_layers} "
+            f"layers); got {value}."
+        )
     return value + n_layers if value < 0 else value
 
 
@@ -164,8 +172,10 @@ def check_units(
         raise ValueError(f"names {names} must have one entry per column of shape {shape}.")
     if isinstance(units, Tensor):
         if units.dtype == torch.bool or units.dtype.is_floating_point or units.dtype.is_complex:
-            raise TypeError(f"{what} must be an integer tensor; got dtype {units.dtype}. Cast explicitly "
-                            "(e.g. .long()) only if the values are exact indices.")
+            raise TypeError(
+                f"{what} must be an integer tensor; got dtype {units.dtype}. Cast explicitly "
+                "(e.g. .long()) only if the values are exact indices."
+            )
         tensor = units.long()
     elif isinstance(units, np.ndarray):
         if not np.issubdtype(units.dtype, np.integer):
@@ -177,25 +187,34 @@ def check_units(
         if bad:
             raise TypeError(f"{what} must hold integer indices; got {bad[0]!r} ({type(bad[0]).__name__}).")
         rows = [[int(v) for v in _flatten([row])] if _is_row(row) else int(row) for row in units]
-        tensor = torch.tensor(rows, dtype=torch.long) if rows else torch.zeros(
-            (0, len(shape)) if len(shape) > 1 else (0,), dtype=torch.long)
+        tensor = (
+            torch.tensor(rows, dtype=torch.long)
+            if rows
+            else torch.zeros((0, len(shape)) if len(shape) > 1 else (0,), dtype=torch.long)
+        )
     else:
-        raise TypeError(f"{what} must be an integer tensor or a list of index tuples; got {type(units).__name__}.")
+        raise TypeError(
+            f"{what} must be an integer tensor or a list of index tuples; got {type(units).__name__}."
+        )
     width = len(shape)
     expected = f"[n, {width}]" if width > 1 else "[n]"
     if width > 1 and tensor.numel() == 0 and tensor.ndim <= 2:
         tensor = tensor.reshape(0, width)
     ok = (tensor.ndim == 2 and tensor.shape[1] == width) if width > 1 else tensor.ndim == 1
     if not ok:
-        raise ValueError(f"{what} must have shape {expected} ({', '.join(names)}); got {tuple(tensor.shape)}.")
+        raise ValueError(
+            f"{what} must have shape {expected} ({', '.join(names)}); got {tuple(tensor.shape)}."
+        )
     cols = tensor if width > 1 else tensor[:, None]
     for j, (extent, name) in enumerate(zip(shape, names)):
         col = cols[:, j]
         bad = ((col < 0) | (col >= extent)).nonzero()
         if len(bad):
             row = int(bad[0, 0])
-            raise ValueError(f"{what} must be valid indices: {name} {int(col[row])} is out of range "
-                             f"[0, {extent}) (row {row}).")
+            raise ValueError(
+                f"{what} must be valid indices: {name} {int(col[row])} is out of range "
+                f"[0, {extent}) (row {row})."
+            )
     if len(cols):
         uniq, counts = torch.unique(cols, dim=0, return_counts=True)
         if int(counts.max()) > 1:

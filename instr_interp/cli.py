@@ -24,15 +24,27 @@ def cmd_report(args) -> int:
     data = _load_data(args.data)
     if args.quick:
         data = data.sample(per_category=6, seed=0)
-    plan = Plan(model=args.model, data=data, out=Path(args.out), quick=args.quick, device=args.device,
-                batch_size=args.batch_size, top=args.top, top_experts=args.top_experts,
-                finetune=not args.no_finetune)
+    plan = Plan(
+        model=args.model,
+        data=data,
+        out=Path(args.out),
+        quick=args.quick,
+        device=args.device,
+        batch_size=args.batch_size,
+        top=args.top,
+        top_experts=args.top_experts,
+        finetune=not args.no_finetune,
+    )
     sections = run_stages(plan)
     seconds = time.perf_counter() - start
     timing = ", ".join(f"{name} {t:.0f} s" for name, t in plan.timings.items())
-    path = write_report(sections, plan.out / "index.html", title="instr_interp report",
-                        meta=f"model {args.model} · data {data.name} ({len(data)} records) · "
-                        f"{'quick' if args.quick else 'full'} run in {seconds / 60:.1f} min ({timing})")
+    path = write_report(
+        sections,
+        plan.out / "index.html",
+        title="instr_interp report",
+        meta=f"model {args.model} · data {data.name} ({len(data)} records) · "
+        f"{'quick' if args.quick else 'full'} run in {seconds / 60:.1f} min ({timing})",
+    )
     print(f"done in {seconds:.1f} s ({timing})")
     print(f"report: {path.resolve()}")
     return 0
@@ -50,8 +62,13 @@ def cmd_isns(args) -> int:
     from .models import load_model
     from .sparcom.neurons import find_isns
 
-    sets = find_isns(load_model(args.model, device=args.device), _load_data(args.data), top=args.top,
-                     rule=args.rule, batch_size=args.batch_size)
+    sets = find_isns(
+        load_model(args.model, device=args.device),
+        _load_data(args.data),
+        top=args.top,
+        rule=args.rule,
+        batch_size=args.batch_size,
+    )
     _write_sets(sets, Path(args.out))
     return 0
 
@@ -60,8 +77,13 @@ def cmd_ises(args) -> int:
     from .models import load_model
     from .sparcom.experts import find_ises
 
-    sets = find_ises(load_model(args.model, device=args.device), _load_data(args.data), top=args.top,
-                     per_layer=args.per_layer, batch_size=args.batch_size)
+    sets = find_ises(
+        load_model(args.model, device=args.device),
+        _load_data(args.data),
+        top=args.top,
+        per_layer=args.per_layer,
+        batch_size=args.batch_size,
+    )
     _write_sets(sets, Path(args.out))
     return 0
 
@@ -71,11 +93,20 @@ def cmd_finetune(args) -> int:
     from .vectors.training import finetune
 
     guidance = [InstructionVector.load(p) for p in args.iv] or None
-    result = finetune(args.model, _load_data(args.data), args.out, method=args.method, epochs=args.epochs,
-                      batch_size=args.batch_size, iv_guidance=guidance,
-                      kl_weight=args.kl_weight if guidance else None)
-    print(f"saved the tuned model to {result.path.resolve()} ({result.steps} steps, {result.seconds:.0f} s); "
-          f"load it with ii.load_model({str(result.path)!r})")
+    result = finetune(
+        args.model,
+        _load_data(args.data),
+        args.out,
+        method=args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        iv_guidance=guidance,
+        kl_weight=args.kl_weight if guidance else None,
+    )
+    print(
+        f"saved the tuned model to {result.path.resolve()} ({result.steps} steps, {result.seconds:.0f} s); "
+        f"load it with ii.load_model({str(result.path)!r})"
+    )
     return 0
 
 
@@ -88,8 +119,10 @@ def cmd_compare(args) -> int:
     for path in (args.before, args.after):
         sets = load(path)
         if not isinstance(sets, NeuronSets):
-            raise ValueError(f"{path} holds a {type(sets).__name__} result, not neuron or expert sets; "
-                             "run `instr-interp isns` (or ises) to make them.")
+            raise ValueError(
+                f"{path} holds a {type(sets).__name__} result, not neuron or expert sets; "
+                "run `instr-interp isns` (or ises) to make them."
+            )
         loaded.append(sets)
     diff = compare(*loaded)
     out = Path(args.out)
@@ -111,14 +144,18 @@ def cmd_attribute(args) -> int:
     out = Path(args.out)
     sets = []
     for name in [args.model, *([args.base] if args.base else [])]:
-        result = attribute_many(load_model(name, device=args.device), data, max_new_tokens=args.max_new_tokens)
+        result = attribute_many(
+            load_model(name, device=args.device), data, max_new_tokens=args.max_new_tokens
+        )
         target = out if name == args.model else out / "base"
         result.save(target)
         scores = result.to_frame()
         scores.to_csv(target / "scores.csv", index=False)
         sets.append(result)
-        print(f"{name}: instruction score {scores['instruction_score'].mean():.3f} "
-              f"± {scores['instruction_score'].std():.3f} over {len(scores)} records -> {target}")
+        print(
+            f"{name}: instruction score {scores['instruction_score'].mean():.3f} "
+            f"± {scores['instruction_score'].std():.3f} over {len(scores)} records -> {target}"
+        )
     if args.base:
         table = compare_scores(sets[1], sets[0])
         table.to_csv(out / "comparison.csv", index=False)
@@ -149,15 +186,18 @@ def cmd_wordpairs(args) -> int:
     from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
     from .shift.wordpairs import instruction_verb_shift, model_word_pairs, verb_pair_counts
 
-    vocabulary = list(dict.fromkeys(frequent_words(args.vocab_size) + list(INSTRUCTION_VERBS) + general_verbs()))
+    vocabulary = list(
+        dict.fromkeys(frequent_words(args.vocab_size) + list(INSTRUCTION_VERBS) + general_verbs())
+    )
     out = Path(args.out)
     model = load_model(args.model, device=args.device)
     pairs = model_word_pairs(model, vocabulary=vocabulary, top_dims=args.top_dims)
     pairs.save(out)
     verb_pair_counts(pairs, n_groups=min(3, model.cfg.n_layers)).to_csv(out / "verb_pairs.csv", index=False)
     if args.base:
-        base = model_word_pairs(load_model(args.base, device=args.device), vocabulary=vocabulary,
-                                top_dims=args.top_dims)
+        base = model_word_pairs(
+            load_model(args.base, device=args.device), vocabulary=vocabulary, top_dims=args.top_dims
+        )
         base.save(out / "base")
         shift = instruction_verb_shift(base, pairs, group=8)
         shift.to_csv(out / "verb_shift.csv", index=False)
@@ -209,8 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find and compare the parts of a language model that make it follow instructions.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_report, _add_isns, _add_ises, _add_finetune, _add_compare, _add_attribute, _add_concepts,
-                _add_wordpairs, _add_iv, _add_forgetting):
+    for add in (
+        _add_report,
+        _add_isns,
+        _add_ises,
+        _add_finetune,
+        _add_compare,
+        _add_attribute,
+        _add_concepts,
+        _add_wordpairs,
+        _add_iv,
+        _add_forgetting,
+    ):
         add(sub)
     return parser
 
@@ -222,7 +272,9 @@ def _common_args(p, top_default: int | float) -> None:
     p.add_argument("--out", required=True, help="output directory for the result files")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
-    p.add_argument("--top", type=float, default=top_default, help=f"fraction kept per set (default {top_default})")
+    p.add_argument(
+        "--top", type=float, default=top_default, help=f"fraction kept per set (default {top_default})"
+    )
 
 
 def _model_args(p) -> None:
@@ -240,30 +292,54 @@ def _add_report(sub) -> None:
         description="Run the analyses on a model and instruction set, then write OUT/index.html "
         "(opens offline). Finished results are cached in OUT/cache, so a re-run is fast.",
     )
-    rep.add_argument("--model", default=DEFAULT_MODEL,
-                     help=f"bundled alias, local HF directory or hub name (default: {DEFAULT_MODEL})")
-    rep.add_argument("--data", default=None,
-                     help="instruction file (.json/.jsonl/.csv with id, category, instruction[, input, "
-                     "response, source]); default: the built-in HexaInst set")
-    rep.add_argument("--quick", action="store_true", help="6 instructions per category and smaller settings everywhere (3-4 minutes on a 2-core CPU; the full report takes 12-18 minutes)")
+    rep.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"bundled alias, local HF directory or hub name (default: {DEFAULT_MODEL})",
+    )
+    rep.add_argument(
+        "--data",
+        default=None,
+        help="instruction file (.json/.jsonl/.csv with id, category, instruction[, input, "
+        "response, source]); default: the built-in HexaInst set",
+    )
+    rep.add_argument(
+        "--quick",
+        action="store_true",
+        help="6 instructions per category and smaller settings everywhere (3-4 minutes on a 2-core CPU; the full report takes 12-18 minutes)",
+    )
     rep.add_argument("--out", default="report", help="output directory (default: report/)")
     rep.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     rep.add_argument("--batch-size", type=int, default=16, help="records per forward pass (default 16)")
-    rep.add_argument("--no-finetune", action="store_true",
-                     help="skip fine-tuning Gemma-3-270M (trained once, then cached) and the before/after sections")
-    rep.add_argument("--top", type=float, default=0.01,
-                     help="fraction of all neurons kept as instruction-specific (default 0.01)")
-    rep.add_argument("--top-experts", type=float, default=0.1,
-                     help="MoE models: fraction of all layer x expert units kept as instruction-specific "
-                     "experts (default 0.1)")
+    rep.add_argument(
+        "--no-finetune",
+        action="store_true",
+        help="skip fine-tuning Gemma-3-270M (trained once, then cached) and the before/after sections",
+    )
+    rep.add_argument(
+        "--top",
+        type=float,
+        default=0.01,
+        help="fraction of all neurons kept as instruction-specific (default 0.01)",
+    )
+    rep.add_argument(
+        "--top-experts",
+        type=float,
+        default=0.1,
+        help="MoE models: fraction of all layer x expert units kept as instruction-specific "
+        "experts (default 0.1)",
+    )
     rep.set_defaults(func=cmd_report)
 
 
 def _add_isns(sub) -> None:
     """``instr-interp isns``."""
-    isns = sub.add_parser("isns", help="find instruction-specific neurons and save them",
-                          description="Find instruction-specific neurons per instruction and category; writes the "
-                          "sets (safetensors + manifest), overlap.csv, layers.csv and overlap.html to --out.")
+    isns = sub.add_parser(
+        "isns",
+        help="find instruction-specific neurons and save them",
+        description="Find instruction-specific neurons per instruction and category; writes the "
+        "sets (safetensors + manifest), overlap.csv, layers.csv and overlap.html to --out.",
+    )
     _common_args(isns, 0.01)
     isns.add_argument("--rule", choices=["pooled", "majority"], default="pooled", help="category-set rule")
     isns.set_defaults(func=cmd_isns)
@@ -271,35 +347,57 @@ def _add_isns(sub) -> None:
 
 def _add_ises(sub) -> None:
     """``instr-interp ises``."""
-    ises = sub.add_parser("ises", help="find instruction-specific experts of an MoE model and save them",
-                          description="Find instruction-specific experts (MoE models only); same outputs as isns.")
+    ises = sub.add_parser(
+        "ises",
+        help="find instruction-specific experts of an MoE model and save them",
+        description="Find instruction-specific experts (MoE models only); same outputs as isns.",
+    )
     _common_args(ises, 0.1)
-    ises.add_argument("--per-layer", type=int, default=None, help="keep the top N experts of every layer instead")
+    ises.add_argument(
+        "--per-layer", type=int, default=None, help="keep the top N experts of every layer instead"
+    )
     ises.set_defaults(func=cmd_ises)
 
 
 def _add_finetune(sub) -> None:
     """``instr-interp finetune``."""
-    ft = sub.add_parser("finetune", help="instruction-tune a model on reference responses and save it",
-                        description="Supervised fine-tuning on response tokens (LoRA or full); the saved directory "
-                        "loads with `--model DIR` in the other commands.")
-    ft.add_argument("--model", default="gemma-3-270m", help="model to tune (default: gemma-3-270m, the base model)")
+    ft = sub.add_parser(
+        "finetune",
+        help="instruction-tune a model on reference responses and save it",
+        description="Supervised fine-tuning on response tokens (LoRA or full); the saved directory "
+        "loads with `--model DIR` in the other commands.",
+    )
+    ft.add_argument(
+        "--model", default="gemma-3-270m", help="model to tune (default: gemma-3-270m, the base model)"
+    )
     ft.add_argument("--data", default=None, help="instruction file with responses; default: HexaInst")
     ft.add_argument("--out", required=True, help="directory for the tuned model")
     ft.add_argument("--method", choices=["lora", "full"], default="lora")
     ft.add_argument("--epochs", type=int, default=1)
     ft.add_argument("--batch-size", type=int, default=8)
-    ft.add_argument("--iv", nargs="*", default=[], metavar="DIR",
-                    help="instruction vectors (saved by `instr-interp iv`) to guide training against forgetting")
-    ft.add_argument("--kl-weight", type=float, default=5.0, help="weight of the IV-guided KL term (with --iv)")
+    ft.add_argument(
+        "--iv",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="instruction vectors (saved by `instr-interp iv`) to guide training against forgetting",
+    )
+    ft.add_argument(
+        "--kl-weight", type=float, default=5.0, help="weight of the IV-guided KL term (with --iv)"
+    )
     ft.set_defaults(func=cmd_finetune)
 
 
 def _add_compare(sub) -> None:
     """``instr-interp compare``."""
-    cmp = sub.add_parser("compare", help="compare saved neuron/expert sets before and after fine-tuning",
-                         description="Compare two saved results of `isns` (or `ises`) on the same architecture.")
-    cmp.add_argument("--before", required=True, help="directory written by `instr-interp isns` on the base model")
+    cmp = sub.add_parser(
+        "compare",
+        help="compare saved neuron/expert sets before and after fine-tuning",
+        description="Compare two saved results of `isns` (or `ises`) on the same architecture.",
+    )
+    cmp.add_argument(
+        "--before", required=True, help="directory written by `instr-interp isns` on the base model"
+    )
     cmp.add_argument("--after", required=True, help="the same on the tuned model")
     cmp.add_argument("--out", required=True, help="output directory")
     cmp.set_defaults(func=cmd_compare)
@@ -307,24 +405,32 @@ def _add_compare(sub) -> None:
 
 def _add_attribute(sub) -> None:
     """``instr-interp attribute``."""
-    att = sub.add_parser("attribute", help="gradient input->output attribution and instruction scores",
-                         description="Each model answers the instructions greedily; every response token's "
-                         "probability is attributed to the prompt tokens (gradient x input). Writes the scores "
-                         "(scores.csv) and, with --base, a one-sided Welch test that --model scores higher.")
+    att = sub.add_parser(
+        "attribute",
+        help="gradient input->output attribution and instruction scores",
+        description="Each model answers the instructions greedily; every response token's "
+        "probability is attributed to the prompt tokens (gradient x input). Writes the scores "
+        "(scores.csv) and, with --base, a one-sided Welch test that --model scores higher.",
+    )
     _model_args(att)
     att.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")
     att.add_argument("--per-category", type=int, default=5, help="records per category (0: all; default 5)")
     att.add_argument("--base", default=None, help="a base model to compare with (e.g. gemma-3-270m)")
-    att.add_argument("--max-new-tokens", type=int, default=32, help="length of the greedy responses (default 32)")
+    att.add_argument(
+        "--max-new-tokens", type=int, default=32, help="length of the greedy responses (default 32)"
+    )
     att.set_defaults(func=cmd_attribute)
 
 
 def _add_concepts(sub) -> None:
     """``instr-interp concepts``."""
-    con = sub.add_parser("concepts", help="FFN concepts: PCA of each layer's down-projection, labelled",
-                         description="Principal components of the MLP value vectors, read through the words they "
-                         "align with and labelled offline (task / linguistic level); writes shares.csv per "
-                         "layer group, and the components of --layers.")
+    con = sub.add_parser(
+        "concepts",
+        help="FFN concepts: PCA of each layer's down-projection, labelled",
+        description="Principal components of the MLP value vectors, read through the words they "
+        "align with and labelled offline (task / linguistic level); writes shares.csv per "
+        "layer group, and the components of --layers.",
+    )
     _model_args(con)
     con.add_argument("--n-groups", type=int, default=3, help="layer groups (default 3: lower/middle/upper)")
     con.add_argument("--components", type=int, default=300, help="components per layer (default 300)")
@@ -334,9 +440,12 @@ def _add_concepts(sub) -> None:
 
 def _add_wordpairs(sub) -> None:
     """``instr-interp wordpairs``."""
-    wp = sub.add_parser("wordpairs", help="word pairs each attention head relates (W_Q/W_K)",
-                        description="Related word pairs that each head's query/key weights connect; with --base, "
-                        "the instruction-verb test (do tuned heads gain pairs with instruction verbs?).")
+    wp = sub.add_parser(
+        "wordpairs",
+        help="word pairs each attention head relates (W_Q/W_K)",
+        description="Related word pairs that each head's query/key weights connect; with --base, "
+        "the instruction-verb test (do tuned heads gain pairs with instruction verbs?).",
+    )
     _model_args(wp)
     wp.add_argument("--base", default=None, help="the base model of --model (same architecture)")
     wp.add_argument("--top-dims", type=int, default=32, help="dimensions per head (default 32)")
@@ -346,13 +455,22 @@ def _add_wordpairs(sub) -> None:
 
 def _add_iv(sub) -> None:
     """``instr-interp iv``."""
-    iv = sub.add_parser("iv", help="instruction vectors of word tasks from causal attention heads",
-                        description="For each task: head effects, top heads, the vector and its injection layer; "
-                        "scores.csv compares zero-shot accuracy without, with the vector, and with random heads.")
+    iv = sub.add_parser(
+        "iv",
+        help="instruction vectors of word tasks from causal attention heads",
+        description="For each task: head effects, top heads, the vector and its injection layer; "
+        "scores.csv compares zero-shot accuracy without, with the vector, and with random heads.",
+    )
     _model_args(iv)
-    iv.add_argument("--tasks", nargs="+", default=["antonym", "country_capital"],
-                    help="built-in tasks (see ii.ICL_TASKS); default: antonym country_capital")
-    iv.add_argument("--method", choices=["atp", "exact"], default="atp", help="head-effect method (default atp)")
+    iv.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["antonym", "country_capital"],
+        help="built-in tasks (see ii.ICL_TASKS); default: antonym country_capital",
+    )
+    iv.add_argument(
+        "--method", choices=["atp", "exact"], default="atp", help="head-effect method (default atp)"
+    )
     iv.add_argument("-k", type=int, default=10, help="heads summed into the vector (default 10)")
     iv.add_argument("--n-val", type=int, default=20, help="held-out pairs per task (default 20)")
     iv.set_defaults(func=cmd_iv)
@@ -360,10 +478,13 @@ def _add_iv(sub) -> None:
 
 def _add_forgetting(sub) -> None:
     """``instr-interp forgetting``."""
-    fg = sub.add_parser("forgetting", help="sequential fine-tuning, plain vs IV-guided: what is forgotten",
-                        description="Tunes --model on the tasks in order, plainly and with instruction-vector "
-                        "guidance, and measures forgetting of the first task and of general instructions "
-                        "(about 15 minutes on a 2-core CPU with the defaults).")
+    fg = sub.add_parser(
+        "forgetting",
+        help="sequential fine-tuning, plain vs IV-guided: what is forgotten",
+        description="Tunes --model on the tasks in order, plainly and with instruction-vector "
+        "guidance, and measures forgetting of the first task and of general instructions "
+        "(about 15 minutes on a 2-core CPU with the defaults).",
+    )
     _model_args(fg)
     fg.add_argument("--tasks", nargs="+", default=["antonym", "present_past", "country_capital"])
     fg.add_argument("--epochs", type=int, default=2)

@@ -76,7 +76,9 @@ def boot_bridge(label: str, hf_model, tokenizer, device: torch.device, dtype: to
         )
 
 
-def name_tokenizer(tokenizer, name_or_path: str, *, adds_bos: bool | None = None, overwrite: bool = False) -> None:
+def name_tokenizer(
+    tokenizer, name_or_path: str, *, adds_bos: bool | None = None, overwrite: bool = False
+) -> None:
     """Record ``name_or_path`` (and whether the tokenizer adds BOS) where TransformerLens looks.
 
     The bridge reloads a tokenizer by ``init_kwargs["name_or_path"]`` unless ``init_kwargs`` says it
@@ -176,8 +178,13 @@ def n_kv_heads(model) -> int:
 
 def has_hooks(module) -> bool:
     """Whether a torch module (or TransformerLens hook point) carries any forward/backward hook."""
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or getattr(module, "fwd_hooks", None) or getattr(module, "bwd_hooks", None))
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or getattr(module, "fwd_hooks", None)
+        or getattr(module, "bwd_hooks", None)
+    )
 
 
 def attn_implementation(config) -> str | None:
@@ -200,10 +207,12 @@ def is_native_norm(module) -> bool:
     """
     from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
 
-    return (isinstance(module, NormalizationBridge)
-            and (module.use_native_layernorm_autograd or getattr(module.config, "layer_norm_folding", False))
-            and isinstance(module.original_component, torch.nn.Module)
-            and not isinstance(module.original_component, torch.nn.Identity))
+    return (
+        isinstance(module, NormalizationBridge)
+        and (module.use_native_layernorm_autograd or getattr(module.config, "layer_norm_folding", False))
+        and isinstance(module.original_component, torch.nn.Module)
+        and not isinstance(module.original_component, torch.nn.Identity)
+    )
 
 
 def attention_window(hf_attention) -> int | None:
@@ -257,8 +266,10 @@ def hf_decoder_layers(model):
     try:
         return base.model.layers
     except AttributeError as err:
-        raise ValueError(f"{type(base).__name__} has no decoder layers at .model.layers; only "
-                         "Llama-style causal LMs are supported here.") from err
+        raise ValueError(
+            f"{type(base).__name__} has no decoder layers at .model.layers; only "
+            "Llama-style causal LMs are supported here."
+        ) from err
 
 
 def hf_attention_out_proj(model, layer: int):

@@ -11,7 +11,16 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ATTENTION_INNER_HOOKS", "FIRING_ORDER", "NORM_INNER_HOOKS", "HookSite", "SiteKind", "hook_site", "hook_names", "is_moe"]
+__all__ = [
+    "ATTENTION_INNER_HOOKS",
+    "FIRING_ORDER",
+    "NORM_INNER_HOOKS",
+    "HookSite",
+    "SiteKind",
+    "hook_site",
+    "hook_names",
+    "is_moe",
+]
 
 SiteKind = Literal[
     "embed",
@@ -52,18 +61,44 @@ _TEMPLATES: dict[str, str] = {
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
 FIRING_ORDER: dict[str, int] = {
-    "embed": -1, "resid_pre": 0, "attn_pattern": 1, "attn_z": 2, "resid_mid": 3, "mlp_in": 4,
-    "shared_expert_pre": 5, "router_logits": 6, "expert_weights": 7, "expert_indices": 8, "mlp_pre": 9,
-    "mlp_post": 10, "resid_post": 11, "final_norm": 12, "unembed_in": 13, "logits": 14,
+    "embed": -1,
+    "resid_pre": 0,
+    "attn_pattern": 1,
+    "attn_z": 2,
+    "resid_mid": 3,
+    "mlp_in": 4,
+    "shared_expert_pre": 5,
+    "router_logits": 6,
+    "expert_weights": 7,
+    "expert_indices": 8,
+    "mlp_pre": 9,
+    "mlp_post": 10,
+    "resid_post": 11,
+    "final_norm": 12,
+    "unembed_in": 13,
+    "logits": 14,
 }
 _WHOLE_MODEL_KINDS = ("embed", "final_norm", "unembed_in", "logits")  # no layer
 
 # Hook points (attribute names on a bridge component) that only the bridge's step-by-step attention
 # fires. hook_q/k/v and hook_z live on the projection bridges and fire on the fused path too, as do
 # the attention's own hook_in/hook_out (see engine.native).
-ATTENTION_INNER_HOOKS = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
-                         "hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in", "hook_result",
-                         "hook_hidden_states", "hook_q_normed", "hook_k_normed")
+ATTENTION_INNER_HOOKS = (
+    "hook_attn_scores",
+    "hook_pattern",
+    "hook_rot_q",
+    "hook_rot_k",
+    "hook_cos",
+    "hook_sin",
+    "hook_q_input",
+    "hook_k_input",
+    "hook_v_input",
+    "hook_attn_in",
+    "hook_result",
+    "hook_hidden_states",
+    "hook_q_normed",
+    "hook_k_normed",
+)
 # Hook points inside a normalisation bridge that only its python re-computation fires.
 NORM_INNER_HOOKS = ("hook_scale", "hook_normalized")
 _NEURON_KINDS = ("mlp_pre", "mlp_post")

@@ -143,9 +143,7 @@ def _convert(bundled: Bundled, target: Path) -> None:
     if bundled.architecture:
         config.architectures = [bundled.architecture]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, config=config, dtype=torch.float32, **kwargs
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config, dtype=torch.float32, **kwargs)
     compat.drop_quantization(model)
     model.config.name_or_path = bundled.hf_name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -384,12 +382,19 @@ def model_identity(model) -> dict:
     if tok is not None:
         special = {k: getattr(tok, f"{k}_token_id", None) for k in ("bos", "eos", "pad", "unk")}
         template = getattr(tok, "chat_template", None) or ""
-        tokenizer = {"class": type(tok).__name__, "name": str(getattr(tok, "name_or_path", "")),
-                     "size": len(tok), "special": special,
-                     "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16]}
-    return {"name": facts.name,
-            "facts": hashlib.sha256(repr(facts).encode()).hexdigest()[:16],
-            "weights": weights.hexdigest()[:16], "tokenizer": tokenizer}
+        tokenizer = {
+            "class": type(tok).__name__,
+            "name": str(getattr(tok, "name_or_path", "")),
+            "size": len(tok),
+            "special": special,
+            "chat_template": hashlib.sha256(str(template).encode()).hexdigest()[:16],
+        }
+    return {
+        "name": facts.name,
+        "facts": hashlib.sha256(repr(facts).encode()).hexdigest()[:16],
+        "weights": weights.hexdigest()[:16],
+        "tokenizer": tokenizer,
+    }
 
 
 def model_device(model) -> torch.device:

@@ -87,9 +87,11 @@ class Result:
 
     def _repr_html_(self) -> str:
         model = self._model()
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-                       f"<td style='text-align:left'>{html.escape(_short(v))}</td></tr>"
-                       for k, v in self._facts().items())
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(_short(v))}</td></tr>"
+            for k, v in self._facts().items()
+        )
         title = html.escape(type(self).__name__ + (f" (model {_short(model, 60)})" if model else ""))
         try:
             preview = self.to_frame().head(5)
@@ -154,8 +156,10 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"Cannot save a result to {given}: it is a file. Choose a folder path.")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).exists():
-        raise FileExistsError(f"Cannot save a result to {given}: the folder holds other files and no saved "
-                              f"result ({MANIFEST} missing), so it is not replaced. Choose a new or empty folder.")
+        raise FileExistsError(
+            f"Cannot save a result to {given}: the folder holds other files and no saved "
+            f"result ({MANIFEST} missing), so it is not replaced. Choose a new or empty folder."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), **meta}
     manifest["kind"] = kind  # never overridden by meta (keeps its place as the first key)
@@ -164,7 +168,9 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     try:
         _write_tensors(tensors, tmp / TENSORS)
         (tmp / MANIFEST).write_text(text)
-        if path.is_dir() and not any(path.iterdir()):  # an empty folder (a TemporaryDirectory, the cwd): keep it
+        if path.is_dir() and not any(
+            path.iterdir()
+        ):  # an empty folder (a TemporaryDirectory, the cwd): keep it
             os.rename(tmp / TENSORS, path / TENSORS)
             os.rename(tmp / MANIFEST, path / MANIFEST)  # last: until it is there, the folder is no result
             tmp.rmdir()
@@ -194,20 +200,27 @@ def read_manifest(path) -> dict:
     path = Path(path)
     if not path.is_dir():
         what = "is a file, not a result folder" if path.exists() else "does not exist"
-        raise FileNotFoundError(f"No saved result at {path}: the folder {what}. Check the path, or save the "
-                                "result there first with result.save(path).")
+        raise FileNotFoundError(
+            f"No saved result at {path}: the folder {what}. Check the path, or save the "
+            "result there first with result.save(path)."
+        )
     file = path / MANIFEST
     if not file.exists():
-        raise FileNotFoundError(f"No saved result at {path}: {MANIFEST} is missing (not a result folder, or a "
-                                "save that never finished). Save the result there again.")
+        raise FileNotFoundError(
+            f"No saved result at {path}: {MANIFEST} is missing (not a result folder, or a "
+            "save that never finished). Save the result there again."
+        )
     try:
         meta = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"The saved result at {path} is damaged: {file.name} is not valid JSON ({err}). "
-                         "Save the result again.") from err
+        raise ValueError(
+            f"The saved result at {path} is damaged: {file.name} is not valid JSON ({err}). "
+            "Save the result again."
+        ) from err
     if not isinstance(meta, dict) or _canonical(meta.get("kind")) is None:
-        raise ValueError(f"The saved result at {path} is damaged: {file.name} names no result kind. "
-                         "Save the result again.")
+        raise ValueError(
+            f"The saved result at {path} is damaged: {file.name} names no result kind. Save the result again."
+        )
     return meta
 
 
@@ -226,17 +239,21 @@ def load_result(path, kind: str | None = None) -> tuple[dict[str, torch.Tensor],
     meta = read_manifest(path)
     found = _canonical(meta["kind"])
     if kind is not None and found != _canonical(kind):
-        raise ValueError(f"{path} holds a {found!r} result, not {kind!r}; load it with ii.{found}.load(path) "
-                         "or ii.load(path).")
+        raise ValueError(
+            f"{path} holds a {found!r} result, not {kind!r}; load it with ii.{found}.load(path) "
+            "or ii.load(path)."
+        )
     file = path / TENSORS
     if not file.exists():
-        raise FileNotFoundError(f"The saved result at {path} is incomplete: {TENSORS} is missing. "
-                                "Save the result again.")
+        raise FileNotFoundError(
+            f"The saved result at {path} is incomplete: {TENSORS} is missing. Save the result again."
+        )
     try:
         tensors = load_file(str(file))
     except SafetensorError as err:
-        raise ValueError(f"The saved result at {path} is damaged: {TENSORS} cannot be read ({err}). "
-                         "Save the result again.") from err
+        raise ValueError(
+            f"The saved result at {path} is damaged: {TENSORS} cannot be read ({err}). Save the result again."
+        ) from err
     return tensors, {**meta, "kind": found}
 
 
@@ -256,6 +273,8 @@ def load(path) -> Result:
         return _KINDS["FinetuneResult"].load(path)  # a model folder written by finetune()
     kind = _canonical(read_manifest(path)["kind"])
     if kind not in _KINDS:
-        raise ValueError(f"{path} holds a {kind!r} result, which this version of instr_interp does not know; "
-                         f"known kinds: {sorted(_KINDS)}.")
+        raise ValueError(
+            f"{path} holds a {kind!r} result, which this version of instr_interp does not know; "
+            f"known kinds: {sorted(_KINDS)}."
+        )
     return _KINDS[kind].load(path)

@@ -106,8 +106,14 @@ def tiny_hf_model(
     return hf_model.eval()
 
 
-def tiny_model(seed: int = 0, moe: bool | str = False, *, chat_template: bool = True,
-               device: str | torch.device = "cpu", **sizes):
+def tiny_model(
+    seed: int = 0,
+    moe: bool | str = False,
+    *,
+    chat_template: bool = True,
+    device: str | torch.device = "cpu",
+    **sizes,
+):
     """A random Llama-style model (gated SiLU MLP, RMSNorm, rotary, GQA) as a bridge, for tests.
 
     Args:
@@ -127,6 +133,8 @@ def tiny_model(seed: int = 0, moe: bool | str = False, *, chat_template: bool = 
 
     hf_model = tiny_hf_model(seed, moe, **sizes)
     kind = hf_model.config.model_type
-    model = _boot(f"instr-interp/tiny-{kind}", hf_model, tiny_tokenizer(chat_template), torch.device(device), None)
+    model = _boot(
+        f"instr-interp/tiny-{kind}", hf_model, tiny_tokenizer(chat_template), torch.device(device), None
+    )
     model.instr_interp_name = f"tiny-{kind}-seed{seed}"
     return model

@@ -34,10 +34,21 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forgetting_demo.json"))
     args = p.parse_args()
     t0 = time.perf_counter()
-    results = forgetting_demo(args.model, args.tasks, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                              kl_weight=args.kl_weight, seq_kl_weight=args.seq_kl_weight,
-                              head_consistency=args.head_consistency, n_val=args.n_val, general_n=args.general_n,
-                              n_means=args.n_means, n_prompts=args.n_prompts, layers=args.layers)
+    results = forgetting_demo(
+        args.model,
+        args.tasks,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        kl_weight=args.kl_weight,
+        seq_kl_weight=args.seq_kl_weight,
+        head_consistency=args.head_consistency,
+        n_val=args.n_val,
+        general_n=args.general_n,
+        n_means=args.n_means,
+        n_prompts=args.n_prompts,
+        layers=args.layers,
+    )
     results["command"] = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python scripts/forgetting_demo.py"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

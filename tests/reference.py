@@ -45,7 +45,16 @@ def assert_tokenizer_as_transformer_lens_builds_it(tokenizer, path):
         texts.append(reference.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False))
     for text in texts:
         for special in (True, False):
-            assert tokenizer(text, add_special_tokens=special)["input_ids"] == \
-                reference(text, add_special_tokens=special)["input_ids"], (text, special)
-    for attribute in ("add_bos_token", "bos_token", "eos_token", "pad_token", "padding_side", "chat_template"):
+            assert (
+                tokenizer(text, add_special_tokens=special)["input_ids"]
+                == reference(text, add_special_tokens=special)["input_ids"]
+            ), (text, special)
+    for attribute in (
+        "add_bos_token",
+        "bos_token",
+        "eos_token",
+        "pad_token",
+        "padding_side",
+        "chat_template",
+    ):
         assert getattr(tokenizer, attribute) == getattr(reference, attribute), attribute

@@ -147,7 +147,9 @@ def _validate(records: Sequence[InstructionRecord]) -> None:
         for name in _REQUIRED:
             value = getattr(rec, name)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"Record {rec.id!r}: field {name!r} is empty; every record needs {_REQUIRED}.")
+                raise ValueError(
+                    f"Record {rec.id!r}: field {name!r} is empty; every record needs {_REQUIRED}."
+                )
         for name in ("input", "response", "source"):
             if not isinstance(getattr(rec, name), str):
                 raise ValueError(f"Record {rec.id!r}: field {name!r} must be a string.")
@@ -171,7 +173,9 @@ def _record(row: dict, index: int, where: str = "") -> InstructionRecord:
 def _read_rows(path: Path) -> list:
     """The rows of a ``.json``, ``.jsonl`` or ``.csv`` file; errors name the file and the line."""
     if path.suffix not in (".json", ".jsonl", ".csv"):
-        raise ValueError(f"Unknown instruction file type {path.suffix!r} ({path}): use .json, .jsonl or .csv.")
+        raise ValueError(
+            f"Unknown instruction file type {path.suffix!r} ({path}): use .json, .jsonl or .csv."
+        )
     text = read_text(path)
     if path.suffix == ".jsonl":
         rows = []
@@ -180,18 +184,24 @@ def _read_rows(path: Path) -> list:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno}).") from None
+                    raise ValueError(
+                        f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno})."
+                    ) from None
         return rows
     if path.suffix == ".json":
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {err.lineno}: not valid JSON ({err.msg} at column {err.colno}).") from None
+            raise ValueError(
+                f"{path}, line {err.lineno}: not valid JSON ({err.msg} at column {err.colno})."
+            ) from None
         if isinstance(rows, dict) and "records" in rows:
             rows = rows["records"]
         if not isinstance(rows, list):
-            raise ValueError(f"{path} holds a JSON {type(rows).__name__}; expected a list of records "
-                             "(or an object with a 'records' list).")
+            raise ValueError(
+                f"{path} holds a JSON {type(rows).__name__}; expected a list of records "
+                "(or an object with a 'records' list)."
+            )
         return rows
     return list(csv.DictReader(io.StringIO(text, newline="")))
 

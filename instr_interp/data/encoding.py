@@ -17,7 +17,17 @@ from torch import Tensor
 
 from .dataset import InstructionDataset, InstructionRecord, load_instructions
 
-__all__ = ["Region", "EncodedRecord", "EncodedDataset", "EncodedBatch", "encode", "format_prompt", "pad_id", "region_codes", "region_names"]
+__all__ = [
+    "Region",
+    "EncodedRecord",
+    "EncodedDataset",
+    "EncodedBatch",
+    "encode",
+    "format_prompt",
+    "pad_id",
+    "region_codes",
+    "region_names",
+]
 
 Format = Literal["auto", "chat", "alpaca", "plain"]
 PaddingSide = Literal["left", "right"]
@@ -104,8 +114,17 @@ class EncodedBatch:
 class EncodedDataset(Sequence):
     """A dataset encoded for one tokenizer and prompt format."""
 
-    def __init__(self, records: Sequence[EncodedRecord], data: InstructionDataset, *, fmt: str, pad_id: int,
-                 padding_side: PaddingSide, with_response: bool, fingerprint: str):
+    def __init__(
+        self,
+        records: Sequence[EncodedRecord],
+        data: InstructionDataset,
+        *,
+        fmt: str,
+        pad_id: int,
+        padding_side: PaddingSide,
+        with_response: bool,
+        fingerprint: str,
+    ):
         self.records = tuple(records)
         self.data = data
         self.format = fmt
@@ -135,8 +154,9 @@ class EncodedDataset(Sequence):
         rec = self.records[i]
         return tokenizer.decode([t for t, r in zip(rec.tokens, rec.regions) if r == code])
 
-    def batch(self, indices: Sequence[int], padding_side: PaddingSide | None = None,
-              width: int | None = None) -> EncodedBatch:
+    def batch(
+        self, indices: Sequence[int], padding_side: PaddingSide | None = None, width: int | None = None
+    ) -> EncodedBatch:
         """Collate the records at ``indices`` into one padded batch (``width`` positions, default
         the longest record's length)."""
         side = padding_side or self.padding_side
@@ -165,8 +185,9 @@ class EncodedDataset(Sequence):
             padding_side=side,
         )
 
-    def batches(self, batch_size: int, padding_side: PaddingSide | None = None,
-                indices: Sequence[int] | None = None) -> Iterator[EncodedBatch]:
+    def batches(
+        self, batch_size: int, padding_side: PaddingSide | None = None, indices: Sequence[int] | None = None
+    ) -> Iterator[EncodedBatch]:
         """Consecutive batches over ``indices`` (default: all records, in order)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
@@ -210,15 +231,22 @@ def format_prompt(rec: InstructionRecord, tokenizer, fmt: Format = "auto", with_
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         offset = prompt.rfind(content)
         if offset < 0:
-            raise ValueError(f"The chat template altered the text of record {rec.id!r}; cannot locate regions.")
+            raise ValueError(
+                f"The chat template altered the text of record {rec.id!r}; cannot locate regions."
+            )
     elif fmt == "alpaca":
         head = ALPACA[0]
         prompt = head + rec.instruction + (ALPACA[1] + rec.input if rec.input else "") + ALPACA[2]
         offset = len(head)
         if rec.input:  # the alpaca separator replaces the plain "\n\n"
-            content_spans = [content_spans[0], (len(rec.instruction) + len(ALPACA[1]),
-                                                len(rec.instruction) + len(ALPACA[1]) + len(rec.input),
-                                                Region.INPUT)]
+            content_spans = [
+                content_spans[0],
+                (
+                    len(rec.instruction) + len(ALPACA[1]),
+                    len(rec.instruction) + len(ALPACA[1]) + len(rec.input),
+                    Region.INPUT,
+                ),
+            ]
     else:
         prompt = content + "\n\n"
         offset = 0
@@ -269,24 +297,34 @@ def _control_strings(tokenizer) -> list[str]:
 
 def _forged(rec: InstructionRecord, controls: Sequence[str]) -> list[tuple[str, str]]:
     """``(field, control string)`` for each user field of ``rec`` that contains a control token's text."""
-    return [(name, c) for name in ("instruction", "input", "response") for c in controls
-            if c and c in getattr(rec, name)]
+    return [
+        (name, c)
+        for name in ("instruction", "input", "response")
+        for c in controls
+        if c and c in getattr(rec, name)
+    ]
 
 
-def _tokenize_split(tokenizer, text: str, spans, add_special: bool) -> tuple[list[int], list[tuple[int, int]]]:
+def _tokenize_split(
+    tokenizer, text: str, spans, add_special: bool
+) -> tuple[list[int], list[tuple[int, int]]]:
     """Tokenize ``text`` segment by segment: the template's own text with its control tokens, the
     user's spans with control-token text split into ordinary tokens (so it cannot forge a turn)."""
     with_x = tokenizer("x", add_special_tokens=add_special)["input_ids"]
     bare = tokenizer("x", add_special_tokens=False)["input_ids"]
     at = next(i for i in range(len(with_x) - len(bare) + 1) if with_x[i : i + len(bare)] == bare)
-    prefix, suffix = with_x[:at], with_x[at + len(bare):]
+    prefix, suffix = with_x[:at], with_x[at + len(bare) :]
     ids, offsets = list(prefix), [(0, 0)] * len(prefix)
     cuts = sorted({0, len(text), *(s for s, _, _ in spans), *(e for _, e, _ in spans)})
     user = [(s, e) for s, e, _ in spans]
     for start, end in zip(cuts, cuts[1:]):
         inside = any(s <= start and end <= e for s, e in user)
-        enc = tokenizer(text[start:end], add_special_tokens=False, split_special_tokens=inside,
-                        return_offsets_mapping=True)
+        enc = tokenizer(
+            text[start:end],
+            add_special_tokens=False,
+            split_special_tokens=inside,
+            return_offsets_mapping=True,
+        )
         ids += list(enc["input_ids"])
         offsets += [(start + a, start + b) for a, b in enc["offset_mapping"]]
     return ids + list(suffix), offsets + [(len(text), len(text))] * len(suffix)
@@ -304,8 +342,10 @@ def pad_id(model_or_tokenizer) -> int:
     tok = getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
     pid = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     if pid is None:
-        raise ValueError("The tokenizer has neither a pad nor an EOS token to pad with; set "
-                         "tokenizer.pad_token (e.g. tokenizer.pad_token = tokenizer.unk_token).")
+        raise ValueError(
+            "The tokenizer has neither a pad nor an EOS token to pad with; set "
+            "tokenizer.pad_token (e.g. tokenizer.pad_token = tokenizer.unk_token)."
+        )
     return int(pid)
 
 
@@ -377,7 +417,9 @@ def encode(
             truncated.append(rec.id)
             ids, regions = ids[:max_length], regions[:max_length]
             prompt_length = min(prompt_length, max_length)
-        records.append(EncodedRecord(i, rec.id, rec.category, tuple(ids), tuple(regions), prompt_length, text))
+        records.append(
+            EncodedRecord(i, rec.id, rec.category, tuple(ids), tuple(regions), prompt_length, text)
+        )
     if truncated:
         warnings.warn(
             f"{len(truncated)} record(s) longer than max_length={max_length} were truncated: "
@@ -387,5 +429,12 @@ def encode(
     tag = f"{data.fingerprint()}:{fmt}:{with_response}:{max_length}:{getattr(tokenizer, 'name_or_path', '')}"
     if control_text == "split":
         tag += ":split"
-    return EncodedDataset(records, data, fmt=fmt, pad_id=pid, padding_side=padding_side,
-                          with_response=with_response, fingerprint=tag)
+    return EncodedDataset(
+        records,
+        data,
+        fmt=fmt,
+        pad_id=pid,
+        padding_side=padding_side,
+        with_response=with_response,
+        fingerprint=tag,
+    )

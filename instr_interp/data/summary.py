@@ -17,9 +17,15 @@ def record_lengths(data: InstructionDataset) -> pd.DataFrame:
         >>> record_lengths(ii.hexainst()[:2]).columns.tolist()
         ['category', 'source', 'instruction words', 'input words']
     """
-    rows = [{"category": r.category, "source": r.source or "unknown",
-             "instruction words": len(r.instruction.split()), "input words": len(r.input.split())}
-            for r in data]
+    rows = [
+        {
+            "category": r.category,
+            "source": r.source or "unknown",
+            "instruction words": len(r.instruction.split()),
+            "input words": len(r.input.split()),
+        }
+        for r in data
+    ]
     return pd.DataFrame(rows, columns=["category", "source", "instruction words", "input words"])
 
 
@@ -35,16 +41,24 @@ def category_summary(data: InstructionDataset, encoded: EncodedDataset | None = 
         True
     """
     frame = record_lengths(data)
-    table = frame.groupby("category", sort=False).agg(
-        records=("source", "size"),
-        human=("source", lambda s: int((s == "human").sum())),
-        templated=("source", lambda s: int((s == "templated").sum())),
-        median_instruction_words=("instruction words", "median"),
-        with_input=("input words", lambda s: int((s > 0).sum())),
-    ).reset_index()
+    table = (
+        frame.groupby("category", sort=False)
+        .agg(
+            records=("source", "size"),
+            human=("source", lambda s: int((s == "human").sum())),
+            templated=("source", lambda s: int((s == "templated").sum())),
+            median_instruction_words=("instruction words", "median"),
+            with_input=("input words", lambda s: int((s > 0).sum())),
+        )
+        .reset_index()
+    )
     if encoded is not None:
         counted = (int(Region.INSTRUCTION), int(Region.INPUT))
-        per_record = pd.DataFrame({"category": [e.category for e in encoded],
-                                   "n": [sum(r in counted for r in e.regions) for e in encoded]})
+        per_record = pd.DataFrame(
+            {
+                "category": [e.category for e in encoded],
+                "n": [sum(r in counted for r in e.regions) for e in encoded],
+            }
+        )
         table["median_counted_tokens"] = per_record.groupby("category", sort=False)["n"].median().values
     return table

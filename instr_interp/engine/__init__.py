@@ -7,7 +7,26 @@ from .parallel import map_shards, shard, world
 from .passes import BatchContext, Probe, feed_cache, run
 from .positions import PromptPositions, prompt_positions
 
-__all__ = ["BatchContext", "Probe", "PromptPositions", "blas_reproducible", "bucket_width", "feed_cache",
-           "first_token_scores", "greedy", "last_token_logits", "map_rows", "map_shards",
-           "native_forward", "pad_id", "pad_rows", "plan_batches", "plan_rows", "prompt_positions", "run", "shard",
-           "tokenize_prompts", "world"]
+__all__ = [
+    "BatchContext",
+    "Probe",
+    "PromptPositions",
+    "blas_reproducible",
+    "bucket_width",
+    "feed_cache",
+    "first_token_scores",
+    "greedy",
+    "last_token_logits",
+    "map_rows",
+    "map_shards",
+    "native_forward",
+    "pad_id",
+    "pad_rows",
+    "plan_batches",
+    "plan_rows",
+    "prompt_positions",
+    "run",
+    "shard",
+    "tokenize_prompts",
+    "world",
+]

@@ -32,7 +32,9 @@ def plan_batches(encoded: EncodedDataset, batch_size: int) -> list[tuple[int, li
     return plan_rows([rec.tokens for rec in encoded], batch_size)
 
 
-def plan_rows(token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0) -> list[tuple[int, list[int]]]:
+def plan_rows(
+    token_lists: Sequence[Sequence[int]], batch_size: int, extra: int = 0
+) -> list[tuple[int, list[int]]]:
     """Batches ``(width, row indices)`` of any token lists, as :func:`plan_batches` makes them: rows
     grouped by the bucket width of ``len + extra`` tokens (``extra``: room for generated tokens;
     widest bucket first), sorted by length within a bucket, at most ``batch_size`` per batch."""
@@ -44,8 +46,11 @@ def plan_rows(token_lists: Sequence[Sequence[int]], batch_size: int, extra: int 
     # Widest bucket first: the first batches size the allocator's blocks and later, narrower ones
     # reuse them, rather than each wider bucket asking for fresh ones (and an out-of-memory shows
     # at once, not at the end).
-    return [(w, ids[s : s + batch_size]) for w, ids in sorted(buckets.items(), reverse=True)
-            for s in range(0, len(ids), batch_size)]
+    return [
+        (w, ids[s : s + batch_size])
+        for w, ids in sorted(buckets.items(), reverse=True)
+        for s in range(0, len(ids), batch_size)
+    ]
 
 
 def pad_rows(
@@ -61,8 +66,9 @@ def pad_rows(
     return tokens.to(device), last.to(device)
 
 
-def check_context(model, lengths: Sequence[int], *, names: Sequence[str] | None = None, extra: int = 0,
-                  what: str = "record") -> None:
+def check_context(
+    model, lengths: Sequence[int], *, names: Sequence[str] | None = None, extra: int = 0, what: str = "record"
+) -> None:
     """Refuse inputs longer than the model's context (``cfg.n_ctx``) before any forward: past it the
     positions are ones the model never saw in training, and its outputs mean nothing.
 

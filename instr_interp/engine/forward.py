@@ -62,8 +62,11 @@ def last_token_logits(
 
     rows = torch.arange(tokens.shape[0], device=tokens.device)
     final_norm = hook_site(model, "final_norm").name
-    with model.hooks(fwd_hooks=list(fwd_hooks) + [(final_norm, grab)]), \
-            native_forward(model, causal=True), prompt_positions(model).declare(last):
+    with (
+        model.hooks(fwd_hooks=list(fwd_hooks) + [(final_norm, grab)]),
+        native_forward(model, causal=True),
+        prompt_positions(model).declare(last),
+    ):
         try:
             model(tokens, return_type=None)
         except _StopForward:
@@ -93,9 +96,7 @@ def first_token_scores(
     return logits.softmax(-1)[rows, targets.to(logits.device)].double(), logits.argmax(-1)
 
 
-def greedy(
-    model, tokens: Tensor, last: Tensor, first_logits: Tensor, max_new_tokens: int
-) -> list[list[int]]:
+def greedy(model, tokens: Tensor, last: Tensor, first_logits: Tensor, max_new_tokens: int) -> list[list[int]]:
     """Greedy continuation of right-padded rows (the buckets leave room for the new tokens).
 
     Each step reruns the whole row (no KV cache) through :func:`last_token_logits` and writes the

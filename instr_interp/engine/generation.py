@@ -26,7 +26,9 @@ def _stop_ids(model) -> list[int]:
             if isinstance(tid, int) and tid != tok.unk_token_id and marker in tok.get_vocab():
                 ids.add(tid)
     if not ids:
-        raise ValueError("The tokenizer has no EOS token, so generation cannot stop; set tokenizer.eos_token.")
+        raise ValueError(
+            "The tokenizer has no EOS token, so generation cannot stop; set tokenizer.eos_token."
+        )
     return sorted(ids)
 
 
@@ -41,9 +43,21 @@ def _generate(model, prompt: Tensor, max_new_tokens: int, stops: list[int]) -> T
         seen["n"] += embed.shape[1]
 
     last = torch.full((prompt.shape[0],), prompt.shape[1] - 1, device=prompt.device)
-    with torch.no_grad(), model.hooks(fwd_hooks=[(hook_site(model, "embed").name, track)]), declared.declare(last):
-        return model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, stop_at_eos=True,
-                              eos_token_id=stops, use_past_kv_cache=True, verbose=False, return_type="tokens")
+    with (
+        torch.no_grad(),
+        model.hooks(fwd_hooks=[(hook_site(model, "embed").name, track)]),
+        declared.declare(last),
+    ):
+        return model.generate(
+            prompt,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            stop_at_eos=True,
+            eos_token_id=stops,
+            use_past_kv_cache=True,
+            verbose=False,
+            return_type="tokens",
+        )
 
 
 def generate_responses(
@@ -100,13 +114,20 @@ def generate_responses(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     data = load_instructions(data)
     encoded = encode(data, model.tokenizer, format=format)
-    check_context(model, [len(r.tokens) for r in encoded], names=[r.id for r in encoded], extra=max_new_tokens,
-                  what="prompt")
+    check_context(
+        model,
+        [len(r.tokens) for r in encoded],
+        names=[r.id for r in encoded],
+        extra=max_new_tokens,
+        what="prompt",
+    )
     stops = _stop_ids(model)
     groups: dict[int, list[int]] = {}
     for i, rec in enumerate(encoded):
         groups.setdefault(len(rec.tokens), []).append(i)
-    batches = [ids[s : s + batch_size] for _, ids in sorted(groups.items()) for s in range(0, len(ids), batch_size)]
+    batches = [
+        ids[s : s + batch_size] for _, ids in sorted(groups.items()) for s in range(0, len(ids), batch_size)
+    ]
     device = model_device(model)
 
     def one(idx: list[int]) -> list[list[int]]:

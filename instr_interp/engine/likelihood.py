@@ -29,8 +29,10 @@ class ResponseNLL(Probe):
         if not encoded.with_response:
             raise ValueError("ResponseNLL needs records encoded with with_response=True.")
         self.encoded = encoded
-        self.state = {"nll": torch.zeros(len(encoded), dtype=torch.float64, device=device),
-                      "tokens": torch.zeros(len(encoded), dtype=torch.int64, device=device)}
+        self.state = {
+            "nll": torch.zeros(len(encoded), dtype=torch.float64, device=device),
+            "tokens": torch.zeros(len(encoded), dtype=torch.int64, device=device),
+        }
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_vocab"], ctx: BatchContext) -> None:
         batch = ctx.batch
@@ -51,13 +53,19 @@ class ResponseNLL(Probe):
                 "max_length cut the response off); their NLL is undefined. Encode with a larger max_length "
                 "or drop them."
             )
-        return pd.DataFrame({
-            "id": [r.id for r in enc.records], "category": [r.category for r in enc.records],
-            "response_tokens": tokens.numpy(), "nll": (nll / tokens).numpy(),
-        })
+        return pd.DataFrame(
+            {
+                "id": [r.id for r in enc.records],
+                "category": [r.category for r in enc.records],
+                "response_tokens": tokens.numpy(),
+                "nll": (nll / tokens).numpy(),
+            }
+        )
 
 
-def response_nll(model, data, *, batch_size: int = 4, format: str = "auto", progress: bool = True) -> pd.DataFrame:
+def response_nll(
+    model, data, *, batch_size: int = 4, format: str = "auto", progress: bool = True
+) -> pd.DataFrame:
     """Mean NLL per response token of each record's reference response, under teacher forcing.
 
     The prompt is formatted exactly as in :func:`encode` (chat template when the model has one).
@@ -74,7 +82,10 @@ def response_nll(model, data, *, batch_size: int = 4, format: str = "auto", prog
         >>> list(frame.columns)
         ['id', 'category', 'response_tokens', 'nll']
     """
-    encoded = data if isinstance(data, EncodedDataset) else encode(
-        data, model.tokenizer, format=format, with_response=True)
+    encoded = (
+        data
+        if isinstance(data, EncodedDataset)
+        else encode(data, model.tokenizer, format=format, with_response=True)
+    )
     (probe,) = run(model, encoded, [ResponseNLL()], batch_size=batch_size, progress=progress)
     return probe.result()

@@ -47,9 +47,9 @@ def check_blas(device: torch.device) -> None:
     )
 
 
-
 # ---------------------------------------------------------------------------------------------
 # transformers' own modules where nothing looks inside them
+
 
 def _hooked(module) -> bool:
     return compat.has_hooks(module)
@@ -84,8 +84,11 @@ def _native_norm_forward(norm):
 def _attention_to_fuse(attn):
     hf_attn = compat.wrapped_module(attn)
     config = getattr(hf_attn, "config", None) if hf_attn is not attn else None
-    if (config is None or compat.attn_implementation(config) not in ("eager", "sdpa")
-            or any(_hooked(getattr(attn, name)) for name in ATTENTION_INNER_HOOKS if hasattr(attn, name))):
+    if (
+        config is None
+        or compat.attn_implementation(config) not in ("eager", "sdpa")
+        or any(_hooked(getattr(attn, name)) for name in ATTENTION_INNER_HOOKS if hasattr(attn, name))
+    ):
         return None
     return compat.with_attn_implementation(config, "sdpa")
 
@@ -93,7 +96,9 @@ def _attention_to_fuse(attn):
 def _native_norm(module) -> bool:
     # Only bridges whose unhooked output already is the wrapped module's own output: the swap is
     # then exact. (The python-norm path computes differently, at rounding scale; it is left alone.)
-    return compat.is_native_norm(module) and not any(_hooked(getattr(module, name)) for name in NORM_INNER_HOOKS)
+    return compat.is_native_norm(module) and not any(
+        _hooked(getattr(module, name)) for name in NORM_INNER_HOOKS
+    )
 
 
 @contextlib.contextmanager
@@ -139,4 +144,3 @@ def native_forward(model, *, causal: bool = False):
     finally:
         for module in patched:
             compat.restore_forward(module)
-

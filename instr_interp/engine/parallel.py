@@ -57,8 +57,10 @@ def map_shards(fn: Callable[[Any], T], items: Sequence, *, desc: str = "", progr
         [1, 4, 9]
     """
     rank, size = world()
-    mine = {i: _to_cpu(fn(items[i])) for i in tqdm(shard(len(items)), desc=desc, unit="batch",
-                                                  disable=not progress or rank != 0)}
+    mine = {
+        i: _to_cpu(fn(items[i]))
+        for i in tqdm(shard(len(items)), desc=desc, unit="batch", disable=not progress or rank != 0)
+    }
     if size == 1:
         return [mine[i] for i in range(len(items))]
     gathered: list = [None] * size

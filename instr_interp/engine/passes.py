@@ -17,7 +17,6 @@ sets when torch is not imported yet. With all three, statistics are bit-identica
 padding sides and process counts on CPU. On GPUs cuBLAS gives no such guarantee.
 """
 
-
 import json
 import os
 from collections.abc import Sequence
@@ -108,8 +107,10 @@ def _load_checkpoint(path: Path, probes, meta: dict) -> set[int]:
     from safetensors import safe_open
 
     def corrupt(what: str) -> ValueError:
-        return ValueError(f"Checkpoint {path} is corrupt or not a checkpoint of this toolkit: {what}. "
-                          "Delete it to start the pass afresh, or point checkpoint= elsewhere.")
+        return ValueError(
+            f"Checkpoint {path} is corrupt or not a checkpoint of this toolkit: {what}. "
+            "Delete it to start the pass afresh, or point checkpoint= elsewhere."
+        )
 
     try:
         fh_context = safe_open(str(path), framework="pt")
@@ -207,8 +208,10 @@ def run(
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
     if not probes:
         raise ValueError("run() needs at least one probe.")
-    encoded = data if isinstance(data, EncodedDataset) else encode(
-        data, model.tokenizer, format=format, max_length=max_length, with_response=with_response
+    encoded = (
+        data
+        if isinstance(data, EncodedDataset)
+        else encode(data, model.tokenizer, format=format, max_length=max_length, with_response=with_response)
     )
     check_context(model, [len(r.tokens) for r in encoded], names=[r.id for r in encoded])
     device = model_device(model)
@@ -230,8 +233,13 @@ def run(
     todo = [b for b in mine if b not in done]
     processed = 0
     categories = encoded.category_index()
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="activation pass",
-               unit="batch", disable=not progress or rank != 0)
+    bar = tqdm(
+        total=len(mine),
+        initial=len(mine) - len(todo),
+        desc="activation pass",
+        unit="batch",
+        disable=not progress or rank != 0,
+    )
     try:
         with torch.inference_mode(), model.hooks(fwd_hooks=fwd_hooks), native_forward(model, causal=True):
             for b in todo:
@@ -262,7 +270,9 @@ def _sum_over_ranks(probes: Sequence[Probe]) -> None:
             torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
 
 
-def _route(model, probes: Sequence[Probe]) -> tuple[dict[str, list[tuple[Probe, HookSite]]], HookSite, HookSite | None]:
+def _route(
+    model, probes: Sequence[Probe]
+) -> tuple[dict[str, list[tuple[Probe, HookSite]]], HookSite, HookSite | None]:
     """Which probes each hook point feeds, the site that fires last, and where to stop the forward
     (that site, unless a probe needs the logits)."""
     sites = {id(p): p.sites(model) for p in probes}
@@ -274,19 +284,38 @@ def _route(model, probes: Sequence[Probe]) -> tuple[dict[str, list[tuple[Probe, 
     every_site = [s for ss in sites.values() for s in ss]
     n_layers = model.cfg.n_layers
     # Stop right after the site that fires last (the unembedding and later layers never run).
-    last_site = max(every_site, key=lambda s: (s.layer if s.layer is not None else -1 if s.kind == "embed"
-                                                else n_layers, FIRING_ORDER[s.kind]))
+    last_site = max(
+        every_site,
+        key=lambda s: (
+            s.layer if s.layer is not None else -1 if s.kind == "embed" else n_layers,
+            FIRING_ORDER[s.kind],
+        ),
+    )
     stop_site = None if needs_logits else last_site
     return by_name, last_site, stop_site
 
 
-def _open_checkpoint(model, encoded: EncodedDataset, probes: Sequence[Probe], batch_size: int,
-                     checkpoint: str | Path | None, rank: int, n_ranks: int) -> tuple[Path | None, dict, set[int]]:
+def _open_checkpoint(
+    model,
+    encoded: EncodedDataset,
+    probes: Sequence[Probe],
+    batch_size: int,
+    checkpoint: str | Path | None,
+    rank: int,
+    n_ranks: int,
+) -> tuple[Path | None, dict, set[int]]:
     """The checkpoint file of this rank (``None`` without checkpointing), the settings a checkpoint
     must match to be resumed, and the batches already done (the probes' states are loaded from it)."""
     identity = {k: v for k, v in model_identity(model).items() if k != "name"}  # the weights, not the label
-    meta = {"data": encoded.fingerprint, "batch_size": batch_size, "plan": "widest-first", "rank": rank, "world": n_ranks,
-            "probes": [p.config() for p in probes], "model": identity}
+    meta = {
+        "data": encoded.fingerprint,
+        "batch_size": batch_size,
+        "plan": "widest-first",
+        "rank": rank,
+        "world": n_ranks,
+        "probes": [p.config() for p in probes],
+        "model": identity,
+    }
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and n_ranks > 1:
         ckpt = ckpt.with_name(f"{ckpt.stem}.rank{rank}{ckpt.suffix}")
@@ -340,9 +369,10 @@ def _forward_batch(model, batch: EncodedBatch, dispatch: _Dispatch, ctx: BatchCo
         pass
     if len(dispatch.fired) != len(dispatch.by_name):
         missing = sorted(set(dispatch.by_name) - dispatch.fired)
-        raise RuntimeError(f"Hook points never fired during the forward: {missing[:5]}. "
-                           "This model does not route through them; choose other sites.")
-
+        raise RuntimeError(
+            f"Hook points never fired during the forward: {missing[:5]}. "
+            "This model does not route through them; choose other sites."
+        )
 
 
 def feed_cache(probes: Sequence[Probe], cache, batch: EncodedBatch, encoded: EncodedDataset, model) -> None:
@@ -356,7 +386,7 @@ def feed_cache(probes: Sequence[Probe], cache, batch: EncodedBatch, encoded: Enc
             probe.setup(model, encoded, device)
         for site in probe.sites(model):
             if site.name not in cache:
-                raise KeyError(f"The cache has no {site.name!r}; pass names_filter covering it to run_with_cache.")
+                raise KeyError(
+                    f"The cache has no {site.name!r}; pass names_filter covering it to run_with_cache."
+                )
             probe.update(site, cache[site.name], ctx)
-
-

@@ -42,8 +42,10 @@ def ablate_neurons(model, neurons, mode: str = "zero", means: Tensor | None = No
     groups = _by_layer(neurons, facts.n_layers, facts.d_mlp)
     if mode == "mean":
         if means is None or tuple(means.shape) != (facts.n_layers, facts.d_mlp):
-            raise ValueError(f"mode='mean' needs means of shape ({facts.n_layers}, {facts.d_mlp}); "
-                             "compute them with ii.mean_activations(model, data).")
+            raise ValueError(
+                f"mode='mean' needs means of shape ({facts.n_layers}, {facts.d_mlp}); "
+                "compute them with ii.mean_activations(model, data)."
+            )
     elif mode != "zero":
         raise ValueError(f"Unknown mode {mode!r}; choose 'zero' or 'mean'.")
 
@@ -75,8 +77,10 @@ class MeanActivation(Probe):
 
     def setup(self, model, encoded, device) -> None:
         facts = model_facts(model)
-        self.state = {"sum": torch.zeros(facts.n_layers, facts.d_mlp, dtype=torch.float64, device=device),
-                      "tokens": torch.zeros((), dtype=torch.float64, device=device)}
+        self.state = {
+            "sum": torch.zeros(facts.n_layers, facts.d_mlp, dtype=torch.float64, device=device),
+            "tokens": torch.zeros((), dtype=torch.float64, device=device),
+        }
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_mlp"], ctx: BatchContext) -> None:
         mask = ctx.mask(self.regions)
@@ -88,8 +92,9 @@ class MeanActivation(Probe):
         return (self.state["sum"] / self.state["tokens"].clamp(min=1)).float().cpu()
 
 
-def mean_activations(model, data, *, regions=("instruction", "input"), batch_size: int = 16,
-                     progress: bool = True) -> Float[Tensor, "layer d_mlp"]:
+def mean_activations(
+    model, data, *, regions=("instruction", "input"), batch_size: int = 16, progress: bool = True
+) -> Float[Tensor, "layer d_mlp"]:
     """Mean neuron activation (``mlp.hook_post``) over the tokens of ``regions``, for mean ablation."""
     (probe,) = run(model, data, [MeanActivation(regions)], batch_size=batch_size, progress=progress)
     return probe.result()

@@ -35,15 +35,21 @@ def _add_at(resid: Tensor, add: Tensor, positions, where: Tensor | None) -> Tens
         mask = positions.to(resid.device)
         mask = mask.expand(resid.shape[0], -1) if mask.ndim == 1 else mask
         if mask.shape != resid.shape[:2]:
-            raise ValueError(f"positions mask {tuple(mask.shape)} does not match the batch {tuple(resid.shape[:2])}.")
+            raise ValueError(
+                f"positions mask {tuple(mask.shape)} does not match the batch {tuple(resid.shape[:2])}."
+            )
         return resid + mask[..., None].to(resid.dtype) * add
     if positions == "all":
         return resid + add
     where = where.to(resid.device)
     if where.shape != (resid.shape[0],):
-        raise ValueError(f"last positions {tuple(where.shape)} do not match the batch of {resid.shape[0]} rows.")
+        raise ValueError(
+            f"last positions {tuple(where.shape)} do not match the batch of {resid.shape[0]} rows."
+        )
     if bool((where >= resid.shape[1]).any()):
-        raise ValueError(f"last positions {where.tolist()} lie beyond the {resid.shape[1]} positions of the batch.")
+        raise ValueError(
+            f"last positions {where.tolist()} lie beyond the {resid.shape[1]} positions of the batch."
+        )
     rows = (where >= 0).nonzero().flatten()  # negative: the prompt's last token is in the KV cache
     resid = resid.clone()
     resid[rows, where[rows]] += add

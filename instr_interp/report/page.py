@@ -38,8 +38,9 @@ th{background:#f0f0f0} nav a{margin-right:1em}
 """
 
 
-def write_report(sections: Sequence[Section], path, *, title: str = "instr_interp report",
-                 meta: str = "") -> Path:
+def write_report(
+    sections: Sequence[Section], path, *, title: str = "instr_interp report", meta: str = ""
+) -> Path:
     """Write one self-contained HTML page (plotly.js embedded once) and return its path."""
     import plotly.offline
 
@@ -51,7 +52,9 @@ def write_report(sections: Sequence[Section], path, *, title: str = "instr_inter
         f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='meta'>{html.escape(meta)} · generated "
         f"{time.strftime('%Y-%m-%d %H:%M')}</p>",
-        "<nav>" + "".join(f"<a href='#s{i}'>{html.escape(s.title)}</a>" for i, s in enumerate(sections)) + "</nav>",
+        "<nav>"
+        + "".join(f"<a href='#s{i}'>{html.escape(s.title)}</a>" for i, s in enumerate(sections))
+        + "</nav>",
     ]
     for i, sec in enumerate(sections):
         parts.append(f"<section id='s{i}'><h2>{html.escape(sec.title)}</h2>")

@@ -10,7 +10,11 @@ PAPER_NUMBERS: dict[str, dict] = {
     # authors' released attribution matrices (METHODS.md, section on input-output attribution).
     "instruction_score_lima": {
         "source": "Wu et al. 2024, arXiv 2310.00492, LIMA prompts",
-        "tuned": "Vicuna-7B", "tuned_mean": 1.556, "tuned_std": 0.484,
-        "base": "LLaMA-7B", "base_mean": 1.266, "base_std": 0.429,
+        "tuned": "Vicuna-7B",
+        "tuned_mean": 1.556,
+        "tuned_std": 0.484,
+        "base": "LLaMA-7B",
+        "base_mean": 1.266,
+        "base_std": 0.429,
     },
 }

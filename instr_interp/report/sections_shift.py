@@ -35,8 +35,13 @@ def _relatedness(pairs: Iterable[WordPairs]) -> str:
     return "z std over a reference list of frequent words (see each result's settings)"
 
 
-def attribution_sections(example: Attribution, comparisons: dict[str, AttributionSet] | None = None,
-                         tests: dict[str, pd.DataFrame] | None = None, *, alpha: float = 0.05) -> list:
+def attribution_sections(
+    example: Attribution,
+    comparisons: dict[str, AttributionSet] | None = None,
+    tests: dict[str, pd.DataFrame] | None = None,
+    *,
+    alpha: float = 0.05,
+) -> list:
     """Report sections: one attributed example, and the instruction-score comparison.
 
     Args:
@@ -57,8 +62,10 @@ def attribution_sections(example: Attribution, comparisons: dict[str, Attributio
     tests = tests or {}
     missing = [label for label in labels[1:] if label not in tests]
     if missing:
-        raise ValueError(f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
-                         "comparisons[label])}} for every label after the first.")
+        raise ValueError(
+            f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
+            "comparisons[label])}} for every label after the first."
+        )
     sections.append(_scores_section(comparisons, tests, alpha))
     return sections
 
@@ -89,12 +96,16 @@ def _example_section(example: Attribution) -> Section:
     )
 
 
-def _scores_section(comparisons: dict[str, AttributionSet], tests: dict[str, pd.DataFrame], alpha: float) -> Section:
+def _scores_section(
+    comparisons: dict[str, AttributionSet], tests: dict[str, pd.DataFrame], alpha: float
+) -> Section:
     """The instruction scores of every model against the first (the reference), with the tests' reading."""
     import plotly.express as px
 
     labels = list(comparisons)
-    frame = pd.concat([s.to_frame().assign(model=label) for label, s in comparisons.items()], ignore_index=True)
+    frame = pd.concat(
+        [s.to_frame().assign(model=label) for label, s in comparisons.items()], ignore_index=True
+    )
     fig = px.box(
         frame,
         x="model",
@@ -143,8 +154,12 @@ def _test_sentence(label: str, reference: str, row: pd.Series, alpha: float) -> 
     )
 
 
-def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,
-                     title: str = "FFN concepts (PCA of the down-projection)", label_words: int = 15) -> Section:
+def concepts_section(
+    shares_by_model: dict[str, pd.DataFrame],
+    *,
+    title: str = "FFN concepts (PCA of the down-projection)",
+    label_words: int = 15,
+) -> Section:
     """Report section: concept label shares per layer group for each model, and their differences.
 
     Args:
@@ -164,7 +179,9 @@ def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,
     figures, tables, sentences = [], [], []
     for name, frame in shares_by_model.items():
         figures.append(plot_shares(frame, "task", f"{name}: task labels of FFN concepts per layer group"))
-        figures.append(plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per layer group"))
+        figures.append(
+            plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per layer group")
+        )
         wide = frame.pivot_table(index=["axis", "label"], columns="layers", values="share", sort=False)
         wide = wide[list(dict.fromkeys(frame["layers"]))].reset_index()
         wide.insert(0, "model", name)
@@ -173,9 +190,12 @@ def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,
         total, labelled = s["total"], s["labelled"]
         parts = ", ".join(f"{t} {v:.1%}" for t, v in s["tasks"].items())
         levels = ", ".join(f"{lv} {v:.1%}" for lv, v in s["levels"].items())
-        sentences.append(f"{name}: {labelled} of {total} components ({labelled / total:.1%}) get a task label "
-                         f"({parts}); levels: {levels}. Task-labelled share by layer group: "
-                         + ", ".join(f"layers {g} {v:.1%}" for g, v in s["by_group"].items()) + ".")
+        sentences.append(
+            f"{name}: {labelled} of {total} components ({labelled / total:.1%}) get a task label "
+            f"({parts}); levels: {levels}. Task-labelled share by layer group: "
+            + ", ".join(f"layers {g} {v:.1%}" for g, v in s["by_group"].items())
+            + "."
+        )
     reading = (
         "Each layer's MLP down-projection (one row per neuron) is centred and decomposed by SVD; every principal "
         f"component is read as the words whose unembedding vectors it aligns with most (|PC·ê|), and its top "
@@ -191,10 +211,14 @@ def concepts_section(shares_by_model: dict[str, pd.DataFrame], *,
             tasks = diff[(diff["axis"] == "task") & (diff["label"] != "none")]
             top = tasks.loc[tasks["diff"].abs().idxmax()] if len(tasks) else None
             if top is not None:
-                reading += (f" The largest task-share difference ({names[1]} minus {names[0]}) is {top['diff']:+.1%} "
-                            f"for {top['label']} in layer group {int(top['group'])}.")
-    reading += (" The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: most "
-                "components get no task label, and shares should be compared between models, not read as absolute.")
+                reading += (
+                    f" The largest task-share difference ({names[1]} minus {names[0]}) is {top['diff']:+.1%} "
+                    f"for {top['label']} in layer group {int(top['group'])}."
+                )
+    reading += (
+        " The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: most "
+        "components get no task label, and shares should be compared between models, not read as absolute."
+    )
     return Section(title=title, reading=reading, figures=figures, tables=tables)
 
 
@@ -235,8 +259,12 @@ def wordpairs_section(
         n_heads = len(pairs.heads)
         total = int(table["pairs"].sum())
         with_verbs = int(table["word_pairs"].sum())
-        examples = ", ".join(f"{q}→{k} (L{lay}H{h}, {n} dims)" for lay, h, q, k, n
-                             in top[["layer", "head", "query", "key", "n_dims"]].head(3).itertuples(index=False))
+        examples = ", ".join(
+            f"{q}→{k} (L{lay}H{h}, {n} dims)"
+            for lay, h, q, k, n in top[["layer", "head", "query", "key", "n_dims"]]
+            .head(3)
+            .itertuples(index=False)
+        )
         sentences.append(
             f"{name}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
             "with an instruction verb; per head by layer group: "
@@ -244,10 +272,20 @@ def wordpairs_section(
             + (f". Strongest: {examples}." if examples else ".")
         )
     count_frame = pd.concat(counts, ignore_index=True)
-    tables.insert(0, count_frame[["model", "group", "layers", "n_heads", "pairs", "word_pairs", "per_head", "share",
-                                  "top"]])
-    figure = px.bar(count_frame, x="layers", y="per_head", color="model", barmode="group",
-                    title="Head-level word pairs with an instruction verb, per head and layer group")
+    tables.insert(
+        0,
+        count_frame[
+            ["model", "group", "layers", "n_heads", "pairs", "word_pairs", "per_head", "share", "top"]
+        ],
+    )
+    figure = px.bar(
+        count_frame,
+        x="layers",
+        y="per_head",
+        color="model",
+        barmode="group",
+        title="Head-level word pairs with an instruction verb, per head and layer group",
+    )
     reading = (
         "For every attention head, query and key weights (with the pre-attention norm gain folded in, RoPE ignored) "
         "are applied to the input embeddings of frequent English words; in the head's highest-energy dimensions, "
@@ -261,10 +299,14 @@ def wordpairs_section(
         def mean(value, n):
             return f"{value:.2f} (n={n})" if n else "none (n=0)"
 
-        parts = [f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
-                 f"verbs {mean(r.general_mean, r.n_general)}, "
-                 + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
-                 for r in shift.itertuples()]
-        reading += (" Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
-                    "excluded, averaged per word): " + "; ".join(parts) + ".")
+        parts = [
+            f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
+            f"verbs {mean(r.general_mean, r.n_general)}, "
+            + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
+            for r in shift.itertuples()
+        ]
+        reading += (
+            " Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
+            "excluded, averaged per word): " + "; ".join(parts) + "."
+        )
     return Section(title=title, reading=reading, figures=[figure], tables=tables)

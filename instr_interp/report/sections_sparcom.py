@@ -18,8 +18,14 @@ from ..sparcom.firing import FiringStats
 from ..sparcom.neurons import NeuronSets
 from .page import Section
 
-__all__ = ["dataset_section", "firing_section", "isn_sections", "critical_role_section", "expert_routing_section",
-           "comparison_section"]
+__all__ = [
+    "dataset_section",
+    "firing_section",
+    "isn_sections",
+    "critical_role_section",
+    "expert_routing_section",
+    "comparison_section",
+]
 
 
 def dataset_section(data: InstructionDataset, encoded: EncodedDataset | None = None) -> Section:
@@ -29,8 +35,14 @@ def dataset_section(data: InstructionDataset, encoded: EncodedDataset | None = N
 
     frame = record_lengths(data)
     table = category_summary(data, encoded)
-    fig = px.histogram(frame, x="instruction words", color="category", barmode="overlay", nbins=30,
-                       title="Instruction length (words) by category")
+    fig = px.histogram(
+        frame,
+        x="instruction words",
+        color="category",
+        barmode="overlay",
+        nbins=30,
+        title="Instruction length (words) by category",
+    )
     cats = ", ".join(f"{c} ({n})" for c, n in data.category_counts().items())
     reading = (
         f"The analyses run on {len(data)} instructions ({data.name}) in {len(data.categories)} categories: "
@@ -59,7 +71,9 @@ def firing_section(stats: FiringStats) -> Section:
     )
     table = (summary[stats.categories] * 100).round(2).reset_index()
     table.columns = ["layer"] + [f"{c} %" for c in stats.categories]
-    return Section(title="Neuron firing by layer", reading=reading, figures=[stats.plot_layers()], tables=[table])
+    return Section(
+        title="Neuron firing by layer", reading=reading, figures=[stats.plot_layers()], tables=[table]
+    )
 
 
 def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
@@ -72,32 +86,48 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
     """
     need = {"statistic", "p_value", "per_category"}
     if not isinstance(test, dict) or not need <= set(test):
-        raise ValueError(f"test must be the dict of sets.permutation_test() (keys {sorted(need)}); got {test!r:.80}.")
+        raise ValueError(
+            f"test must be the dict of sets.permutation_test() (keys {sorted(need)}); got {test!r:.80}."
+        )
     unit, short = sets.unit, sets.short
     wins = [c for c, v in test["per_category"].items() if v["same"] > v["cross"]]
     ties = sorted(v for k, v in sets.ties.items() if not k.startswith("category:"))
     kept = sets.settings.get("k")
     if unit == "neuron":
         chosen = "fire on the largest share of its instruction and input tokens"
-        tie_note = (f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
-                    "ties are broken by mean activation." if ties else "")
+        tie_note = (
+            f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
+            "ties are broken by mean activation."
+            if ties
+            else ""
+        )
     else:
-        chosen = ("receive the largest share of its instruction and input tokens from the router"
-                  + (f" (the top {sets.settings['per_layer']} of every layer)" if sets.settings.get("per_layer") else ""))
+        chosen = "receive the largest share of its instruction and input tokens from the router" + (
+            f" (the top {sets.settings['per_layer']} of every layer)"
+            if sets.settings.get("per_layer")
+            else ""
+        )
         tie_note = " Ties in routing frequency are broken by summed routing weight, then by index."
     reading = (
         f"Each instruction's {short} are the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of "
         f"{sets.n_neurons:,}) that {chosen}. Cells show "
         f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
-        + (f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
-           f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
-           f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
-           f"{test['statistic']:.3f}."
-           if not test.get("note") else f"No overlap test: {test['note']}.")
+        + (
+            f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "
+            f"{len(test['per_category'])} categories ({', '.join(wins) or 'none'}); a permutation test that shuffles "
+            f"category labels gives p = {test['p_value']:.3g} for the diagonal-minus-off-diagonal gap of "
+            f"{test['statistic']:.3f}."
+            if not test.get("note")
+            else f"No overlap test: {test['note']}."
+        )
         + tie_note
     )
-    per_cat = pd.DataFrame([{"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
-                            for c, v in test["per_category"].items()])
+    per_cat = pd.DataFrame(
+        [
+            {"category": c, "same-category overlap": v["same"], "cross-category overlap": v["cross"]}
+            for c, v in test["per_category"].items()
+        ]
+    )
     depth = sets.depth_distribution().set_index("part")["share"]
     layer_reading = (
         f"Where the category {short} sit: {depth['first']:.0%} in the first third of the layers, "
@@ -108,23 +138,41 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
     )
     general = sets.general()
     unique = {c: len(sets.unique(c)) for c in sets.categories}
-    counts = pd.DataFrame([{"category": c, short: len(sets.category_sets[c]), "unique": unique[c],
-                            "general (in all categories)": len(general)} for c in sets.categories])
+    counts = pd.DataFrame(
+        [
+            {
+                "category": c,
+                short: len(sets.category_sets[c]),
+                "unique": unique[c],
+                "general (in all categories)": len(general),
+            }
+            for c in sets.categories
+        ]
+    )
     general_reading = (
         f"{len(general)} {unit}s are in every category's set (general {short}, {len(general) / sets.n_neurons:.2%} of all "
         f"{unit}s); unique {short}, in one category's set and no other, number "
         f"{', '.join(f'{c}: {n}' for c, n in unique.items())}."
     )
     return [
-        Section(title=f"Instruction-specific {unit}s: overlap between categories", reading=reading,
-                figures=[sets.plot_overlap()], tables=[per_cat]),
-        Section(title=f"Instruction-specific {unit}s by layer", reading=layer_reading, figures=[sets.plot_layers()]),
+        Section(
+            title=f"Instruction-specific {unit}s: overlap between categories",
+            reading=reading,
+            figures=[sets.plot_overlap()],
+            tables=[per_cat],
+        ),
+        Section(
+            title=f"Instruction-specific {unit}s by layer",
+            reading=layer_reading,
+            figures=[sets.plot_layers()],
+        ),
         Section(title=f"General and unique {unit}s", reading=general_reading, tables=[counts]),
     ]
 
 
-def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None, *,
-                          alpha: float = 0.05) -> Section:
+def critical_role_section(
+    frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None, *, alpha: float = 0.05
+) -> Section:
     """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units.
 
     Args:
@@ -136,8 +184,11 @@ def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets 
             :func:`~instr_interp.sparcom.ablation.critical_role_summary`).
     """
     unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
-    how = ("after the activation function" if unit == "neuron"
-           else "their routing weights, so the tokens lose those experts' contributions")
+    how = (
+        "after the activation function"
+        if unit == "neuron"
+        else "their routing weights, so the tokens lose those experts' contributions"
+    )
     summary = critical_role_summary(frame, alpha=alpha)
     above, tested = summary["above_random"], summary["tested"]
     untested = len(frame) - tested
@@ -154,8 +205,12 @@ def critical_role_section(frame: pd.DataFrame, n_records: int, sets: NeuronSets 
         f"{len(frame)} categories (mean {summary['mean_own']:.2f} vs {summary['mean_others']:.2f} nats), "
         f"as much of each set is shared with the other categories (see the general {unit}s)."
     )
-    return Section(title=f"Critical role of {short} (ablation)", reading=reading,
-                   figures=[plot_critical_role(frame, short)], tables=[frame])
+    return Section(
+        title=f"Critical role of {short} (ablation)",
+        reading=reading,
+        figures=[plot_critical_role(frame, short)],
+        tables=[frame],
+    )
 
 
 def expert_routing_section(stats: ExpertStats) -> Section:
@@ -167,17 +222,25 @@ def expert_routing_section(stats: ExpertStats) -> Section:
     pooled = stats.routing_share()  # sums to top-k per layer
     n_experts = pooled.shape[1]
     top_k = float(pooled.sum(1).mean())
-    fig = px.imshow(pooled.numpy(), labels={"x": "expert", "y": "layer", "color": "share of tokens"},
-                    color_continuous_scale="Blues", aspect="auto",
-                    title="Share of instruction and input tokens routed to each expert")
+    fig = px.imshow(
+        pooled.numpy(),
+        labels={"x": "expert", "y": "layer", "color": "share of tokens"},
+        color_continuous_scale="Blues",
+        aspect="auto",
+        title="Share of instruction and input tokens routed to each expert",
+    )
     table = stats.routing_lift()
     reading = (
         f"The router sends each token to {top_k:.3g} of {n_experts} experts per layer, so a perfectly balanced "
         f"layer gives every expert a share of {top_k / n_experts:.3f}. Over {int(stats.tokens.sum()):,} instruction "
         f"and input tokens the shares range from {float(pooled.min()):.3f} to {float(pooled.max()):.3f}. The table "
         f"names, per category, the expert whose share rises most above its overall share: "
-        + "; ".join(f"{r['category']} layer {r['layer']} expert {r['expert']} ({r['share in category']:.3f} vs "
-                    f"{r['share overall']:.3f})" for r in table.to_dict("records")) + "."
+        + "; ".join(
+            f"{r['category']} layer {r['layer']} expert {r['expert']} ({r['share in category']:.3f} vs "
+            f"{r['share overall']:.3f})"
+            for r in table.to_dict("records")
+        )
+        + "."
     )
     return Section(title="Expert routing by layer", reading=reading, figures=[fig], tables=[table])
 
@@ -194,5 +257,9 @@ def comparison_section(diff: SetComparison, before: str, after: str, train_note:
         f"lost the most ({int(gained.iloc[0]):+d}); the paper reports a stable layer distribution with more "
         "specialised units after tuning."
     )
-    return Section(title="Before vs after fine-tuning", reading=reading,
-                   figures=[diff.plot_jaccard(), diff.plot_layers()], tables=[summary])
+    return Section(
+        title="Before vs after fine-tuning",
+        reading=reading,
+        figures=[diff.plot_jaccard(), diff.plot_layers()],
+        tables=[summary],
+    )

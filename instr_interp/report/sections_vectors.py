@@ -18,8 +18,9 @@ from .page import Section
 __all__ = ["forgetting_section", "vector_section"]
 
 
-def vector_section(vectors: Sequence[InstructionVector], scores: pd.DataFrame | None = None, *,
-                   min_lift: float = 0.2) -> list:
+def vector_section(
+    vectors: Sequence[InstructionVector], scores: pd.DataFrame | None = None, *, min_lift: float = 0.2
+) -> list:
     """Report sections: head-effect heatmaps and top heads per task, and (with ``scores`` from
     :func:`~instr_interp.vectors.instruction.vector_scores`) zero-shot accuracy without / with the vector /
     with a random-head vector.
@@ -140,27 +141,52 @@ def forgetting_section(results) -> list:
             f"{change(name, first, 'accuracy'):+.2f}, instruction NLL {change(name, first, 'instruction_nll'):+.2f} and "
             f"knowledge NLL {change(name, first, 'knowledge_nll'):+.2f} nats/token; general instructions: "
             f"instruction NLL {change(name, 'general', 'instruction_nll'):+.2f}, knowledge NLL "
-            f"{change(name, 'general', 'knowledge_nll'):+.2f}")
+            f"{change(name, 'general', 'knowledge_nll'):+.2f}"
+        )
     reading = (
         f"{results['model']} was LoRA-tuned in sequence on {', '.join(results['tasks'])} "
         f"({results['settings']['steps_per_task']} steps each), once plainly and once with instruction-vector "
         f"guidance (KL to the pre-task model steered by the new task's vector, weight "
         f"{results['settings']['kl_weight']}, plus the progressive intervention). Changes from the model after "
-        f"task 1 to the end of the sequence — " + "; ".join(parts) + ". " + results.get("verdict", ""))
-    fig = px.bar(frame, x="set", y="change", color="run", barmode="group", facet_row="metric",
-                 title="Forgetting after sequential fine-tuning: plain vs IV-guided (after − before)")
+        f"task 1 to the end of the sequence — " + "; ".join(parts) + ". " + results.get("verdict", "")
+    )
+    fig = px.bar(
+        frame,
+        x="set",
+        y="change",
+        color="run",
+        barmode="group",
+        facet_row="metric",
+        title="Forgetting after sequential fine-tuning: plain vs IV-guided (after − before)",
+    )
     fig.update_yaxes(matches=None)
-    sections = [Section(title="Forgetting: plain vs IV-guided fine-tuning", reading=reading, figures=[fig],
-                        tables=[table.round(3)])]
+    sections = [
+        Section(
+            title="Forgetting: plain vs IV-guided fine-tuning",
+            reading=reading,
+            figures=[fig],
+            tables=[table.round(3)],
+        )
+    ]
     sup = results.get("suppressed")
     if sup:
         sup_frame = pd.DataFrame(sup)
         sup_reading = (
             f"Suppressed, not erased: the instruction vector of {first}, computed on the model before any "
             f"fine-tuning, added after layer {results['vector_layer']} at the last prompt token of the model tuned on "
-            f"the later tasks. " + "; ".join(
+            f"the later tasks. "
+            + "; ".join(
                 f"{r['run']} ({r['form']}): accuracy {r['without']:.2f} without, {r['with']:.2f} with the vector "
-                f"(before fine-tuning {r['original']:.2f})" for r in sup) + ".")
-        sections.append(Section(title="Forgotten tasks come back with the pre-fine-tuning vector",
-                                reading=sup_reading, tables=[sup_frame.round(3)]))
+                f"(before fine-tuning {r['original']:.2f})"
+                for r in sup
+            )
+            + "."
+        )
+        sections.append(
+            Section(
+                title="Forgotten tasks come back with the pre-fine-tuning vector",
+                reading=sup_reading,
+                tables=[sup_frame.round(3)],
+            )
+        )
     return sections

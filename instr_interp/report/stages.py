@@ -128,8 +128,13 @@ def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
         (done,) = run(model, encoded, [probe], batch_size=plan.batch_size)
         return done.result()
 
-    return cached(plan.cache / _key(name, plan.model, plan.data.fingerprint()), compute,
-                  lambda v, p: v.save(p), load, f"{name} statistics")
+    return cached(
+        plan.cache / _key(name, plan.model, plan.data.fingerprint()),
+        compute,
+        lambda v, p: v.save(p),
+        load,
+        f"{name} statistics",
+    )
 
 
 def _set_sections(plan: Plan, model, sets) -> list:
@@ -138,9 +143,15 @@ def _set_sections(plan: Plan, model, sets) -> list:
     from .sections_sparcom import critical_role_section, isn_sections
 
     subset = plan.data.sample(per_category=plan.size(8, 2), seed=0)
-    frame = cached(plan.cache / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"]) / "frame.csv",
-                   lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True), _to_csv, _csv,
-                   f"critical role of {sets.short}")
+    frame = cached(
+        plan.cache
+        / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"])
+        / "frame.csv",
+        lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True),
+        _to_csv,
+        _csv,
+        f"critical role of {sets.short}",
+    )
     test = sets.permutation_test(n_permutations=N_PERMUTATIONS)
     return [*isn_sections(sets, test), critical_role_section(frame, len(subset), sets)]
 
@@ -176,15 +187,24 @@ def before_after_stage(plan: Plan) -> list:
     result = _tuned_model(plan)
     sets = {}
     for label, name in (("before", BASE), ("after", str(plan.tuned))):
-        sets[label] = cached(plan.cache / _key("isn", label, plan.data.fingerprint()),
-                             lambda name=name: find_isns(plan.load(name), plan.data, batch_size=plan.batch_size),
-                             lambda v, p: v.save(p), NeuronSets.load, f"ISNs ({label})")
-    note = (f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
-            f"{result.steps} steps on {result.settings['records']} built-in records "
-            f"({result.seconds / 60:.1f} CPU minutes; response loss {result.losses[0]:.2f} at the first step, "
-            f"{sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} averaged over the last five).")
-    return [comparison_section(compare(sets["before"], sets["after"]), f"{BASE} (base)",
-                               "its fine-tuned version", note)]
+        sets[label] = cached(
+            plan.cache / _key("isn", label, plan.data.fingerprint()),
+            lambda name=name: find_isns(plan.load(name), plan.data, batch_size=plan.batch_size),
+            lambda v, p: v.save(p),
+            NeuronSets.load,
+            f"ISNs ({label})",
+        )
+    note = (
+        f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
+        f"{result.steps} steps on {result.settings['records']} built-in records "
+        f"({result.seconds / 60:.1f} CPU minutes; response loss {result.losses[0]:.2f} at the first step, "
+        f"{sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} averaged over the last five)."
+    )
+    return [
+        comparison_section(
+            compare(sets["before"], sets["after"]), f"{BASE} (base)", "its fine-tuned version", note
+        )
+    ]
 
 
 def _models_compared(plan: Plan) -> dict[str, str]:
@@ -203,14 +223,22 @@ def attribution_stage(plan: Plan) -> list:
 
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
-    example = cached(plan.cache / _key("attribution-example", plan.model, subset[0].id),
-                     lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 12)), lambda v, p: v.save(p),
-                     Attribution.load, "attribution example")
+    example = cached(
+        plan.cache / _key("attribution-example", plan.model, subset[0].id),
+        lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 12)),
+        lambda v, p: v.save(p),
+        Attribution.load,
+        "attribution example",
+    )
     sets = {}
     for label, name in _models_compared(plan).items():
-        sets[label] = cached(plan.cache / _key("attribution", name, subset.fingerprint()),
-                             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 6)),
-                             lambda v, p: v.save(p), AttributionSet.load, f"instruction scores ({label})")
+        sets[label] = cached(
+            plan.cache / _key("attribution", name, subset.fingerprint()),
+            lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 6)),
+            lambda v, p: v.save(p),
+            AttributionSet.load,
+            f"instruction scores ({label})",
+        )
     reference = next(iter(sets.values()))
     tests = {label: compare_scores(reference, s) for label, s in list(sets.items())[1:]}  # one-sided Welch
     return attribution_sections(example, sets, tests)
@@ -228,17 +256,24 @@ def concepts_stage(plan: Plan) -> list:
     if moe:  # one down-projection per expert: no single FFN to take concepts from
         del names[plan.model]
     for label, name in names.items():
-        shares[label] = cached(plan.cache / _key("concepts", name) / "shares.csv",
-                               lambda name=name: concept_shares(plan.load(name), n_groups=3,
-                                                                n_components=plan.size(300, 50)),
-                               _to_csv, _csv, f"concept shares ({label})")
+        shares[label] = cached(
+            plan.cache / _key("concepts", name) / "shares.csv",
+            lambda name=name: concept_shares(plan.load(name), n_groups=3, n_components=plan.size(300, 50)),
+            _to_csv,
+            _csv,
+            f"concept shares ({label})",
+        )
     section = concepts_section(shares)
     if moe:
-        section.reading += (f" {plan.model} is a mixture-of-experts model with one down-projection per expert, "
-                            "so its concepts are not shown; the base model's are, for reference.")
+        section.reading += (
+            f" {plan.model} is a mixture-of-experts model with one down-projection per expert, "
+            "so its concepts are not shown; the base model's are, for reference."
+        )
     if plan.finetune:
-        section.reading += (" The LoRA tune of the base model trains only the attention q/v projections, so its "
-                            "down-projections, and with them its concepts, are exactly the base model's.")
+        section.reading += (
+            " The LoRA tune of the base model trains only the attention q/v projections, so its "
+            "down-projections, and with them its concepts, are exactly the base model's."
+        )
     return [section]
 
 
@@ -248,14 +283,20 @@ def wordpairs_stage(plan: Plan) -> list:
     from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs
     from .sections_shift import wordpairs_section
 
-    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS)
-                                    + general_verbs()))
+    vocabulary = list(
+        dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS) + general_verbs())
+    )
     pairs = {}
     for label, name in _models_compared(plan).items():
-        pairs[label] = cached(plan.cache / _key("wordpairs", name, len(vocabulary)),
-                              lambda name=name: model_word_pairs(plan.load(name), vocabulary=vocabulary,
-                                                                 top_dims=plan.size(32, 16)),
-                              lambda v, p: v.save(p), WordPairs.load, f"word pairs ({label})")
+        pairs[label] = cached(
+            plan.cache / _key("wordpairs", name, len(vocabulary)),
+            lambda name=name: model_word_pairs(
+                plan.load(name), vocabulary=vocabulary, top_dims=plan.size(32, 16)
+            ),
+            lambda v, p: v.save(p),
+            WordPairs.load,
+            f"word pairs ({label})",
+        )
     shift = None
     if plan.finetune:
         labels = list(pairs)
@@ -276,15 +317,30 @@ def vectors_stage(plan: Plan) -> list:
     model = plan.load(plan.model)
     names = VECTOR_TASKS[: plan.size(3, 2)]
     splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
-    vectors = [cached(plan.cache / _key("vector", plan.model, train.name),
-                      lambda train=train: instruction_vector(
-                          model, train, method="atp", n_means=plan.size(40, 12), n_prompts=plan.size(25, 6),
-                          candidate_layers=plan.size(None, range(2, model.cfg.n_layers, 3))),
-                      lambda v, p: v.save(p), InstructionVector.load, f"instruction vector ({train.name})")
-               for train, _ in splits]
-    scores = cached(plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
-                    lambda: vector_scores(model, vectors, [val for _, val in splits], n_random=plan.size(3, 1)),
-                    _to_csv, _csv, "vector scores")
+    vectors = [
+        cached(
+            plan.cache / _key("vector", plan.model, train.name),
+            lambda train=train: instruction_vector(
+                model,
+                train,
+                method="atp",
+                n_means=plan.size(40, 12),
+                n_prompts=plan.size(25, 6),
+                candidate_layers=plan.size(None, range(2, model.cfg.n_layers, 3)),
+            ),
+            lambda v, p: v.save(p),
+            InstructionVector.load,
+            f"instruction vector ({train.name})",
+        )
+        for train, _ in splits
+    ]
+    scores = cached(
+        plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
+        lambda: vector_scores(model, vectors, [val for _, val in splits], n_random=plan.size(3, 1)),
+        _to_csv,
+        _csv,
+        "vector scores",
+    )
     return vector_section(vectors, scores)
 
 
@@ -296,12 +352,23 @@ def forgetting_stage(plan: Plan) -> list:
     from .sections_vectors import forgetting_section
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
-    results = cached(path, lambda: forgetting_demo(
-        plan.model, VECTOR_TASKS[:2], epochs=1, n_val=plan.size(12, 6), general_n=plan.size(16, 4),
-        n_train=plan.size(None, 16), n_means=plan.size(20, 10), n_prompts=plan.size(10, 6),
-        layers=plan.size((8, 10, 12), (10,))),
-        lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)), lambda p: json.loads(p.read_text()),
-        "forgetting demonstration")
+    results = cached(
+        path,
+        lambda: forgetting_demo(
+            plan.model,
+            VECTOR_TASKS[:2],
+            epochs=1,
+            n_val=plan.size(12, 6),
+            general_n=plan.size(16, 4),
+            n_train=plan.size(None, 16),
+            n_means=plan.size(20, 10),
+            n_prompts=plan.size(10, 6),
+            layers=plan.size((8, 10, 12), (10,)),
+        ),
+        lambda v, p: p.write_text(json.dumps(v, indent=1, default=float)),
+        lambda p: json.loads(p.read_text()),
+        "forgetting demonstration",
+    )
     return forgetting_section(results)
 
 

@@ -160,7 +160,9 @@ def attribute(
             model, record_or_prompt, response, format=format, max_new_tokens=max_new_tokens
         )
     regions_t = torch.tensor(regions)
-    prompt_positions, response_positions, bos_excluded = _attributed_positions(tok, ids, regions_t, prompt_length)
+    prompt_positions, response_positions, bos_excluded = _attributed_positions(
+        tok, ids, regions_t, prompt_length
+    )
     check_context(model, [len(ids)], what="prompt and response")
     input_ids = torch.tensor(ids)
     matrix, probs = _gradient_x_input(
@@ -194,15 +196,18 @@ def attribute(
     )
 
 
-def _tokenize_record(model, record: InstructionRecord | dict, response: str | None, *, format: str,
-                     max_new_tokens: int):
+def _tokenize_record(
+    model, record: InstructionRecord | dict, response: str | None, *, format: str, max_new_tokens: int
+):
     """A record formatted as :func:`encode` does, with ``response`` (default: the record's own, else the
     model's greedy one): token ids, regions, the prompt length and the record's id/category/source."""
     (rec,) = load_instructions([record]) if isinstance(record, dict) else [record]
     if response is not None:
         rec = InstructionRecord(**{**rec.to_dict(), "response": response, "meta": rec.meta})
     elif not rec.response:
-        rec = generate_responses(model, [rec], max_new_tokens=max_new_tokens, format=format, progress=False)[0]
+        rec = generate_responses(model, [rec], max_new_tokens=max_new_tokens, format=format, progress=False)[
+            0
+        ]
     if not rec.response:
         raise ValueError(
             f"Record {rec.id!r}: the model's greedy response is empty (it ended at once); "
@@ -248,14 +253,23 @@ def _gradient_x_input(
     with frozen(model), torch.enable_grad():
         last = prompt_positions[-1:].to(device)  # declared for positions="last" interventions
         logits, held = _forward_cut_at_unembed(model, tokens, last, embed_name, final_name)
-        logp = torch.log_softmax(logits[0, resp - 1].float(), dim=-1).gather(-1, tokens[0, resp][:, None])[:, 0]
+        logp = torch.log_softmax(logits[0, resp - 1].float(), dim=-1).gather(-1, tokens[0, resp][:, None])[
+            :, 0
+        ]
         objective = logp if target == "logprob" else logp.exp()
         # P_m depends on row m-1 of the final residual only, so one backward of the sum gives every
         # dP_m/dH[m-1] (rows are distinct).
         (g,) = torch.autograd.grad(objective.sum(), held["h_leaf"])
         size = chunk or _chunk_size(model, tokens.shape[1], len(resp), memory_mb)
         matrix = _body_gradient_x_input(
-            held["e"], held["h"], g, resp, prompt_positions.to(device), size=size, device=device, progress=progress
+            held["e"],
+            held["h"],
+            g,
+            resp,
+            prompt_positions.to(device),
+            size=size,
+            device=device,
+            progress=progress,
         )
     return matrix, objective.detach().float().cpu()
 
@@ -269,8 +283,9 @@ def _check_fp32(model) -> None:
         )
 
 
-def _forward_cut_at_unembed(model, tokens: Int[Tensor, "1 pos"], last: Int[Tensor, " 1"], embed_name: str,
-                            final_name: str):
+def _forward_cut_at_unembed(
+    model, tokens: Int[Tensor, "1 pos"], last: Int[Tensor, " 1"], embed_name: str, final_name: str
+):
     """The forward pass with the embedding (hook ``embed_name``) held as a leaf ``e`` and the final
     residual ``h`` (hook ``final_name``, the unembedding's input) cut into a leaf ``h_leaf``; ``last``
     is declared as the last prompt position. Returns the logits and ``{"e", "h", "h_leaf"}``."""
@@ -285,8 +300,10 @@ def _forward_cut_at_unembed(model, tokens: Int[Tensor, "1 pos"], last: Int[Tenso
         held["h_leaf"] = act.detach().requires_grad_(True)
         return held["h_leaf"]
 
-    with model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]), \
-            last_prompt_of(model).declare(last):
+    with (
+        model.hooks(fwd_hooks=[(embed_name, take_embed), (final_name, cut_final)]),
+        last_prompt_of(model).declare(last),
+    ):
         logits = model(tokens, return_type="logits")
     if "e" not in held or "h" not in held:
         raise RuntimeError(
@@ -295,8 +312,17 @@ def _forward_cut_at_unembed(model, tokens: Int[Tensor, "1 pos"], last: Int[Tenso
     return logits, held
 
 
-def _body_gradient_x_input(e: Tensor, h: Tensor, g: Tensor, resp: Int[Tensor, " n_response"],
-                           prompt: Int[Tensor, " n_prompt"], *, size: int, device, progress: bool):
+def _body_gradient_x_input(
+    e: Tensor,
+    h: Tensor,
+    g: Tensor,
+    resp: Int[Tensor, " n_response"],
+    prompt: Int[Tensor, " n_prompt"],
+    *,
+    size: int,
+    device,
+    progress: bool,
+):
     """Backpropagate each ``g_m = dP_m/dH[m-1]`` from ``h`` to the embeddings ``e`` (``size`` response
     tokens per vmapped backward) and multiply by the prompt embeddings: the ``[n_prompt, n_response]``
     gradient × input matrix, on the CPU."""
@@ -366,8 +392,12 @@ def attribute_many(
         )
     skipped = [rec.id for rec in filled if not rec.response]
     todo = [rec for rec in filled if rec.response]
-    items = map_shards(lambda rec: attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb,
-                                             format=format), todo, desc="attributing", progress=progress)
+    items = map_shards(
+        lambda rec: attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb, format=format),
+        todo,
+        desc="attributing",
+        progress=progress,
+    )
     if skipped:
         warnings.warn(
             f"{len(skipped)} record(s) got an empty greedy response and were not scored: {skipped[:5]}",

@@ -98,7 +98,9 @@ class Attribution(Result):
         import circuitsvis.tokens as cvt
 
         tokens = [t if t else " " for t in self.prompt_tokens]
-        return safe_circuitsvis(cvt.colored_tokens(tokens, self.density.float(), min_value=0.0, max_value=1.0))
+        return safe_circuitsvis(
+            cvt.colored_tokens(tokens, self.density.float(), min_value=0.0, max_value=1.0)
+        )
 
     def show_per_response(self):
         """circuitsvis ``colored_tokens_multi``: the prompt coloured by density (first view), then by
@@ -106,7 +108,9 @@ class Attribution(Result):
         import circuitsvis.tokens as cvt
 
         tokens = [t if t else " " for t in self.prompt_tokens]
-        labels = ["density"] + [f"{m}:{t!r}" for m, t in zip(self.response_positions.tolist(), self.response_tokens)]
+        labels = ["density"] + [
+            f"{m}:{t!r}" for m, t in zip(self.response_positions.tolist(), self.response_tokens)
+        ]
         values = torch.cat([self.density[:, None], self.normalized()], dim=1).float()
         return safe_circuitsvis(cvt.colored_tokens_multi(tokens, values, labels))
 
@@ -127,7 +131,9 @@ class Attribution(Result):
             raise ValueError(f"Unknown kind {kind!r}; choose 'normalized', 'raw' or 'sparse'.")
         rows = [
             f"{p}:{t}{' *' if i else ''}"
-            for p, t, i in zip(self.prompt_positions.tolist(), self.prompt_tokens, self.instruction_mask.tolist())
+            for p, t, i in zip(
+                self.prompt_positions.tolist(), self.prompt_tokens, self.instruction_mask.tolist()
+            )
         ]
         cols = [f"{p}:{t}" for p, t in zip(self.response_positions.tolist(), self.response_tokens)]
         fig = go.Figure(go.Heatmap(z=values().float().numpy(), x=cols, y=rows, colorscale="Blues"))
@@ -268,8 +274,8 @@ class AttributionSet(Result):
     def _facts(self) -> dict[str, object]:
         scores = self.to_frame().groupby("category", sort=False)["instruction_score"].mean()
         return {
-            "records": f"{len(self.items)} attributed" + (f", {len(self.skipped)} skipped (empty response)"
-                                                          if self.skipped else ""),
+            "records": f"{len(self.items)} attributed"
+            + (f", {len(self.skipped)} skipped (empty response)" if self.skipped else ""),
             "instruction score": ", ".join(f"{c} {v:.3f}" for c, v in scores.items()),
         }
 

@@ -48,7 +48,8 @@ Labeller = Callable[[list[str]], dict]
 # The offline lexicon labeller (our word lists and rules; see docs/concepts.md)
 
 _TASK_LEXICON: dict[str, frozenset[str]] = {
-    "writing": frozenset("""
+    "writing": frozenset(
+        """
         write writer writing wrote written essay essays story stories poem poems poetry poet novel
         novels fiction narrative narrator letter letters email paragraph paragraphs article articles
         blog draft drafts author authors chapter chapters prose verse rhyme stanza plot character
@@ -57,8 +58,10 @@ _TASK_LEXICON: dict[str, frozenset[str]] = {
         introduction conclusion sentence sentences word words text texts tone style genre literary
         literature fairy romance mystery editorial column resume cover proposal memo pitch tweet
         post describe description describing narrate compose composition manuscript publish
-        published publishing editor editing revise rewrite paraphrase quote quotes""".split()),
-    "coding": frozenset("""
+        published publishing editor editing revise rewrite paraphrase quote quotes""".split()
+    ),
+    "coding": frozenset(
+        """
         code codes coding coder program programs programming programmer function functions method
         methods class classes object objects variable variables loop loops array arrays list lists
         string strings integer int float bool boolean null none void return returns def lambda
@@ -68,8 +71,10 @@ _TASK_LEXICON: dict[str, frozenset[str]] = {
         index indexes import module modules package library libraries framework runtime exception
         error errors stack queue tree node nodes pointer struct enum git github terminal console
         command commands shell bash linux regex http url thread async await software developer
-        implement implementation repository binary hash dict tuple print printf println self""".split()),
-    "math": frozenset("""
+        implement implementation repository binary hash dict tuple print printf println self""".split()
+    ),
+    "math": frozenset(
+        """
         math maths mathematics mathematical number numbers numeral digit digits add addition
         subtract subtraction multiply multiplication divide division sum sums total product
         quotient remainder equation equations formula formulas formulae calculate calculation
@@ -79,18 +84,22 @@ _TASK_LEXICON: dict[str, frozenset[str]] = {
         fractions decimal decimals percent percentage ratio ratios probability statistics mean
         median average variance exponent logarithm log sine cosine tangent zero one two three four
         five six seven eight nine ten hundred thousand million billion half twice double triple
-        plus minus times equals equal greater less odd even integer integers infinity""".split()),
-    "translation": frozenset("""
+        plus minus times equals equal greater less odd even integer integers infinity""".split()
+    ),
+    "translation": frozenset(
+        """
         translate translated translating translation translations translator interpreter language
         languages english french spanish german italian portuguese russian chinese japanese korean
         arabic hindi dutch swedish greek latin turkish polish hebrew vietnamese thai persian urdu
         bengali mandarin cantonese indonesian swahili danish norwegian finnish czech hungarian
         romanian ukrainian bilingual multilingual native foreign dialect dialects vocabulary
         grammar phrase phrases idiom idioms meaning synonym synonyms antonym equivalent spelling
-        pronunciation accent fluent fluency lingua bonjour hola merci gracias danke ciao""".split()),
+        pronunciation accent fluent fluency lingua bonjour hola merci gracias danke ciao""".split()
+    ),
 }
 
-_FUNCTION_WORDS = frozenset("""
+_FUNCTION_WORDS = frozenset(
+    """
     a an the this that these those some any each every either neither no all both few many much more
     most other another such what which who whom whose whatever whichever whoever i me my mine myself
     you your yours yourself we us our ours ourselves he him his himself she her hers herself it its
@@ -101,9 +110,31 @@ _FUNCTION_WORDS = frozenset("""
     via per is am are was were be been being do does did done have has had having will would shall
     should can could may might must not never also just only even too very quite rather here there
     where when why how whenever wherever however therefore thus hence moreover furthermore
-    nevertheless otherwise indeed""".split())
-_AFFIXES = ("ing", "ed", "ly", "tion", "sion", "ment", "ness", "able", "ible", "ful", "less", "ous", "ive",
-            "ize", "ise", "ity", "est", "ism", "ist", "al", "er")
+    nevertheless otherwise indeed""".split()
+)
+_AFFIXES = (
+    "ing",
+    "ed",
+    "ly",
+    "tion",
+    "sion",
+    "ment",
+    "ness",
+    "able",
+    "ible",
+    "ful",
+    "less",
+    "ous",
+    "ive",
+    "ize",
+    "ise",
+    "ity",
+    "est",
+    "ism",
+    "ist",
+    "al",
+    "er",
+)
 _SHARE = 0.4  # a level needs this share of the top words (our choice)
 _MIN_TASK_HITS = 2  # a task label needs at least this many of the top words in its lexicon (our choice)
 
@@ -157,9 +188,15 @@ def lexicon_labeller(words: Sequence[str]) -> dict:
         level = "syntax"
     else:
         affix = max((sum(w.endswith(a) and len(w) > len(a) + 2 for w in words) for a in _AFFIXES), default=0)
-        stem = sum(any(o != w and min(len(o), len(w)) >= 4 and (o.startswith(w) or w.startswith(o)
-                                                                 or o[:5] == w[:5] and len(w) >= 5)
-                       for o in words) for w in words)
+        stem = sum(
+            any(
+                o != w
+                and min(len(o), len(w)) >= 4
+                and (o.startswith(w) or w.startswith(o) or o[:5] == w[:5] and len(w) >= 5)
+                for o in words
+            )
+            for w in words
+        )
         rime = Counter(w[-2:] for w in words if len(w) >= 3 and not w.endswith(_AFFIXES))
         onset = Counter(w[:2] for w in words if len(w) >= 2)
         if share(max(affix, stem)) >= _SHARE:
@@ -183,12 +220,16 @@ def down_projection(model, layer: int) -> Float[Tensor, "d_mlp d_model"]:
     """
     layer = check_layer(model, layer)
     if is_moe(model):
-        raise ValueError("ffn_concepts needs a dense MLP; this model routes tokens to experts (one down-projection "
-                         "per expert). Analyse one expert's matrix yourself, or use a dense model.")
+        raise ValueError(
+            "ffn_concepts needs a dense MLP; this model routes tokens to experts (one down-projection "
+            "per expert). Analyse one expert's matrix yourself, or use a dense model."
+        )
     w = model.blocks[layer].mlp.W_out.detach()
     facts = model_facts(model)
     if tuple(w.shape) != (facts.d_mlp, facts.d_model):
-        raise ValueError(f"Expected the down-projection as ({facts.d_mlp}, {facts.d_model}); got {tuple(w.shape)}.")
+        raise ValueError(
+            f"Expected the down-projection as ({facts.d_mlp}, {facts.d_model}); got {tuple(w.shape)}."
+        )
     return w
 
 
@@ -226,9 +267,15 @@ class Concepts(Result):
         """One row per component: explained variance, labels and its first ``k`` words."""
         rows = []
         for c in range(self.n_components):
-            rows.append({"layer": self.layer, "component": c,
-                         "explained_variance": float(self.explained_variance_ratio[c]),
-                         **self.labels[c], "top_words": " ".join(self.top_words(c, k))})
+            rows.append(
+                {
+                    "layer": self.layer,
+                    "component": c,
+                    "explained_variance": float(self.explained_variance_ratio[c]),
+                    **self.labels[c],
+                    "top_words": " ".join(self.top_words(c, k)),
+                }
+            )
         return pd.DataFrame(rows)
 
     def label_shares(self) -> pd.DataFrame:
@@ -241,15 +288,22 @@ class Concepts(Result):
 
         frame = self.to_frame(k)
         color = "task" if "task" in frame else None
-        return px.scatter(frame, x="component", y="explained_variance", color=color, hover_data=["top_words"],
-                          log_y=True, title=f"Layer {self.layer} down-projection components (top words on hover)")
+        return px.scatter(
+            frame,
+            x="component",
+            y="explained_variance",
+            color=color,
+            hover_data=["top_words"],
+            log_y=True,
+            title=f"Layer {self.layer} down-projection components (top words on hover)",
+        )
 
     def _facts(self) -> dict[str, object]:
         tasks = pd.Series([lab.get("task", "-") for lab in self.labels]).value_counts()
         return {
             "layer": self.layer,
             "components": f"{self.n_components} of d_model {self.components.shape[1]}, explaining "
-                          f"{float(self.explained_variance_ratio.sum()):.1%} of the variance",
+            f"{float(self.explained_variance_ratio.sum()):.1%} of the variance",
             "words": f"{len(self.words):,} in the vocabulary, {self.top_word_ids.shape[1]} kept per component",
             "task labels": ", ".join(f"{k} {v}" for k, v in tasks.items()),
             "component 0": " ".join(self.top_words(0, 8)) if self.n_components else "-",
@@ -257,15 +311,22 @@ class Concepts(Result):
 
     def _saved(self):
         return {
-            "components": self.components, "singular_values": self.singular_values,
-            "explained_variance_ratio": self.explained_variance_ratio, "top_word_ids": self.top_word_ids,
+            "components": self.components,
+            "singular_values": self.singular_values,
+            "explained_variance_ratio": self.explained_variance_ratio,
+            "top_word_ids": self.top_word_ids,
             "top_scores": self.top_scores,
         }, {"layer": self.layer, "words": self.words, "labels": self.labels, "settings": self.settings}
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "Concepts":
-        return cls(layer=meta["layer"], words=meta["words"], labels=meta["labels"], settings=meta["settings"],
-                   **tensors)
+        return cls(
+            layer=meta["layer"],
+            words=meta["words"],
+            labels=meta["labels"],
+            settings=meta["settings"],
+            **tensors,
+        )
 
 
 def ffn_concepts(
@@ -325,15 +386,28 @@ def ffn_concepts(
     for c in range(k):
         label = labeller([vocab.words[i] for i in top_ids[c, :label_words].tolist()])
         if not isinstance(label, dict):
-            raise ValueError(f"labeller must return a dict (e.g. {{'task': ..., 'level': ...}}); got {type(label)}.")
+            raise ValueError(
+                f"labeller must return a dict (e.g. {{'task': ..., 'level': ...}}); got {type(label)}."
+            )
         labels.append(label)
     return Concepts(
-        layer=layer, components=comps.float().cpu(), singular_values=s[:k].float().cpu(),
-        explained_variance_ratio=ratio[:k].float().cpu(), top_word_ids=top_ids.cpu(),
-        top_scores=top_scores.float().cpu(), words=list(vocab.words), labels=labels,
-        settings={"n_components": n_components, "rank": rank, "top_words": top_words, "label_words": label_words,
-                  "labeller": getattr(labeller, "__name__", type(labeller).__name__),
-                  "n_vocabulary": len(vocab.words), "model": model_facts(model).name},
+        layer=layer,
+        components=comps.float().cpu(),
+        singular_values=s[:k].float().cpu(),
+        explained_variance_ratio=ratio[:k].float().cpu(),
+        top_word_ids=top_ids.cpu(),
+        top_scores=top_scores.float().cpu(),
+        words=list(vocab.words),
+        labels=labels,
+        settings={
+            "n_components": n_components,
+            "rank": rank,
+            "top_words": top_words,
+            "label_words": label_words,
+            "labeller": getattr(labeller, "__name__", type(labeller).__name__),
+            "n_vocabulary": len(vocab.words),
+            "model": model_facts(model).name,
+        },
     )
 
 
@@ -349,8 +423,10 @@ def layer_groups(n_layers: int, *, group: int | None = 8, n_groups: int | None =
     if n_groups is not None:
         if not 1 <= n_groups <= n_layers:
             raise ValueError(f"n_groups must be in [1, {n_layers}], got {n_groups}.")
-        return [list(range(math.floor(i * n_layers / n_groups), math.floor((i + 1) * n_layers / n_groups)))
-                for i in range(n_groups)]
+        return [
+            list(range(math.floor(i * n_layers / n_groups), math.floor((i + 1) * n_layers / n_groups)))
+            for i in range(n_groups)
+        ]
     if group is None or group < 1:
         raise ValueError(f"group must be a positive number of layers (or pass n_groups); got {group}.")
     return [list(range(start, min(start + group, n_layers))) for start in range(0, n_layers, group)]
@@ -372,8 +448,15 @@ def _shares(labels: list[dict], extra: dict) -> pd.DataFrame:
         values = Counter(str(label.get(key)) for label in labels)
         order = TASKS if key == "task" else LEVELS if key == "level" else sorted(values)
         for value in list(order) + sorted(set(values) - set(order)):
-            rows.append({**extra, "axis": key, "label": value, "count": values.get(value, 0),
-                         "share": values.get(value, 0) / max(len(labels), 1)})
+            rows.append(
+                {
+                    **extra,
+                    "axis": key,
+                    "label": value,
+                    "count": values.get(value, 0),
+                    "share": values.get(value, 0) / max(len(labels), 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -407,8 +490,9 @@ def concept_shares(
     vocab = _vocabulary(model, vocabulary)
     labels_by_layer = {}
     for layer in tqdm(chosen, desc="FFN concepts", disable=not progress):
-        labels_by_layer[layer] = ffn_concepts(model, layer, n_components=n_components, top_words=top_words,
-                                              vocabulary=vocab, labeller=labeller).labels
+        labels_by_layer[layer] = ffn_concepts(
+            model, layer, n_components=n_components, top_words=top_words, vocabulary=vocab, labeller=labeller
+        ).labels
     frames = []
     for index, members in enumerate(layer_groups(n_layers, group=group, n_groups=n_groups)):
         members = [m for m in members if m in labels_by_layer]
@@ -424,7 +508,9 @@ def concept_shares(
     return out
 
 
-def compare_concepts(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+def compare_concepts(
+    a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("a", "b")
+) -> pd.DataFrame:
     """Label shares of two models side by side, per group, with ``diff = share_b - share_a``.
 
     Args:
@@ -438,9 +524,13 @@ def compare_concepts(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str]
     for frame in (a, b):
         missing = {"group", "layers", "axis", "label", "share"} - set(frame.columns)
         if missing:
-            raise ValueError(f"compare_concepts needs concept_shares() frames; missing columns {sorted(missing)}.")
+            raise ValueError(
+                f"compare_concepts needs concept_shares() frames; missing columns {sorted(missing)}."
+            )
     if set(a["group"]) != set(b["group"]):
-        raise ValueError("The two frames have different layer groups; build both with the same group= or n_groups=.")
+        raise ValueError(
+            "The two frames have different layer groups; build both with the same group= or n_groups=."
+        )
     na, nb = names
     keys = ["group", "axis", "label"]
     left = a[keys + ["layers", "share"]].rename(columns={"layers": f"layers_{na}", "share": f"share_{na}"})
@@ -456,8 +546,14 @@ def plot_shares(shares: pd.DataFrame, axis: str = "task", title: str | None = No
     import plotly.express as px
 
     frame = shares[shares["axis"] == axis]
-    return px.bar(frame, x="layers", y="share", color="label", barmode="stack",
-                  title=title or f"FFN concept {axis} shares per layer group")
+    return px.bar(
+        frame,
+        x="layers",
+        y="share",
+        color="label",
+        barmode="stack",
+        title=title or f"FFN concept {axis} shares per layer group",
+    )
 
 
 def task_label_summary(shares: pd.DataFrame) -> dict:
@@ -480,12 +576,17 @@ def task_label_summary(shares: pd.DataFrame) -> dict:
     """
     need = {"axis", "label", "count", "layers", "share"}
     if not need <= set(shares.columns):
-        raise ValueError(f"shares needs columns {sorted(need)} (from concept_shares); got {list(shares.columns)}.")
+        raise ValueError(
+            f"shares needs columns {sorted(need)} (from concept_shares); got {list(shares.columns)}."
+        )
     task = shares[shares["axis"] == "task"].groupby("label")["count"].sum()
     level = shares[shares["axis"] == "level"].groupby("label")["count"].sum()
     total = max(int(task.sum()), 1)
     labelled = shares[(shares["axis"] == "task") & (shares["label"] != "none")]
-    return {"total": total, "labelled": total - int(task.get("none", 0)),
-            "tasks": {t: float(task.get(t, 0) / total) for t in TASKS if t != "none"},
-            "levels": {lv: float(level.get(lv, 0) / total) for lv in LEVELS},
-            "by_group": {g: float(v) for g, v in labelled.groupby("layers", sort=False)["share"].sum().items()}}
+    return {
+        "total": total,
+        "labelled": total - int(task.get("none", 0)),
+        "tasks": {t: float(task.get(t, 0) / total) for t in TASKS if t != "none"},
+        "levels": {lv: float(level.get(lv, 0) / total) for lv in LEVELS},
+        "by_group": {g: float(v) for g, v in labelled.groupby("layers", sort=False)["share"].sum().items()},
+    }

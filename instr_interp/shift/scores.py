@@ -37,7 +37,10 @@ SPARSIFY_THRESHOLD = 7  # b of METHODS: quantised scores at or below b are dropp
 
 
 def sparsify(
-    matrix: Float[Tensor, "n_prompt n_response"], *, levels: int = SPARSIFY_LEVELS, threshold: int = SPARSIFY_THRESHOLD
+    matrix: Float[Tensor, "n_prompt n_response"],
+    *,
+    levels: int = SPARSIFY_LEVELS,
+    threshold: int = SPARSIFY_THRESHOLD,
 ) -> Int[Tensor, "n_prompt n_response"]:
     """Normalise and sparsify an attribution matrix.
 
@@ -61,7 +64,9 @@ def sparsify(
     return torch.where(scores <= threshold, 0, scores)
 
 
-def importance_density(sparse: Int[Tensor, "n_prompt n_response"], *, p: int = 4) -> Float[Tensor, " n_prompt"]:
+def importance_density(
+    sparse: Int[Tensor, "n_prompt n_response"], *, p: int = 4
+) -> Float[Tensor, " n_prompt"]:
     """Importance density ``ρ_n = ‖s[n,:]‖₁ / (‖s[n,:]‖_p + 1e-9)``, divided by its maximum.
 
     Returns all zeros when no prompt token has a non-zero score.
@@ -72,7 +77,9 @@ def importance_density(sparse: Int[Tensor, "n_prompt n_response"], *, p: int = 4
     return rho / top if top > 0 else torch.zeros_like(rho)
 
 
-def instruction_score(density: Float[Tensor, " n_prompt"], instruction_mask: Bool[Tensor, " n_prompt"]) -> float:
+def instruction_score(
+    density: Float[Tensor, " n_prompt"], instruction_mask: Bool[Tensor, " n_prompt"]
+) -> float:
     """``Σ_{n ∈ instruction} ρ_n / log₂(2 + #instruction tokens)`` (0 when there are none)."""
     if density.shape != instruction_mask.shape:
         raise ValueError(
@@ -99,7 +106,9 @@ def compare_scores(a: "AttributionSet", b: "AttributionSet", *, by: str | None =
     """
     fa, fb = a.to_frame(), b.to_frame()
     if by is not None and (by not in fa.columns or by not in fb.columns):
-        raise ValueError(f"Cannot group by {by!r}; choose a column of AttributionSet.to_frame(): {list(fa.columns)}.")
+        raise ValueError(
+            f"Cannot group by {by!r}; choose a column of AttributionSet.to_frame(): {list(fa.columns)}."
+        )
     groups = [] if by is None else list(dict.fromkeys(list(fa[by]) + list(fb[by])))
     rows = []
     for group in groups + ["overall"]:

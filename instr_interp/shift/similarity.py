@@ -51,7 +51,11 @@ class EmbeddingSimilarity:
 
 
 def relatedness_thresholds(
-    similarity: Similarity, words: Sequence[str], reference: Sequence[str], *, z: float = 1.96,
+    similarity: Similarity,
+    words: Sequence[str],
+    reference: Sequence[str],
+    *,
+    z: float = 1.96,
     chunk: int = 2048,
 ) -> Float[Tensor, " word"]:
     """Per word: mean + z * std of its similarity to the ``reference`` words (itself excluded).
@@ -65,10 +69,12 @@ def relatedness_thresholds(
     ref_index = {w: i for i, w in enumerate(reference)}
     out = []
     for start in range(0, len(words), chunk):
-        part = words[start:start + chunk]
+        part = words[start : start + chunk]
         sims = torch.as_tensor(similarity(part, reference), dtype=torch.float64).cpu()
         if sims.shape != (len(part), len(reference)):
-            raise ValueError(f"similarity returned shape {tuple(sims.shape)}; expected ({len(part)}, {len(reference)}).")
+            raise ValueError(
+                f"similarity returned shape {tuple(sims.shape)}; expected ({len(part)}, {len(reference)})."
+            )
         keep = torch.ones_like(sims, dtype=torch.bool)
         for row, w in enumerate(part):
             if w in ref_index:
@@ -78,7 +84,6 @@ def relatedness_thresholds(
         var = (((sims - mean[:, None]) ** 2) * keep).sum(1) / (n - 1)
         out.append(mean + z * var.sqrt())
     return torch.cat(out).float()
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -101,15 +106,24 @@ def _context(model, *, vocabulary, similarity, reference, z) -> _Context:
     if isinstance(vocabulary, WordVectors):
         vocab = vocabulary
     else:
-        words = list(vocabulary) if vocabulary is not None else (
-            frequent_words() + list(INSTRUCTION_VERBS) + general_verbs())
+        words = (
+            list(vocabulary)
+            if vocabulary is not None
+            else (frequent_words() + list(INSTRUCTION_VERBS) + general_verbs())
+        )
         vocab = word_vectors(model, list(dict.fromkeys(words)), matrix="embed")
     if isinstance(reference, int):
         reference = frequent_words(reference)
     reference = list(reference)
     sim = similarity if similarity is not None else EmbeddingSimilarity(model)
     thresholds = relatedness_thresholds(sim, vocab.words, reference, z=z)
-    settings = {"n_vocabulary": len(vocab.words), "n_reference": len(reference), "z": z,
-                "similarity": "input-embedding cosine" if similarity is None else
-                getattr(similarity, "__name__", type(similarity).__name__), "model": model_facts(model).name}
+    settings = {
+        "n_vocabulary": len(vocab.words),
+        "n_reference": len(reference),
+        "z": z,
+        "similarity": "input-embedding cosine"
+        if similarity is None
+        else getattr(similarity, "__name__", type(similarity).__name__),
+        "model": model_facts(model).name,
+    }
     return _Context(vocab=vocab, similarity=sim, thresholds=thresholds, settings=settings)

@@ -37,11 +37,17 @@ class WordPairs(Result):
     def to_frame(self) -> pd.DataFrame:
         """One row per per-dimension pair: layer, head, dim, query, key, score."""
         rows = self.dim_pairs.tolist()
-        return pd.DataFrame({
-            "layer": [r[0] for r in rows], "head": [r[1] for r in rows], "dim": [r[2] for r in rows],
-            "query": [self.words[r[3]] for r in rows], "key": [self.words[r[4]] for r in rows],
-            "score": self.scores.tolist(),
-        }, columns=["layer", "head", "dim", "query", "key", "score"])
+        return pd.DataFrame(
+            {
+                "layer": [r[0] for r in rows],
+                "head": [r[1] for r in rows],
+                "dim": [r[2] for r in rows],
+                "query": [self.words[r[3]] for r in rows],
+                "key": [self.words[r[4]] for r in rows],
+                "score": self.scores.tolist(),
+            },
+            columns=["layer", "head", "dim", "query", "key", "score"],
+        )
 
     def head_pairs(self, dims: bool = False) -> pd.DataFrame:
         """Head-level pairs: (layer, head, query, key) found in at least ``min_dims`` dimensions.
@@ -66,9 +72,16 @@ class WordPairs(Result):
             decoded.append(rest % base)
             rest = rest // base
         kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
-        out = pd.DataFrame({"layer": [r[0] for r in kept], "head": [r[1] for r in kept],
-                            "query": [self.words[r[2]] for r in kept], "key": [self.words[r[3]] for r in kept],
-                            "n_dims": counts[keep].tolist()}, columns=columns)
+        out = pd.DataFrame(
+            {
+                "layer": [r[0] for r in kept],
+                "head": [r[1] for r in kept],
+                "query": [self.words[r[2]] for r in kept],
+                "key": [self.words[r[3]] for r in kept],
+                "n_dims": counts[keep].tolist(),
+            },
+            columns=columns,
+        )
         if dims:
             position = torch.full((len(unique),), -1, dtype=torch.long)
             position[keep] = torch.arange(int(keep.sum()))
@@ -78,8 +91,11 @@ class WordPairs(Result):
                 if row >= 0:
                     lists[row].append(d)
             out["dims"] = [sorted(x) for x in lists]
-        return out.sort_values(["layer", "head", "n_dims", "query", "key"], ascending=[True, True, False, True, True],
-                               kind="stable").reset_index(drop=True)
+        return out.sort_values(
+            ["layer", "head", "n_dims", "query", "key"],
+            ascending=[True, True, False, True, True],
+            kind="stable",
+        ).reset_index(drop=True)
 
     def select(self, layer: int, head: int) -> "WordPairs":
         """The pairs of one head."""
@@ -87,9 +103,15 @@ class WordPairs(Result):
         units = (self.top_dims[:, 0] == layer) & (self.top_dims[:, 1] == head)
         if not units.any():
             raise KeyError(f"Head ({layer}, {head}) was not analysed; have {self.heads[:10]}...")
-        return WordPairs(words=self.words, dim_pairs=self.dim_pairs[rows], scores=self.scores[rows],
-                         top_dims=self.top_dims[units], dim_energy=self.dim_energy[units], min_dims=self.min_dims,
-                         settings=self.settings)
+        return WordPairs(
+            words=self.words,
+            dim_pairs=self.dim_pairs[rows],
+            scores=self.scores[rows],
+            top_dims=self.top_dims[units],
+            dim_energy=self.dim_energy[units],
+            min_dims=self.min_dims,
+            settings=self.settings,
+        )
 
     def word_counts(self, words: Sequence[str]) -> pd.DataFrame:
         """Head-level pairs containing each word (as query or key; a pair (w, w') counts once).
@@ -108,8 +130,11 @@ class WordPairs(Result):
         for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
             for w in {q, k} & rows.keys():
                 grid[rows[w], column[(layer, head)]] += 1
-        return pd.DataFrame(grid, index=pd.Index(words, name="word"),
-                            columns=pd.MultiIndex.from_tuples(heads, names=["layer", "head"]))
+        return pd.DataFrame(
+            grid,
+            index=pd.Index(words, name="word"),
+            columns=pd.MultiIndex.from_tuples(heads, names=["layer", "head"]),
+        )
 
     def plot(self, top: int = 20):
         """Plotly figure: for several heads, a heatmap of head-level pairs per (layer, head); for one head,
@@ -120,17 +145,28 @@ class WordPairs(Result):
         if len(self.heads) == 1:
             layer, head = self.heads[0]
             shown = pairs.head(top).assign(pair=lambda f: f["query"] + " → " + f["key"])
-            return px.bar(shown, x="n_dims", y="pair", orientation="h",
-                          title=f"Layer {layer} head {head}: word pairs in most top dimensions")
+            return px.bar(
+                shown,
+                x="n_dims",
+                y="pair",
+                orientation="h",
+                title=f"Layer {layer} head {head}: word pairs in most top dimensions",
+            )
         per = pairs.groupby(["layer", "head"]).size()
         layers = sorted({lay for lay, _ in self.heads})
         n_heads = max(h for _, h in self.heads) + 1
         grid = np.full((len(layers), n_heads), np.nan)
         for lay, h in self.heads:
             grid[layers.index(lay), h] = per.get((lay, h), 0)
-        return px.imshow(grid, x=list(range(n_heads)), y=layers, aspect="auto", color_continuous_scale="Blues",
-                         labels={"x": "head", "y": "layer", "color": "pairs"},
-                         title="Head-level word pairs per attention head")
+        return px.imshow(
+            grid,
+            x=list(range(n_heads)),
+            y=layers,
+            aspect="auto",
+            color_continuous_scale="Blues",
+            labels={"x": "head", "y": "layer", "color": "pairs"},
+            title="Head-level word pairs per attention head",
+        )
 
     def _facts(self) -> dict[str, object]:
         heads = self.heads
@@ -143,11 +179,16 @@ class WordPairs(Result):
         }
 
     def _saved(self):
-        return ({"dim_pairs": self.dim_pairs, "scores": self.scores, "top_dims": self.top_dims,
-                 "dim_energy": self.dim_energy},
-                {"words": self.words, "min_dims": self.min_dims, "settings": self.settings})
+        return (
+            {
+                "dim_pairs": self.dim_pairs,
+                "scores": self.scores,
+                "top_dims": self.top_dims,
+                "dim_energy": self.dim_energy,
+            },
+            {"words": self.words, "min_dims": self.min_dims, "settings": self.settings},
+        )
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "WordPairs":
         return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
-

@@ -83,7 +83,9 @@ def attention_norm_gain(model, layer: int) -> Float[Tensor, " d_model"]:
     return _norm_gain(compat.wrapped_module(ln), compat.rmsnorm_offset(model), f"blocks.{layer}.ln1")
 
 
-def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Float[Tensor, "head d_model d_head"]]:
+def head_qk(
+    model, layer: int
+) -> tuple[Float[Tensor, "head d_model d_head"], Float[Tensor, "head d_model d_head"]]:
     """``W_Q^h`` and ``W_K^h`` of every query head of ``layer``, with the norm gains folded in.
 
     Rows are scaled by :func:`attention_norm_gain`; key weights are repeated so that query head h gets
@@ -94,8 +96,10 @@ def head_qk(model, layer: int) -> tuple[Float[Tensor, "head d_model d_head"], Fl
     attn = model.blocks[layer].attn
     w_q, w_k = attn.W_Q.detach().float(), attn.W_K.detach().float()
     if w_q.shape[0] != facts.n_heads or w_k.shape[0] != facts.n_kv_heads:
-        raise ValueError(f"Unexpected W_Q/W_K head counts {w_q.shape[0]}/{w_k.shape[0]}; expected "
-                         f"{facts.n_heads}/{facts.n_kv_heads}.")
+        raise ValueError(
+            f"Unexpected W_Q/W_K head counts {w_q.shape[0]}/{w_k.shape[0]}; expected "
+            f"{facts.n_heads}/{facts.n_kv_heads}."
+        )
     gain = attention_norm_gain(model, layer).to(w_q.device)
     w_q = w_q * gain[None, :, None]
     w_k = w_k * gain[None, :, None]
@@ -139,31 +143,64 @@ def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int
     for i, head in enumerate(heads):
         for j in range(n_dims):
             qi, ki = q_ids[i, :, j].cpu(), k_ids[i, :, j].cpu()
-            sim = torch.as_tensor(ctx.similarity([words[x] for x in qi.tolist()], [words[x] for x in ki.tolist()]),
-                                  dtype=torch.float32).cpu()
+            sim = torch.as_tensor(
+                ctx.similarity([words[x] for x in qi.tolist()], [words[x] for x in ki.tolist()]),
+                dtype=torch.float32,
+            ).cpu()
             related = (sim > thr[qi][:, None]) & (sim > thr[ki][None, :])
             product = q_sel[i, qi, j].cpu()[:, None] * k_sel[i, ki, j].cpu()[None, :]
             keep = related & (product > 0) & (qi[:, None] != ki[None, :])
             a, b = keep.nonzero(as_tuple=True)
             d = int(dims[i, j])
-            rows.append(torch.stack([torch.full_like(a, layer), torch.full_like(a, head), torch.full_like(a, d),
-                                     qi[a], ki[b]], dim=1))
+            rows.append(
+                torch.stack(
+                    [
+                        torch.full_like(a, layer),
+                        torch.full_like(a, head),
+                        torch.full_like(a, d),
+                        qi[a],
+                        ki[b],
+                    ],
+                    dim=1,
+                )
+            )
             scores.append(product[a, b])
     units = torch.stack([torch.full_like(dims, layer), heads_t[:, None].expand_as(dims), dims], dim=-1)
     return torch.cat(rows), torch.cat(scores), units.reshape(-1, 3).cpu(), dim_energy.reshape(-1).cpu()
 
 
-def _extract(model, layer_heads: dict[int, list[int]], ctx: _Context, top_dims: int, top_words: int,
-             min_dims: int, progress: bool) -> WordPairs:
+def _extract(
+    model,
+    layer_heads: dict[int, list[int]],
+    ctx: _Context,
+    top_dims: int,
+    top_words: int,
+    min_dims: int,
+    progress: bool,
+) -> WordPairs:
     if top_dims < 1 or top_words < 1 or min_dims < 1:
         raise ValueError("top_dims, top_words and min_dims must be positive.")
-    parts = [_layer(model, layer, heads, ctx, top_dims, top_words)
-             for layer, heads in tqdm(layer_heads.items(), desc="word pairs", disable=not progress)]
-    settings = {**ctx.settings, "top_dims": top_dims, "top_words": top_words, "min_dims": min_dims,
-                "n_layers": int(model.cfg.n_layers), "n_heads": int(model.cfg.n_heads)}
-    return WordPairs(words=list(ctx.vocab.words), dim_pairs=torch.cat([p[0] for p in parts]).long(),
-                     scores=torch.cat([p[1] for p in parts]).float(), top_dims=torch.cat([p[2] for p in parts]).long(),
-                     dim_energy=torch.cat([p[3] for p in parts]).float(), min_dims=min_dims, settings=settings)
+    parts = [
+        _layer(model, layer, heads, ctx, top_dims, top_words)
+        for layer, heads in tqdm(layer_heads.items(), desc="word pairs", disable=not progress)
+    ]
+    settings = {
+        **ctx.settings,
+        "top_dims": top_dims,
+        "top_words": top_words,
+        "min_dims": min_dims,
+        "n_layers": int(model.cfg.n_layers),
+        "n_heads": int(model.cfg.n_heads),
+    }
+    return WordPairs(
+        words=list(ctx.vocab.words),
+        dim_pairs=torch.cat([p[0] for p in parts]).long(),
+        scores=torch.cat([p[1] for p in parts]).float(),
+        top_dims=torch.cat([p[2] for p in parts]).long(),
+        dim_energy=torch.cat([p[3] for p in parts]).float(),
+        min_dims=min_dims,
+        settings=settings,
+    )
 
 
 def model_word_pairs(
@@ -202,10 +239,15 @@ def model_word_pairs(
     """
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     chosen = sorted(range(n_layers) if layers is None else check_layers(model, layers))
-    head_list = list(range(n_heads)) if heads is None else sorted(
-        check_units(list(heads), (n_heads,), names=("head",), what="heads").tolist())
+    head_list = (
+        list(range(n_heads))
+        if heads is None
+        else sorted(check_units(list(heads), (n_heads,), names=("head",), what="heads").tolist())
+    )
     ctx = _context(model, vocabulary=vocabulary, similarity=similarity, reference=reference, z=z)
-    return _extract(model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, progress)
+    return _extract(
+        model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, progress
+    )
 
 
 def layer_word_pairs(model, layer: int, **kwargs) -> WordPairs:
@@ -234,9 +276,19 @@ def head_word_pairs(
         >>> wp.heads
         [(0, 1)]
     """
-    return model_word_pairs(model, layers=[check_layer(model, layer)], heads=[head], top_dims=top_dims, top_words=top_words,
-                            min_dims=min_dims, similarity=similarity, vocabulary=vocabulary, reference=reference,
-                            z=z, progress=False)
+    return model_word_pairs(
+        model,
+        layers=[check_layer(model, layer)],
+        heads=[head],
+        top_dims=top_dims,
+        top_words=top_words,
+        min_dims=min_dims,
+        similarity=similarity,
+        vocabulary=vocabulary,
+        reference=reference,
+        z=z,
+        progress=False,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,8 +301,12 @@ def _groups(pairs: WordPairs, n_layers: int | None, group: int | None, n_groups:
 
 
 def verb_pair_counts(
-    pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, *, n_layers: int | None = None,
-    group: int | None = 8, n_groups: int | None = None,
+    pairs: WordPairs,
+    words: Sequence[str] = INSTRUCTION_VERBS,
+    *,
+    n_layers: int | None = None,
+    group: int | None = 8,
+    n_groups: int | None = None,
 ) -> pd.DataFrame:
     """Head-level pairs that contain one of ``words``, per layer group (works for any model).
 
@@ -271,24 +327,39 @@ def verb_pair_counts(
             continue
         sub = frame[in_group & hit]
         common = (sub["query"] + "→" + sub["key"]).value_counts().head(5)
-        rows.append({"group": index, "layers": layer_label(members), "n_heads": n_heads,
-                     "pairs": int(in_group.sum()), "word_pairs": len(sub), "per_head": len(sub) / n_heads,
-                     "share": len(sub) / max(int(in_group.sum()), 1),
-                     "top": ", ".join(f"{p} ({c})" for p, c in common.items())})
+        rows.append(
+            {
+                "group": index,
+                "layers": layer_label(members),
+                "n_heads": n_heads,
+                "pairs": int(in_group.sum()),
+                "word_pairs": len(sub),
+                "per_head": len(sub) / n_heads,
+                "share": len(sub) / max(int(in_group.sum()), 1),
+                "top": ", ".join(f"{p} ({c})" for p, c in common.items()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def word_shift_scores(
-    base: WordPairs, ft: WordPairs, words: Sequence[str], *, n_layers: int | None = None,
-    group: int | None = 8, n_groups: int | None = None,
+    base: WordPairs,
+    ft: WordPairs,
+    words: Sequence[str],
+    *,
+    n_layers: int | None = None,
+    group: int | None = 8,
+    n_groups: int | None = None,
 ) -> pd.DataFrame:
     """Per word and layer group: over heads, 1 where ft has more head-level pairs with the word, 0 where fewer.
 
     Ties (including 0 vs 0) are excluded. ``score`` is the mean over the non-tied heads (NaN if all tie).
     """
     if base.heads != ft.heads:
-        raise ValueError("base and ft were analysed on different heads; word shifts need the same architecture "
-                         "and the same layers/heads (use verb_pair_counts to compare different models).")
+        raise ValueError(
+            "base and ft were analysed on different heads; word shifts need the same architecture "
+            "and the same layers/heads (use verb_pair_counts to compare different models)."
+        )
     words = list(dict.fromkeys(words))
     cb, cf = base.word_counts(words), ft.word_counts(words)
     rows = []
@@ -301,9 +372,18 @@ def word_shift_scores(
         total_base, total_ft = cb[cols].sum(axis=1), cf[cols].sum(axis=1)
         for w in words:
             n = int(up[w] + down[w])
-            rows.append({"group": index, "layers": layer_label(members), "word": w, "up": int(up[w]),
-                         "down": int(down[w]), "score": up[w] / n if n else float("nan"),
-                         "pairs_base": int(total_base[w]), "pairs_ft": int(total_ft[w])})
+            rows.append(
+                {
+                    "group": index,
+                    "layers": layer_label(members),
+                    "word": w,
+                    "up": int(up[w]),
+                    "down": int(down[w]),
+                    "score": up[w] / n if n else float("nan"),
+                    "pairs_base": int(total_base[w]),
+                    "pairs_ft": int(total_ft[w]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -346,9 +426,14 @@ def instruction_verb_shift(
     if not isinstance(base, WordPairs) or not isinstance(ft, WordPairs):
         if isinstance(base, WordPairs) or isinstance(ft, WordPairs):
             raise ValueError("Pass two models or two WordPairs, not one of each.")
-        if model_facts(base).architecture != model_facts(ft).architecture or base.cfg.n_layers != ft.cfg.n_layers:
-            raise ValueError("instruction_verb_shift compares the same architecture before and after tuning; for "
-                             "different models use verb_pair_counts on each.")
+        if (
+            model_facts(base).architecture != model_facts(ft).architecture
+            or base.cfg.n_layers != ft.cfg.n_layers
+        ):
+            raise ValueError(
+                "instruction_verb_shift compares the same architecture before and after tuning; for "
+                "different models use verb_pair_counts on each."
+            )
         n_layers = base.cfg.n_layers
         vocab = pair_kwargs.pop("vocabulary", None)
         if vocab is not None and not isinstance(vocab, WordVectors):
@@ -356,7 +441,9 @@ def instruction_verb_shift(
         base = model_word_pairs(base, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
         ft = model_word_pairs(ft, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
     missing = [w for w in list(verbs) + general if w not in set(base.words)]
-    scores = word_shift_scores(base, ft, list(verbs) + general, n_layers=n_layers, group=group, n_groups=n_groups)
+    scores = word_shift_scores(
+        base, ft, list(verbs) + general, n_layers=n_layers, group=group, n_groups=n_groups
+    )
     rows = []
     for (index, layers_label), part in scores.groupby(["group", "layers"], sort=True):
         a = part[part["word"].isin(verbs)]
@@ -364,12 +451,22 @@ def instruction_verb_shift(
         sa, sb = a["score"].dropna().to_numpy(), b["score"].dropna().to_numpy()
         two, one = welch(sa, sb), welch(sa, sb, alternative="greater")
         t, p2, p1 = two.statistic, two.p_value, one.p_value
-        rows.append({"group": index, "layers": layers_label, "n_instruction": len(sa), "n_general": len(sb),
-                     "instruction_mean": float(sa.mean()) if len(sa) else float("nan"),
-                     "general_mean": float(sb.mean()) if len(sb) else float("nan"),
-                     "t": float(t), "p_greater": float(p1), "p_two_sided": float(p2), "note": two.note,
-                     "instruction_pairs_base": int(a["pairs_base"].sum()),
-                     "instruction_pairs_ft": int(a["pairs_ft"].sum())})
+        rows.append(
+            {
+                "group": index,
+                "layers": layers_label,
+                "n_instruction": len(sa),
+                "n_general": len(sb),
+                "instruction_mean": float(sa.mean()) if len(sa) else float("nan"),
+                "general_mean": float(sb.mean()) if len(sb) else float("nan"),
+                "t": float(t),
+                "p_greater": float(p1),
+                "p_two_sided": float(p2),
+                "note": two.note,
+                "instruction_pairs_base": int(a["pairs_base"].sum()),
+                "instruction_pairs_ft": int(a["pairs_ft"].sum()),
+            }
+        )
     out = pd.DataFrame(rows)
     out.attrs["missing_words"] = missing
     return out
@@ -380,5 +477,12 @@ def top_verb_pairs(pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, k
     frame = pairs.head_pairs()
     wanted = set(words)
     frame = frame[frame["query"].isin(wanted) | frame["key"].isin(wanted)]
-    return frame.sort_values(["n_dims", "layer", "head", "query", "key"], ascending=[False, True, True, True, True],
-                             kind="stable").head(k).reset_index(drop=True)
+    return (
+        frame.sort_values(
+            ["n_dims", "layer", "head", "query", "key"],
+            ascending=[False, True, True, True, True],
+            kind="stable",
+        )
+        .head(k)
+        .reset_index(drop=True)
+    )

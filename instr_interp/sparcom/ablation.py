@@ -25,8 +25,9 @@ def random_like(neurons: torch.Tensor, d_mlp: int, seed: int) -> torch.Tensor:
     return torch.cat(out) if out else neurons.new_zeros((0, 2))
 
 
-def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: int = 4,
-                  progress: bool = False) -> pd.DataFrame:
+def critical_role(
+    model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: int = 4, progress: bool = False
+) -> pd.DataFrame:
     """Per category C: zero S(C) and measure the NLL rise of the reference responses.
 
     ``sets`` are ISNs (:class:`NeuronSets`: the neurons' post-activations are zeroed) or ISEs
@@ -62,8 +63,9 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
         random_nll = []
         for seed in range(seeds):
             with ablate(model, random_like(neurons, sets.d_mlp, seed)):
-                random_nll.append(response_nll(model, own, batch_size=batch_size, progress=progress)
-                                  .set_index("id")["nll"])
+                random_nll.append(
+                    response_nll(model, own, batch_size=batch_size, progress=progress).set_index("id")["nll"]
+                )
         random_mean = pd.concat(random_nll, axis=1).mean(axis=1)
         diff = (abl.loc[own_ids, "nll"] - random_mean.loc[own_ids]).to_numpy()
         p_value, note = float("nan"), ""
@@ -74,14 +76,19 @@ def critical_role(model, data, sets: NeuronSets, *, seeds: int = 3, batch_size: 
         else:
             p_value = float(wilcoxon(diff, alternative="greater").pvalue)
         rise_random = float((random_mean.loc[own_ids] - base.loc[own_ids, "nll"]).mean())
-        rows.append({
-            "category": cat, "n_units": len(neurons), "baseline": float(base.loc[own_ids, "nll"].mean()),
-            "rise_own": float(rise.loc[own_ids].mean()),
-            "rise_others": float(rise.drop(own_ids).mean()) if len(rise) > len(own_ids) else float("nan"),
-            "rise_random": rise_random,
-            "excess": float(rise.loc[own_ids].mean()) - rise_random,
-            "p_value": p_value, "test_note": note,
-        })
+        rows.append(
+            {
+                "category": cat,
+                "n_units": len(neurons),
+                "baseline": float(base.loc[own_ids, "nll"].mean()),
+                "rise_own": float(rise.loc[own_ids].mean()),
+                "rise_others": float(rise.drop(own_ids).mean()) if len(rise) > len(own_ids) else float("nan"),
+                "rise_random": rise_random,
+                "excess": float(rise.loc[own_ids].mean()) - rise_random,
+                "p_value": p_value,
+                "test_note": note,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -109,19 +116,35 @@ def critical_role_summary(frame: pd.DataFrame, *, alpha: float = 0.05) -> dict:
     """
     need = {"category", "rise_own", "rise_others", "excess", "p_value"}
     if not need <= set(frame.columns):
-        raise ValueError(f"frame needs columns {sorted(need)} (from critical_role); got {list(frame.columns)}.")
+        raise ValueError(
+            f"frame needs columns {sorted(need)} (from critical_role); got {list(frame.columns)}."
+        )
     above = (frame["excess"] > 0) & (frame["p_value"] < alpha)
-    return {"above_random": frame[above]["category"].tolist(), "tested": int(frame["p_value"].notna().sum()),
-            "specific": int((frame["rise_own"] > frame["rise_others"]).sum()),
-            "mean_own": float(frame["rise_own"].mean()), "mean_others": float(frame["rise_others"].mean()),
-            "alpha": alpha}
+    return {
+        "above_random": frame[above]["category"].tolist(),
+        "tested": int(frame["p_value"].notna().sum()),
+        "specific": int((frame["rise_own"] > frame["rise_others"]).sum()),
+        "mean_own": float(frame["rise_own"].mean()),
+        "mean_others": float(frame["rise_others"].mean()),
+        "alpha": alpha,
+    }
 
 
 def plot_critical_role(frame: pd.DataFrame, unit: str = "ISNs"):
     """Grouped bars: NLL rise on own category, on others, and under random units."""
     import plotly.express as px
 
-    long = frame.melt(id_vars="category", value_vars=["rise_own", "rise_others", "rise_random"],
-                      var_name="ablation", value_name="NLL rise (nats/token)")
-    return px.bar(long, x="category", y="NLL rise (nats/token)", color="ablation", barmode="group",
-                  title=f"Zeroing a category's {unit}: rise in reference-response NLL")
+    long = frame.melt(
+        id_vars="category",
+        value_vars=["rise_own", "rise_others", "rise_random"],
+        var_name="ablation",
+        value_name="NLL rise (nats/token)",
+    )
+    return px.bar(
+        long,
+        x="category",
+        y="NLL rise (nats/token)",
+        color="ablation",
+        barmode="group",
+        title=f"Zeroing a category's {unit}: rise in reference-response NLL",
+    )

@@ -22,15 +22,26 @@ class SetComparison(Result):
         """Plotly lines: per-layer change in set size (after - before), one line per category."""
         import plotly.express as px
 
-        return px.line(self.layers, x="layer", y="delta", color="category", markers=True,
-                       title="Change in instruction-specific units per layer (after - before)")
+        return px.line(
+            self.layers,
+            x="layer",
+            y="delta",
+            color="category",
+            markers=True,
+            title="Change in instruction-specific units per layer (after - before)",
+        )
 
     def plot_jaccard(self):
         """Plotly bars: Jaccard between each category's set before and after."""
         import plotly.express as px
 
-        return px.bar(self.summary, x="category", y="jaccard", range_y=[0, 1],
-                      title="How much of each category's set survives fine-tuning (Jaccard before/after)")
+        return px.bar(
+            self.summary,
+            x="category",
+            y="jaccard",
+            range_y=[0, 1],
+            title="How much of each category's set survives fine-tuning (Jaccard before/after)",
+        )
 
     def layer_totals(self) -> pd.DataFrame:
         """Per layer (the index), ``before``, ``after`` and ``delta`` summed over categories."""
@@ -49,17 +60,25 @@ class SetComparison(Result):
         return {
             "sets": self.settings.get("kind", ""),
             "categories": len(s),
-            "Jaccard before/after": ", ".join(f"{c} {j:.2f}" for c, j in zip(s.get("category", []), s.get("jaccard", []))),
+            "Jaccard before/after": ", ".join(
+                f"{c} {j:.2f}" for c, j in zip(s.get("category", []), s.get("jaccard", []))
+            ),
         }
 
     def _saved(self):
-        return {}, {"summary": self.summary.to_dict("list"), "layers": self.layers.to_dict("list"),
-                    "settings": self.settings}
+        return {}, {
+            "summary": self.summary.to_dict("list"),
+            "layers": self.layers.to_dict("list"),
+            "settings": self.settings,
+        }
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "SetComparison":
-        return cls(summary=pd.DataFrame(meta["summary"]), layers=pd.DataFrame(meta["layers"]),
-                   settings=meta["settings"])
+        return cls(
+            summary=pd.DataFrame(meta["summary"]),
+            layers=pd.DataFrame(meta["layers"]),
+            settings=meta["settings"],
+        )
 
 
 def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
@@ -68,8 +87,10 @@ def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
     Works for :class:`NeuronSets` and ``ExpertSets`` alike (units are ``(layer, index)`` pairs).
     """
     if (before.n_layers, before.d_mlp) != (after.n_layers, after.d_mlp):
-        raise ValueError(f"Different shapes: {before.n_layers}x{before.d_mlp} vs {after.n_layers}x{after.d_mlp}; "
-                         "compare sets of the same architecture.")
+        raise ValueError(
+            f"Different shapes: {before.n_layers}x{before.d_mlp} vs {after.n_layers}x{after.d_mlp}; "
+            "compare sets of the same architecture."
+        )
     if type(before) is not type(after):
         raise TypeError(f"Cannot compare {type(before).__name__} with {type(after).__name__}.")
     rows, layer_rows = [], []
@@ -79,11 +100,21 @@ def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
         a = set(before.flat(before.category_sets[cat]).tolist())
         b = set(after.flat(after.category_sets[cat]).tolist())
         union = a | b
-        rows.append({"category": cat, "before": len(a), "after": len(b), "kept": len(a & b),
-                     "jaccard": len(a & b) / len(union) if union else 1.0})
+        rows.append(
+            {
+                "category": cat,
+                "before": len(a),
+                "after": len(b),
+                "kept": len(a & b),
+                "jaccard": len(a & b) / len(union) if union else 1.0,
+            }
+        )
         for layer in range(before.n_layers):
             nb = sum(1 for u in a if u // before.d_mlp == layer)
             na = sum(1 for u in b if u // before.d_mlp == layer)
             layer_rows.append({"category": cat, "layer": layer, "before": nb, "after": na, "delta": na - nb})
-    return SetComparison(summary=pd.DataFrame(rows), layers=pd.DataFrame(layer_rows),
-                         settings={"before": before.settings, "after": after.settings, "kind": type(before).__name__})
+    return SetComparison(
+        summary=pd.DataFrame(rows),
+        layers=pd.DataFrame(layer_rows),
+        settings={"before": before.settings, "after": after.settings, "kind": type(before).__name__},
+    )

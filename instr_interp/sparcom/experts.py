@@ -25,7 +25,15 @@ from ..models import model_facts
 from ..results import Result
 from .neurons import NeuronSets, top_neurons
 
-__all__ = ["ExpertFiring", "ExpertStats", "ExpertSets", "find_ises", "sets_from_expert_stats", "expert_gate_weights", "ablate_experts"]
+__all__ = [
+    "ExpertFiring",
+    "ExpertStats",
+    "ExpertSets",
+    "find_ises",
+    "sets_from_expert_stats",
+    "expert_gate_weights",
+    "ablate_experts",
+]
 
 
 def _params(model, layer: int) -> dict[str, Tensor]:
@@ -38,7 +46,9 @@ def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_mode
     params = _params(model, layer)
     fused = [v for k, v in params.items() if k.endswith("experts.gate_up_proj")]
     if not fused:
-        raise ValueError(f"Layer {layer} has no fused experts.gate_up_proj; parameters: {sorted(params)[:8]}.")
+        raise ValueError(
+            f"Layer {layer} has no fused experts.gate_up_proj; parameters: {sorted(params)[:8]}."
+        )
     weight = fused[0]
     return weight[:, : weight.shape[1] // 2]
 
@@ -61,7 +71,11 @@ class ExpertFiring(Probe):
         facts = model_facts(model)
         if not facts.moe:
             raise ValueError(f"{facts.architecture} is not an MoE model; use find_isns for dense MLPs.")
-        sites = hook_names(model, "mlp_in") + hook_names(model, "expert_weights") + hook_names(model, "expert_indices")
+        sites = (
+            hook_names(model, "mlp_in")
+            + hook_names(model, "expert_weights")
+            + hook_names(model, "expert_indices")
+        )
         if facts.shared_experts:
             sites += hook_names(model, "shared_expert_pre")
         return sites
@@ -70,7 +84,9 @@ class ExpertFiring(Probe):
         facts = self.facts = model_facts(model)
         n, L, E = len(encoded), facts.n_layers, facts.n_experts
         self.encoded = encoded
-        self.gates = [expert_gate_weights(model, layer).detach() for layer in range(L)] if self.neurons else None
+        self.gates = (
+            [expert_gate_weights(model, layer).detach() for layer in range(L)] if self.neurons else None
+        )
         self.scratch: dict[tuple[int, str], Tensor] = {}
         self.state = {
             "tokens": torch.zeros(n, dtype=torch.int64, device=device),
@@ -81,7 +97,9 @@ class ExpertFiring(Probe):
             self.state["neuron_counts"] = torch.zeros(n, L, E, facts.d_mlp, dtype=torch.int32, device=device)
         if facts.shared_experts:
             params = _params(model, 0)
-            (d_shared,) = {v.shape[0] for k, v in params.items() if k.endswith("shared_expert.gate_proj.weight")}
+            (d_shared,) = {
+                v.shape[0] for k, v in params.items() if k.endswith("shared_expert.gate_proj.weight")
+            }
             self.state["shared_counts"] = torch.zeros(n, L, d_shared, dtype=torch.int32, device=device)
 
     def update(self, site: HookSite, act: Tensor, ctx: BatchContext) -> None:
@@ -127,7 +145,8 @@ class ExpertFiring(Probe):
         enc = self.encoded
         return ExpertStats(
             **{k: v.cpu() for k, v in self.state.items()},
-            ids=[r.id for r in enc.records], record_categories=[r.category for r in enc.records],
+            ids=[r.id for r in enc.records],
+            record_categories=[r.category for r in enc.records],
             categories=list(enc.categories),
             settings={"regions": list(self.regions), "model": self.facts.name, "data": enc.fingerprint},
         )
@@ -147,7 +166,9 @@ class ExpertStats(Result):
     shared_counts: Int[Tensor, "record layer d_shared"] | None = None
     settings: dict = field(default_factory=dict)
 
-    def expert_frequency(self, weighting: Literal["binary", "weight"] = "binary") -> Float[Tensor, "record layer expert"]:
+    def expert_frequency(
+        self, weighting: Literal["binary", "weight"] = "binary"
+    ) -> Float[Tensor, "record layer expert"]:
         """f_ej(I): share of counted tokens routed to expert e of layer j (or mean routing weight)."""
         values = self.expert_counts.double() if weighting == "binary" else self.expert_weights
         return values / self.tokens.clamp(min=1).double()[:, None, None]
@@ -180,13 +201,21 @@ class ExpertStats(Result):
         for cat in self.categories:
             share = self.routing_share(cat)
             flat = int((share - pooled).flatten().argmax())
-            rows.append({"category": cat,
-                         "tokens": int(self.tokens[[r for r, c in enumerate(self.record_categories) if c == cat]].sum()),
-                         "layer": flat // n_experts, "expert": flat % n_experts,
-                         "share in category": float(share.flatten()[flat]),
-                         "share overall": float(pooled.flatten()[flat])})
-        return pd.DataFrame(rows, columns=["category", "tokens", "layer", "expert", "share in category",
-                                           "share overall"])
+            rows.append(
+                {
+                    "category": cat,
+                    "tokens": int(
+                        self.tokens[[r for r, c in enumerate(self.record_categories) if c == cat]].sum()
+                    ),
+                    "layer": flat // n_experts,
+                    "expert": flat % n_experts,
+                    "share in category": float(share.flatten()[flat]),
+                    "share overall": float(pooled.flatten()[flat]),
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["category", "tokens", "layer", "expert", "share in category", "share overall"]
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Routing per category, layer and expert: routed tokens and their share of the category's
@@ -195,7 +224,9 @@ class ExpertStats(Result):
         for cat in self.categories:
             idx = [r for r, c in enumerate(self.record_categories) if c == cat]
             routed, total = self.expert_counts[idx].sum(0).tolist(), max(int(self.tokens[idx].sum()), 1)
-            rows += [(cat, layer, e, n, n / total) for layer, row in enumerate(routed) for e, n in enumerate(row)]
+            rows += [
+                (cat, layer, e, n, n / total) for layer, row in enumerate(routed) for e, n in enumerate(row)
+            ]
         return pd.DataFrame(rows, columns=["category", "layer", "expert", "tokens", "frequency"])
 
     def _facts(self) -> dict[str, object]:
@@ -210,14 +241,25 @@ class ExpertStats(Result):
 
     def _saved(self):
         names = ("tokens", "expert_counts", "expert_weights", "neuron_counts", "shared_counts")
-        return ({k: getattr(self, k) for k in names if getattr(self, k) is not None},
-                {"ids": self.ids, "record_categories": self.record_categories,
-                 "categories": self.categories, "settings": self.settings})
+        return (
+            {k: getattr(self, k) for k in names if getattr(self, k) is not None},
+            {
+                "ids": self.ids,
+                "record_categories": self.record_categories,
+                "categories": self.categories,
+                "settings": self.settings,
+            },
+        )
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "ExpertStats":
-        return cls(**tensors, ids=meta["ids"], record_categories=meta["record_categories"],
-                   categories=meta["categories"], settings=meta["settings"])
+        return cls(
+            **tensors,
+            ids=meta["ids"],
+            record_categories=meta["record_categories"],
+            categories=meta["categories"],
+            settings=meta["settings"],
+        )
 
 
 class ExpertSets(NeuronSets):
@@ -237,13 +279,26 @@ def _top_units(values: Tensor, tiebreak: Tensor, k: int, per_layer: int | None) 
     n_layers, width = values.shape
     if per_layer is None:
         return top_neurons(values.flatten(), tiebreak.flatten(), k)[0]
-    picks = [top_neurons(values[layer], tiebreak[layer], per_layer)[0] + layer * width for layer in range(n_layers)]
+    picks = [
+        top_neurons(values[layer], tiebreak[layer], per_layer)[0] + layer * width for layer in range(n_layers)
+    ]
     return torch.cat(picks)
 
 
-def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
-              per_layer: int | None = None, regions=("instruction", "input"), batch_size: int = 16,
-              padding_side: str = "right", neurons: bool = True, progress: bool = True, keep_stats: bool = False):
+def find_ises(
+    model,
+    data,
+    *,
+    top: float = 0.1,
+    weighting: Literal["binary", "weight"] = "binary",
+    per_layer: int | None = None,
+    regions=("instruction", "input"),
+    batch_size: int = 16,
+    padding_side: str = "right",
+    neurons: bool = True,
+    progress: bool = True,
+    keep_stats: bool = False,
+):
     """Instruction-specific experts per instruction and per category (pooled counts).
 
     Experts are ranked by routing frequency over the counted tokens (``weighting="binary"``) or by
@@ -256,10 +311,18 @@ def find_ises(model, data, *, top: float = 0.1, weighting: Literal["binary", "we
     _check_weighting(weighting)  # before the pass, not after it
     check_fraction(top)
     if not is_moe(model):
-        raise ValueError(f"find_ises needs an MoE model (experts and a router); {model_facts(model).name!r} is "
-                         "dense. Use find_isns for the neurons of a dense model.")
-    (probe,) = run(model, data, [ExpertFiring(regions, neurons=neurons)], batch_size=batch_size,
-                   padding_side=padding_side, progress=progress)
+        raise ValueError(
+            f"find_ises needs an MoE model (experts and a router); {model_facts(model).name!r} is "
+            "dense. Use find_isns for the neurons of a dense model."
+        )
+    (probe,) = run(
+        model,
+        data,
+        [ExpertFiring(regions, neurons=neurons)],
+        batch_size=batch_size,
+        padding_side=padding_side,
+        progress=progress,
+    )
     stats = probe.result()
     sets = sets_from_expert_stats(stats, top=top, weighting=weighting, per_layer=per_layer)
     return (sets, stats) if keep_stats else sets
@@ -270,8 +333,13 @@ def _check_weighting(weighting: str) -> None:
         raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
 
 
-def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: Literal["binary", "weight"] = "binary",
-                           per_layer: int | None = None) -> ExpertSets:
+def sets_from_expert_stats(
+    stats: ExpertStats,
+    *,
+    top: float = 0.1,
+    weighting: Literal["binary", "weight"] = "binary",
+    per_layer: int | None = None,
+) -> ExpertSets:
     """ISE sets from routing statistics (see :func:`find_ises`).
 
     Examples:
@@ -296,10 +364,14 @@ def sets_from_expert_stats(stats: ExpertStats, *, top: float = 0.1, weighting: L
     for cat in stats.categories:
         rows = [r for r, c in enumerate(stats.record_categories) if c == cat]
         cats[cat] = pairs(_top_units(primary[rows].sum(0), secondary[rows].sum(0), k, per_layer))
-    return ExpertSets(instruction_sets=inst, category_sets=cats,
-                      record_categories=dict(zip(stats.ids, stats.record_categories)),
-                      n_layers=n_layers, d_mlp=n_exp,
-                      settings={**stats.settings, "top": top, "k": k, "weighting": weighting, "per_layer": per_layer})
+    return ExpertSets(
+        instruction_sets=inst,
+        category_sets=cats,
+        record_categories=dict(zip(stats.ids, stats.record_categories)),
+        n_layers=n_layers,
+        d_mlp=n_exp,
+        settings={**stats.settings, "top": top, "k": k, "weighting": weighting, "per_layer": per_layer},
+    )
 
 
 @contextlib.contextmanager
@@ -311,7 +383,9 @@ def ablate_experts(model, experts, *, renormalize: bool = False):
         renormalize: rescale each token's remaining top-k weights to their original sum.
     """
     facts = model_facts(model)
-    experts = check_units(experts, (facts.n_layers, facts.n_experts), names=("layer", "expert"), what="experts")
+    experts = check_units(
+        experts, (facts.n_layers, facts.n_experts), names=("layer", "expert"), what="experts"
+    )
 
     def make(idx):
         def hook(weights, hook=None):
@@ -324,7 +398,9 @@ def ablate_experts(model, experts, *, renormalize: bool = False):
 
         return hook
 
-    fwd = [(hook_site(model, "expert_weights", int(layer)).name, make(experts[experts[:, 0] == layer, 1]))
-           for layer in experts[:, 0].unique().tolist()]
+    fwd = [
+        (hook_site(model, "expert_weights", int(layer)).name, make(experts[experts[:, 0] == layer, 1]))
+        for layer in experts[:, 0].unique().tolist()
+    ]
     with model.hooks(fwd_hooks=fwd):
         yield model

@@ -52,8 +52,14 @@ class NeuronFiring(Probe):
 
     name = "neuron_firing"
 
-    def __init__(self, regions: Sequence[str] = ("instruction", "input"), *, per_record: bool = True,
-                 activation_sums: bool = False, layers: Sequence[int] | None = None):
+    def __init__(
+        self,
+        regions: Sequence[str] = ("instruction", "input"),
+        *,
+        per_record: bool = True,
+        activation_sums: bool = False,
+        layers: Sequence[int] | None = None,
+    ):
         super().__init__()
         self.regions = region_names(regions)
         self.per_record = per_record
@@ -61,8 +67,13 @@ class NeuronFiring(Probe):
         self.layers = None if layers is None else tuple(check_index(x, what="layers entry") for x in layers)
 
     def config(self) -> dict:
-        return {"probe": "NeuronFiring", "regions": list(self.regions), "per_record": self.per_record,
-                "activation_sums": self.activation_sums, "layers": self.layers}
+        return {
+            "probe": "NeuronFiring",
+            "regions": list(self.regions),
+            "per_record": self.per_record,
+            "activation_sums": self.activation_sums,
+            "layers": self.layers,
+        }
 
     def sites(self, model) -> list[HookSite]:
         kind = "mlp_pre" if model_facts(model).gated_mlp else "mlp_post"
@@ -71,7 +82,9 @@ class NeuronFiring(Probe):
     def setup(self, model, encoded: EncodedDataset, device: torch.device) -> None:
         facts = model_facts(model)
         self.model_name = facts.name
-        self.layer_list = list(range(facts.n_layers)) if self.layers is None else check_layers(model, self.layers)
+        self.layer_list = (
+            list(range(facts.n_layers)) if self.layers is None else check_layers(model, self.layers)
+        )
         self._row = {layer: i for i, layer in enumerate(self.layer_list)}
         n, n_layers, d_mlp, n_cat = len(encoded), len(self.layer_list), facts.d_mlp, len(encoded.categories)
         self.encoded = encoded
@@ -84,7 +97,9 @@ class NeuronFiring(Probe):
         if self.per_record:
             self.state["counts"] = torch.zeros(n, n_layers, d_mlp, dtype=torch.int32, device=device)
         if self.activation_sums:
-            self.state["activation_sums"] = torch.zeros(n, n_layers, d_mlp, dtype=torch.float64, device=device)
+            self.state["activation_sums"] = torch.zeros(
+                n, n_layers, d_mlp, dtype=torch.float64, device=device
+            )
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_mlp"], ctx: BatchContext) -> None:
         span = ctx.span(self.regions)  # only positions that can hold counted tokens
@@ -121,8 +136,12 @@ class NeuronFiring(Probe):
             record_categories=[r.category for r in enc.records],
             categories=list(enc.categories),
             layers=list(self.layer_list),
-            settings={"regions": list(self.regions), "model": self.model_name, "data": enc.fingerprint,
-                      "format": enc.format},
+            settings={
+                "regions": list(self.regions),
+                "model": self.model_name,
+                "data": enc.fingerprint,
+                "format": enc.format,
+            },
         )
 
 
@@ -168,7 +187,9 @@ class FiringStats(Result):
     def layer_rate_summary(self) -> pd.DataFrame:
         """:meth:`layer_rates` wide: one row per layer (the index), one column per category, plus
         ``mean`` (over categories) and ``spread`` (largest minus smallest category rate)."""
-        wide = self.layer_rates().pivot(index="layer", columns="category", values="firing_rate")[self.categories]
+        wide = self.layer_rates().pivot(index="layer", columns="category", values="firing_rate")[
+            self.categories
+        ]
         wide.columns.name = None
         return wide.assign(mean=wide.mean(axis=1), spread=wide.max(axis=1) - wide.min(axis=1))
 
@@ -176,8 +197,14 @@ class FiringStats(Result):
         """Plotly line chart: firing rate by layer, one line per category."""
         import plotly.express as px
 
-        fig = px.line(self.layer_rates(), x="layer", y="firing_rate", color="category", markers=True,
-                      title=f"Share of neurons firing on instruction tokens, by layer ({self.settings.get('model', '')})")
+        fig = px.line(
+            self.layer_rates(),
+            x="layer",
+            y="firing_rate",
+            color="category",
+            markers=True,
+            title=f"Share of neurons firing on instruction tokens, by layer ({self.settings.get('model', '')})",
+        )
         fig.update_layout(yaxis_tickformat=".0%", legend_title_text="category")
         return fig
 
@@ -195,17 +222,30 @@ class FiringStats(Result):
         }
 
     def _saved(self):
-        tensors = {k: getattr(self, k) for k in ("counts", "tokens", "category_counts", "category_tokens",
-                                                 "activation_sums") if getattr(self, k) is not None}
+        tensors = {
+            k: getattr(self, k)
+            for k in ("counts", "tokens", "category_counts", "category_tokens", "activation_sums")
+            if getattr(self, k) is not None
+        }
         return tensors, {
-            "ids": self.ids, "record_categories": self.record_categories, "categories": self.categories,
-            "layers": self.layers, "settings": self.settings,
+            "ids": self.ids,
+            "record_categories": self.record_categories,
+            "categories": self.categories,
+            "layers": self.layers,
+            "settings": self.settings,
         }
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "FiringStats":
-        return cls(counts=tensors.get("counts"), tokens=tensors["tokens"],
-                   category_counts=tensors["category_counts"], category_tokens=tensors["category_tokens"],
-                   activation_sums=tensors.get("activation_sums"), ids=meta["ids"],
-                   record_categories=meta["record_categories"], categories=meta["categories"],
-                   layers=meta["layers"], settings=meta["settings"])
+        return cls(
+            counts=tensors.get("counts"),
+            tokens=tensors["tokens"],
+            category_counts=tensors["category_counts"],
+            category_tokens=tensors["category_tokens"],
+            activation_sums=tensors.get("activation_sums"),
+            ids=meta["ids"],
+            record_categories=meta["record_categories"],
+            categories=meta["categories"],
+            layers=meta["layers"],
+            settings=meta["settings"],
+        )

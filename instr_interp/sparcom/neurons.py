@@ -48,7 +48,9 @@ def top_neurons(
     order = torch.arange(n)
     if tie_break == "activation":
         if activation is None:
-            raise ValueError("tie_break='activation' needs activation sums (NeuronFiring(activation_sums=True)).")
+            raise ValueError(
+                "tie_break='activation' needs activation sums (NeuronFiring(activation_sums=True))."
+            )
         order = order[torch.sort(activation[order], descending=True, stable=True).indices]
     elif tie_break not in ("all", "index"):
         raise ValueError(f"Unknown tie_break {tie_break!r}; choose 'activation', 'all' or 'index'.")
@@ -92,7 +94,9 @@ class NeuronSets(Result):
         """(layer, neuron) pairs to flat indices ``layer * d_mlp + neuron``."""
         return _flat(neurons, self.d_mlp)
 
-    def membership(self, kind: Literal["instruction", "category"] = "instruction") -> Bool[Tensor, "set neuron"]:
+    def membership(
+        self, kind: Literal["instruction", "category"] = "instruction"
+    ) -> Bool[Tensor, "set neuron"]:
         """Boolean matrix: one row per set, one column per flat neuron."""
         sets = self.instruction_sets if kind == "instruction" else self.category_sets
         out = torch.zeros(len(sets), self.n_neurons, dtype=torch.bool)
@@ -123,8 +127,13 @@ class NeuronSets(Result):
         union = sizes[:, None] + sizes[None, :] - inter
         return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).double()
 
-    def overlap(self, kind: Literal["pairwise", "category", "min"] = "pairwise", *,
-                max_per_category: int = 100, seed: int = 0) -> pd.DataFrame:
+    def overlap(
+        self,
+        kind: Literal["pairwise", "category", "min"] = "pairwise",
+        *,
+        max_per_category: int = 100,
+        seed: int = 0,
+    ) -> pd.DataFrame:
         """Category x category overlap.
 
         ``pairwise``: mean Jaccard over instruction pairs (I in row category, I' in column category,
@@ -155,8 +164,11 @@ class NeuronSets(Result):
             member = self.membership("category").to(torch.float32)
             inter = member @ member.T
             sizes = member.sum(1)
-            denom = sizes[:, None] + sizes[None, :] - inter if kind == "category" else torch.minimum(
-                sizes[:, None], sizes[None, :])
+            denom = (
+                sizes[:, None] + sizes[None, :] - inter
+                if kind == "category"
+                else torch.minimum(sizes[:, None], sizes[None, :])
+            )
             values = (inter / denom.clamp(min=1)).double().numpy()
         else:
             raise ValueError(f"Unknown overlap kind {kind!r}; choose 'pairwise', 'category' or 'min'.")
@@ -180,10 +192,18 @@ class NeuronSets(Result):
         same_pairs = int(((labels[:, None] == labels[None, :]) & off).sum())
         cross_pairs = int((labels[:, None] != labels[None, :]).sum())
         if not same_pairs or not cross_pairs:
-            why = ("no category has two instructions" if not same_pairs else "all instructions share one category")
-            return {"statistic": float("nan"), "p_value": float("nan"), "n_permutations": n_permutations,
-                    "per_category": {}, "note": f"undefined: {why}, so same- and cross-category overlap cannot "
-                    "both be measured"}
+            why = (
+                "no category has two instructions"
+                if not same_pairs
+                else "all instructions share one category"
+            )
+            return {
+                "statistic": float("nan"),
+                "p_value": float("nan"),
+                "n_permutations": n_permutations,
+                "per_category": {},
+                "note": f"undefined: {why}, so same- and cross-category overlap cannot both be measured",
+            }
 
         def stat(lab):
             same = (lab[:, None] == lab[None, :]) & off
@@ -193,10 +213,17 @@ class NeuronSets(Result):
         rng = np.random.default_rng(seed)
         null = np.array([stat(rng.permutation(labels)) for _ in range(n_permutations)])
         table = self.overlap("pairwise", max_per_category=len(ids))
-        per_category = {c: {"same": float(table.loc[c, c]),
-                             "cross": float(table.loc[c].drop(c).mean())} for c in table.index}
-        return {"statistic": float(observed), "p_value": float((1 + (null >= observed).sum()) / (1 + n_permutations)),
-                "n_permutations": n_permutations, "per_category": per_category, "note": ""}
+        per_category = {
+            c: {"same": float(table.loc[c, c]), "cross": float(table.loc[c].drop(c).mean())}
+            for c in table.index
+        }
+        return {
+            "statistic": float(observed),
+            "p_value": float((1 + (null >= observed).sum()) / (1 + n_permutations)),
+            "n_permutations": n_permutations,
+            "per_category": per_category,
+            "note": "",
+        }
 
     def layer_distribution(self) -> pd.DataFrame:
         """ISNs per layer per category: ``count`` and ``share`` (of that category's set)."""
@@ -204,8 +231,10 @@ class NeuronSets(Result):
         for cat, neurons in self.category_sets.items():
             counts = torch.bincount(neurons[:, 0], minlength=self.n_layers)
             total = max(int(counts.sum()), 1)
-            rows += [{"category": cat, "layer": layer, "count": int(c), "share": int(c) / total}
-                     for layer, c in enumerate(counts.tolist())]
+            rows += [
+                {"category": cat, "layer": layer, "count": int(c), "share": int(c) / total}
+                for layer, c in enumerate(counts.tolist())
+            ]
         return pd.DataFrame(rows)
 
     def depth_distribution(self) -> pd.DataFrame:
@@ -215,12 +244,21 @@ class NeuronSets(Result):
         ``l < 2 * L // 3``, else the last. Returns one row per third: ``part``, ``first_layer``,
         ``last_layer``, ``count`` and ``share`` (of all counted units; 0 when the sets are empty).
         """
-        counts = self.layer_distribution().groupby("layer")["count"].sum().reindex(range(self.n_layers), fill_value=0)
+        counts = (
+            self.layer_distribution()
+            .groupby("layer")["count"]
+            .sum()
+            .reindex(range(self.n_layers), fill_value=0)
+        )
         bounds = [0, self.n_layers // 3, 2 * self.n_layers // 3, self.n_layers]
         parts = [int(counts.iloc[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:])]
         total = max(sum(parts), 1)
-        return pd.DataFrame([{"part": name, "first_layer": a, "last_layer": b - 1, "count": n, "share": n / total}
-                             for name, a, b, n in zip(("first", "middle", "last"), bounds[:-1], bounds[1:], parts)])
+        return pd.DataFrame(
+            [
+                {"part": name, "first_layer": a, "last_layer": b - 1, "count": n, "share": n / total}
+                for name, a, b, n in zip(("first", "middle", "last"), bounds[:-1], bounds[1:], parts)
+            ]
+        )
 
     def busiest_layer(self) -> int:
         """The layer holding the most units of all category sets together (the first on ties)."""
@@ -241,8 +279,13 @@ class NeuronSets(Result):
         import plotly.express as px
 
         frame = self.overlap(kind)
-        fig = px.imshow(frame, text_auto=".2f", color_continuous_scale="Blues", aspect="auto",
-                        title=f"{self.short[:-1]} overlap between categories ({kind} Jaccard)")
+        fig = px.imshow(
+            frame,
+            text_auto=".2f",
+            color_continuous_scale="Blues",
+            aspect="auto",
+            title=f"{self.short[:-1]} overlap between categories ({kind} Jaccard)",
+        )
         fig.update_xaxes(side="bottom")
         return fig
 
@@ -251,18 +294,26 @@ class NeuronSets(Result):
         import plotly.express as px
 
         col = "share" if share else "count"
-        return px.line(self.layer_distribution(), x="layer", y=col, color="category", markers=True,
-                       title=f"Instruction-specific {self.unit}s per layer ({col})")
+        return px.line(
+            self.layer_distribution(),
+            x="layer",
+            y=col,
+            color="category",
+            markers=True,
+            title=f"Instruction-specific {self.unit}s per layer ({col})",
+        )
 
     # ---- persistence and display
     def _facts(self) -> dict[str, object]:
         sizes = [len(v) for v in self.instruction_sets.values()]
-        per_set = f"{min(sizes)}-{max(sizes)}" if sizes and min(sizes) != max(sizes) else (sizes[0] if sizes else 0)
+        per_set = (
+            f"{min(sizes)}-{max(sizes)}" if sizes and min(sizes) != max(sizes) else (sizes[0] if sizes else 0)
+        )
         top = self.settings.get("top")
         return {
             "units": f"{self.n_layers} layers x {self.d_mlp} {self.unit}s = {self.n_neurons:,}",
             "sets": f"{len(self.instruction_sets)} instruction sets of {per_set} {self.unit}s"
-                    + (f" (top {top:.2%})" if isinstance(top, float) else ""),
+            + (f" (top {top:.2%})" if isinstance(top, float) else ""),
             "category sets": ", ".join(f"{c} {len(v)}" for c, v in self.category_sets.items()),
             "general": f"{len(self.general())} {self.unit}s in every category's set",
         }
@@ -271,9 +322,13 @@ class NeuronSets(Result):
         tensors = {f"instruction/{k}": v for k, v in self.instruction_sets.items()}
         tensors |= {f"category/{k}": v for k, v in self.category_sets.items()}
         return tensors, {
-            "instruction_ids": list(self.instruction_sets), "categories": self.categories,
-            "record_categories": self.record_categories, "n_layers": self.n_layers, "d_mlp": self.d_mlp,
-            "ties": self.ties, "settings": self.settings,
+            "instruction_ids": list(self.instruction_sets),
+            "categories": self.categories,
+            "record_categories": self.record_categories,
+            "n_layers": self.n_layers,
+            "d_mlp": self.d_mlp,
+            "ties": self.ties,
+            "settings": self.settings,
         }
 
     @classmethod
@@ -281,13 +336,21 @@ class NeuronSets(Result):
         return cls(
             instruction_sets={k: tensors[f"instruction/{k}"] for k in meta["instruction_ids"]},
             category_sets={k: tensors[f"category/{k}"] for k in meta["categories"]},
-            record_categories=meta["record_categories"], n_layers=meta["n_layers"], d_mlp=meta["d_mlp"],
-            ties=meta["ties"], settings=meta["settings"],
+            record_categories=meta["record_categories"],
+            n_layers=meta["n_layers"],
+            d_mlp=meta["d_mlp"],
+            ties=meta["ties"],
+            settings=meta["settings"],
         )
 
 
-def sets_from_firing(stats: FiringStats, *, top: float = 0.01, rule: Literal["pooled", "majority"] = "pooled",
-                     tie_break: TieBreak = "activation") -> NeuronSets:
+def sets_from_firing(
+    stats: FiringStats,
+    *,
+    top: float = 0.01,
+    rule: Literal["pooled", "majority"] = "pooled",
+    tie_break: TieBreak = "activation",
+) -> NeuronSets:
     """ISN sets from firing statistics (see :func:`find_isns`)."""
     if stats.counts is None:
         raise ValueError("Per-record counts are needed; run NeuronFiring(per_record=True).")
@@ -300,8 +363,12 @@ def sets_from_firing(stats: FiringStats, *, top: float = 0.01, rule: Literal["po
     instruction_sets, ties = {}, {}
     for r, rid in enumerate(stats.ids):
         if int(stats.tokens[r]) == 0:
-            raise ValueError(f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}.")
-        flat, n_tied = top_neurons(stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break)
+            raise ValueError(
+                f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}."
+            )
+        flat, n_tied = top_neurons(
+            stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break
+        )
         instruction_sets[rid], ties[rid] = _pairs(flat, d_mlp), n_tied
     category_sets = {}
     for c, cat in enumerate(stats.categories):
@@ -320,9 +387,13 @@ def sets_from_firing(stats: FiringStats, *, top: float = 0.01, rule: Literal["po
             flat, n_tied = (votes * 2 >= len(rows)).nonzero().flatten(), 0
         category_sets[cat], ties[f"category:{cat}"] = _pairs(flat, d_mlp), n_tied
     return NeuronSets(
-        instruction_sets=instruction_sets, category_sets=category_sets,
-        record_categories=dict(zip(stats.ids, stats.record_categories)), n_layers=n_layers, d_mlp=d_mlp,
-        ties=ties, settings={**stats.settings, "top": top, "k": k, "rule": rule, "tie_break": tie_break},
+        instruction_sets=instruction_sets,
+        category_sets=category_sets,
+        record_categories=dict(zip(stats.ids, stats.record_categories)),
+        n_layers=n_layers,
+        d_mlp=d_mlp,
+        ties=ties,
+        settings={**stats.settings, "top": top, "k": k, "rule": rule, "tie_break": tie_break},
     )
 
 

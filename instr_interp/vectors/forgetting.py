@@ -30,8 +30,14 @@ from ..hooks import HookSite, hook_site
 from ..models import load_model
 from ..results import Result
 
-__all__ = ["FirstResponseToken", "ForgettingReport", "forgetting_report", "format_accuracy",
-           "knowledge_records", "measure_forgetting"]
+__all__ = [
+    "FirstResponseToken",
+    "ForgettingReport",
+    "forgetting_report",
+    "format_accuracy",
+    "knowledge_records",
+    "measure_forgetting",
+]
 
 METRICS = ("accuracy", "format_accuracy", "instruction_nll", "knowledge_nll")
 
@@ -49,8 +55,10 @@ class FirstResponseToken(Probe):
         if not encoded.with_response:
             raise ValueError("FirstResponseToken needs records encoded with with_response=True.")
         self.encoded = encoded
-        self.state = {"correct": torch.zeros(len(encoded), dtype=torch.int64, device=device),
-                      "p_target": torch.zeros(len(encoded), dtype=torch.float64, device=device)}
+        self.state = {
+            "correct": torch.zeros(len(encoded), dtype=torch.int64, device=device),
+            "p_target": torch.zeros(len(encoded), dtype=torch.float64, device=device),
+        }
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_vocab"], ctx: BatchContext) -> None:
         batch = ctx.batch
@@ -65,12 +73,19 @@ class FirstResponseToken(Probe):
 
     def result(self) -> pd.DataFrame:
         enc = self.encoded
-        return pd.DataFrame({"id": [r.id for r in enc.records], "category": [r.category for r in enc.records],
-                             "correct": self.state["correct"].cpu().numpy().astype(bool),
-                             "p_target": self.state["p_target"].cpu().numpy()})
+        return pd.DataFrame(
+            {
+                "id": [r.id for r in enc.records],
+                "category": [r.category for r in enc.records],
+                "correct": self.state["correct"].cpu().numpy().astype(bool),
+                "p_target": self.state["p_target"].cpu().numpy(),
+            }
+        )
 
 
-def format_accuracy(model, data, *, batch_size: int = 8, format: str = "auto", progress: bool = True) -> pd.DataFrame:
+def format_accuracy(
+    model, data, *, batch_size: int = 8, format: str = "auto", progress: bool = True
+) -> pd.DataFrame:
     """First-response-token accuracy of each record in the model's own prompt format.
 
     Runs on :func:`instr_interp.run`, so ``add_vector(..., positions="last")`` adds at each record's
@@ -80,8 +95,11 @@ def format_accuracy(model, data, *, batch_size: int = 8, format: str = "auto", p
         A frame with ``id``, ``category``, ``correct`` and ``p_target`` (probability of the first
         response token at the last prompt token).
     """
-    encoded = data if isinstance(data, EncodedDataset) else encode(
-        data, model.tokenizer, format=format, with_response=True)
+    encoded = (
+        data
+        if isinstance(data, EncodedDataset)
+        else encode(data, model.tokenizer, format=format, with_response=True)
+    )
     (probe,) = run(model, encoded, [FirstResponseToken()], batch_size=batch_size, progress=progress)
     return probe.result()
 
@@ -92,8 +110,13 @@ def knowledge_records(data) -> InstructionDataset:
     Records without an input have no instruction-free query and are left out.
     """
     data = load_instructions(data)
-    kept = [InstructionRecord(id=r.id, category=r.category, instruction=r.input, input="", response=r.response,
-                              source=r.source) for r in data if r.input.strip()]
+    kept = [
+        InstructionRecord(
+            id=r.id, category=r.category, instruction=r.input, input="", response=r.response, source=r.source
+        )
+        for r in data
+        if r.input.strip()
+    ]
     if not kept:
         raise ValueError("No record has an input, so none has a plain query without the instruction.")
     return InstructionDataset(kept, name=f"{data.name}-knowledge")
@@ -105,12 +128,26 @@ def _scores(model, data, *, batch_size: int, progress: bool) -> dict[str, float]
     inst = response_nll(model, with_input, batch_size=batch_size, progress=progress)
     know = response_nll(model, knowledge_records(with_input), batch_size=batch_size, progress=progress)
     acc = format_accuracy(model, with_input, batch_size=batch_size, progress=progress)
-    return {"format_accuracy": float(acc["correct"].mean()), "instruction_nll": float(inst["nll"].mean()),
-            "knowledge_nll": float(know["nll"].mean()), "n": len(with_input)}
+    return {
+        "format_accuracy": float(acc["correct"].mean()),
+        "instruction_nll": float(inst["nll"].mean()),
+        "knowledge_nll": float(know["nll"].mean()),
+        "n": len(with_input),
+    }
 
 
-def measure_forgetting(model, tasks, *, general=None, shots: int = 3, form: str | None = None, n: int | None = None,
-                       general_n: int | None = 60, batch_size: int = 8, progress: bool = True) -> pd.DataFrame:
+def measure_forgetting(
+    model,
+    tasks,
+    *,
+    general=None,
+    shots: int = 3,
+    form: str | None = None,
+    n: int | None = None,
+    general_n: int | None = 60,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> pd.DataFrame:
     """One model's scores on each task and on general instructions (one row per set and metric).
 
     Args:
@@ -132,15 +169,24 @@ def measure_forgetting(model, tasks, *, general=None, shots: int = 3, form: str 
         pairs = task.pairs if n is None else task.pairs[:n]
         sub = type(task)(name=task.name, instruction=task.instruction, pairs=pairs)
         score = evaluate_task(model, sub, shots=shots, form=form, batch_size=batch_size, progress=progress)
-        values = {"accuracy": score.accuracy, **_scores(model, sub.records(), batch_size=batch_size,
-                                                          progress=progress)}
-        rows += [{"set": task.name, "kind": "task", "metric": m, "value": values[m], "n": len(pairs)} for m in METRICS]
+        values = {
+            "accuracy": score.accuracy,
+            **_scores(model, sub.records(), batch_size=batch_size, progress=progress),
+        }
+        rows += [
+            {"set": task.name, "kind": "task", "metric": m, "value": values[m], "n": len(pairs)}
+            for m in METRICS
+        ]
     if general is not None:
         data = load_instructions(general)
-        data = InstructionDataset([r for r in data if r.input.strip() and r.response][:general_n], name=data.name)
+        data = InstructionDataset(
+            [r for r in data if r.input.strip() and r.response][:general_n], name=data.name
+        )
         values = _scores(model, data, batch_size=batch_size, progress=progress)
-        rows += [{"set": "general", "kind": "general", "metric": m, "value": values[m], "n": values["n"]}
-                 for m in METRICS[1:]]
+        rows += [
+            {"set": "general", "kind": "general", "metric": m, "value": values[m], "n": values["n"]}
+            for m in METRICS[1:]
+        ]
     return pd.DataFrame(rows)
 
 
@@ -163,10 +209,22 @@ class ForgettingReport(Result):
         """Plotly bars: the change of each metric per set (accuracies and NLLs in two panels)."""
         import plotly.express as px
 
-        frame = self.frame.assign(panel=self.frame["metric"].map(
-            lambda m: "accuracy (after − before)" if "accuracy" in m else "NLL, nats/token (after − before)"))
-        fig = px.bar(frame, x="set", y="change", color="metric", barmode="group", facet_row="panel",
-                     title=f"Forgetting: {self.settings.get('after', 'after')} vs {self.settings.get('before', 'before')}")
+        frame = self.frame.assign(
+            panel=self.frame["metric"].map(
+                lambda m: (
+                    "accuracy (after − before)" if "accuracy" in m else "NLL, nats/token (after − before)"
+                )
+            )
+        )
+        fig = px.bar(
+            frame,
+            x="set",
+            y="change",
+            color="metric",
+            barmode="group",
+            facet_row="panel",
+            title=f"Forgetting: {self.settings.get('after', 'after')} vs {self.settings.get('before', 'before')}",
+        )
         fig.update_yaxes(matches=None)
         return fig
 
@@ -180,9 +238,13 @@ class ForgettingReport(Result):
 
     def _facts(self) -> dict[str, object]:
         f = self.frame
-        facts: dict[str, object] = {"rows": f"{len(f)} ({f['set'].nunique()} sets x {f['metric'].nunique()} metrics)"}
+        facts: dict[str, object] = {
+            "rows": f"{len(f)} ({f['set'].nunique()} sets x {f['metric'].nunique()} metrics)"
+        }
         for metric, part in f.groupby("metric", sort=False):
-            facts[f"change in {metric}"] = ", ".join(f"{s} {c:+.3f}" for s, c in zip(part["set"], part["change"]))
+            facts[f"change in {metric}"] = ", ".join(
+                f"{s} {c:+.3f}" for s, c in zip(part["set"], part["change"])
+            )
         return facts
 
     def _saved(self):
@@ -197,9 +259,19 @@ def _name(model) -> str:
     return model if isinstance(model, str) else getattr(model, "instr_interp_name", type(model).__name__)
 
 
-def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, form: str | None = None,
-                      n: int | None = None, general_n: int | None = 60, batch_size: int = 8,
-                      progress: bool = True) -> ForgettingReport:
+def forgetting_report(
+    before,
+    after,
+    tasks,
+    *,
+    general=None,
+    shots: int = 3,
+    form: str | None = None,
+    n: int | None = None,
+    general_n: int | None = 60,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> ForgettingReport:
     """Score ``before`` and ``after`` on earlier tasks and general instructions (see the module docstring).
 
     Args:
@@ -220,18 +292,35 @@ def forgetting_report(before, after, tasks, *, general=None, shots: int = 3, for
         >>> float(r.to_frame()["change"].abs().max())
         0.0
     """
-    kwargs = dict(general=general, shots=shots, form=form, n=n, general_n=general_n, batch_size=batch_size,
-                  progress=progress)
-    scores = [m if isinstance(m, pd.DataFrame) else measure_forgetting(m, tasks, **kwargs) for m in (before, after)]
+    kwargs = dict(
+        general=general,
+        shots=shots,
+        form=form,
+        n=n,
+        general_n=general_n,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    scores = [
+        m if isinstance(m, pd.DataFrame) else measure_forgetting(m, tasks, **kwargs) for m in (before, after)
+    ]
     keys = ["set", "kind", "metric", "n"]
     merged = scores[0].merge(scores[1], on=keys, suffixes=("_before", "_after"), how="outer")
     if merged[["value_before", "value_after"]].isna().any().any():
-        raise ValueError("The before and after scores cover different sets or metrics; score both with the "
-                         "same tasks, general records and n.")
+        raise ValueError(
+            "The before and after scores cover different sets or metrics; score both with the "
+            "same tasks, general records and n."
+        )
     frame = merged.rename(columns={"value_before": "before", "value_after": "after"})
     frame["change"] = frame["after"] - frame["before"]
-    settings = {"before": _name(before) if not isinstance(before, pd.DataFrame) else "scores",
-                "after": _name(after) if not isinstance(after, pd.DataFrame) else "scores",
-                "tasks": [t.name for t in tasks], "shots": shots, "form": form, "n": n, "general_n": general_n,
-                "general": None if general is None else load_instructions(general).fingerprint()}
+    settings = {
+        "before": _name(before) if not isinstance(before, pd.DataFrame) else "scores",
+        "after": _name(after) if not isinstance(after, pd.DataFrame) else "scores",
+        "tasks": [t.name for t in tasks],
+        "shots": shots,
+        "form": form,
+        "n": n,
+        "general_n": general_n,
+        "general": None if general is None else load_instructions(general).fingerprint(),
+    }
     return ForgettingReport(frame=frame, settings=settings)

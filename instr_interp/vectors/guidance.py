@@ -41,8 +41,9 @@ def progressive_alpha(step: int, total_steps: int) -> float:
     for the second half of training.
     """
     if total_steps < 1 or not 0 <= step < total_steps:
-        raise ValueError(f"Need 0 <= step < total_steps and total_steps >= 1; got step={step}, "
-                         f"total_steps={total_steps}.")
+        raise ValueError(
+            f"Need 0 <= step < total_steps and total_steps >= 1; got step={step}, total_steps={total_steps}."
+        )
     return max(0.0, 1.0 - step / (total_steps / 2))
 
 
@@ -53,8 +54,10 @@ def last_prompt_positions(regions: Int[Tensor, "batch pos"]) -> Int[Tensor, " ba
     when only the region masks are at hand."""
     response = regions == Region.RESPONSE
     if not bool(response.any(1).all()):
-        raise ValueError("Every row needs response tokens to locate its last prompt token; encode the "
-                         "records with with_response=True and keep max_length long enough to reach them.")
+        raise ValueError(
+            "Every row needs response tokens to locate its last prompt token; encode the "
+            "records with with_response=True and keep max_length long enough to reach them."
+        )
     first = response.int().argmax(1)
     if bool((first == 0).any()):
         raise ValueError("A row starts with a response token; there is no prompt token before it.")
@@ -71,13 +74,16 @@ def _vectors_by_layer(guidance, n_layers: int, d_model: int) -> dict[int, Tensor
     out: dict[int, Tensor] = {}
     for iv in items:
         if not hasattr(iv, "vector") or not hasattr(iv, "layer"):
-            raise TypeError(f"iv_guidance items need .vector and .layer (an InstructionVector); got "
-                            f"{type(iv).__name__}.")
+            raise TypeError(
+                f"iv_guidance items need .vector and .layer (an InstructionVector); got {type(iv).__name__}."
+            )
         vec = torch.as_tensor(iv.vector).detach().float().reshape(-1)
         layer = int(iv.layer)
         if vec.numel() != d_model:
-            raise ValueError(f"Instruction vector has {vec.numel()} entries but the model's d_model is {d_model}; "
-                             "compute the vector on this model (or its pre-task version).")
+            raise ValueError(
+                f"Instruction vector has {vec.numel()} entries but the model's d_model is {d_model}; "
+                "compute the vector on this model (or its pre-task version)."
+            )
         if not 0 <= layer < n_layers:
             raise ValueError(f"Instruction vector layer {layer} is outside 0..{n_layers - 1}.")
         out[layer] = out[layer] + vec if layer in out else vec
@@ -90,7 +96,9 @@ def _top_heads(guidance) -> list[tuple[int, int]]:
     for iv in items:
         top = getattr(iv, "top_heads", None)
         if top is None:
-            raise ValueError("head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head)).")
+            raise ValueError(
+                "head_consistency needs instruction vectors with .top_heads ([k, 2] (layer, head))."
+            )
         heads.update((int(layer), int(head)) for layer, head in torch.as_tensor(top).reshape(-1, 2).tolist())
     return sorted(heads)
 
@@ -117,15 +125,18 @@ def _capture_heads(hf_model, heads: list[tuple[int, int]], positions: Int[Tensor
         by_layer.setdefault(layer, []).append(head)
     try:
         for layer, wanted in by_layer.items():
-            handles.append(compat.hf_attention_out_proj(hf_model, layer).register_forward_pre_hook(make(layer, wanted)))
+            handles.append(
+                compat.hf_attention_out_proj(hf_model, layer).register_forward_pre_hook(make(layer, wanted))
+            )
         yield
     finally:
         for handle in handles:
             handle.remove()
 
 
-def guidance_kl(new_logits: Float[Tensor, "n d_vocab"], ref_logits: Float[Tensor, "n d_vocab"],
-                temperature: float = 2.0) -> Tensor:
+def guidance_kl(
+    new_logits: Float[Tensor, "n d_vocab"], ref_logits: Float[Tensor, "n d_vocab"], temperature: float = 2.0
+) -> Tensor:
     """KL(softmax(new/T) ‖ softmax(ref/T)) · T², averaged over the ``n`` rows (positions)."""
     log_p = torch.log_softmax(new_logits.float() / temperature, dim=-1)
     log_q = torch.log_softmax(ref_logits.float() / temperature, dim=-1)
@@ -146,8 +157,9 @@ class _Guidance:
     head_threshold: float
 
     def active(self) -> bool:
-        return bool(self.vectors) and (self.kl_weight > 0 or self.seq_kl_weight > 0 or self.progressive
-                                       or self.head_consistency > 0)
+        return bool(self.vectors) and (
+            self.kl_weight > 0 or self.seq_kl_weight > 0 or self.progressive or self.head_consistency > 0
+        )
 
 
 def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) -> tuple[Tensor, dict]:
@@ -156,8 +168,10 @@ def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) 
     base = compat.unwrap_peft(model)
     rows = torch.arange(tokens.shape[0])
     new_heads: dict = {}
-    with iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0), \
-            _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads):
+    with (
+        iv_addition(model, g.vectors, last, alpha if g.progressive else 0.0),
+        _capture_heads(model, g.heads if g.head_consistency > 0 else [], last, new_heads),
+    ):
         hidden = compat.hf_body(base)(input_ids=tokens, attention_mask=mask).last_hidden_state
     ce = _response_ce(base, hidden, labels)
     parts = {"ce": ce.item(), "alpha": alpha if g.progressive else 0.0}
@@ -165,12 +179,17 @@ def _guided_loss(model, g: _Guidance, tokens, mask, labels, last, alpha: float) 
     if g.reference is None:
         return loss, parts
     ref_heads: dict = {}
-    with torch.no_grad(), iv_addition(g.reference, g.vectors, last), \
-            _capture_heads(g.reference, g.heads if g.head_consistency > 0 else [], last, ref_heads):
+    with (
+        torch.no_grad(),
+        iv_addition(g.reference, g.vectors, last),
+        _capture_heads(g.reference, g.heads if g.head_consistency > 0 else [], last, ref_heads),
+    ):
         ref_hidden = g.reference.model(input_ids=tokens, attention_mask=mask).last_hidden_state
     ref = g.reference
     if g.kl_weight > 0:
-        kl = guidance_kl(_logits(base, hidden[rows, last]), _logits(ref, ref_hidden[rows, last]), g.temperature)
+        kl = guidance_kl(
+            _logits(base, hidden[rows, last]), _logits(ref, ref_hidden[rows, last]), g.temperature
+        )
         parts["kl"] = kl.item()
         if parts["kl"] > g.kl_threshold:
             loss = loss + g.kl_weight * kl
@@ -195,7 +214,12 @@ def _guidance_record(guidance) -> list[dict] | None:
     out = []
     for iv in items:
         top = getattr(iv, "top_heads", None)
-        out.append({"task": getattr(iv, "task", None), "layer": int(iv.layer),
-                    "norm": float(torch.as_tensor(iv.vector).float().norm()),
-                    "top_heads": torch.as_tensor(top).reshape(-1, 2).tolist() if top is not None else None})
+        out.append(
+            {
+                "task": getattr(iv, "task", None),
+                "layer": int(iv.layer),
+                "norm": float(torch.as_tensor(iv.vector).float().norm()),
+                "top_heads": torch.as_tensor(top).reshape(-1, 2).tolist() if top is not None else None,
+            }
+        )
     return out

@@ -30,7 +30,16 @@ from ..hooks import hook_site
 from ..models import frozen, model_facts
 from .tasks import Task, answer_token
 
-__all__ = ["Method", "check_means", "clean_prompts", "corrupted_prompts", "head_effects", "head_means", "random_heads", "top_heads"]
+__all__ = [
+    "Method",
+    "check_means",
+    "clean_prompts",
+    "corrupted_prompts",
+    "head_effects",
+    "head_means",
+    "random_heads",
+    "top_heads",
+]
 
 Method = Literal["exact", "atp"]
 _CORRUPT_SEED = 10_000  # corrupted prompts draw demonstrations with other seeds than the clean ones
@@ -96,8 +105,9 @@ def head_means(
 
     total = torch.zeros(facts.n_layers, facts.n_heads, facts.d_head, dtype=torch.float64)
     n_correct = 0
-    for _, (sums, n_ok) in map_rows(model, ids, batch_sums, batch_size=batch_size, desc=f"head means {task.name}",
-                                    progress=progress):
+    for _, (sums, n_ok) in map_rows(
+        model, ids, batch_sums, batch_size=batch_size, desc=f"head means {task.name}", progress=progress
+    ):
         total += sums
         n_correct += n_ok
     if n_correct == 0:
@@ -200,8 +210,14 @@ def head_effects(
     def batch_sums(rows, tokens, last):
         return fn(model, tokens, last, targets[rows].to(tokens.device), means, layers)
 
-    for _, sums in map_rows(model, ids, batch_sums, batch_size=batch_size, desc=f"head effects ({method}) {task.name}",
-                            progress=progress):
+    for _, sums in map_rows(
+        model,
+        ids,
+        batch_sums,
+        batch_size=batch_size,
+        desc=f"head effects ({method}) {task.name}",
+        progress=progress,
+    ):
         out[layers] += sums
     return (out / len(prompts)).float()
 

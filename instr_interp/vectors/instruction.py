@@ -34,6 +34,7 @@ __all__ = [
     "vector_from_heads",
 ]
 
+
 def vector_from_heads(
     model, means: Float[Tensor, "layer head d_head"], heads: Int[Tensor, "k 2"]
 ) -> Float[Tensor, " d_model"]:
@@ -78,9 +79,9 @@ class InstructionVector(Result):
         return {
             "task": self.task,
             "vector": f"d_model {self.vector.shape[0]}, norm {float(self.vector.norm()):.3f}, added after layer "
-                      f"{self.layer} x {self.scale:g}",
+            f"{self.layer} x {self.scale:g}",
             "top heads": f"{len(self.top_heads)} of {n_layers} x {n_heads}: {heads}"
-                         + ("..." if len(self.top_heads) > 5 else ""),
+            + ("..." if len(self.top_heads) > 5 else ""),
         }
 
     def plot(self):
@@ -253,8 +254,17 @@ def instruction_vector(
         )
     check_means(model, means)
     if heads is None:
-        effects = head_effects(model, train, method=method, means=means, n_prompts=n_prompts, shots=shots,
-                               seed=seed, batch_size=batch_size, progress=progress)
+        effects = head_effects(
+            model,
+            train,
+            method=method,
+            means=means,
+            n_prompts=n_prompts,
+            shots=shots,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
         chosen = top_heads(effects, k)
     else:
         chosen = heads

@@ -253,8 +253,12 @@ class TaskScore(Result):
 
     def _facts(self) -> dict[str, object]:
         em = {} if self.exact_match is None else {"exact match": f"{self.exact_match:.3f}"}
-        return {"task": f"{self.task} ({self.form}, {self.shots} shots)", "pairs": len(self.frame),
-                "accuracy": f"{self.accuracy:.3f}", **em}
+        return {
+            "task": f"{self.task} ({self.form}, {self.shots} shots)",
+            "pairs": len(self.frame),
+            "accuracy": f"{self.accuracy:.3f}",
+            **em,
+        }
 
     def plot(self):
         """Bar chart of the probability of the correct first token per pair."""
@@ -376,8 +380,9 @@ def evaluate_task(
     ids = tokenize_prompts(model, prompts)
     targets = torch.tensor([answer_token(tok, y) for _, y in pairs])
     _warn_shared_first_tokens(tok, task)
-    p_target, pred, generations = _score_prompts(model, ids, targets, max_new_tokens, batch_size,
-                                                 f"evaluate {task.name}", progress)
+    p_target, pred, generations = _score_prompts(
+        model, ids, targets, max_new_tokens, batch_size, f"evaluate {task.name}", progress
+    )
     correct = pred == targets
     frame = pd.DataFrame(
         {
@@ -412,8 +417,9 @@ def evaluate_task(
     )
 
 
-def _score_prompts(model, ids, targets: torch.Tensor, max_new_tokens: int, batch_size: int, desc: str,
-                   progress: bool):
+def _score_prompts(
+    model, ids, targets: torch.Tensor, max_new_tokens: int, batch_size: int, desc: str, progress: bool
+):
     """Each prompt's probability of its target's first token, the argmax token at the last prompt
     position, and (with ``max_new_tokens``) the decoded greedy continuation (else ``""``)."""
     tok = model.tokenizer
@@ -428,8 +434,9 @@ def _score_prompts(model, ids, targets: torch.Tensor, max_new_tokens: int, batch
     p_target = torch.zeros(len(targets), dtype=torch.float64)
     pred = torch.zeros(len(targets), dtype=torch.long)
     generations = [""] * len(targets)
-    for rows, (p, best, new) in map_rows(model, ids, score, batch_size=batch_size, extra=max_new_tokens,
-                                         desc=desc, progress=progress):
+    for rows, (p, best, new) in map_rows(
+        model, ids, score, batch_size=batch_size, extra=max_new_tokens, desc=desc, progress=progress
+    ):
         p_target[rows], pred[rows] = p, best
         for r, i in enumerate(rows if new is not None else ()):
             generations[i] = tok.decode(new[r])

@@ -51,8 +51,16 @@ from .guidance import (
     progressive_alpha,
 )
 
-__all__ = ["FinetuneResult", "finetune", "guidance_kl", "hf_source", "iv_addition", "last_prompt_positions",
-           "progressive_alpha", "response_loss"]
+__all__ = [
+    "FinetuneResult",
+    "finetune",
+    "guidance_kl",
+    "hf_source",
+    "iv_addition",
+    "last_prompt_positions",
+    "progressive_alpha",
+    "response_loss",
+]
 
 
 @dataclass(kw_only=True, repr=False)
@@ -86,21 +94,40 @@ class FinetuneResult(Result):
 
     def _facts(self) -> dict[str, object]:
         loss = f"{self.losses[0]:.3f} -> {self.losses[-1]:.3f}" if self.losses else "-"
-        return {"saved to": str(self.path), "training": f"{self.method}, {self.steps} steps in {self.seconds:.0f} s",
-                "loss": f"{loss} (first -> last step)",
-                "guidance": ", ".join(self.components) if self.components else "none"}
+        return {
+            "saved to": str(self.path),
+            "training": f"{self.method}, {self.steps} steps in {self.seconds:.0f} s",
+            "loss": f"{loss} (first -> last step)",
+            "guidance": ", ".join(self.components) if self.components else "none",
+        }
 
     def _saved(self):
         tensors = {"losses": torch.tensor(self.losses, dtype=torch.float64)}
-        tensors |= {f"components/{k}": torch.tensor(v, dtype=torch.float64) for k, v in self.components.items()}
-        return tensors, {"path": str(self.path), "base": self.base, "method": self.method, "steps": self.steps,
-                         "seconds": self.seconds, "settings": self.settings, "components": list(self.components)}
+        tensors |= {
+            f"components/{k}": torch.tensor(v, dtype=torch.float64) for k, v in self.components.items()
+        }
+        return tensors, {
+            "path": str(self.path),
+            "base": self.base,
+            "method": self.method,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "settings": self.settings,
+            "components": list(self.components),
+        }
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "FinetuneResult":
-        return cls(path=Path(meta["path"]), base=meta["base"], method=meta["method"], steps=meta["steps"],
-                   losses=tensors["losses"].tolist(), seconds=meta["seconds"], settings=meta["settings"],
-                   components={k: tensors[f"components/{k}"].tolist() for k in meta["components"]})
+        return cls(
+            path=Path(meta["path"]),
+            base=meta["base"],
+            method=meta["method"],
+            steps=meta["steps"],
+            losses=tensors["losses"].tolist(),
+            seconds=meta["seconds"],
+            settings=meta["settings"],
+            components={k: tensors[f"components/{k}"].tolist() for k in meta["components"]},
+        )
 
     @classmethod
     def load(cls, path) -> "FinetuneResult":
@@ -109,8 +136,12 @@ class FinetuneResult(Result):
         if (Path(path) / MANIFEST).exists() or not facts.exists():
             return super().load(path)
         meta = json.loads(facts.read_text())
-        return cls(path=Path(path), **{k: meta[k] for k in ("base", "method", "steps", "losses", "seconds")},
-                   settings=meta["settings"], components=meta.get("components", {}))
+        return cls(
+            path=Path(path),
+            **{k: meta[k] for k in ("base", "method", "steps", "losses", "seconds")},
+            settings=meta["settings"],
+            components=meta.get("components", {}),
+        )
 
 
 def hf_source(name: str) -> Path | str:
@@ -212,8 +243,10 @@ def finetune(
         1
     """
     if not isinstance(model_or_name, str):
-        raise TypeError("finetune takes a model name or directory (it trains the plain transformers model); "
-                        f"got {type(model_or_name).__name__}. Pass e.g. 'gemma-3-270m' or a saved directory.")
+        raise TypeError(
+            "finetune takes a model name or directory (it trains the plain transformers model); "
+            f"got {type(model_or_name).__name__}. Pass e.g. 'gemma-3-270m' or a saved directory."
+        )
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}; choose 'lora' or 'full'.")
     kl_weight = _checked_weights(iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature)
@@ -223,49 +256,104 @@ def finetune(
         raise ValueError(f"finetune needs reference responses; missing for {missing[:5]}.")
     lr = lr if lr is not None else (2e-4 if method == "lora" else 2e-5)
     tokenizer, model = _load_plain(model_or_name, seed)
-    guide = _guidance(model, iv_guidance, kl_weight=kl_weight, seq_kl_weight=seq_kl_weight, temperature=temperature,
-                      progressive=progressive, head_consistency=head_consistency, kl_threshold=kl_threshold,
-                      head_threshold=head_threshold)
+    guide = _guidance(
+        model,
+        iv_guidance,
+        kl_weight=kl_weight,
+        seq_kl_weight=seq_kl_weight,
+        temperature=temperature,
+        progressive=progressive,
+        head_consistency=head_consistency,
+        kl_threshold=kl_threshold,
+        head_threshold=head_threshold,
+    )
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
-                                                 target_modules=list(target_modules)))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=list(target_modules)
+            ),
+        )
     model.train()
     encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
     steps = epochs * math.ceil(len(encoded) / batch_size)
     start = time.perf_counter()
-    losses, components = _train(model, guide, encoded, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                steps=steps, out=out, progress=progress,
-                                desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})")
+    losses, components = _train(
+        model,
+        guide,
+        encoded,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        steps=steps,
+        out=out,
+        progress=progress,
+        desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
+    )
     seconds = time.perf_counter() - start
     if method == "lora":
         model = model.merge_and_unload()
     model.eval()
     out = Path(out)
-    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                "lora_r": lora_r, "lora_alpha": lora_alpha, "target_modules": list(target_modules),
-                "data": data.fingerprint(), "records": len(data), "format": encoded.format,
-                "iv_guidance": _guidance_record(iv_guidance), "kl_weight": kl_weight,
-                "seq_kl_weight": seq_kl_weight, "temperature": temperature, "kl_scaled_by_t2": True,
-                "progressive": guide.progressive, "head_consistency": head_consistency,
-                "kl_threshold": kl_threshold, "head_threshold": head_threshold,
-                "head_consistency_heads": [list(h) for h in guide.heads]}
-    meta = {"base": model_or_name, "method": method, "steps": steps, "losses": losses, "seconds": seconds,
-            "settings": settings, "components": components}
+    settings = {
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "seed": seed,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "target_modules": list(target_modules),
+        "data": data.fingerprint(),
+        "records": len(data),
+        "format": encoded.format,
+        "iv_guidance": _guidance_record(iv_guidance),
+        "kl_weight": kl_weight,
+        "seq_kl_weight": seq_kl_weight,
+        "temperature": temperature,
+        "kl_scaled_by_t2": True,
+        "progressive": guide.progressive,
+        "head_consistency": head_consistency,
+        "kl_threshold": kl_threshold,
+        "head_threshold": head_threshold,
+        "head_consistency_heads": [list(h) for h in guide.heads],
+    }
+    meta = {
+        "base": model_or_name,
+        "method": method,
+        "steps": steps,
+        "losses": losses,
+        "seconds": seconds,
+        "settings": settings,
+        "components": components,
+    }
     _save_tuned(model, tokenizer, meta, out)
-    return FinetuneResult(path=out, base=model_or_name, method=method, steps=steps, losses=losses,
-                          seconds=seconds, settings=settings, components=components,
-                          model=model if keep_model else None)
+    return FinetuneResult(
+        path=out,
+        base=model_or_name,
+        method=method,
+        steps=steps,
+        losses=losses,
+        seconds=seconds,
+        settings=settings,
+        components=components,
+        model=model if keep_model else None,
+    )
 
 
-def _checked_weights(iv_guidance, kl_weight: float | None, seq_kl_weight: float, head_consistency: float,
-                     temperature: float) -> float:
+def _checked_weights(
+    iv_guidance, kl_weight: float | None, seq_kl_weight: float, head_consistency: float, temperature: float
+) -> float:
     """Refuse loss weights that need guidance without it, or that are negative; returns ``kl_weight``
     with its default filled in (1.0 with guidance, 0 without)."""
     if iv_guidance is None and ((kl_weight or 0) > 0 or seq_kl_weight > 0 or head_consistency > 0):
-        raise ValueError("kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
-                         "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0.")
+        raise ValueError(
+            "kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
+            "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0."
+        )
     kl_weight = (1.0 if iv_guidance is not None else 0.0) if kl_weight is None else float(kl_weight)
     if min(kl_weight, seq_kl_weight, head_consistency) < 0 or temperature <= 0:
         raise ValueError("kl_weight, seq_kl_weight and head_consistency must be >= 0 and temperature > 0.")
@@ -286,17 +374,33 @@ def _load_plain(model_or_name: str, seed: int):
     return tokenizer, model
 
 
-def _guidance(model, iv_guidance, *, kl_weight: float, seq_kl_weight: float, temperature: float,
-              progressive: bool, head_consistency: float, kl_threshold: float, head_threshold: float) -> _Guidance:
+def _guidance(
+    model,
+    iv_guidance,
+    *,
+    kl_weight: float,
+    seq_kl_weight: float,
+    temperature: float,
+    progressive: bool,
+    head_consistency: float,
+    kl_threshold: float,
+    head_threshold: float,
+) -> _Guidance:
     """The IV-guidance settings for ``model``, with a frozen copy of it as the reference when a
     KL or head term needs one."""
     config = model.config
     guide = _Guidance(
         vectors=_vectors_by_layer(iv_guidance, config.num_hidden_layers, config.hidden_size),
         heads=_top_heads(iv_guidance) if iv_guidance is not None and head_consistency > 0 else [],
-        reference=None, kl_weight=kl_weight, seq_kl_weight=seq_kl_weight, temperature=temperature,
-        progressive=progressive and iv_guidance is not None, head_consistency=head_consistency,
-        kl_threshold=kl_threshold, head_threshold=head_threshold)
+        reference=None,
+        kl_weight=kl_weight,
+        seq_kl_weight=seq_kl_weight,
+        temperature=temperature,
+        progressive=progressive and iv_guidance is not None,
+        head_consistency=head_consistency,
+        kl_threshold=kl_threshold,
+        head_threshold=head_threshold,
+    )
     for layer, head in guide.heads:
         if not (0 <= layer < config.num_hidden_layers and 0 <= head < config.num_attention_heads):
             raise ValueError(f"Top head ({layer}, {head}) does not exist in this model.")
@@ -305,8 +409,20 @@ def _guidance(model, iv_guidance, *, kl_weight: float, seq_kl_weight: float, tem
     return guide
 
 
-def _train(model, guide: _Guidance, encoded, *, epochs: int, batch_size: int, lr: float, seed: int, steps: int,
-           out, progress: bool, desc: str) -> tuple[list[float], dict[str, list[float]]]:
+def _train(
+    model,
+    guide: _Guidance,
+    encoded,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    steps: int,
+    out,
+    progress: bool,
+    desc: str,
+) -> tuple[list[float], dict[str, list[float]]]:
     """The AdamW loop over shuffled batches; returns the per-step losses and the logged loss terms."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -319,8 +435,9 @@ def _train(model, guide: _Guidance, encoded, *, epochs: int, batch_size: int, lr
         rng.shuffle(order)
         for tokens, mask, labels, last in _batches_with_regions(encoded, order, batch_size):
             if guide.active():
-                loss, parts = _guided_loss(model, guide, tokens, mask, labels, last,
-                                           progressive_alpha(len(losses), steps))
+                loss, parts = _guided_loss(
+                    model, guide, tokens, mask, labels, last, progressive_alpha(len(losses), steps)
+                )
                 for key, value in parts.items():
                     components.setdefault(key, []).append(value)
             else:

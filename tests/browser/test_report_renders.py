@@ -20,8 +20,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def _chromium(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     assert exe, "chromium is missing: `make setup` installs Debian's chromium package"
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-                           "--virtual-time-budget=20000", "--enable-unsafe-swiftshader", *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=20000",
+            "--enable-unsafe-swiftshader",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path):
@@ -29,9 +43,12 @@ def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path)
     stats = probe.result()
     example = ii.attribute(tiny, small_data[0], response="The answer is four.")
     sets = sets_from_firing(stats, top=0.05)
-    sections = [dataset_section(small_data), firing_section(stats),
-                *isn_sections(sets, sets.permutation_test(n_permutations=20)),
-                *attribution_sections(example, {})]
+    sections = [
+        dataset_section(small_data),
+        firing_section(stats),
+        *isn_sections(sets, sets.permutation_test(n_permutations=20)),
+        *attribution_sections(example, {}),
+    ]
     path = write_report(sections, tmp_path / "index.html")
     n_figures = path.read_text().count("Plotly.newPlot")
     assert n_figures == sum(len(s.figures) for s in sections)
@@ -45,7 +62,9 @@ def test_every_figure_renders_without_console_errors(tiny, small_data, tmp_path)
     assert views and all(">density</div>" in v for v in views)
     # Chromium's software GL reports its own performance notes ("GL Driver Message ... GPU stall") on the
     # console; those come from the browser's driver, not from the page, and are the only lines let through.
-    console = [line for line in out.stderr.splitlines() if ":CONSOLE" in line and "GL Driver Message" not in line]
+    console = [
+        line for line in out.stderr.splitlines() if ":CONSOLE" in line and "GL Driver Message" not in line
+    ]
     assert not console, console[:5]
 
 

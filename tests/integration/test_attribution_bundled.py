@@ -38,7 +38,9 @@ def test_attribution_equals_plain_per_token_autograd(smol, smol_hf):
     attr = attribute(smol, rec)
     ids = attr.input_ids.tolist()
     assert 6 <= len(attr.response_positions) <= 10  # the 8 generated tokens, re-tokenised from text
-    assert attr.prompt_positions[0].item() == 1 and ids[0] == smol.tokenizer.bos_token_id  # <|im_start|> dropped
+    assert (
+        attr.prompt_positions[0].item() == 1 and ids[0] == smol.tokenizer.bos_token_id
+    )  # <|im_start|> dropped
     tokens = torch.tensor([ids])
     cols = []
     for m in attr.response_positions.tolist():  # one forward per response token, plain HF
@@ -48,7 +50,10 @@ def test_attribution_equals_plain_per_token_autograd(smol, smol_hf):
         cols.append((grad[0] * emb[0]).sum(-1)[attr.prompt_positions])
     ref = torch.stack(cols, 1).detach()
     assert ((attr.matrix.double() - ref).norm() / ref.norm()).item() <= 1e-3
-    assert smol.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]]) == UNSEEN.instruction
+    assert (
+        smol.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]])
+        == UNSEEN.instruction
+    )
     assert 0 <= attr.instruction_score and attr.density.max().item() == pytest.approx(1.0)
 
 

@@ -28,6 +28,7 @@ def no_network(monkeypatch):
 
 def _load_offline(alias):
     with pytest.MonkeyPatch.context() as mp:
+
         def refuse(*args, **kwargs):
             raise OSError("network access refused by the test")
 
@@ -99,7 +100,9 @@ def test_smollm2_firing_equals_plain_torch(smol, data):
     # 829,440 counts differs by 1. The eager kernel (what the bridge computes when a hook needs the
     # attention pattern) rounds differently again (6 counts).
     for kernel in ("sdpa", "eager"):
-        hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=kernel).eval()
+        hf = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, attn_implementation=kernel
+        ).eval()
         counts, _, _ = plain_firing(hf, encoded)
         differ = stats.counts != counts.int()
         assert differ.float().mean() < 1e-4 and (stats.counts - counts.int()).abs().max() <= 1
@@ -109,8 +112,9 @@ def test_smollm2_firing_identical_across_batching(smol, data):
     sample = data.sample(per_category=4, seed=7)
     results = []
     for batch_size, side in [(1, "right"), (7, "left"), (16, "right"), (16, "left")]:
-        (probe,) = ii.run(smol, sample, [ii.NeuronFiring()], batch_size=batch_size, padding_side=side,
-                          progress=False)
+        (probe,) = ii.run(
+            smol, sample, [ii.NeuronFiring()], batch_size=batch_size, padding_side=side, progress=False
+        )
         results.append(probe.result())
     for other in results[1:]:
         assert torch.equal(other.counts, results[0].counts)
@@ -135,8 +139,9 @@ def test_smollm2_isn_sets_equal_independent_top_one_percent(smol, data):
 
     sample = data.sample(per_category=2, seed=9)
     sets = ii.find_isns(smol, sample, top=0.01, batch_size=5, progress=False)
-    hf = AutoModelForCausalLM.from_pretrained(cache_dir() / "smollm2-135m-instruct", dtype=torch.float32,
-                                              attn_implementation="sdpa").eval()
+    hf = AutoModelForCausalLM.from_pretrained(
+        cache_dir() / "smollm2-135m-instruct", dtype=torch.float32, attn_implementation="sdpa"
+    ).eval()
     counts, sums, _ = plain_firing(hf, ii.encode(sample, smol.tokenizer), width=bucket_width)
     k = int(0.01 * counts[0].numel())
     for r, rec in enumerate(sample):

@@ -61,7 +61,9 @@ def _linearised(module, x):
 def test_gemma_folding_matches_hf_modules(gemma):
     layer = 7
     hf = gemma.original_model.model.layers[layer]
-    torch.testing.assert_close(attention_norm_gain(gemma, layer), 1.0 + hf.input_layernorm.weight.detach().float())
+    torch.testing.assert_close(
+        attention_norm_gain(gemma, layer), 1.0 + hf.input_layernorm.weight.detach().float()
+    )
     w_q, w_k = head_qk(gemma, layer)
     assert w_q.shape == (4, 640, 256) and w_k.shape == (4, 640, 256)
     x = gemma.W_E[:6].detach()
@@ -80,7 +82,7 @@ def test_smollm2_gqa_and_batched_heads(smol):
     gain = hf.input_layernorm.weight.detach()
     k_w = hf.self_attn.k_proj.weight.detach()  # [3 * 64, 576]
     for h in (0, 2, 3, 8):
-        torch.testing.assert_close(w_k[h], (k_w[(h // 3) * 64:(h // 3 + 1) * 64] * gain).T)
+        torch.testing.assert_close(w_k[h], (k_w[(h // 3) * 64 : (h // 3 + 1) * 64] * gain).T)
     words = frequent_words(3000) + list(INSTRUCTION_VERBS)
     every = model_word_pairs(smol, layers=[3], vocabulary=words, reference=1000, progress=False)
     one = head_word_pairs(smol, 3, 4, vocabulary=words, reference=1000)

@@ -44,14 +44,38 @@ def test_guided_finetune_on_smollm2(tmp_path):
     """Step 0 of a progressive run trains the steered model itself (LoRA B = 0): KL = 0 exactly; without
     the progressive intervention the first KL is the steering's own effect, > 0."""
     data = icl_task("antonym").records()[:8]
-    iv = SimpleNamespace(task="antonym", vector=4.0 * torch.randn(576, generator=torch.Generator().manual_seed(0)),
-                         layer=10, top_heads=torch.tensor([[14, 1], [20, 5]]))
-    prog = finetune(NAME, data, tmp_path / "p", epochs=1, batch_size=4, lr=1e-3, iv_guidance=iv, kl_weight=5.0,
-                    head_consistency=1.0, progress=False)
+    iv = SimpleNamespace(
+        task="antonym",
+        vector=4.0 * torch.randn(576, generator=torch.Generator().manual_seed(0)),
+        layer=10,
+        top_heads=torch.tensor([[14, 1], [20, 5]]),
+    )
+    prog = finetune(
+        NAME,
+        data,
+        tmp_path / "p",
+        epochs=1,
+        batch_size=4,
+        lr=1e-3,
+        iv_guidance=iv,
+        kl_weight=5.0,
+        head_consistency=1.0,
+        progress=False,
+    )
     assert prog.components["kl"][0] == pytest.approx(0.0, abs=1e-5)
     assert prog.components["head_mse"][0] == pytest.approx(0.0, abs=1e-8)
-    flat = finetune(NAME, data, tmp_path / "f", epochs=1, batch_size=4, lr=1e-3, iv_guidance=iv, kl_weight=5.0,
-                    progressive=False, progress=False)
+    flat = finetune(
+        NAME,
+        data,
+        tmp_path / "f",
+        epochs=1,
+        batch_size=4,
+        lr=1e-3,
+        iv_guidance=iv,
+        kl_weight=5.0,
+        progressive=False,
+        progress=False,
+    )
     assert flat.components["kl"][0] > 1e-3
     assert flat.components["alpha"] == [0.0, 0.0]
     tuned = ii.load_model(str(prog.path), device="cpu")

@@ -31,8 +31,10 @@ def test_no_built_in_task_has_answers_sharing_a_first_token():
     from instr_interp.vectors.tasks import shared_first_tokens
 
     ii.load_model("gemma-3-270m", device="cpu")  # converts once if needed
-    tokenizers = {"smollm2": AutoTokenizer.from_pretrained(ii.cache_dir() / "smollm2-135m-instruct"),
-                  "gemma": AutoTokenizer.from_pretrained(ii.cache_dir() / "gemma-3-270m")}
+    tokenizers = {
+        "smollm2": AutoTokenizer.from_pretrained(ii.cache_dir() / "smollm2-135m-instruct"),
+        "gemma": AutoTokenizer.from_pretrained(ii.cache_dir() / "gemma-3-270m"),
+    }
     for label, tok in tokenizers.items():
         for name in ICL_TASKS:
             assert not shared_first_tokens(tok, icl_task(name)), (label, name)

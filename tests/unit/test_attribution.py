@@ -73,7 +73,9 @@ def test_matrix_equals_plain_per_token_autograd(tiny_pair, data, target):
     model, hf = tiny_pair
     rec = data[7]
     attr = attribute(model, rec, "Yes, it is 42.", target=target, chunk=4)
-    ref = _plain_per_token(hf, attr.input_ids.tolist(), attr.prompt_positions, attr.response_positions, target)
+    ref = _plain_per_token(
+        hf, attr.input_ids.tolist(), attr.prompt_positions, attr.response_positions, target
+    )
     rel = (attr.matrix.double() - ref).norm() / ref.norm()
     assert rel < 1e-3
     assert attr.matrix.shape == (len(attr.prompt_positions), len(attr.response_positions)) == ref.shape
@@ -100,7 +102,10 @@ def test_positions_regions_and_derived(tiny_pair, data):
     assert len(attr.response_positions) == len("Positive.")  # byte-level tokenizer
     instr = regions[attr.prompt_positions] == ii.Region.INSTRUCTION
     assert torch.equal(attr.instruction_mask, instr)
-    assert model.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]]) == rec.instruction
+    assert (
+        model.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]])
+        == rec.instruction
+    )
     assert attr.sparse.tolist() == sparsify(attr.matrix).tolist()
     # density and score by the METHODS formulas written out with numpy
     s = attr.sparse.numpy().astype(float)
@@ -269,7 +274,9 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
         model, subset[0], generate_responses(model, subset[:1], max_new_tokens=4, progress=False)[0].response
     )
     assert torch.equal(first.matrix, single.matrix)
-    ref = attribute_many(model, [{**r.to_dict(), "response": "A."} for r in subset], use_reference=True, progress=False)
+    ref = attribute_many(
+        model, [{**r.to_dict(), "response": "A."} for r in subset], use_reference=True, progress=False
+    )
     assert (ref.to_frame()["n_response"] == 2).all()
     fig = first.plot()
     assert fig.data[0].z.shape == tuple(first.matrix.shape)
@@ -277,7 +284,10 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": compare_scores(ref, s)})
     assert len(sections) == 2
     row = compare_scores(ref, s).set_index("group").loc["overall"]
-    assert f"{row['mean_b']:.3f}" in sections[1].reading and f"{first.instruction_score:.3f}" in sections[0].reading
+    assert (
+        f"{row['mean_b']:.3f}" in sections[1].reading
+        and f"{first.instruction_score:.3f}" in sections[0].reading
+    )
     assert sections[1].tables[0].shape[0] == len(subset.categories) + 1
 
 

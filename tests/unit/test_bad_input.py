@@ -6,7 +6,9 @@ import instr_interp as ii
 
 
 def test_router_sites_do_not_exist_on_dense_models(tiny):
-    with pytest.raises(ValueError, match="is a dense model: it has no router, so there is no 'router_logits' site"):
+    with pytest.raises(
+        ValueError, match="is a dense model: it has no router, so there is no 'router_logits' site"
+    ):
         ii.hook_site(tiny, "router_logits", 0)
     moe = ii.tiny_model(moe="mixtral")
     assert ii.hook_site(moe, "router_logits", 0).name == "blocks.0.mlp.gate.hook_out"
@@ -40,7 +42,11 @@ def test_permutation_test_is_undefined_with_one_instruction_per_category(tiny, s
     assert test["statistic"] != test["statistic"] and test["p_value"] != test["p_value"]  # NaN, not a p-value
     assert test["note"].startswith("undefined: no category has two instructions")
     reading = isn_sections(one, test)[0].reading
-    assert "No overlap test: undefined" in reading and "p = " not in reading and " of 6 categories" not in reading
+    assert (
+        "No overlap test: undefined" in reading
+        and "p = " not in reading
+        and " of 6 categories" not in reading
+    )
     with pytest.raises(ValueError, match="n_permutations"):
         one.permutation_test(n_permutations=0)
 
@@ -64,8 +70,11 @@ def test_welch_is_undefined_rather_than_confident_on_degenerate_samples():
     ours = welch(a, b, alternative="greater")
     ref = ttest_ind(a, b, equal_var=False, alternative="greater")
     assert ours.statistic == pytest.approx(ref.statistic) and ours.p_value == pytest.approx(ref.pvalue)
-    for x, y, why in [([1.0], [0.0, 1.0], "fewer than 2"), ([1.0, 1.0], [2.0, 2.0], "neither sample varies"),
-                      ([1.0, float("nan")], [0.0, 1.0], "NaN or inf")]:
+    for x, y, why in [
+        ([1.0], [0.0, 1.0], "fewer than 2"),
+        ([1.0, 1.0], [2.0, 2.0], "neither sample varies"),
+        ([1.0, float("nan")], [0.0, 1.0], "NaN or inf"),
+    ]:
         r = welch(x, y)
         assert r.p_value != r.p_value and r.statistic != r.statistic and why in r.note
 
@@ -84,7 +93,9 @@ def test_compare_scores_says_when_its_test_is_undefined(tiny, small_data):
 def test_inputs_longer_than_the_context_are_refused_or_truncated_as_asked(tiny):
     n_ctx = tiny.cfg.n_ctx
     long = ii.InstructionRecord(id="long", category="math", instruction="Add these: " + "1 " * n_ctx)
-    with pytest.raises(ValueError, match=rf"1 record\(s\) are longer than the model's context of {n_ctx} tokens: long"):
+    with pytest.raises(
+        ValueError, match=rf"1 record\(s\) are longer than the model's context of {n_ctx} tokens: long"
+    ):
         ii.run(tiny, [long], [ii.NeuronFiring()], progress=False)
     with pytest.warns(UserWarning, match="truncated"):
         enc = ii.encode([long], tiny.tokenizer, max_length=n_ctx)
@@ -94,5 +105,9 @@ def test_inputs_longer_than_the_context_are_refused_or_truncated_as_asked(tiny):
     with pytest.raises(ValueError, match="prompt\\(s\\) are longer than the model's context"):
         ii.evaluate_task(tiny, task, progress=False)
     with pytest.raises(ValueError, match="longer than the model's context"):
-        ii.generate_responses(tiny, [{"id": "g", "category": "math", "instruction": "1 " * (n_ctx - 10)}],
-                              max_new_tokens=64, progress=False)
+        ii.generate_responses(
+            tiny,
+            [{"id": "g", "category": "math", "instruction": "1 " * (n_ctx - 10)}],
+            max_new_tokens=64,
+            progress=False,
+        )

@@ -17,8 +17,11 @@ from instr_interp.vectors.heads import head_effects
 from instr_interp.vectors.instruction import add_vector, instruction_vector, sweep_layers, vector_from_heads
 from instr_interp.vectors.tasks import Task
 
-TASK = Task(name="caps", instruction="Capitalise the word.",
-            pairs=[(w, w.upper()) for w in "cat dog sun tree moon sky red hat cup pen box car".split()])
+TASK = Task(
+    name="caps",
+    instruction="Capitalise the word.",
+    pairs=[(w, w.upper()) for w in "cat dog sun tree moon sky red hat cup pen box car".split()],
+)
 WORDS = ["cat", "dog", "sun", "moon"]
 
 
@@ -37,7 +40,9 @@ def test_check_layer(tiny):
     assert check_layer(2, np.int64(1)) == 1 and check_layer(2, torch.tensor(1)) == 1
     assert type(check_layer(2, np.int64(1))) is int
     for bad in (2, 5, 7, -3, 100):
-        with pytest.raises(ValueError, match=r"layer must be an integer in \[-2, 2\) \(the model has 2 layers\)"):
+        with pytest.raises(
+            ValueError, match=r"layer must be an integer in \[-2, 2\) \(the model has 2 layers\)"
+        ):
             check_layer(tiny, bad)
     for bad in (1.0, 0.5, True, False, torch.tensor(1.0), torch.tensor(True), "1", None, np.float32(1)):
         with pytest.raises(TypeError, match="must be an integer layer index"):
@@ -69,8 +74,15 @@ def test_check_layers(tiny):
 
 def test_check_units_accepts_exact_integer_indices():
     want = torch.tensor([[0, 3], [1, 5]])
-    for given in (want, want.int(), [[0, 3], [1, 5]], [(0, 3), (1, 5)], np.array([[0, 3], [1, 5]]),
-                  [[np.int64(0), 3], [1, torch.tensor(5)]], [torch.tensor([0, 3]), torch.tensor([1, 5])]):
+    for given in (
+        want,
+        want.int(),
+        [[0, 3], [1, 5]],
+        [(0, 3), (1, 5)],
+        np.array([[0, 3], [1, 5]]),
+        [[np.int64(0), 3], [1, torch.tensor(5)]],
+        [torch.tensor([0, 3]), torch.tensor([1, 5])],
+    ):
         got = check_units(given, (2, 8), names=("layer", "neuron"))
         assert got.dtype == torch.long and torch.equal(got, want)
     assert check_units([], (2, 8)).shape == (0, 2)
@@ -82,8 +94,17 @@ def test_check_units_accepts_exact_integer_indices():
 
 def test_check_units_rejects_anything_inexact():
     shape, names = (2, 8), ("layer", "neuron")
-    for bad in (torch.tensor([[0.0, 3.0]]), torch.tensor([[0.9, 3.2]]), torch.tensor([[True, False]]),
-                np.array([[0.0, 3.0]]), [[0, 3.0]], [[0, True]], [[0, 3.7]], [[0, "3"]], [[0, torch.tensor(3.0)]]):
+    for bad in (
+        torch.tensor([[0.0, 3.0]]),
+        torch.tensor([[0.9, 3.2]]),
+        torch.tensor([[True, False]]),
+        np.array([[0.0, 3.0]]),
+        [[0, 3.0]],
+        [[0, True]],
+        [[0, 3.7]],
+        [[0, "3"]],
+        [[0, torch.tensor(3.0)]],
+    ):
         with pytest.raises(TypeError, match="integer"):
             check_units(bad, shape, names=names)
     with pytest.raises(TypeError, match="integer tensor or a list"):
@@ -105,7 +126,9 @@ def test_check_units_rejects_anything_inexact():
 
 
 def test_check_fraction_and_index():
-    assert check_fraction(0.01) == 0.01 and check_fraction(1) == 1.0 and check_fraction(np.float64(0.5)) == 0.5
+    assert (
+        check_fraction(0.01) == 0.01 and check_fraction(1) == 1.0 and check_fraction(np.float64(0.5)) == 0.5
+    )
     for bad in (0, 0.0, -0.1, 1.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"top must be a fraction in \(0, 1\]"):
             check_fraction(bad)
@@ -149,7 +172,9 @@ def test_instruction_vector_rejects_layers_that_used_to_wrap(tiny):
     with pytest.raises(TypeError):
         instruction_vector(tiny, TASK, means=means, heads=[[1, 2.0]], layer=0, sweep=False, progress=False)
     with pytest.raises(ValueError, match="duplicates"):
-        instruction_vector(tiny, TASK, means=means, heads=[[1, 2], [1, 2]], layer=0, sweep=False, progress=False)
+        instruction_vector(
+            tiny, TASK, means=means, heads=[[1, 2], [1, 2]], layer=0, sweep=False, progress=False
+        )
     with pytest.raises(ValueError, match="head 4 is out of range"):
         instruction_vector(tiny, TASK, means=means, heads=[[1, 4]], layer=0, sweep=False, progress=False)
     # valid negative layer: the last layer, the same vector as layer=1
@@ -174,13 +199,22 @@ def test_add_vector_and_sweep_validate_the_layer(tiny):
 
 
 def test_ablate_neurons_rejects_float_bool_duplicate_and_wrapping_indices(tiny):
-    for bad in (torch.tensor([[0.0, 3.0]]), torch.tensor([[0, 3.9]]), [[0, 3.0]], torch.tensor([[True, True]])):
+    for bad in (
+        torch.tensor([[0.0, 3.0]]),
+        torch.tensor([[0, 3.9]]),
+        [[0, 3.0]],
+        torch.tensor([[True, True]]),
+    ):
         with pytest.raises(TypeError):
             with ablate_neurons(tiny, bad):
                 pass
-    for bad, match in (([[0, -1]], "neuron -1 is out of range"), ([[2, 0]], "layer 2 is out of range"),
-                       ([[0, 128]], "neuron 128 is out of range"), ([[0, 1], [0, 1]], "duplicates"),
-                       ([[0, 1, 2]], r"shape \[n, 2\]")):
+    for bad, match in (
+        ([[0, -1]], "neuron -1 is out of range"),
+        ([[2, 0]], "layer 2 is out of range"),
+        ([[0, 128]], "neuron 128 is out of range"),
+        ([[0, 1], [0, 1]], "duplicates"),
+        ([[0, 1, 2]], r"shape \[n, 2\]"),
+    ):
         with pytest.raises(ValueError, match=match):
             with ablate_neurons(tiny, bad):
                 pass
@@ -199,8 +233,11 @@ def test_ablate_experts_validates(moe):
         with pytest.raises(TypeError):
             with ablate_experts(moe, bad):
                 pass
-    for bad, match in (([[0, 4]], "expert 4 is out of range"), ([[0, -1]], "expert -1"),
-                       ([[0, 1], [0, 1]], "duplicates")):
+    for bad, match in (
+        ([[0, 4]], "expert 4 is out of range"),
+        ([[0, -1]], "expert -1"),
+        ([[0, 1], [0, 1]], "duplicates"),
+    ):
         with pytest.raises(ValueError, match=match):
             with ablate_experts(moe, bad):
                 pass

@@ -17,14 +17,43 @@ from instr_interp.shift.concepts import (
 from instr_interp.shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs, word_vectors
 from tests.typecheck import bad_input
 
-WORDS = ["cat", "dog", "sun", "moon", "tree", "leaf", "rock", "sand", "fish", "bird", "rain", "snow", "wind",
-         "fire", "milk", "bread", "apple", "grape", "stone", "cloud", "river", "lake", "hill", "road", "code",
-         "loop", "sum", "poem"]
+WORDS = [
+    "cat",
+    "dog",
+    "sun",
+    "moon",
+    "tree",
+    "leaf",
+    "rock",
+    "sand",
+    "fish",
+    "bird",
+    "rain",
+    "snow",
+    "wind",
+    "fire",
+    "milk",
+    "bread",
+    "apple",
+    "grape",
+    "stone",
+    "cloud",
+    "river",
+    "lake",
+    "hill",
+    "road",
+    "code",
+    "loop",
+    "sum",
+    "poem",
+]
 
 
 def test_svd_matches_numpy(tiny):
     c = ffn_concepts(tiny, 1, n_components=20, top_words=5, vocabulary=WORDS)
-    w = tiny.original_model.model.layers[1].mlp.down_proj.weight.detach().numpy().T.astype(np.float64)  # [d_mlp, d_model]
+    w = (
+        tiny.original_model.model.layers[1].mlp.down_proj.weight.detach().numpy().T.astype(np.float64)
+    )  # [d_mlp, d_model]
     centred = w - w.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     np.testing.assert_allclose(c.singular_values.numpy(), s[:20], rtol=1e-5)
@@ -65,7 +94,9 @@ def test_pluggable_labeller_and_errors(tiny):
         seen.append(list(words))
         return {"task": "math" if "sum" in words else "none", "level": "semantics", "custom": len(words)}
 
-    c = ffn_concepts(tiny, 0, n_components=4, top_words=10, vocabulary=WORDS, labeller=labeller, label_words=3)
+    c = ffn_concepts(
+        tiny, 0, n_components=4, top_words=10, vocabulary=WORDS, labeller=labeller, label_words=3
+    )
     assert len(seen) == 4 and all(len(s) == 3 for s in seen)
     assert [lab["custom"] for lab in c.labels] == [3] * 4
     assert seen[0] == c.top_words(0, 3)
@@ -78,7 +109,10 @@ def test_pluggable_labeller_and_errors(tiny):
 
 
 def test_lexicon_labeller_hand_cases():
-    assert lexicon_labeller(["python", "function", "loop", "cat", "return"]) == {"task": "coding", "level": "semantics"}
+    assert lexicon_labeller(["python", "function", "loop", "cat", "return"]) == {
+        "task": "coding",
+        "level": "semantics",
+    }
     assert lexicon_labeller(["equation", "sum", "integers", "tree", "rock"])["task"] == "math"
     assert lexicon_labeller(["translate", "french", "spanish", "dog"])["task"] == "translation"
     assert lexicon_labeller(["poem", "essay", "novel", "stories", "sky"])["task"] == "writing"
@@ -93,8 +127,12 @@ def test_lexicon_labeller_hand_cases():
 
 
 def test_layer_groups():
-    assert layer_groups(30, group=8) == [list(range(0, 8)), list(range(8, 16)), list(range(16, 24)),
-                                         list(range(24, 30))]
+    assert layer_groups(30, group=8) == [
+        list(range(0, 8)),
+        list(range(8, 16)),
+        list(range(16, 24)),
+        list(range(24, 30)),
+    ]
     assert layer_groups(18, n_groups=3) == [list(range(0, 6)), list(range(6, 12)), list(range(12, 18))]
     assert [len(g) for g in layer_groups(30, n_groups=4)] == [7, 8, 7, 8]
     with pytest.raises(ValueError):
@@ -107,8 +145,11 @@ def test_concept_shares_count_labels(tiny):
     assert shares["layers"].unique().tolist() == ["0-1", "2"]
     sums = shares.groupby(["group", "axis"])["share"].sum()
     np.testing.assert_allclose(sums.values, 1.0)
-    labels = [lab for layer in (0, 1) for lab in ffn_concepts(model, layer, n_components=10, top_words=15,
-                                                              vocabulary=WORDS).labels]
+    labels = [
+        lab
+        for layer in (0, 1)
+        for lab in ffn_concepts(model, layer, n_components=10, top_words=15, vocabulary=WORDS).labels
+    ]
     tasks = pd.Series([lab["task"] for lab in labels]).value_counts()
     got = shares[(shares["group"] == 0) & (shares["axis"] == "task")].set_index("label")["count"]
     for task, n in tasks.items():
@@ -117,10 +158,24 @@ def test_concept_shares_count_labels(tiny):
 
 
 def test_compare_concepts_hand_frames():
-    a = pd.DataFrame({"group": [0, 0], "layers": ["0-7"] * 2, "axis": ["task"] * 2, "label": ["math", "none"],
-                      "share": [0.1, 0.9]})
-    b = pd.DataFrame({"group": [0, 0], "layers": ["0-5"] * 2, "axis": ["task"] * 2, "label": ["math", "coding"],
-                      "share": [0.3, 0.2]})
+    a = pd.DataFrame(
+        {
+            "group": [0, 0],
+            "layers": ["0-7"] * 2,
+            "axis": ["task"] * 2,
+            "label": ["math", "none"],
+            "share": [0.1, 0.9],
+        }
+    )
+    b = pd.DataFrame(
+        {
+            "group": [0, 0],
+            "layers": ["0-5"] * 2,
+            "axis": ["task"] * 2,
+            "label": ["math", "coding"],
+            "share": [0.3, 0.2],
+        }
+    )
     out = compare_concepts(a, b, names=("base", "ft")).set_index("label")
     assert out.loc["math", "diff"] == pytest.approx(0.2)
     assert out.loc["none", "diff"] == pytest.approx(-0.9) and out.loc["coding", "diff"] == pytest.approx(0.2)
@@ -169,11 +224,32 @@ def test_concepts_section_states_the_numbers():
     def frame(math_share):
         rows = []
         for g, layers in ((0, "0-3"), (1, "4-7")):
-            rows += [{"group": g, "layers": layers, "axis": "task", "label": "math", "count": int(math_share * 10),
-                      "share": math_share},
-                     {"group": g, "layers": layers, "axis": "task", "label": "none", "count": 10 - int(math_share * 10),
-                      "share": 1 - math_share},
-                     {"group": g, "layers": layers, "axis": "level", "label": "semantics", "count": 10, "share": 1.0}]
+            rows += [
+                {
+                    "group": g,
+                    "layers": layers,
+                    "axis": "task",
+                    "label": "math",
+                    "count": int(math_share * 10),
+                    "share": math_share,
+                },
+                {
+                    "group": g,
+                    "layers": layers,
+                    "axis": "task",
+                    "label": "none",
+                    "count": 10 - int(math_share * 10),
+                    "share": 1 - math_share,
+                },
+                {
+                    "group": g,
+                    "layers": layers,
+                    "axis": "level",
+                    "label": "semantics",
+                    "count": 10,
+                    "share": 1.0,
+                },
+            ]
         return pd.DataFrame(rows)
 
     section = concepts_section({"base": frame(0.1), "tuned": frame(0.3)})

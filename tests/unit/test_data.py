@@ -28,8 +28,13 @@ def test_hexainst_is_balanced_and_clean(data):
     [
         ([{"id": "a", "category": "math"}], "missing"),
         ([{"id": "a", "category": "math", "instruction": "   "}], "empty"),
-        ([{"id": "a", "category": "math", "instruction": "x"}, {"id": "a", "category": "code", "instruction": "y"}],
-         "Duplicate"),
+        (
+            [
+                {"id": "a", "category": "math", "instruction": "x"},
+                {"id": "a", "category": "code", "instruction": "y"},
+            ],
+            "Duplicate",
+        ),
         ([], "at least one"),
     ],
 )

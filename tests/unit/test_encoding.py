@@ -34,8 +34,12 @@ def test_padding_sides_hold_the_same_tokens(tiny, small_data):
     enc = ii.encode(small_data, tiny.tokenizer)
     left, right = enc.batch(range(5), "left"), enc.batch(range(5), "right")
     for row in range(5):
-        assert torch.equal(left.tokens[row][left.attention_mask[row]], right.tokens[row][right.attention_mask[row]])
-        assert torch.equal(left.regions[row][left.attention_mask[row]], right.regions[row][right.attention_mask[row]])
+        assert torch.equal(
+            left.tokens[row][left.attention_mask[row]], right.tokens[row][right.attention_mask[row]]
+        )
+        assert torch.equal(
+            left.regions[row][left.attention_mask[row]], right.regions[row][right.attention_mask[row]]
+        )
         n = len(enc[row].tokens)
         assert left.attention_mask[row, -n:].all() and right.attention_mask[row, :n].all()
         assert left.tokens[row, left.last_prompt[row]] == right.tokens[row, right.last_prompt[row]]
@@ -68,8 +72,10 @@ def test_control_token_text_is_refused_or_split(tiny):
     text_ids = [t for t, r in zip(enc.tokens, enc.regions) if r in (ii.Region.INSTRUCTION, ii.Region.INPUT)]
     assert not specials & set(text_ids)  # the record's own text holds no control token
     # exactly the template's control tokens remain: user turn, assistant turn, end of both turns
-    assert sum(t in specials for t in enc.tokens) == sum(t in specials for t in ii.encode(
-        [{**rec, "instruction": "Say hi."}], tok, with_response=True)[0].tokens)
+    assert sum(t in specials for t in enc.tokens) == sum(
+        t in specials
+        for t in ii.encode([{**rec, "instruction": "Say hi."}], tok, with_response=True)[0].tokens
+    )
     # the instruction region decodes to the exact text, and the tokens are the split tokenization
     assert ii.encode([rec], tok, control_text="split").region_text(0, "instruction", tok) == FORGED
     assert text_ids == tok(FORGED, add_special_tokens=False, split_special_tokens=True)["input_ids"]

@@ -27,7 +27,9 @@ def test_counts_equal_plain_torch(tiny, small_data):
     counts, sums, tokens = plain_firing(hf, ii.encode(small_data, tiny.tokenizer))
     assert torch.equal(stats.counts, counts.int())
     assert torch.equal(stats.tokens, tokens)
-    torch.testing.assert_close(stats.activation_sums, sums, rtol=1e-4, atol=1e-4)  # sdpa vs eager attention rounding
+    torch.testing.assert_close(
+        stats.activation_sums, sums, rtol=1e-4, atol=1e-4
+    )  # sdpa vs eager attention rounding
     # category pooling is the sum of its records
     for c, cat in enumerate(stats.categories):
         rows = [i for i, rc in enumerate(stats.record_categories) if rc == cat]
@@ -87,8 +89,10 @@ def test_fused_attention_matches_the_bridge_and_skips_layers_that_look_inside(ti
     tokens = torch.randint(0, 256, (3, 11))
     reference = tiny(tokens)
     z_seen = []
-    hooks = [("blocks.0.attn.hook_pattern", lambda a, hook: None),
-             ("blocks.1.attn.hook_z", lambda a, hook: z_seen.append(a.shape))]
+    hooks = [
+        ("blocks.0.attn.hook_pattern", lambda a, hook: None),
+        ("blocks.1.attn.hook_z", lambda a, hook: z_seen.append(a.shape)),
+    ]
     with tiny.hooks(fwd_hooks=hooks), native_forward(tiny, causal=True):
         assert "forward" not in vars(tiny.blocks[0].attn) and "forward" in vars(tiny.blocks[1].attn)
         fused = tiny(tokens)
@@ -108,8 +112,10 @@ def test_native_norms_are_bit_identical_and_skip_norms_that_are_looked_into(tiny
     tokens = torch.randint(0, 256, (2, 9))
     look = [(f"blocks.{i}.attn.hook_pattern", lambda a, hook: None) for i in range(tiny.cfg.n_layers)]
     seen = []
-    watch = [("blocks.0.ln1.hook_normalized", lambda a, hook: seen.append("normalized")),
-             ("blocks.1.ln2.hook_out", lambda a, hook: seen.append("out"))]
+    watch = [
+        ("blocks.0.ln1.hook_normalized", lambda a, hook: seen.append("normalized")),
+        ("blocks.1.ln2.hook_out", lambda a, hook: seen.append("out")),
+    ]
     with tiny.hooks(fwd_hooks=look):
         reference = tiny(tokens)
     with tiny.hooks(fwd_hooks=look + watch), native_forward(tiny) as n_routed:
@@ -132,8 +138,9 @@ def test_activation_cache_input_matches_the_pass(tiny, small_data):
     enc = ii.encode(small_data, tiny.tokenizer)
     batch = enc.batch(range(len(enc)))
     names = [s.name for s in ii.hook_names(tiny, "mlp_pre")]
-    _, cache = tiny.run_with_cache(batch.tokens, attention_mask=batch.attention_mask.long(),
-                                   names_filter=lambda n: n in names)
+    _, cache = tiny.run_with_cache(
+        batch.tokens, attention_mask=batch.attention_mask.long(), names_filter=lambda n: n in names
+    )
     probe = ii.NeuronFiring()
     ii.feed_cache([probe], cache, batch, enc, tiny)
     assert torch.equal(probe.result().counts, firing(tiny, enc, batch_size=4).counts)
@@ -154,7 +161,9 @@ def test_plan_batches_is_a_partition(tiny, data):
     plan = plan_batches(enc, 7)
     seen = sorted(i for _, ids in plan for i in ids)
     assert seen == list(range(len(enc)))
-    assert all(max(len(enc[i].tokens) for i in ids) <= w == bucket_width(len(enc[ids[0]].tokens)) for w, ids in plan)
+    assert all(
+        max(len(enc[i].tokens) for i in ids) <= w == bucket_width(len(enc[ids[0]].tokens)) for w, ids in plan
+    )
     widths = [w for w, _ in plan]
     assert widths == sorted(widths, reverse=True) and len(set(widths)) > 1  # widest bucket first
     assert [bucket_width(n) for n in (1, 16, 17, 256, 257, 1000, 1100)] == [16, 16, 32, 256, 288, 1024, 1152]
@@ -184,8 +193,17 @@ DIST_SCRIPT = textwrap.dedent(
 def test_two_torchrun_processes_equal_one(tiny, tmp_path):
     script = tmp_path / "dist.py"
     script.write_text(DIST_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(script), str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(script),
+        str(tmp_path / "out"),
+    ]
     subprocess.run(cmd, check=True, timeout=300, capture_output=True)
     two = ii.FiringStats.load(tmp_path / "out")
     one = firing(tiny, ii.hexainst().sample(8, seed=2), batch_size=5)
@@ -198,7 +216,9 @@ def test_non_finite_weights_raise_instead_of_counting(data):
     broken = ii.tiny_model(seed=0)
     with torch.no_grad():  # one NaN weight in layer 0's attention: every later activation is NaN
         next(p for n, p in broken.named_parameters() if "attn" in n and p.dim() == 2)[0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"activations at blocks\.1\.mlp\.hook_pre hold \d+ non-finite"):
+    with pytest.raises(
+        FloatingPointError, match=r"activations at blocks\.1\.mlp\.hook_pre hold \d+ non-finite"
+    ):
         ii.run(broken, data[:4], [ii.NeuronFiring()], progress=False)
     with pytest.raises(FloatingPointError, match="non-finite"):
         ii.response_nll(broken, data[:4], progress=False)

@@ -9,17 +9,25 @@ def plain_expert_loop(hf, encoded, regions=(2, 3)):
     """Reference: per record (unpadded), capture each MoE block's flattened input and top-k routing
     from the experts module's own arguments, then loop over tokens and their experts."""
     layers = hf.model.layers
-    n_layers, n_exp = len(layers), hf.config.num_experts if hasattr(hf.config, "num_experts") else hf.config.num_local_experts
+    n_layers, n_exp = (
+        len(layers),
+        hf.config.num_experts if hasattr(hf.config, "num_experts") else hf.config.num_local_experts,
+    )
     got = {}
     handles = [
         layer.mlp.experts.register_forward_pre_hook(
-            lambda m, args, i=i: got.__setitem__(i, (args[0].detach(), args[1].detach())))
+            lambda m, args, i=i: got.__setitem__(i, (args[0].detach(), args[1].detach()))
+        )
         for i, layer in enumerate(layers)
     ]
     shared = {}
     if hasattr(layers[0].mlp, "shared_expert"):
-        handles += [layer.mlp.shared_expert.gate_proj.register_forward_hook(
-            lambda m, a, o, i=i: shared.__setitem__(i, o.detach())) for i, layer in enumerate(layers)]
+        handles += [
+            layer.mlp.shared_expert.gate_proj.register_forward_hook(
+                lambda m, a, o, i=i: shared.__setitem__(i, o.detach())
+            )
+            for i, layer in enumerate(layers)
+        ]
     d_mlp = layers[0].mlp.experts.gate_up_proj.shape[1] // 2
     counts = torch.zeros(len(encoded), n_layers, n_exp, dtype=torch.int64)
     neurons = torch.zeros(len(encoded), n_layers, n_exp, d_mlp, dtype=torch.int32)
@@ -57,7 +65,9 @@ def test_expert_firing_equals_plain_loop(arch, small_data):
     if shared is not None:
         assert torch.equal(stats.shared_counts, shared.int())
     # padding is masked: a different batch size (so different padding) changes nothing
-    _, again = find_ises(model, sample, top=0.25, batch_size=8, padding_side="left", progress=False, keep_stats=True)
+    _, again = find_ises(
+        model, sample, top=0.25, batch_size=8, padding_side="left", progress=False, keep_stats=True
+    )
     assert torch.equal(again.expert_counts, stats.expert_counts)
     assert torch.equal(again.neuron_counts, stats.neuron_counts)
     # the ISE sets rank experts by routing frequency

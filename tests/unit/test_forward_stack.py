@@ -21,8 +21,11 @@ from instr_interp.vectors.heads import head_effects
 from instr_interp.vectors.instruction import add_vector
 from instr_interp.vectors.tasks import Task, evaluate_task
 
-TASK = Task(name="caps", instruction="Capitalise the word.",
-            pairs=[(w, w.upper()) for w in "cat dog sun tree moon sky red hat cup pen box car".split()])
+TASK = Task(
+    name="caps",
+    instruction="Capitalise the word.",
+    pairs=[(w, w.upper()) for w in "cat dog sun tree moon sky red hat cup pen box car".split()],
+)
 VEC = 3 * torch.randn(64, generator=torch.Generator().manual_seed(5))
 
 
@@ -62,7 +65,9 @@ def test_format_accuracy_scores_with_the_vector_at_the_last_prompt_token(tiny, s
     for i, rec in enumerate(enc):
         last = rec.prompt_length - 1
         with torch.no_grad():
-            probs = tiny.run_with_hooks(torch.tensor([rec.tokens]), fwd_hooks=add_at(last))[0, last].softmax(-1)
+            probs = tiny.run_with_hooks(torch.tensor([rec.tokens]), fwd_hooks=add_at(last))[0, last].softmax(
+                -1
+            )
         assert got["p_target"][i] == pytest.approx(float(probs[rec.tokens[last + 1]]), abs=1e-6)
 
 
@@ -84,7 +89,10 @@ def test_a_forward_that_declares_no_positions_is_an_error(tiny):
     with pytest.raises(ValueError, match="do not match"), prompt_positions(tiny).declare(torch.tensor([1])):
         with add_vector(tiny, VEC, layer=0):
             tiny(tokens)
-    with pytest.raises(ValueError, match="non-negative"), add_vector(tiny, VEC, layer=0, last=torch.tensor([-1])):
+    with (
+        pytest.raises(ValueError, match="non-negative"),
+        add_vector(tiny, VEC, layer=0, last=torch.tensor([-1])),
+    ):
         pass
     assert prompt_positions(tiny).last is None
     with torch.no_grad(), add_vector(tiny, VEC, layer=0, last=torch.tensor([2, 1])):
@@ -94,8 +102,11 @@ def test_a_forward_that_declares_no_positions_is_an_error(tiny):
 
 
 def test_one_pad_policy_raises_without_pad_or_eos(tiny):
-    assert pad_id(tiny) == (tiny.tokenizer.pad_token_id if tiny.tokenizer.pad_token_id is not None
-                            else tiny.tokenizer.eos_token_id)
+    assert pad_id(tiny) == (
+        tiny.tokenizer.pad_token_id
+        if tiny.tokenizer.pad_token_id is not None
+        else tiny.tokenizer.eos_token_id
+    )
     bare = types.SimpleNamespace(tokenizer=types.SimpleNamespace(pad_token_id=None, eos_token_id=None))
     with pytest.raises(ValueError, match="neither a pad nor an EOS"):
         pad_id(bare)
@@ -128,15 +139,21 @@ def test_row_passes_run_native_and_equal_the_bridge_path(tiny, monkeypatch):
     monkeypatch.setattr(forward, "native_forward", real)
     with bridge_path():
         slow = evaluate_task(tiny, TASK, shots=2, max_new_tokens=3, batch_size=5, progress=False)
-    torch.testing.assert_close(torch.tensor(fast.frame["p_target"].values), torch.tensor(slow.frame["p_target"].values),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(fast.frame["p_target"].values),
+        torch.tensor(slow.frame["p_target"].values),
+        atol=1e-6,
+        rtol=0,
+    )
     assert list(fast.frame["generation"]) == list(slow.frame["generation"])
     # a hook on hook_pattern keeps its layer on the bridge path (and fires)
     fired = []
     ids = [tiny.tokenizer(p)["input_ids"] for p in ["Q: hot\nA:", "Q: a longer one\nA:"]]
     tokens, last = pad_rows(ids, [0, 1], 32, pad_id(tiny), "cpu")
     with torch.no_grad():
-        seen = last_token_logits(tiny, tokens, last, [("blocks.0.attn.hook_pattern", lambda a, hook=None: fired.append(1))])
+        seen = last_token_logits(
+            tiny, tokens, last, [("blocks.0.attn.hook_pattern", lambda a, hook=None: fired.append(1))]
+        )
         torch.testing.assert_close(seen, last_token_logits(tiny, tokens, last), atol=1e-5, rtol=1e-5)
     assert fired
 
@@ -150,11 +167,15 @@ def test_generation_adds_the_vector_once_at_the_prompts_last_token(tiny, small_d
         seq = list(enc.tokens)  # independent: greedy by full reruns, the vector at the prompt's last token
         with torch.no_grad():
             for _ in range(4):
-                nxt = int(tiny.run_with_hooks(torch.tensor([seq]), fwd_hooks=add_at(len(enc.tokens) - 1))[0, -1].argmax())
+                nxt = int(
+                    tiny.run_with_hooks(torch.tensor([seq]), fwd_hooks=add_at(len(enc.tokens) - 1))[
+                        0, -1
+                    ].argmax()
+                )
                 if nxt in stops:
                     break
                 seq.append(nxt)
-        assert rec.response == tiny.tokenizer.decode(seq[len(enc.tokens):], skip_special_tokens=True)
+        assert rec.response == tiny.tokenizer.decode(seq[len(enc.tokens) :], skip_special_tokens=True)
 
 
 DIST_SCRIPT = textwrap.dedent(
@@ -175,21 +196,35 @@ def single_process_results(model) -> dict:
     with add_vector(model, VEC, layer=0):
         score = evaluate_task(model, TASK, shots=2, max_new_tokens=2, batch_size=3, progress=False)
         nll = response_nll(model, data, batch_size=3, progress=False)
-    return {"p_target": torch.tensor(score.frame["p_target"].values), "generation": list(score.frame["generation"]),
-            "effects": head_effects(model, TASK, means=means, n_prompts=5, shots=3, batch_size=2, progress=False),
-            "atp": head_effects(model, TASK, method="atp", means=means, n_prompts=5, shots=3, batch_size=2,
-                                progress=False),
-            "nll": torch.tensor(nll["nll"].values),
-            "responses": [r.response for r in generate_responses(model, data[:3], max_new_tokens=3, batch_size=1,
-                                                                  progress=False)]}
+    return {
+        "p_target": torch.tensor(score.frame["p_target"].values),
+        "generation": list(score.frame["generation"]),
+        "effects": head_effects(model, TASK, means=means, n_prompts=5, shots=3, batch_size=2, progress=False),
+        "atp": head_effects(
+            model, TASK, method="atp", means=means, n_prompts=5, shots=3, batch_size=2, progress=False
+        ),
+        "nll": torch.tensor(nll["nll"].values),
+        "responses": [
+            r.response
+            for r in generate_responses(model, data[:3], max_new_tokens=3, batch_size=1, progress=False)
+        ],
+    }
 
 
 @pytest.mark.distributed
 def test_two_torchrun_processes_equal_one_for_every_row_pass(tiny, tmp_path):
     script = tmp_path / "dist.py"
     script.write_text(DIST_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # a free port
-           str(script), str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",  # a free port
+        str(script),
+        str(tmp_path / "out"),
+    ]
     root = str(Path(__file__).parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     subprocess.run(cmd, check=True, timeout=300, capture_output=True, cwd=root, env=env)
@@ -218,6 +253,8 @@ def test_head_means_equal_plain_caches_of_the_correctly_answered_prompts(tiny, m
     right = [i for i in range(len(prompts)) if i % 3]
     expected = torch.stack([zs[i] for i in right]).double().mean(0)
     for batch_size in (1, 4):
-        means, n_correct = heads.head_means(tiny, TASK, n_prompts=7, shots=2, batch_size=batch_size, progress=False)
+        means, n_correct = heads.head_means(
+            tiny, TASK, n_prompts=7, shots=2, batch_size=batch_size, progress=False
+        )
         assert n_correct == len(right)
         torch.testing.assert_close(means.double(), expected, atol=1e-5, rtol=1e-5)

@@ -32,6 +32,7 @@ def test_ablation_zeroes_post_and_composes(tiny):
     tokens = torch.tensor([[5, 6, 7, 8, 9]])
     name = "blocks.1.mlp.hook_post"
     seen = {}
+
     def grab(act, hook):
         seen["post"] = act.clone()
 
@@ -54,10 +55,12 @@ def test_ablation_matches_manual_hook_in_plain_torch(tiny, small_data):
     handles = []
     for layer in (0, 1):
         idx = neurons[neurons[:, 0] == layer, 1]
+
         def pre(module, args, idx=idx):
             x = args[0].clone()
             x[..., idx] = 0
             return (x,)
+
         handles.append(hf.model.layers[layer].mlp.down_proj.register_forward_pre_hook(pre))
     expected = plain_nll(hf, ii.encode(small_data[:4], tiny.tokenizer, with_response=True))
     for h in handles:

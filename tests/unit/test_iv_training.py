@@ -34,8 +34,12 @@ def tiny_dir(tmp_path_factory):
 def fake_iv(layer=0, seed=5, scale=3.0, top_heads=((1, 2), (0, 1)), task="t"):
     """Anything with .vector, .layer, .top_heads works as guidance (an InstructionVector stand-in)."""
     g = torch.Generator().manual_seed(seed)
-    return SimpleNamespace(task=task, vector=scale * torch.randn(D_MODEL, generator=g), layer=layer,
-                           top_heads=torch.tensor(top_heads))
+    return SimpleNamespace(
+        task=task,
+        vector=scale * torch.randn(D_MODEL, generator=g),
+        layer=layer,
+        top_heads=torch.tensor(top_heads),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,10 @@ def batch(small_data):
 
 
 def test_progressive_alpha_schedule():
-    assert [progressive_alpha(s, 10) for s in range(10)] == pytest.approx([1, .8, .6, .4, .2, 0, 0, 0, 0, 0])
-    assert [progressive_alpha(s, 5) for s in range(5)] == pytest.approx([1, .6, .2, 0, 0])
+    assert [progressive_alpha(s, 10) for s in range(10)] == pytest.approx(
+        [1, 0.8, 0.6, 0.4, 0.2, 0, 0, 0, 0, 0]
+    )
+    assert [progressive_alpha(s, 5) for s in range(5)] == pytest.approx([1, 0.6, 0.2, 0, 0])
     assert progressive_alpha(0, 1) == 1.0
     with pytest.raises(ValueError, match="total_steps"):
         progressive_alpha(3, 3)
@@ -122,9 +128,18 @@ def test_kl_terms_equal_a_hand_computation(batch):
     new, ref = ii.models.tiny_hf_model(seed=1), ii.models.tiny_hf_model(seed=0).requires_grad_(False)
     iv = fake_iv(layer=0)
     T = 2.0
-    g = _Guidance(vectors=_vectors_by_layer(iv, 2, D_MODEL), heads=[], reference=ref, kl_weight=3.0,
-                  seq_kl_weight=0.25, temperature=T, progressive=False, head_consistency=0.0, kl_threshold=0.1,
-                  head_threshold=0.01)
+    g = _Guidance(
+        vectors=_vectors_by_layer(iv, 2, D_MODEL),
+        heads=[],
+        reference=ref,
+        kl_weight=3.0,
+        seq_kl_weight=0.25,
+        temperature=T,
+        progressive=False,
+        head_consistency=0.0,
+        kl_threshold=0.1,
+        head_threshold=0.01,
+    )
     loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=1.0)
 
     last = b.last_prompt
@@ -132,11 +147,25 @@ def test_kl_terms_equal_a_hand_computation(batch):
     new_logits = new(input_ids=b.tokens, attention_mask=mask).logits.detach()
     ref_logits = _hand_reference_logits(ref, b.tokens, mask, iv.vector, 0, last)
     # F.kl_div(input=log q, target=log p, log_target=True) = sum p (log p - log q) = KL(p || q)
-    kl = F.kl_div(F.log_softmax(ref_logits[rows, last] / T, -1), F.log_softmax(new_logits[rows, last] / T, -1),
-                  log_target=True, reduction="batchmean") * T**2
+    kl = (
+        F.kl_div(
+            F.log_softmax(ref_logits[rows, last] / T, -1),
+            F.log_softmax(new_logits[rows, last] / T, -1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * T**2
+    )
     keep = b.attention_mask
-    seq = F.kl_div(F.log_softmax(ref_logits[keep] / T, -1), F.log_softmax(new_logits[keep] / T, -1),
-                   log_target=True, reduction="batchmean") * T**2
+    seq = (
+        F.kl_div(
+            F.log_softmax(ref_logits[keep] / T, -1),
+            F.log_softmax(new_logits[keep] / T, -1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * T**2
+    )
     ce = F.cross_entropy(new_logits[:, :-1].reshape(-1, new_logits.shape[-1]), labels[:, 1:].reshape(-1))
     assert parts["kl"] == pytest.approx(kl.item(), rel=1e-5) and kl.item() > 0.1
     assert parts["seq_kl"] == pytest.approx(seq.item(), rel=1e-5)
@@ -161,9 +190,18 @@ def test_head_consistency_and_progressive_match_the_bridge(batch):
     mask = b.attention_mask.long()
     new, ref = ii.models.tiny_hf_model(seed=1), ii.models.tiny_hf_model(seed=0).requires_grad_(False)
     iv = fake_iv(layer=0, top_heads=((1, 2), (0, 1), (1, 0)))
-    g = _Guidance(vectors=_vectors_by_layer(iv, 2, D_MODEL), heads=[(0, 1), (1, 0), (1, 2)], reference=ref,
-                  kl_weight=0.0, seq_kl_weight=0.0, temperature=2.0, progressive=True, head_consistency=2.0,
-                  kl_threshold=0.1, head_threshold=0.01)
+    g = _Guidance(
+        vectors=_vectors_by_layer(iv, 2, D_MODEL),
+        heads=[(0, 1), (1, 0), (1, 2)],
+        reference=ref,
+        kl_weight=0.0,
+        seq_kl_weight=0.0,
+        temperature=2.0,
+        progressive=True,
+        head_consistency=2.0,
+        kl_threshold=0.1,
+        head_threshold=0.01,
+    )
     alpha = 0.4
     loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=alpha)
     last, rows = b.last_prompt, torch.arange(5)
@@ -190,8 +228,9 @@ def test_head_consistency_and_progressive_match_the_bridge(batch):
 
     z_new, logits_new = bridge_z(1, alpha)
     z_ref, _ = bridge_z(0, 1.0)
-    mse = torch.stack([F.mse_loss(z_new[layer][:, head], z_ref[layer][:, head])
-                       for layer, head in [(0, 1), (1, 0), (1, 2)]]).mean()
+    mse = torch.stack(
+        [F.mse_loss(z_new[layer][:, head], z_ref[layer][:, head]) for layer, head in [(0, 1), (1, 0), (1, 2)]]
+    ).mean()
     assert parts["head_mse"] == pytest.approx(mse.item(), rel=1e-4) and mse.item() > 0.01
     assert parts["alpha"] == alpha
     ce = F.cross_entropy(logits_new[:, :-1].reshape(-1, logits_new.shape[-1]), labels[:, 1:].reshape(-1))
@@ -204,23 +243,54 @@ def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, 
 
     data = small_data[:8]
     plain = finetune(str(tiny_dir), data, tmp_path / "plain", epochs=2, batch_size=4, lr=5e-3, progress=False)
-    same = finetune(str(tiny_dir), data, tmp_path / "same", epochs=2, batch_size=4, lr=5e-3, progress=False,
-                    iv_guidance=fake_iv(), kl_weight=0.0, progressive=False)
+    same = finetune(
+        str(tiny_dir),
+        data,
+        tmp_path / "same",
+        epochs=2,
+        batch_size=4,
+        lr=5e-3,
+        progress=False,
+        iv_guidance=fake_iv(),
+        kl_weight=0.0,
+        progressive=False,
+    )
     assert same.losses == plain.losses
     a = load_file(str(plain.path / "model.safetensors"))
     c = load_file(str(same.path / "model.safetensors"))
     assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
-    guided = finetune(str(tiny_dir), data, tmp_path / "guided", epochs=2, batch_size=4, lr=5e-3, progress=False,
-                      iv_guidance=fake_iv(), kl_weight=0.0, progressive=True)
+    guided = finetune(
+        str(tiny_dir),
+        data,
+        tmp_path / "guided",
+        epochs=2,
+        batch_size=4,
+        lr=5e-3,
+        progress=False,
+        iv_guidance=fake_iv(),
+        kl_weight=0.0,
+        progressive=True,
+    )
     assert guided.losses[0] != plain.losses[0]  # step 0 runs with the full vector added
 
 
 def test_guided_run_saves_a_hook_free_model_equal_to_the_trained_weights(tiny_dir, small_data, tmp_path):
     data = small_data[:12]
     iv = fake_iv(layer=1)
-    result = finetune(str(tiny_dir), data, tmp_path / "g", epochs=1, batch_size=4, lr=5e-3, progress=False,
-                      iv_guidance=[iv, fake_iv(layer=1, seed=6, task="u")], kl_weight=5.0, seq_kl_weight=0.2,
-                      head_consistency=1.0, keep_model=True)
+    result = finetune(
+        str(tiny_dir),
+        data,
+        tmp_path / "g",
+        epochs=1,
+        batch_size=4,
+        lr=5e-3,
+        progress=False,
+        iv_guidance=[iv, fake_iv(layer=1, seed=6, task="u")],
+        kl_weight=5.0,
+        seq_kl_weight=0.2,
+        head_consistency=1.0,
+        keep_model=True,
+    )
     assert result.steps == 3
     assert result.components["alpha"] == pytest.approx([progressive_alpha(s, 3) for s in range(3)])
     assert set(result.components) == {"ce", "alpha", "kl", "seq_kl", "head_mse"}
@@ -234,28 +304,45 @@ def test_guided_run_saves_a_hook_free_model_equal_to_the_trained_weights(tiny_di
         assert torch.equal(value, ref_state[key]), key
     tokens = ii.encode(data[:2], ii.models.tiny_tokenizer(), with_response=True).batch([0, 1], "right").tokens
     with torch.no_grad():
-        torch.testing.assert_close(saved(input_ids=tokens).logits, trained(input_ids=tokens).logits, atol=0, rtol=0)
+        torch.testing.assert_close(
+            saved(input_ids=tokens).logits, trained(input_ids=tokens).logits, atol=0, rtol=0
+        )
     bridge = ii.load_model(str(result.path), device="cpu")  # reloads as a hooked model, no vector inside
     torch.testing.assert_close(bridge(tokens), saved(input_ids=tokens).logits, atol=1e-4, rtol=1e-4)
     back = FinetuneResult.load(result.path)
     assert back.components == result.components
     s = back.settings
-    assert (s["kl_weight"], s["seq_kl_weight"], s["temperature"], s["progressive"], s["head_consistency"]) == (
-        5.0, 0.2, 2.0, True, 1.0)
+    assert (
+        s["kl_weight"],
+        s["seq_kl_weight"],
+        s["temperature"],
+        s["progressive"],
+        s["head_consistency"],
+    ) == (5.0, 0.2, 2.0, True, 1.0)
     assert s["kl_scaled_by_t2"] is True and [v["task"] for v in s["iv_guidance"]] == ["t", "u"]
     assert s["iv_guidance"][0]["norm"] == pytest.approx(iv.vector.norm().item(), rel=1e-6)
     assert s["head_consistency_heads"] == [[0, 1], [1, 2]]
 
 
-def test_kl_guidance_keeps_the_last_token_distribution_closer_to_the_reference(tiny_dir, small_data, tmp_path):
+def test_kl_guidance_keeps_the_last_token_distribution_closer_to_the_reference(
+    tiny_dir, small_data, tmp_path
+):
     """Behaviour, not just arithmetic: a heavy KL weight leaves the tuned model's last-prompt-token
     distribution nearer the vector-steered reference than plain tuning does."""
     data = small_data[:16]
     iv = fake_iv(layer=1, scale=1.0)
     kwargs = dict(epochs=3, batch_size=8, lr=2e-2, progress=False, keep_model=True)
     plain = finetune(str(tiny_dir), data, tmp_path / "p", **kwargs)
-    guided = finetune(str(tiny_dir), data, tmp_path / "k", iv_guidance=iv, kl_weight=20.0, progressive=False,
-                      kl_threshold=0.0, **kwargs)
+    guided = finetune(
+        str(tiny_dir),
+        data,
+        tmp_path / "k",
+        iv_guidance=iv,
+        kl_weight=20.0,
+        progressive=False,
+        kl_threshold=0.0,
+        **kwargs,
+    )
     enc = ii.encode(data, ii.models.tiny_tokenizer(), with_response=True)
     b = enc.batch(list(range(len(data))), "right")
     ref = ii.models.tiny_hf_model(seed=0)
@@ -274,15 +361,26 @@ def test_bad_guidance_is_rejected(tiny_dir, small_data, tmp_path):
     with pytest.raises(ValueError, match="need iv_guidance"):
         finetune(str(tiny_dir), small_data[:4], tmp_path / "x", kl_weight=1.0, progress=False)
     with pytest.raises(ValueError, match="d_model"):
-        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False,
-                 iv_guidance=SimpleNamespace(vector=torch.ones(3), layer=0, top_heads=None))
+        finetune(
+            str(tiny_dir),
+            small_data[:4],
+            tmp_path / "x",
+            progress=False,
+            iv_guidance=SimpleNamespace(vector=torch.ones(3), layer=0, top_heads=None),
+        )
     with pytest.raises(ValueError, match="outside"):
         finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, iv_guidance=fake_iv(layer=7))
     with pytest.raises(TypeError, match="InstructionVector"):
         finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, iv_guidance=[torch.ones(64)])
     with pytest.raises(ValueError, match="does not exist"):
-        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, head_consistency=1.0,
-                 iv_guidance=fake_iv(top_heads=((0, 9),)))
+        finetune(
+            str(tiny_dir),
+            small_data[:4],
+            tmp_path / "x",
+            progress=False,
+            head_consistency=1.0,
+            iv_guidance=fake_iv(top_heads=((0, 9),)),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +401,9 @@ def test_first_response_token_accuracy_matches_per_record_hf_forwards(small_data
             logits = hf(input_ids=torch.tensor([rec.tokens])).logits[0, rec.prompt_length - 1]
         target = rec.tokens[rec.prompt_length]
         assert bool(one["correct"][i]) == (int(logits.argmax()) == target)
-        assert one["p_target"][i] == pytest.approx(torch.softmax(logits.double(), -1)[target].item(), rel=1e-4)
+        assert one["p_target"][i] == pytest.approx(
+            torch.softmax(logits.double(), -1)[target].item(), rel=1e-4
+        )
     assert one["correct"].tolist() == many["correct"].tolist()
     assert one["p_target"].to_numpy() == pytest.approx(many["p_target"].to_numpy(), rel=1e-5)
 
@@ -317,30 +417,48 @@ def test_forgetting_report_values_and_round_trip(small_data, tmp_path):
     )
     from instr_interp.vectors.tasks import Task, evaluate_task
 
-    task = Task(name="caps", instruction="Write the word in capitals.",
-                pairs=[("cat", "CAT"), ("dog", "DOG"), ("sun", "SUN"), ("map", "MAP"), ("pen", "PEN")])
+    task = Task(
+        name="caps",
+        instruction="Write the word in capitals.",
+        pairs=[("cat", "CAT"), ("dog", "DOG"), ("sun", "SUN"), ("map", "MAP"), ("pen", "PEN")],
+    )
     before, after = ii.tiny_model(seed=0), ii.tiny_model(seed=1)
     general = small_data
     report = forgetting_report(before, after, [task], general=general, shots=2, general_n=5, progress=False)
     f = report.to_frame().set_index(["set", "metric"])
     # independent: the NLLs straight from response_nll on hand-built records
-    inst = ii.load_instructions([{"id": f"i{k}", "category": "caps", "instruction": task.instruction, "input": x,
-                                  "response": y} for k, (x, y) in enumerate(task.pairs)])
-    know = ii.load_instructions([{"id": f"k{k}", "category": "caps", "instruction": x, "response": y}
-                                 for k, (x, y) in enumerate(task.pairs)])
+    inst = ii.load_instructions(
+        [
+            {"id": f"i{k}", "category": "caps", "instruction": task.instruction, "input": x, "response": y}
+            for k, (x, y) in enumerate(task.pairs)
+        ]
+    )
+    know = ii.load_instructions(
+        [
+            {"id": f"k{k}", "category": "caps", "instruction": x, "response": y}
+            for k, (x, y) in enumerate(task.pairs)
+        ]
+    )
     for model, col in ((before, "before"), (after, "after")):
         assert f.loc[("caps", "instruction_nll"), col] == pytest.approx(
-            ii.response_nll(model, inst, progress=False)["nll"].mean(), rel=1e-6)
+            ii.response_nll(model, inst, progress=False)["nll"].mean(), rel=1e-6
+        )
         assert f.loc[("caps", "knowledge_nll"), col] == pytest.approx(
-            ii.response_nll(model, know, progress=False)["nll"].mean(), rel=1e-6)
-        assert f.loc[("caps", "accuracy"), col] == evaluate_task(model, task, shots=2, progress=False).accuracy
+            ii.response_nll(model, know, progress=False)["nll"].mean(), rel=1e-6
+        )
+        assert (
+            f.loc[("caps", "accuracy"), col] == evaluate_task(model, task, shots=2, progress=False).accuracy
+        )
     with_input = [r for r in general if r.input.strip()][:5]
     assert f.loc[("general", "knowledge_nll"), "n"] == 5
     assert f.loc[("general", "knowledge_nll"), "after"] == pytest.approx(
-        ii.response_nll(after, knowledge_records(with_input), progress=False)["nll"].mean(), rel=1e-6)
+        ii.response_nll(after, knowledge_records(with_input), progress=False)["nll"].mean(), rel=1e-6
+    )
     assert (report.frame["change"] == report.frame["after"] - report.frame["before"]).all()
     drops = report.forgetting().set_index("set")
-    assert drops.loc["caps", "instruction_nll rise"] == pytest.approx(f.loc[("caps", "instruction_nll"), "change"])
+    assert drops.loc["caps", "instruction_nll rise"] == pytest.approx(
+        f.loc[("caps", "instruction_nll"), "change"]
+    )
     # a model against itself forgets nothing; precomputed scores are reused
     scores = measure_forgetting(before, [task], shots=2, progress=False)
     same = forgetting_report(scores, before, [task], shots=2, progress=False)
@@ -362,14 +480,33 @@ def test_forgetting_section_reads_demo_results():
     rows = []
     for run, drop in (("plain", 0.4), ("iv-guided", 0.1)):
         for s in ("antonym", "general"):
-            for m, before in (("accuracy", 0.8), ("format_accuracy", 0.9), ("instruction_nll", 1.0),
-                              ("knowledge_nll", 2.0)):
+            for m, before in (
+                ("accuracy", 0.8),
+                ("format_accuracy", 0.9),
+                ("instruction_nll", 1.0),
+                ("knowledge_nll", 2.0),
+            ):
                 after = before - drop if "accuracy" in m else before + drop
-                rows.append({"run": run, "set": s, "kind": "task", "metric": m, "before": before, "after": after,
-                             "change": after - before})
-    results = {"model": "m", "tasks": ["antonym", "synonym"], "settings": {"steps_per_task": 5, "kl_weight": 5.0},
-               "forgetting": rows, "vector_layer": 3, "verdict": "IV guidance reduced it.",
-               "suppressed": [{"run": "plain", "form": "zero_shot", "original": 0.5, "without": 0.1, "with": 0.4}]}
+                rows.append(
+                    {
+                        "run": run,
+                        "set": s,
+                        "kind": "task",
+                        "metric": m,
+                        "before": before,
+                        "after": after,
+                        "change": after - before,
+                    }
+                )
+    results = {
+        "model": "m",
+        "tasks": ["antonym", "synonym"],
+        "settings": {"steps_per_task": 5, "kl_weight": 5.0},
+        "forgetting": rows,
+        "vector_layer": 3,
+        "verdict": "IV guidance reduced it.",
+        "suppressed": [{"run": "plain", "form": "zero_shot", "original": 0.5, "without": 0.1, "with": 0.4}],
+    }
     sections = forgetting_section(results)
     assert len(sections) == 2
     assert "plain: task-1 (antonym) format accuracy -0.40" in sections[0].reading

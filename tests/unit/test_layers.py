@@ -14,7 +14,23 @@ import instr_interp
 
 ROOT = Path(instr_interp.__file__).parent
 PRESENTATION = ("instr_interp.report", "instr_interp.cli")
-BELOW_PRESENTATION = ("models", "tiny", "hooks", "compat", "checks", "results", "files", "views", "stats", "data", "engine", "interventions", "sparcom", "shift", "vectors")
+BELOW_PRESENTATION = (
+    "models",
+    "tiny",
+    "hooks",
+    "compat",
+    "checks",
+    "results",
+    "files",
+    "views",
+    "stats",
+    "data",
+    "engine",
+    "interventions",
+    "sparcom",
+    "shift",
+    "vectors",
+)
 ANALYSES = ("instr_interp.sparcom", "instr_interp.shift", "instr_interp.vectors")
 BELOW_ANALYSES = ("data", "engine", "interventions")
 
@@ -60,21 +76,33 @@ def test_the_resolver_sees_lazy_relative_and_absolute_imports(tmp_path, monkeypa
     pkg = tmp_path / "instr_interp" / "shift"
     pkg.mkdir(parents=True)
     source = pkg / "x.py"
-    source.write_text("import os\nfrom . import y\nfrom ..report.page import Section\n"
-                      "def f():\n    from instr_interp import cli\n    import instr_interp.report.stages\n")
+    source.write_text(
+        "import os\nfrom . import y\nfrom ..report.page import Section\n"
+        "def f():\n    from instr_interp import cli\n    import instr_interp.report.stages\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path / "instr_interp")
     found = imported_modules(source)
-    assert {"os", "instr_interp.shift.y", "instr_interp.report.page", "instr_interp.cli",
-            "instr_interp.report.stages"} <= found
+    assert {
+        "os",
+        "instr_interp.shift.y",
+        "instr_interp.report.page",
+        "instr_interp.cli",
+        "instr_interp.report.stages",
+    } <= found
     assert sorted(m for m in found if _under(m, PRESENTATION)) == [
-        "instr_interp.cli", "instr_interp.report.page", "instr_interp.report.page.Section",
-        "instr_interp.report.stages"]
+        "instr_interp.cli",
+        "instr_interp.report.page",
+        "instr_interp.report.page.Section",
+        "instr_interp.report.stages",
+    ]
 
 
 @pytest.mark.parametrize("path", _modules(BELOW_PRESENTATION), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_analysis_or_lower_module_imports_the_report_or_the_cli(path):
     upward = sorted(m for m in imported_modules(path) if _under(m, PRESENTATION))
-    assert not upward, f"{path.relative_to(ROOT)} imports {upward}: presentation depends on analyses, not back."
+    assert not upward, (
+        f"{path.relative_to(ROOT)} imports {upward}: presentation depends on analyses, not back."
+    )
 
 
 @pytest.mark.parametrize("path", _modules(BELOW_ANALYSES), ids=lambda p: str(p.relative_to(ROOT)))
@@ -86,6 +114,9 @@ def test_data_engine_and_interventions_import_no_analysis(path):
 def test_every_layer_is_checked():
     """A new top-level module or package must be placed in a layer here."""
     known = set(BELOW_PRESENTATION) | {"report", "cli", "__init__", "__main__"}
-    present = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
-               if (p.is_file() and p.suffix == ".py") or (p.is_dir() and any(p.glob("*.py")))}
+    present = {
+        p.stem if p.is_file() else p.name
+        for p in ROOT.iterdir()
+        if (p.is_file() and p.suffix == ".py") or (p.is_dir() and any(p.glob("*.py")))
+    }
     assert present <= known, f"place {sorted(present - known)} in a layer of tests/unit/test_layers.py"

@@ -34,8 +34,14 @@ def test_hook_sites(tiny):
     assert ii.hook_site(tiny, "mlp_pre", 1).name == "blocks.1.mlp.hook_pre"
     assert ii.hook_site(tiny, "attn_z", -1).layer == 1
     assert ii.hook_site(tiny, "embed").name == "hook_embed"
-    assert [s.name for s in ii.hook_names(tiny, "resid_post")] == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
-    with pytest.raises(ValueError, match="LlamaForCausalLM is a dense model: it has no router, so there is no 'expert_indices' site"):
+    assert [s.name for s in ii.hook_names(tiny, "resid_post")] == [
+        "blocks.0.hook_resid_post",
+        "blocks.1.hook_resid_post",
+    ]
+    with pytest.raises(
+        ValueError,
+        match="LlamaForCausalLM is a dense model: it has no router, so there is no 'expert_indices' site",
+    ):
         ii.hook_site(tiny, "expert_indices", 0)
     with pytest.raises(ValueError, match=r"layer in \[0, 2\)"):
         ii.hook_site(tiny, "mlp_pre", 2)
@@ -121,7 +127,9 @@ def test_hub_names_load_from_the_local_cache_offline(tmp_path, monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(model(tokens), hf(input_ids=tokens).logits, rtol=1e-5, atol=1e-5)
     assert model.instr_interp_name == "some-org/tiny-chat"
-    with pytest.raises(FileNotFoundError, match="'some-org/absent' is not in the local Hugging Face cache.*offline"):
+    with pytest.raises(
+        FileNotFoundError, match="'some-org/absent' is not in the local Hugging Face cache.*offline"
+    ):
         ii.load_model("some-org/absent", device="cpu")
     with pytest.raises(FileNotFoundError, match=r"'/no/such/dir' is not a directory"):
         ii.load_model("/no/such/dir", device="cpu")
@@ -136,7 +144,10 @@ def test_a_local_model_reads_its_tokenizer_files_once(tmp_path, monkeypatch):
     ii.models.tiny_tokenizer().save_pretrained(tmp_path)
     calls = []
     load = AutoTokenizer.from_pretrained.__func__
-    monkeypatch.setattr(AutoTokenizer, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: calls.append(a) or load(cls, *a, **k)))
+    monkeypatch.setattr(
+        AutoTokenizer,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: calls.append(a) or load(cls, *a, **k)),
+    )
     ii.load_model(str(tmp_path), device="cpu")
     assert len(calls) == 1

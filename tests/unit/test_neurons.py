@@ -23,11 +23,16 @@ def test_top_neurons_hand_computed_ties():
 def hand_sets():
     t = lambda pairs: torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)  # noqa: E731
     return NeuronSets(
-        instruction_sets={"a1": t([[0, 0], [0, 1]]), "a2": t([[0, 0], [1, 1]]), "b1": t([[1, 0], [1, 1]]),
-                          "b2": t([[1, 0], [0, 1]])},
+        instruction_sets={
+            "a1": t([[0, 0], [0, 1]]),
+            "a2": t([[0, 0], [1, 1]]),
+            "b1": t([[1, 0], [1, 1]]),
+            "b2": t([[1, 0], [0, 1]]),
+        },
         category_sets={"A": t([[0, 0], [0, 1], [1, 1]]), "B": t([[1, 0], [1, 1]])},
         record_categories={"a1": "A", "a2": "A", "b1": "B", "b2": "B"},
-        n_layers=2, d_mlp=2,
+        n_layers=2,
+        d_mlp=2,
     )
 
 
@@ -99,5 +104,7 @@ def test_majority_rule(tiny, tiny_isns):
     for cat, neurons in maj.category_sets.items():
         ids = [i for i, c in sets.record_categories.items() if c == cat]
         for layer, n in neurons.tolist():
-            votes = sum(((sets.instruction_sets[i] == torch.tensor([layer, n])).all(1)).any().item() for i in ids)
+            votes = sum(
+                ((sets.instruction_sets[i] == torch.tensor([layer, n])).all(1)).any().item() for i in ids
+            )
             assert 2 * votes >= len(ids)

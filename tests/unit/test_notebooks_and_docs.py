@@ -18,7 +18,9 @@ PACKAGE = ROOT / "instr_interp"
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path):
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
 
 
 def test_readme_python_examples_run():
@@ -30,8 +32,11 @@ def test_readme_python_examples_run():
 
 
 # Every module whose docstrings hold an example (the API reference renders them all).
-MODULES = sorted(str(p.relative_to(PACKAGE).with_suffix("")).replace("/", ".")
-                 for p in PACKAGE.rglob("*.py") if ">>>" in p.read_text())
+MODULES = sorted(
+    str(p.relative_to(PACKAGE).with_suffix("")).replace("/", ".")
+    for p in PACKAGE.rglob("*.py")
+    if ">>>" in p.read_text()
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -67,7 +72,12 @@ def test_docs_python_examples_run(path):
 
 def test_docs_build_in_strict_mode(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                         cwd=ROOT, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").exists()

@@ -18,8 +18,12 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
     frame = ii.critical_role(tiny, small_data[:6], sets, seeds=1)
     from instr_interp.report.sections_sparcom import critical_role_section
 
-    sections = [dataset_section(small_data), firing_section(stats), *isn_sections(sets, sets.permutation_test(n_permutations=50)),
-                critical_role_section(frame, 6)]
+    sections = [
+        dataset_section(small_data),
+        firing_section(stats),
+        *isn_sections(sets, sets.permutation_test(n_permutations=50)),
+        critical_role_section(frame, 6),
+    ]
     path = write_report(sections, tmp_path / "r" / "index.html")
     html = path.read_text()
     assert html.count("Plotly.newPlot") == sum(len(s.figures) for s in sections) == 5  # every figure
@@ -38,7 +42,9 @@ def test_cli_help_and_errors(capsys):
 
 
 def test_console_script_installed():
-    out = subprocess.run([sys.executable, "-m", "instr_interp.cli", "report", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "instr_interp.cli", "report", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "--quick" in out.stdout
 
 
@@ -59,15 +65,55 @@ def test_cli_isns_and_compare_on_a_local_model(tmp_path, small_data):
     ii.models.tiny_tokenizer().save_pretrained(model_dir)
     data = small_data.save(tmp_path / "d.jsonl")
     for name in ("a", "b"):
-        assert main(["isns", "--model", str(model_dir), "--data", str(data), "--top", "0.05",
-                     "--out", str(tmp_path / name), "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "isns",
+                    "--model",
+                    str(model_dir),
+                    "--data",
+                    str(data),
+                    "--top",
+                    "0.05",
+                    "--out",
+                    str(tmp_path / name),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
     assert (tmp_path / "a" / "overlap.csv").exists()
-    assert main(["compare", "--before", str(tmp_path / "a"), "--after", str(tmp_path / "b"),
-                 "--out", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--before",
+                str(tmp_path / "a"),
+                "--after",
+                str(tmp_path / "b"),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     summary = (tmp_path / "c" / "summary.csv").read_text()
     assert summary.count("1.0") >= 6  # identical runs: every category's Jaccard is 1
-    assert main(["compare", "--before", str(tmp_path / "nope"), "--after", str(tmp_path / "b"),
-                 "--out", str(tmp_path / "d")]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--before",
+                str(tmp_path / "nope"),
+                "--after",
+                str(tmp_path / "b"),
+                "--out",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data):
@@ -78,14 +124,48 @@ def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data)
     ii.models.tiny_tokenizer().save_pretrained(model_dir)
     data = small_data.save(tmp_path / "d.jsonl")
     common = ["--model", str(model_dir), "--device", "cpu"]
-    assert main(["attribute", *common, "--data", str(data), "--per-category", "1", "--max-new-tokens", "4",
-                 "--out", str(tmp_path / "att")]) == 0
+    assert (
+        main(
+            [
+                "attribute",
+                *common,
+                "--data",
+                str(data),
+                "--per-category",
+                "1",
+                "--max-new-tokens",
+                "4",
+                "--out",
+                str(tmp_path / "att"),
+            ]
+        )
+        == 0
+    )
     scores = pd.read_csv(tmp_path / "att" / "scores.csv")
     reloaded = ii.AttributionSet.load(tmp_path / "att")
     assert len(scores) == len(reloaded.to_frame()) and scores["instruction_score"].notna().all()
-    assert main(["concepts", *common, "--components", "8", "--n-groups", "2", "--layers", "0", "--out", str(tmp_path / "con")]) == 0
+    assert (
+        main(
+            [
+                "concepts",
+                *common,
+                "--components",
+                "8",
+                "--n-groups",
+                "2",
+                "--layers",
+                "0",
+                "--out",
+                str(tmp_path / "con"),
+            ]
+        )
+        == 0
+    )
     assert ii.Concepts.load(tmp_path / "con" / "layer0").components.shape[0] == 8
-    assert main(["wordpairs", *common, "--vocab-size", "300", "--top-dims", "4", "--out", str(tmp_path / "wp")]) == 0
+    assert (
+        main(["wordpairs", *common, "--vocab-size", "300", "--top-dims", "4", "--out", str(tmp_path / "wp")])
+        == 0
+    )
     assert (tmp_path / "wp" / "verb_pairs.csv").exists()
 
 
@@ -108,9 +188,14 @@ def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
     plan = Plan(model=str(model_dir), data=small_data, out=tmp_path / "report", quick=True, finetune=False)
     sections = neurons_stage(plan)
     titles = [s.title for s in sections]
-    assert titles == ["Dataset", "Expert routing by layer", "Instruction-specific experts: overlap between categories",
-                      "Instruction-specific experts by layer", "General and unique experts",
-                      "Critical role of ISEs (ablation)"]
+    assert titles == [
+        "Dataset",
+        "Expert routing by layer",
+        "Instruction-specific experts: overlap between categories",
+        "Instruction-specific experts by layer",
+        "General and unique experts",
+        "Critical role of ISEs (ablation)",
+    ]
     assert not [t for t in titles if "neuron" in t.lower()]
     for sec in sections:
         assert re.search(r"\d", sec.reading) and "neuron" not in sec.reading

@@ -22,10 +22,47 @@ from instr_interp.vectors.instruction import InstructionVector
 from instr_interp.vectors.tasks import Task, TaskScore, evaluate_task
 from instr_interp.vectors.training import FinetuneResult
 
-ALL = (FiringStats, NeuronSets, ExpertStats, ExpertSets, SetComparison, Attribution, AttributionSet, Concepts,
-       WordPairs, TaskScore, InstructionVector, FinetuneResult, ForgettingReport)
-WORDS = ["cat", "dog", "sun", "moon", "tree", "leaf", "rock", "sand", "fish", "bird", "rain", "snow", "wind",
-         "fire", "milk", "bread", "apple", "grape", "stone", "cloud", "river", "lake", "hill", "road"]
+ALL = (
+    FiringStats,
+    NeuronSets,
+    ExpertStats,
+    ExpertSets,
+    SetComparison,
+    Attribution,
+    AttributionSet,
+    Concepts,
+    WordPairs,
+    TaskScore,
+    InstructionVector,
+    FinetuneResult,
+    ForgettingReport,
+)
+WORDS = [
+    "cat",
+    "dog",
+    "sun",
+    "moon",
+    "tree",
+    "leaf",
+    "rock",
+    "sand",
+    "fish",
+    "bird",
+    "rain",
+    "snow",
+    "wind",
+    "fire",
+    "milk",
+    "bread",
+    "apple",
+    "grape",
+    "stone",
+    "cloud",
+    "river",
+    "lake",
+    "hill",
+    "road",
+]
 
 # ------------------------------------------------------------------------------------------------
 # SmolLM2-135M-sized results, built synthetically (30 layers x 1536 neurons, 9 heads, d_model 576,
@@ -43,41 +80,86 @@ def _sets(cls, width: int, k: int, gen) -> NeuronSets:
         flat = torch.randperm(L * width, generator=gen)[:k].sort().values
         return torch.stack([flat // width, flat % width], 1)
 
-    return cls(instruction_sets={i: pick() for i in IDS}, category_sets={c: pick() for c in CATS},
-               record_categories=dict(zip(IDS, REC_CATS)), n_layers=L, d_mlp=width,
-               ties={i: 3 for i in IDS}, settings=SETTINGS)
+    return cls(
+        instruction_sets={i: pick() for i in IDS},
+        category_sets={c: pick() for c in CATS},
+        record_categories=dict(zip(IDS, REC_CATS)),
+        n_layers=L,
+        d_mlp=width,
+        ties={i: 3 for i in IDS},
+        settings=SETTINGS,
+    )
 
 
 def _attribution(i: int, n_prompt: int, n_response: int, gen) -> Attribution:
     n = n_prompt + n_response
-    return Attribution(input_ids=torch.randint(0, 49152, (n,), generator=gen), tokens=[f" w{j}" for j in range(n)],
-                       prompt_positions=torch.arange(n_prompt), response_positions=torch.arange(n_prompt, n),
-                       matrix=torch.randn(n_prompt, n_response, generator=gen),
-                       instruction_mask=torch.arange(n_prompt) < n_prompt // 2,
-                       probs=torch.rand(n_response, generator=gen), id=IDS[i], category=REC_CATS[i],
-                       source="human", settings={"model": "smollm2-135m-instruct", "target": "prob"})
+    return Attribution(
+        input_ids=torch.randint(0, 49152, (n,), generator=gen),
+        tokens=[f" w{j}" for j in range(n)],
+        prompt_positions=torch.arange(n_prompt),
+        response_positions=torch.arange(n_prompt, n),
+        matrix=torch.randn(n_prompt, n_response, generator=gen),
+        instruction_mask=torch.arange(n_prompt) < n_prompt // 2,
+        probs=torch.rand(n_response, generator=gen),
+        id=IDS[i],
+        category=REC_CATS[i],
+        source="human",
+        settings={"model": "smollm2-135m-instruct", "target": "prob"},
+    )
 
 
 def smollm2_sized() -> dict[type, ii.Result]:
     gen = torch.Generator().manual_seed(0)
     counts = torch.randint(0, 40, (N_REC, L, D_MLP), generator=gen, dtype=torch.int32)
     tokens = torch.randint(40, 80, (N_REC,), generator=gen)
-    firing = FiringStats(counts=counts, tokens=tokens, category_counts=counts.view(60, 6, L, D_MLP).sum(0).long(),
-                         category_tokens=tokens.view(60, 6).sum(0), ids=IDS, record_categories=REC_CATS,
-                         categories=CATS, layers=list(range(L)), settings=SETTINGS)
+    firing = FiringStats(
+        counts=counts,
+        tokens=tokens,
+        category_counts=counts.view(60, 6, L, D_MLP).sum(0).long(),
+        category_tokens=tokens.view(60, 6).sum(0),
+        ids=IDS,
+        record_categories=REC_CATS,
+        categories=CATS,
+        layers=list(range(L)),
+        settings=SETTINGS,
+    )
     experts = torch.randint(0, 40, (N_REC, L, 8), generator=gen)
-    expert_stats = ExpertStats(tokens=tokens, expert_counts=experts, expert_weights=experts.double() / 3,
-                               neuron_counts=torch.randint(0, 9, (N_REC, L, 8, 192), generator=gen, dtype=torch.int32),
-                               ids=IDS, record_categories=REC_CATS, categories=CATS, settings=SETTINGS)
+    expert_stats = ExpertStats(
+        tokens=tokens,
+        expert_counts=experts,
+        expert_weights=experts.double() / 3,
+        neuron_counts=torch.randint(0, 9, (N_REC, L, 8, 192), generator=gen, dtype=torch.int32),
+        ids=IDS,
+        record_categories=REC_CATS,
+        categories=CATS,
+        settings=SETTINGS,
+    )
     isn, isn_after = _sets(NeuronSets, D_MLP, 460, gen), _sets(NeuronSets, D_MLP, 460, gen)
     n_pairs = 200_000
-    pairs = torch.stack([torch.randint(0, L, (n_pairs,), generator=gen), torch.randint(0, N_HEADS, (n_pairs,), generator=gen),
-                         torch.randint(0, D_HEAD, (n_pairs,), generator=gen),
-                         torch.randint(0, 3000, (n_pairs,), generator=gen), torch.randint(0, 3000, (n_pairs,), generator=gen)], 1)
-    top_dims = torch.stack(torch.meshgrid(torch.arange(L), torch.arange(N_HEADS), torch.arange(32), indexing="ij"), -1)
-    task_frame = pd.DataFrame({"x": IDS, "y": REC_CATS, "prompt": [f"Q: {x}\nA:" for x in IDS], "target": REC_CATS,
-                               "predicted": REC_CATS, "correct": [i % 3 > 0 for i in range(N_REC)],
-                               "p_target": torch.rand(N_REC, generator=gen).double().numpy()})
+    pairs = torch.stack(
+        [
+            torch.randint(0, L, (n_pairs,), generator=gen),
+            torch.randint(0, N_HEADS, (n_pairs,), generator=gen),
+            torch.randint(0, D_HEAD, (n_pairs,), generator=gen),
+            torch.randint(0, 3000, (n_pairs,), generator=gen),
+            torch.randint(0, 3000, (n_pairs,), generator=gen),
+        ],
+        1,
+    )
+    top_dims = torch.stack(
+        torch.meshgrid(torch.arange(L), torch.arange(N_HEADS), torch.arange(32), indexing="ij"), -1
+    )
+    task_frame = pd.DataFrame(
+        {
+            "x": IDS,
+            "y": REC_CATS,
+            "prompt": [f"Q: {x}\nA:" for x in IDS],
+            "target": REC_CATS,
+            "predicted": REC_CATS,
+            "correct": [i % 3 > 0 for i in range(N_REC)],
+            "p_target": torch.rand(N_REC, generator=gen).double().numpy(),
+        }
+    )
     return {
         FiringStats: firing,
         NeuronSets: isn,
@@ -85,35 +167,80 @@ def smollm2_sized() -> dict[type, ii.Result]:
         ExpertSets: _sets(ExpertSets, 8, 24, gen),
         SetComparison: compare(isn, isn_after),
         Attribution: _attribution(0, 300, 64, gen),
-        AttributionSet: AttributionSet(items=[_attribution(i, 60, 16, gen) for i in range(N_REC)],
-                                       name="smollm2-135m-instruct", skipped=["x1", "x2"]),
-        Concepts: Concepts(layer=10, components=torch.randn(300, D_MODEL, generator=gen),
-                           singular_values=torch.rand(300, generator=gen),
-                           explained_variance_ratio=torch.full((300,), 0.002),
-                           top_word_ids=torch.randint(0, 30_000, (300, 50), generator=gen),
-                           top_scores=torch.randn(300, 50, generator=gen), words=[f"word{i}" for i in range(30_000)],
-                           labels=[{"task": "code" if i % 2 else "none", "level": "lexical"} for i in range(300)],
-                           settings=SETTINGS),
-        WordPairs: WordPairs(words=[f"word{i}" for i in range(3000)], dim_pairs=pairs,
-                             scores=torch.rand(n_pairs, generator=gen), top_dims=top_dims.reshape(-1, 3),
-                             dim_energy=torch.rand(L * N_HEADS * 32, generator=gen), settings=SETTINGS),
-        TaskScore: TaskScore(task="antonym", form="zero_shot", shots=0, accuracy=0.5, exact_match=None,
-                             frame=task_frame, settings=SETTINGS),
-        InstructionVector: InstructionVector(task="antonym", head_effects=torch.randn(L, N_HEADS, generator=gen),
-                                             top_heads=torch.tensor([[9, 1], [11, 4], [12, 0], [14, 8]] * 3),
-                                             head_means=torch.randn(L, N_HEADS, D_HEAD, generator=gen),
-                                             vector=torch.randn(D_MODEL, generator=gen), layer=10, scale=2.0,
-                                             sweep=pd.DataFrame({"layer": list(range(L)), "scale": [1.0] * L,
-                                                                 "accuracy": [0.1] * L, "p_target": [0.2] * L}),
-                                             settings=SETTINGS),
-        FinetuneResult: FinetuneResult(path=Path("/tmp/tuned"), base="gemma-3-270m", method="lora", steps=N_REC,
-                                       losses=torch.rand(N_REC, generator=gen).tolist(), seconds=512.0,
-                                       settings={"epochs": 1, "records": N_REC},
-                                       components={"kl": torch.rand(N_REC, generator=gen).tolist()}),
-        ForgettingReport: ForgettingReport(frame=pd.DataFrame(
-            [{"set": s, "kind": "task", "metric": m, "n": 20, "before": 0.5, "after": 0.25, "change": -0.25}
-             for s in ("antonym", "present_past", "general") for m in ("format_accuracy", "instruction_nll")]),
-            settings={"before": "smollm2-135m-instruct", "after": "tuned"}),
+        AttributionSet: AttributionSet(
+            items=[_attribution(i, 60, 16, gen) for i in range(N_REC)],
+            name="smollm2-135m-instruct",
+            skipped=["x1", "x2"],
+        ),
+        Concepts: Concepts(
+            layer=10,
+            components=torch.randn(300, D_MODEL, generator=gen),
+            singular_values=torch.rand(300, generator=gen),
+            explained_variance_ratio=torch.full((300,), 0.002),
+            top_word_ids=torch.randint(0, 30_000, (300, 50), generator=gen),
+            top_scores=torch.randn(300, 50, generator=gen),
+            words=[f"word{i}" for i in range(30_000)],
+            labels=[{"task": "code" if i % 2 else "none", "level": "lexical"} for i in range(300)],
+            settings=SETTINGS,
+        ),
+        WordPairs: WordPairs(
+            words=[f"word{i}" for i in range(3000)],
+            dim_pairs=pairs,
+            scores=torch.rand(n_pairs, generator=gen),
+            top_dims=top_dims.reshape(-1, 3),
+            dim_energy=torch.rand(L * N_HEADS * 32, generator=gen),
+            settings=SETTINGS,
+        ),
+        TaskScore: TaskScore(
+            task="antonym",
+            form="zero_shot",
+            shots=0,
+            accuracy=0.5,
+            exact_match=None,
+            frame=task_frame,
+            settings=SETTINGS,
+        ),
+        InstructionVector: InstructionVector(
+            task="antonym",
+            head_effects=torch.randn(L, N_HEADS, generator=gen),
+            top_heads=torch.tensor([[9, 1], [11, 4], [12, 0], [14, 8]] * 3),
+            head_means=torch.randn(L, N_HEADS, D_HEAD, generator=gen),
+            vector=torch.randn(D_MODEL, generator=gen),
+            layer=10,
+            scale=2.0,
+            sweep=pd.DataFrame(
+                {"layer": list(range(L)), "scale": [1.0] * L, "accuracy": [0.1] * L, "p_target": [0.2] * L}
+            ),
+            settings=SETTINGS,
+        ),
+        FinetuneResult: FinetuneResult(
+            path=Path("/tmp/tuned"),
+            base="gemma-3-270m",
+            method="lora",
+            steps=N_REC,
+            losses=torch.rand(N_REC, generator=gen).tolist(),
+            seconds=512.0,
+            settings={"epochs": 1, "records": N_REC},
+            components={"kl": torch.rand(N_REC, generator=gen).tolist()},
+        ),
+        ForgettingReport: ForgettingReport(
+            frame=pd.DataFrame(
+                [
+                    {
+                        "set": s,
+                        "kind": "task",
+                        "metric": m,
+                        "n": 20,
+                        "before": 0.5,
+                        "after": 0.25,
+                        "change": -0.25,
+                    }
+                    for s in ("antonym", "present_past", "general")
+                    for m in ("format_accuracy", "instruction_nll")
+                ]
+            ),
+            settings={"before": "smollm2-135m-instruct", "after": "tuned"},
+        ),
     }
 
 
@@ -127,7 +254,9 @@ def test_every_result_class_inherits_the_base():
     for cls in ALL:
         assert issubclass(cls, ii.Result)
         assert "to_frame" in vars(cls) or cls is ExpertSets, cls  # one to_frame, no .frame accessor
-        assert not callable(getattr(cls, "frame", None)) and not isinstance(getattr(cls, "frame", None), property)
+        assert not callable(getattr(cls, "frame", None)) and not isinstance(
+            getattr(cls, "frame", None), property
+        )
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
@@ -170,7 +299,10 @@ def test_to_frame_values(big):
     assert ef.loc[("math", 3, 5), "tokens"] == routed
     assert ef.loc[("math", 3, 5), "frequency"] == pytest.approx(routed / int(stats.tokens[rows_math].sum()))
     ft = big[FinetuneResult].to_frame()
-    assert ft["loss"].tolist() == big[FinetuneResult].losses and ft["kl"].tolist() == big[FinetuneResult].components["kl"]
+    assert (
+        ft["loss"].tolist() == big[FinetuneResult].losses
+        and ft["kl"].tolist() == big[FinetuneResult].components["kl"]
+    )
     att = big[Attribution]
     af = att.to_frame()
     assert af["density"].tolist() == att.density.tolist() and af["instruction"].sum() == 150
@@ -194,8 +326,9 @@ def _equal(a, b) -> bool:
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     if dataclasses.is_dataclass(a):
-        return type(a) is type(b) and all(_equal(getattr(a, f.name), getattr(b, f.name))
-                                          for f in dataclasses.fields(a))
+        return type(a) is type(b) and all(
+            _equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
     return a == b
 
 
@@ -205,14 +338,21 @@ def real(tiny, small_data):
     isn, stats = find_isns(tiny, data, top=0.05, keep_frequencies=True, progress=False)
     isn_other = find_isns(ii.tiny_model(seed=1), data, top=0.05, progress=False)
     ise, expert_stats = find_ises(ii.tiny_model(moe=True), data, top=0.25, keep_stats=True, progress=False)
-    task = Task(name="antonym", instruction="Give the opposite.", pairs=[("hot", "cold"), ("up", "down"),
-                                                                        ("big", "small"), ("old", "new")])
+    task = Task(
+        name="antonym",
+        instruction="Give the opposite.",
+        pairs=[("hot", "cold"), ("up", "down"), ("big", "small"), ("old", "new")],
+    )
     out = {
-        FiringStats: stats, NeuronSets: isn, ExpertStats: expert_stats, ExpertSets: ise,
+        FiringStats: stats,
+        NeuronSets: isn,
+        ExpertStats: expert_stats,
+        ExpertSets: ise,
         SetComparison: compare(isn, isn_other),
         Attribution: attribute(tiny, data[0], "Done."),
-        AttributionSet: attribute_many(tiny, [{**r.to_dict(), "response": "A."} for r in data][:2],
-                                       use_reference=True, progress=False),
+        AttributionSet: attribute_many(
+            tiny, [{**r.to_dict(), "response": "A."} for r in data][:2], use_reference=True, progress=False
+        ),
         Concepts: ffn_concepts(tiny, 0, n_components=5, top_words=4, vocabulary=WORDS),
         WordPairs: head_word_pairs(tiny, 0, 1, top_dims=2, top_words=4, vocabulary=WORDS, reference=WORDS),
         TaskScore: evaluate_task(tiny, task, shots=1, progress=False),
@@ -243,8 +383,15 @@ def test_old_kind_names_still_load(real, tmp_path):
 
 
 def test_finetune_model_folder_loads_as_finetune_result(tmp_path):
-    meta = {"base": "tiny", "method": "lora", "steps": 2, "losses": [2.5, 2.0], "seconds": 1.5,
-            "settings": {"lr": 0.1}, "components": {}}
+    meta = {
+        "base": "tiny",
+        "method": "lora",
+        "steps": 2,
+        "losses": [2.5, 2.0],
+        "seconds": 1.5,
+        "settings": {"lr": 0.1},
+        "components": {},
+    }
     (tmp_path / "instr_interp_finetune.json").write_text(json.dumps(meta))
     back = ii.load(tmp_path)
     assert isinstance(back, FinetuneResult) and back.path == tmp_path and back.losses == [2.5, 2.0]
@@ -256,9 +403,13 @@ def test_finetune_model_folder_loads_as_finetune_result(tmp_path):
 
 def _small_sets(seed: int) -> NeuronSets:
     gen = torch.Generator().manual_seed(seed)
-    return NeuronSets(instruction_sets={"a": torch.randint(0, 4, (3, 2), generator=gen)},
-                      category_sets={"code": torch.randint(0, 4, (3, 2), generator=gen)},
-                      record_categories={"a": "code"}, n_layers=4, d_mlp=4)
+    return NeuronSets(
+        instruction_sets={"a": torch.randint(0, 4, (3, 2), generator=gen)},
+        category_sets={"code": torch.randint(0, 4, (3, 2), generator=gen)},
+        record_categories={"a": "code"},
+        n_layers=4,
+        d_mlp=4,
+    )
 
 
 def test_save_replaces_an_old_result_and_keeps_extra_files_working(tmp_path):

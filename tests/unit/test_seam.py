@@ -19,9 +19,21 @@ HOOK_NAMES = {"compat.py", "hooks.py"}  # may spell hook names
 
 # Attributes that belong to TransformerLens's bridge, torch's hook registries or transformers' internals.
 INTERNAL_ATTRIBUTES = {
-    "original_component", "_original_component", "original_model", "_forward_hooks", "_forward_pre_hooks",
-    "_backward_hooks", "_attn_implementation", "_attn_implementation_internal", "_modules",
-    "boot_transformers", "boot_native", "hook_dict", "init_kwargs", "hf_quantizer", "quantization_config",
+    "original_component",
+    "_original_component",
+    "original_model",
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_attn_implementation",
+    "_attn_implementation_internal",
+    "_modules",
+    "boot_transformers",
+    "boot_native",
+    "hook_dict",
+    "init_kwargs",
+    "hf_quantizer",
+    "quantization_config",
     "sliding_window",
 }
 # A whole string literal that is a hook name: "hook_embed", "blocks.3.mlp.hook_post", "unembed.hook_in",
@@ -56,17 +68,28 @@ def violations(path: Path) -> list[str]:
         line = getattr(node, "lineno", 0)
         if rel not in SEAM:
             if isinstance(node, ast.Import):
-                found += [f"{rel}:{line}: imports {a.name}" for a in node.names
-                          if a.name.split(".")[0] == "transformer_lens"]
+                found += [
+                    f"{rel}:{line}: imports {a.name}"
+                    for a in node.names
+                    if a.name.split(".")[0] == "transformer_lens"
+                ]
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "transformer_lens":
                 found.append(f"{rel}:{line}: imports from {node.module}")
         if rel == "compat.py":
             continue
-        if isinstance(node, ast.Attribute) and node.attr in INTERNAL_ATTRIBUTES \
-                and not (rel == "hooks.py" and node.attr == "hook_dict"):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in INTERNAL_ATTRIBUTES
+            and not (rel == "hooks.py" and node.attr == "hook_dict")
+        ):
             found.append(f"{rel}:{line}: accesses .{node.attr}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                and node.func.value.id == "object" and node.func.attr in ("__setattr__", "__delattr__"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "object"
+            and node.func.attr in ("__setattr__", "__delattr__")
+        ):
             found.append(f"{rel}:{line}: bypasses __setattr__ with object.{node.func.attr}")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
             if node.value in INTERNAL_ATTRIBUTES or "_original_component" in node.value:
@@ -95,15 +118,21 @@ def test_the_scanner_catches_each_kind_of_violation():
     finally:
         bad.unlink()
     kinds = sorted(v.split(": ", 1)[1] for v in found)
-    assert kinds == sorted([
-        "imports from transformer_lens.model_bridge", "imports transformer_lens",
-        "accesses .original_model", "accesses ._forward_hooks", "names the internal 'original_component'",
-        "bypasses __setattr__ with object.__setattr__", "accesses .hook_dict",
-        "spells the hook name 'blocks.0.hook_resid_pre' (build it in hooks.py)",
-        "spells the hook name '.attn.hook_z' (build it in hooks.py)",
-        "spells the hook name 'unembed.hook_in' (build it in hooks.py)",
-        "spells the hook name 'hook_embed' (build it in hooks.py)",
-    ])
+    assert kinds == sorted(
+        [
+            "imports from transformer_lens.model_bridge",
+            "imports transformer_lens",
+            "accesses .original_model",
+            "accesses ._forward_hooks",
+            "names the internal 'original_component'",
+            "bypasses __setattr__ with object.__setattr__",
+            "accesses .hook_dict",
+            "spells the hook name 'blocks.0.hook_resid_pre' (build it in hooks.py)",
+            "spells the hook name '.attn.hook_z' (build it in hooks.py)",
+            "spells the hook name 'unembed.hook_in' (build it in hooks.py)",
+            "spells the hook name 'hook_embed' (build it in hooks.py)",
+        ]
+    )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())

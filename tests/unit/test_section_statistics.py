@@ -23,11 +23,19 @@ from tests.unit.test_neurons import hand_sets
 
 
 def test_category_summary_counts_by_hand():
-    data = ii.load_instructions([
-        {"id": "1", "category": "math", "instruction": "Add two and two.", "source": "human"},
-        {"id": "2", "category": "math", "instruction": "Sum these", "input": "1 2", "source": "templated"},
-        {"id": "3", "category": "code", "instruction": "Write a loop now please", "input": "python"},
-    ])
+    data = ii.load_instructions(
+        [
+            {"id": "1", "category": "math", "instruction": "Add two and two.", "source": "human"},
+            {
+                "id": "2",
+                "category": "math",
+                "instruction": "Sum these",
+                "input": "1 2",
+                "source": "templated",
+            },
+            {"id": "3", "category": "code", "instruction": "Write a loop now please", "input": "python"},
+        ]
+    )
     lengths = record_lengths(data)
     assert lengths["instruction words"].tolist() == [4, 2, 5] and lengths["input words"].tolist() == [0, 2, 1]
     assert lengths["source"].tolist() == ["human", "templated", "unknown"]
@@ -47,11 +55,15 @@ def test_category_summary_counts_by_hand():
 
 def _expert_stats() -> ExpertStats:
     # 3 records x 2 layers x 3 experts, top-2 routing
-    counts = torch.tensor([[[2, 1, 1], [0, 2, 2]],
-                           [[1, 1, 0], [1, 0, 1]],
-                           [[0, 3, 3], [3, 3, 0]]])
-    return ExpertStats(tokens=torch.tensor([2, 1, 3]), expert_counts=counts, expert_weights=counts.double() / 2,
-                       ids=["r0", "r1", "r2"], record_categories=["a", "a", "b"], categories=["a", "b"])
+    counts = torch.tensor([[[2, 1, 1], [0, 2, 2]], [[1, 1, 0], [1, 0, 1]], [[0, 3, 3], [3, 3, 0]]])
+    return ExpertStats(
+        tokens=torch.tensor([2, 1, 3]),
+        expert_counts=counts,
+        expert_weights=counts.double() / 2,
+        ids=["r0", "r1", "r2"],
+        record_categories=["a", "a", "b"],
+        categories=["a", "b"],
+    )
 
 
 def test_routing_share_and_lift_by_hand():
@@ -73,14 +85,23 @@ def test_routing_share_and_lift_by_hand():
     with pytest.raises(ValueError, match="Unknown category"):
         stats.routing_share("c")
     section = expert_routing_section(stats)
-    assert "from 0.500 to 0.833" in section.reading and "a layer 0 expert 0 (1.000 vs 0.500)" in section.reading
+    assert (
+        "from 0.500 to 0.833" in section.reading and "a layer 0 expert 0 (1.000 vs 0.500)" in section.reading
+    )
 
 
 def test_layer_rate_summary_by_hand():
     category_counts = torch.tensor([[[1, 0], [2, 2]], [[0, 0], [1, 3]]])  # category x layer x d_mlp
-    stats = FiringStats(counts=None, tokens=torch.tensor([2, 4]), category_counts=category_counts,
-                        category_tokens=torch.tensor([2, 4]), ids=["x", "y"], record_categories=["p", "q"],
-                        categories=["p", "q"], layers=[0, 1])
+    stats = FiringStats(
+        counts=None,
+        tokens=torch.tensor([2, 4]),
+        category_counts=category_counts,
+        category_tokens=torch.tensor([2, 4]),
+        ids=["x", "y"],
+        record_categories=["p", "q"],
+        categories=["p", "q"],
+        layers=[0, 1],
+    )
     summary = stats.layer_rate_summary()
     p = [(1 / 2 + 0) / 2, (2 / 2 + 2 / 2) / 2]
     q = [0.0, (1 / 4 + 3 / 4) / 2]
@@ -93,8 +114,13 @@ def test_layer_rate_summary_by_hand():
 def test_depth_distribution_and_busiest_layer_by_hand():
     t = lambda pairs: torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)  # noqa: E731
     # 7 layers: thirds are layers 0-1, 2-3, 4-6 (7 // 3 = 2, 14 // 3 = 4)
-    sets = NeuronSets(instruction_sets={"i": t([[0, 0]])}, record_categories={"i": "A"}, n_layers=7, d_mlp=3,
-                      category_sets={"A": t([[0, 0], [1, 2], [4, 1], [6, 0]]), "B": t([[6, 1], [6, 2], [3, 0]])})
+    sets = NeuronSets(
+        instruction_sets={"i": t([[0, 0]])},
+        record_categories={"i": "A"},
+        n_layers=7,
+        d_mlp=3,
+        category_sets={"A": t([[0, 0], [1, 2], [4, 1], [6, 0]]), "B": t([[6, 1], [6, 2], [3, 0]])},
+    )
     depth = sets.depth_distribution().set_index("part")
     assert depth["count"].tolist() == [2, 1, 4]
     assert depth["share"].tolist() == pytest.approx([2 / 7, 1 / 7, 4 / 7])
@@ -115,27 +141,55 @@ def test_instruction_share_by_hand():
     # sparsified (see test_attribution): rows [10, 0, 10, 0], [8, 10, 0, 0], [0, 8, 9, 0]
     rows = [[10, 0, 10, 0], [8, 10, 0, 0], [0, 8, 9, 0]]
     rho = [sum(r) / sum(x**4 for x in r) ** 0.25 for r in rows]
-    att = Attribution(input_ids=torch.arange(7), tokens=list("abcdefg"), prompt_positions=torch.arange(3),
-                      response_positions=torch.arange(3, 7), matrix=hand, instruction_mask=torch.tensor([True, False, True]),
-                      probs=torch.ones(4))
+    att = Attribution(
+        input_ids=torch.arange(7),
+        tokens=list("abcdefg"),
+        prompt_positions=torch.arange(3),
+        response_positions=torch.arange(3, 7),
+        matrix=hand,
+        instruction_mask=torch.tensor([True, False, True]),
+        probs=torch.ones(4),
+    )
     assert att.instruction_share == pytest.approx((rho[0] + rho[2]) / sum(rho))
 
 
 def test_top_share_by_hand():
     effects = torch.tensor([[0.5, -0.25, float("nan")], [0.25, 0.125, 0.0]])
-    iv = InstructionVector(task="t", head_effects=effects, top_heads=torch.tensor([[0, 0], [1, 0]]),
-                           head_means=torch.zeros(2, 3, 4), vector=torch.zeros(8), layer=1)
+    iv = InstructionVector(
+        task="t",
+        head_effects=effects,
+        top_heads=torch.tensor([[0, 0], [1, 0]]),
+        head_means=torch.zeros(2, 3, 4),
+        vector=torch.zeros(8),
+        layer=1,
+    )
     assert iv.top_share() == pytest.approx((0.5 + 0.25) / (0.5 + 0.25 + 0.125))
-    none = InstructionVector(task="t", head_effects=torch.full((2, 3), float("nan")), top_heads=iv.top_heads,
-                             head_means=iv.head_means, vector=iv.vector, layer=1)
+    none = InstructionVector(
+        task="t",
+        head_effects=torch.full((2, 3), float("nan")),
+        top_heads=iv.top_heads,
+        head_means=iv.head_means,
+        vector=iv.vector,
+        layer=1,
+    )
     assert math.isnan(none.top_share())
 
 
 def test_task_label_summary_by_hand():
-    rows = [("0-3", "task", "math", 2, 0.2), ("0-3", "task", "none", 8, 0.8), ("4-7", "task", "coding", 3, 0.3),
-            ("4-7", "task", "none", 7, 0.7), ("0-3", "level", "syntax", 10, 1.0), ("4-7", "level", "semantics", 10, 1.0)]
-    frame = pd.DataFrame([{"group": int(g[0] != "0"), "layers": g, "axis": a, "label": lab, "count": c, "share": s}
-                          for g, a, lab, c, s in rows])
+    rows = [
+        ("0-3", "task", "math", 2, 0.2),
+        ("0-3", "task", "none", 8, 0.8),
+        ("4-7", "task", "coding", 3, 0.3),
+        ("4-7", "task", "none", 7, 0.7),
+        ("0-3", "level", "syntax", 10, 1.0),
+        ("4-7", "level", "semantics", 10, 1.0),
+    ]
+    frame = pd.DataFrame(
+        [
+            {"group": int(g[0] != "0"), "layers": g, "axis": a, "label": lab, "count": c, "share": s}
+            for g, a, lab, c, s in rows
+        ]
+    )
     s = task_label_summary(frame)
     assert (s["total"], s["labelled"]) == (20, 5)
     assert s["tasks"] == {"writing": 0, "coding": 3 / 20, "math": 2 / 20, "translation": 0}
@@ -156,17 +210,24 @@ def test_sections_take_the_tests_run_by_the_stage(tiny, small_data):
     with pytest.raises(ValueError, match="No test for"):
         attribution_sections(example, {"base": many, "tuned": many})
     paper = PAPER_NUMBERS["instruction_score_lima"]
-    reading = attribution_sections(example, {"base": many, "tuned": many},
-                                   {"tuned": ii.compare_scores(many, many)})[1].reading
+    reading = attribution_sections(
+        example, {"base": many, "tuned": many}, {"tuned": ii.compare_scores(many, many)}
+    )[1].reading
     assert f"{paper['tuned']} {paper['tuned_mean']:.3f} ± .484 vs {paper['base']} 1.266 ± .429" in reading
 
 
 def test_critical_role_summary_by_hand():
     from instr_interp.sparcom.ablation import critical_role_summary
 
-    frame = pd.DataFrame({"category": ["a", "b", "c"], "rise_own": [0.4, 0.2, 0.05],
-                          "rise_others": [0.1, 0.3, float("nan")], "excess": [0.2, 0.1, -0.01],
-                          "p_value": [0.01, 0.04, float("nan")]})
+    frame = pd.DataFrame(
+        {
+            "category": ["a", "b", "c"],
+            "rise_own": [0.4, 0.2, 0.05],
+            "rise_others": [0.1, 0.3, float("nan")],
+            "excess": [0.2, 0.1, -0.01],
+            "p_value": [0.01, 0.04, float("nan")],
+        }
+    )
     s = critical_role_summary(frame)
     assert s["above_random"] == ["a", "b"] and s["tested"] == 2 and s["specific"] == 1  # NaN compares False
     assert s["mean_own"] == pytest.approx((0.4 + 0.2 + 0.05) / 3) and s["mean_others"] == pytest.approx(0.2)

@@ -63,7 +63,9 @@ def test_builtin_tasks_are_verified():
         task = icl_task(name)
         # at least 40 pairs, except where answers that share a first token with another answer under
         # the bundled tokenizers were removed (number words share their tens: 19 remain)
-        assert len(task.pairs) >= (19 if name == "number_word" else 30 if name == "lowercase_uppercase" else 40), name
+        assert len(task.pairs) >= (
+            19 if name == "number_word" else 30 if name == "lowercase_uppercase" else 40
+        ), name
         xs = [x for x, _ in task.pairs]
         assert len(set(xs)) == len(xs), name
         assert all(x.strip() == x and y.strip() == y and x and y for x, y in task.pairs), name

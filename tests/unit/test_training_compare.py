@@ -20,8 +20,16 @@ def tiny_dir(tmp_path_factory):
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_finetune_lowers_response_loss_and_reloads(tiny_dir, small_data, tmp_path, method):
     before = ii.response_nll(ii.load_model(str(tiny_dir), device="cpu"), small_data, progress=False)
-    result = finetune(str(tiny_dir), small_data, tmp_path / method, method=method, epochs=3, batch_size=8,
-                      lr=5e-3 if method == "lora" else 1e-3, progress=False)
+    result = finetune(
+        str(tiny_dir),
+        small_data,
+        tmp_path / method,
+        method=method,
+        epochs=3,
+        batch_size=8,
+        lr=5e-3 if method == "lora" else 1e-3,
+        progress=False,
+    )
     assert result.steps == 9 and len(result.losses) == 9
     tuned = ii.load_model(str(result.path), device="cpu")
     after = ii.response_nll(tuned, small_data, progress=False)
@@ -41,7 +49,11 @@ def test_finetune_rejects_bad_input(tiny_dir, tmp_path):
     with pytest.raises(ValueError, match="reference responses"):
         finetune(str(tiny_dir), [{"id": "x", "category": "math", "instruction": "Add."}], tmp_path / "x")
     with pytest.raises(TypeError, match="model name or directory"):
-        finetune(ii.tiny_model(), [{"id": "x", "category": "math", "instruction": "Add.", "response": "1"}], tmp_path)
+        finetune(
+            ii.tiny_model(),
+            [{"id": "x", "category": "math", "instruction": "Add.", "response": "1"}],
+            tmp_path,
+        )
 
 
 def test_compare_hand_computed(tmp_path):
@@ -67,8 +79,12 @@ def test_response_loss_equals_transformers_loss(small_data):
     hf = ii.models.tiny_hf_model(seed=2)
     enc = ii.encode(small_data[:6], ii.models.tiny_tokenizer(), with_response=True)
     tokens, mask, labels = next(_batches(enc, list(range(6)), 6))
-    torch.testing.assert_close(response_loss(hf, tokens, mask, labels),
-                               hf(input_ids=tokens, attention_mask=mask, labels=labels).loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        response_loss(hf, tokens, mask, labels),
+        hf(input_ids=tokens, attention_mask=mask, labels=labels).loss,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_finetune_stops_on_a_non_finite_loss_and_saves_nothing(small_data, tmp_path):
@@ -77,8 +93,12 @@ def test_finetune_stops_on_a_non_finite_loss_and_saves_nothing(small_data, tmp_p
         hf.model.layers[1].mlp.down_proj.weight[0, 0] = float("nan")
     hf.save_pretrained(tmp_path / "broken")
     ii.models.tiny_tokenizer().save_pretrained(tmp_path / "broken")
-    with pytest.raises(FloatingPointError, match=r"step 0 of \d+ gave a non-finite loss \(nan\).*nothing is saved"):
-        finetune(str(tmp_path / "broken"), small_data[:8], tmp_path / "out", epochs=1, batch_size=4, progress=False)
+    with pytest.raises(
+        FloatingPointError, match=r"step 0 of \d+ gave a non-finite loss \(nan\).*nothing is saved"
+    ):
+        finetune(
+            str(tmp_path / "broken"), small_data[:8], tmp_path / "out", epochs=1, batch_size=4, progress=False
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
 
 

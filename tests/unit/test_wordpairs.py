@@ -21,8 +21,32 @@ from instr_interp.shift.wordpairs import (
     word_shift_scores,
 )
 
-WORDS = ["cat", "dog", "sun", "moon", "tree", "leaf", "rock", "sand", "fish", "bird", "rain", "snow", "wind",
-         "fire", "milk", "bread", "apple", "grape", "stone", "cloud", "river", "lake", "hill", "road"]
+WORDS = [
+    "cat",
+    "dog",
+    "sun",
+    "moon",
+    "tree",
+    "leaf",
+    "rock",
+    "sand",
+    "fish",
+    "bird",
+    "rain",
+    "snow",
+    "wind",
+    "fire",
+    "milk",
+    "bread",
+    "apple",
+    "grape",
+    "stone",
+    "cloud",
+    "river",
+    "lake",
+    "hill",
+    "road",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,8 +60,9 @@ def word_tokenizer(words):
     vocab = {"<unk>": 0, "<s>": 1, **{w: i + 2 for i, w in enumerate(words)}}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="<s>",
-                                  pad_token="<s>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="<s>", pad_token="<s>"
+    )
     tok.init_kwargs["name_or_path"] = "test/word-level"
     tok.init_kwargs["add_bos_token"] = True
     return tok
@@ -49,10 +74,20 @@ def planted_model(q_star="cat", k_star="moon", seed=0):
 
     d_model, d_head = 16, 8
     tok = word_tokenizer(WORDS)
-    config = tf.LlamaConfig(vocab_size=len(tok), hidden_size=d_model, intermediate_size=32, num_hidden_layers=1,
-                            num_attention_heads=2, num_key_value_heads=1, head_dim=d_head,
-                            max_position_embeddings=64, bos_token_id=1, eos_token_id=1, pad_token_id=1,
-                            tie_word_embeddings=False)
+    config = tf.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=d_model,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=d_head,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=1,
+        tie_word_embeddings=False,
+    )
     config.architectures = ["LlamaForCausalLM"]
     torch.manual_seed(seed)
     hf = tf.AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
@@ -97,8 +132,16 @@ def test_planted_pair_is_recovered(planted):
     frame = wp.to_frame()
     assert set(frame["query"]) | set(frame["key"]) == {"cat", "moon"}
     # an independent relatedness saying nothing is related removes everything
-    none = head_word_pairs(planted, 0, 0, top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS,
-                           similarity=lambda a, b: torch.zeros(len(a), len(b)))
+    none = head_word_pairs(
+        planted,
+        0,
+        0,
+        top_dims=3,
+        top_words=4,
+        vocabulary=WORDS,
+        reference=WORDS,
+        similarity=lambda a, b: torch.zeros(len(a), len(b)),
+    )
     assert none.to_frame().empty
 
 
@@ -111,7 +154,9 @@ def test_pluggable_similarity_decides_relatedness(planted):
                 out[i, j] = 1.0 if {x, y} in ({"cat", "moon"}, {"dog", "sun"}) else 0.0
         return out
 
-    wp = head_word_pairs(planted, 0, 0, top_dims=2, top_words=6, vocabulary=WORDS, reference=WORDS, similarity=sim)
+    wp = head_word_pairs(
+        planted, 0, 0, top_dims=2, top_words=6, vocabulary=WORDS, reference=WORDS, similarity=sim
+    )
     assert set(zip(wp.head_pairs()["query"], wp.head_pairs()["key"])) == {("cat", "moon"), ("moon", "cat")}
 
 
@@ -139,7 +184,9 @@ def test_gqa_and_norm_folding_match_hf_modules():
         k = layer.self_attn.k_proj(normed).view(5, 2, 16)
     for h in range(4):
         torch.testing.assert_close(x @ w_q[h], q[:, h], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(x @ w_k[h], k[:, h // 2], rtol=1e-5, atol=1e-5)  # heads 0,1 -> KV 0; 2,3 -> KV 1
+        torch.testing.assert_close(
+            x @ w_k[h], k[:, h // 2], rtol=1e-5, atol=1e-5
+        )  # heads 0,1 -> KV 0; 2,3 -> KV 1
     torch.testing.assert_close(attention_norm_gain(model, 1), torch.linspace(0.2, 3.0, 64))
 
 
@@ -147,10 +194,21 @@ def tiny_gemma3():
     import transformers as tf
 
     tok = tiny_tokenizer()
-    config = tf.Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4, num_key_value_heads=1, head_dim=8,
-                                 max_position_embeddings=64, bos_token_id=0, eos_token_id=0, pad_token_id=0,
-                                 sliding_window=16, layer_types=["full_attention"])
+    config = tf.Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        sliding_window=16,
+        layer_types=["full_attention"],
+    )
     config.architectures = ["Gemma3ForCausalLM"]
     torch.manual_seed(0)
     hf = tf.AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
@@ -188,7 +246,9 @@ def test_gemma_offset_norms_fold_as_one_plus_w():
 def test_thresholds_match_numpy():
     words, ref = ["a", "b", "c"], ["a", "x", "y", "z"]
     mat = np.array([[1.0, 0.2, 0.4, 0.0], [0.5, 0.1, 0.3, 0.9], [0.3, 0.3, 0.6, 0.0]])
-    thr = relatedness_thresholds(lambda a, b: torch.tensor(mat[[words.index(w) for w in a]]), words, ref, z=1.96)
+    thr = relatedness_thresholds(
+        lambda a, b: torch.tensor(mat[[words.index(w) for w in a]]), words, ref, z=1.96
+    )
     rows = [mat[0, 1:], mat[1], mat[2]]  # "a" is not compared with itself
     expected = [r.mean() + 1.96 * r.std(ddof=1) for r in rows]
     np.testing.assert_allclose(thr.numpy(), expected, rtol=1e-6)
@@ -203,8 +263,12 @@ def test_embedding_similarity_is_cosine_of_mean_embedding_rows(tiny):
         ids = [tiny.tokenizer.convert_tokens_to_ids(ch) for ch in w]  # byte-level: ASCII letters are tokens
         return emb[ids].mean(0)
 
-    expected = torch.tensor([[torch.cosine_similarity(vec(a), vec(b), dim=0).item() for b in ["dog", "cat", "moon"]]
-                             for a in ["cat", "sun"]])
+    expected = torch.tensor(
+        [
+            [torch.cosine_similarity(vec(a), vec(b), dim=0).item() for b in ["dog", "cat", "moon"]]
+            for a in ["cat", "sun"]
+        ]
+    )
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -214,11 +278,13 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
     hf = model.original_model.model.layers[layer]
     d_head = model.cfg.d_head
     gain = hf.input_layernorm.weight.detach().numpy()
-    wq = hf.self_attn.q_proj.weight.detach().numpy()[head * d_head:(head + 1) * d_head].T * gain[:, None]
+    wq = hf.self_attn.q_proj.weight.detach().numpy()[head * d_head : (head + 1) * d_head].T * gain[:, None]
     kv = head // (n_heads // n_kv)
-    wk = hf.self_attn.k_proj.weight.detach().numpy()[kv * d_head:(kv + 1) * d_head].T * gain[:, None]
+    wk = hf.self_attn.k_proj.weight.detach().numpy()[kv * d_head : (kv + 1) * d_head].T * gain[:, None]
     emb = model.W_E.detach().numpy()
-    vec = {w: emb[[model.tokenizer.convert_tokens_to_ids(c) for c in w]].mean(0) for w in set(words) | set(ref)}
+    vec = {
+        w: emb[[model.tokenizer.convert_tokens_to_ids(c) for c in w]].mean(0) for w in set(words) | set(ref)
+    }
     e = np.stack([vec[w] for w in words])
     hq, hk = e @ wq, e @ wk
 
@@ -244,12 +310,17 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
 
 def test_extraction_matches_independent_loops(tiny):
     words = WORDS + ["cats", "dogs", "suns", "moons", "trees", "rocks"]
-    wp = model_word_pairs(tiny, layers=[1], top_dims=4, top_words=8, vocabulary=words, reference=WORDS,
-                          z=0.5, progress=False)
+    wp = model_word_pairs(
+        tiny, layers=[1], top_dims=4, top_words=8, vocabulary=words, reference=WORDS, z=0.5, progress=False
+    )
     sizes = []
     for head in range(tiny.cfg.n_heads):
-        got = {(d, q, k) for _, _, d, q, k in wp.select(1, head).to_frame()[["layer", "head", "dim", "query", "key"]]
-               .itertuples(index=False)}
+        got = {
+            (d, q, k)
+            for _, _, d, q, k in wp.select(1, head)
+            .to_frame()[["layer", "head", "dim", "query", "key"]]
+            .itertuples(index=False)
+        }
         expected = reference_pairs(tiny, 1, head, words, WORDS, 4, 8, 0.5)
         assert got == expected
         sizes.append(len(expected))
@@ -282,28 +353,52 @@ def hand_pairs(spec, heads):
     """spec: list of (layer, head, dim, q, k)."""
     words = sorted({w for s in spec for w in s[3:]} | {"write", "go", "run", "explain", "see"})
     idx = {w: i for i, w in enumerate(words)}
-    rows = torch.tensor([[a, b, d, idx[q], idx[k]] for a, b, d, q, k in spec], dtype=torch.long).reshape(-1, 5)
+    rows = torch.tensor([[a, b, d, idx[q], idx[k]] for a, b, d, q, k in spec], dtype=torch.long).reshape(
+        -1, 5
+    )
     units = torch.tensor([[a, b, 0] for a, b in heads], dtype=torch.long)
-    return WordPairs(words=words, dim_pairs=rows, scores=torch.ones(len(rows)), top_dims=units,
-                     dim_energy=torch.ones(len(units)))
+    return WordPairs(
+        words=words,
+        dim_pairs=rows,
+        scores=torch.ones(len(rows)),
+        top_dims=units,
+        dim_energy=torch.ones(len(units)),
+    )
 
 
 HEADS = [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
 def test_head_pairs_and_counts_hand_computed(tmp_path):
-    wp = hand_pairs([(0, 0, 1, "write", "essay"), (0, 0, 2, "write", "essay"), (0, 0, 2, "go", "home"),
-                     (0, 1, 1, "explain", "why"), (0, 1, 3, "explain", "why"), (0, 1, 5, "explain", "why")], HEADS)
+    wp = hand_pairs(
+        [
+            (0, 0, 1, "write", "essay"),
+            (0, 0, 2, "write", "essay"),
+            (0, 0, 2, "go", "home"),
+            (0, 1, 1, "explain", "why"),
+            (0, 1, 3, "explain", "why"),
+            (0, 1, 5, "explain", "why"),
+        ],
+        HEADS,
+    )
     pairs = wp.head_pairs(dims=True)
     assert pairs[["layer", "head", "query", "key", "n_dims"]].values.tolist() == [
-        [0, 0, "write", "essay", 2], [0, 1, "explain", "why", 3]]
+        [0, 0, "write", "essay", 2],
+        [0, 1, "explain", "why", 3],
+    ]
     assert pairs["dims"].tolist() == [[1, 2], [1, 3, 5]]
     counts = wp.word_counts(["write", "go", "explain"])
-    assert counts.loc["write", (0, 0)] == 1 and counts.loc["go", (0, 0)] == 0 and counts.loc["explain", (0, 1)] == 1
+    assert (
+        counts.loc["write", (0, 0)] == 1
+        and counts.loc["go", (0, 0)] == 0
+        and counts.loc["explain", (0, 1)] == 1
+    )
     assert int(counts.values.sum()) == 2 and counts.columns.tolist() == HEADS
     # a pair of two wanted words counts for each; a pair (w, w) counts once
-    both = hand_pairs([(1, 1, 1, "write", "go"), (1, 1, 2, "write", "go"), (1, 0, 1, "go", "go"), (1, 0, 4, "go", "go")],
-                      HEADS).word_counts(["go", "write", "essay"])
+    both = hand_pairs(
+        [(1, 1, 1, "write", "go"), (1, 1, 2, "write", "go"), (1, 0, 1, "go", "go"), (1, 0, 4, "go", "go")],
+        HEADS,
+    ).word_counts(["go", "write", "essay"])
     assert both.values.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
     table = verb_pair_counts(wp, ["write", "explain"], n_layers=2, group=1)
     assert table["word_pairs"].tolist() == [2, 0] and table["n_heads"].tolist() == [2, 2]
@@ -317,8 +412,15 @@ def test_instruction_verb_shift_hand_computed():
         return [(layer, head, 1, q, k), (layer, head, 2, q, k)]
 
     base = hand_pairs(two("write", "a", 0, 0) + two("go", "b", 0, 1) + two("see", "c", 1, 0), HEADS)
-    ft = hand_pairs(two("write", "a", 0, 0) + two("write", "d", 0, 0) + two("explain", "e", 0, 1)
-                    + two("explain", "f", 1, 1) + two("run", "g", 0, 0) + two("see", "h", 1, 1), HEADS)
+    ft = hand_pairs(
+        two("write", "a", 0, 0)
+        + two("write", "d", 0, 0)
+        + two("explain", "e", 0, 1)
+        + two("explain", "f", 1, 1)
+        + two("run", "g", 0, 0)
+        + two("see", "h", 1, 1),
+        HEADS,
+    )
     scores = word_shift_scores(base, ft, ["write", "explain", "go", "run", "see"], n_layers=2, group=2)
     s = scores.set_index("word")["score"]
     # write: head (0,0) 1 -> 2 up; explain: (0,1) 0->1 up, (1,1) 0->1 up; go: (0,1) 1->0 down;
@@ -353,7 +455,9 @@ def test_wordpairs_section_states_the_numbers():
     base = hand_pairs(two("write", "a", 0, 0) + two("go", "b", 1, 1), HEADS)
     ft = hand_pairs(two("write", "a", 0, 0) + two("explain", "e", 0, 1) + two("go", "b", 1, 1), HEADS)
     base.settings["n_layers"] = ft.settings["n_layers"] = 2
-    shift = instruction_verb_shift(base, ft, group=1, verbs=["write", "explain"], general=["go", "run", "see"])
+    shift = instruction_verb_shift(
+        base, ft, group=1, verbs=["write", "explain"], general=["go", "run", "see"]
+    )
     section = wordpairs_section({"base": base, "ft": ft}, shift=shift, verbs=["write", "explain"], n_groups=2)
     assert "base: 2 head-level pairs over 4 heads, 1 of them (50.00%)" in section.reading
     assert "ft: 3 head-level pairs over 4 heads, 2 of them (66.67%)" in section.reading
@@ -362,4 +466,8 @@ def test_wordpairs_section_states_the_numbers():
     assert counts[counts["model"] == "ft"]["per_head"].tolist() == [1.0, 0.0]
     assert section.tables[-1] is shift
     # layer 1 has no instruction verb on an untied head: said in words, not as nan
-    assert "layers 1: instruction verbs none (n=0)" in section.reading and "1-1" not in section.reading and "nan" not in section.reading
+    assert (
+        "layers 1: instruction verbs none (n=0)" in section.reading
+        and "1-1" not in section.reading
+        and "nan" not in section.reading
+    )
