@@ -12,8 +12,8 @@ from instr_interp.shift.concepts import (
     down_projection,
     ffn_concepts,
     layer_groups,
-    lexicon_labeller,
 )
+from instr_interp.shift.lexicon import lexicon_labeller
 from instr_interp.shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs, word_vectors
 from tests.typecheck import bad_input
 
