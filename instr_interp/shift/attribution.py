@@ -147,6 +147,11 @@ def attribute(
         raise ValueError(f"target must be 'prob' or 'logprob', got {target!r}.")
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}.")
+    if response is not None and not response.strip():
+        raise ValueError(
+            f"response={response!r} is empty: there is nothing to attribute. Pass a non-empty response, or "
+            "response=None to attribute the record's reference response (or the model's greedy one)."
+        )
     tok = model.tokenizer
     if isinstance(record_or_prompt, str):
         if response is None:
@@ -204,6 +209,10 @@ def _tokenize_record(
     (rec,) = load_instructions([record]) if isinstance(record, dict) else [record]
     if response is not None:
         rec = InstructionRecord(**{**rec.to_dict(), "response": response, "meta": rec.meta})
+    elif rec.response and not rec.response.strip():
+        raise ValueError(
+            f"Record {rec.id!r}: its response is only whitespace; there is nothing to attribute."
+        )
     elif not rec.response:
         rec = generate_responses(model, [rec], max_new_tokens=max_new_tokens, format=format, progress=False)[
             0

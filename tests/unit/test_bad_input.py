@@ -111,3 +111,14 @@ def test_inputs_longer_than_the_context_are_refused_or_truncated_as_asked(tiny):
             max_new_tokens=64,
             progress=False,
         )
+
+
+def test_an_empty_response_to_attribute_is_an_error(tiny, small_data):
+    rec = small_data[0]
+    for response in ("", "   "):
+        with pytest.raises(ValueError, match="is empty: there is nothing to attribute"):
+            ii.attribute(tiny, rec, response=response)
+    with pytest.raises(ValueError, match="its response is only whitespace"):
+        ii.attribute(tiny, ii.InstructionRecord(**{**rec.to_dict(), "response": " \n"}))
+    with pytest.raises(ValueError, match="is empty"):
+        ii.attribute(tiny, "Add 2 and 3.", response="")
