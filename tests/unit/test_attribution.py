@@ -138,7 +138,7 @@ def test_bos_excluded_and_raw_prompt(tiny_pair):
         attribute(model, prompt)
     with bad_input("target"):
         attribute(model, prompt, "x", target="logit")
-    with pytest.raises(ValueError, match="no tokens"):
+    with pytest.raises(ValueError, match="is empty: there is nothing to attribute"):
         attribute(model, prompt, "")
 
 

@@ -184,6 +184,7 @@ DIST_SCRIPT = textwrap.dedent(
                       batch_size=5, progress=False)
     if dist.get_rank() == 0:
         probe.result().save(sys.argv[1])
+    dist.barrier()  # no rank tears the group down while another still uses it
     dist.destroy_process_group()
     """
 )
@@ -197,14 +198,14 @@ def test_two_torchrun_processes_equal_one(tiny, tmp_path):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port: a fixed one can clash with another job on the machine
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29517",
         str(script),
         str(tmp_path / "out"),
     ]
-    subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+    out = subprocess.run(cmd, timeout=300, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
     two = ii.FiringStats.load(tmp_path / "out")
     one = firing(tiny, ii.hexainst().sample(8, seed=2), batch_size=5)
     assert torch.equal(two.counts, one.counts)

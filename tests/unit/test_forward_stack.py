@@ -185,6 +185,7 @@ DIST_SCRIPT = textwrap.dedent(
     from tests.unit.test_forward_stack import single_process_results
     dist.init_process_group("gloo")
     torch.save(single_process_results(ii.tiny_model(seed=0)), f"{sys.argv[1]}.{dist.get_rank()}")
+    dist.barrier()  # no rank tears the group down while another still uses it
     dist.destroy_process_group()
     """
 )
