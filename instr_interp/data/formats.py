@@ -4,18 +4,24 @@
 :func:`~instr_interp.data.dataset.load_instructions` calls :func:`to_records` with ``format=``;
 ``"auto"`` picks the format from the fields of the first record (:func:`detect_format`).
 
-Field mapping (the fields a format requires are in bold in the how-to):
+Where each format's fields go (a record missing a field the format needs is an error naming the
+file, the record and the field; other fields are kept in ``meta``):
 
-========== ====================================== ============ ================= ====================
-format     instruction                            input        response          source category
-========== ====================================== ============ ================= ====================
-native     ``instruction``                        ``input``    ``response``      ``category``
-alpaca     ``instruction``                        ``input``    ``output``        (none)
-dolly      ``instruction``                        ``context``  ``response``      ``category``
-superni    the task's ``Definition`` (joined)     instance     first ``output``  task ``Categories``
-flan       ``inputs``                             (empty)      ``targets``       ``task_name``/``task``
-messages   first ``user`` message                 (empty)      next assistant    ``category`` if any
-========== ====================================== ============ ================= ====================
+| format | instruction | input | response | category label |
+|---|---|---|---|---|
+| native | `instruction` | `input` | `response` | `category` |
+| alpaca | `instruction` | `input` | `output` | `category` if any |
+| dolly | `instruction` | `context` | `response` | `category` |
+| superni | the task's `Definition` (joined) | instance `input` | first `output` | task `Categories` |
+| flan | `inputs` | (empty) | `targets` | `category`, else `task_name`/`_task_name`/`task` |
+| messages | the first `user` message | (empty) | the `assistant` message after it | `category` if any |
+
+Ids: a record's own ``id`` (a Super-NaturalInstructions instance's ``id``), else ``f"{name}-{index}"``.
+``source`` is the record's own, else the format's name. Super-NaturalInstructions records keep the
+task's name, its categories and positive examples in ``meta`` (``task``, ``superni_categories``,
+``positive_examples``; other outputs in ``outputs``). FLAN rows with a template index get
+``meta["template"] = f"{task}/{index}"``. Chat records keep the system prompt in ``meta["system"]``
+and the messages after the first user/assistant pair in ``meta["later_turns"]``.
 
 Categories: a record's own label goes through the user's ``categories`` map, then the format's
 default map (:data:`DOLLY_CATEGORIES`, :data:`SUPERNI_CATEGORIES`); a label that is already one of
@@ -32,9 +38,8 @@ from .dataset import _FIELDS, CATEGORIES, InstructionRecord, _record
 __all__ = ["DOLLY_CATEGORIES", "FORMATS", "SUPERNI_CATEGORIES", "detect_format", "to_records"]
 
 FORMATS = ("native", "alpaca", "dolly", "superni", "flan", "messages")
+"""The formats :func:`to_records` reads (``format="auto"`` detects one of them)."""
 
-#: databricks-dolly-15k's eight categories onto the six. Information extraction (pull names, dates or
-#: facts out of a given passage) is grouped with summarization: both condense a supplied passage.
 DOLLY_CATEGORIES = {
     "open_qa": "general_qa",
     "closed_qa": "general_qa",
@@ -45,9 +50,9 @@ DOLLY_CATEGORIES = {
     "brainstorming": "generation",
     "creative_writing": "generation",
 }
+"""databricks-dolly-15k's eight categories onto the six. Information extraction (pull names, dates or
+facts out of a given passage) goes with summarization: both condense a supplied passage."""
 
-#: Super-NaturalInstructions task categories onto the six; a task takes the first of its
-#: ``Categories`` that maps. Categories not listed here are unmapped.
 SUPERNI_CATEGORIES = {
     "Question Answering": "general_qa",
     "Commonsense Classification": "classification",
@@ -74,6 +79,8 @@ SUPERNI_CATEGORIES = {
     "Data to Text": "generation",
     "Poem Generation": "generation",
 }
+"""Super-NaturalInstructions task categories onto the six; a task takes the first of its
+``Categories`` that maps. Categories not listed here are unmapped."""
 
 _DEFAULT_MAPS = {"dolly": DOLLY_CATEGORIES, "superni": SUPERNI_CATEGORIES}
 _FLAN_TASK = ("task_name", "_task_name", "task")
@@ -90,7 +97,7 @@ def detect_format(row: dict) -> str:
     Examples:
         >>> detect_format({"instruction": "Name a fruit.", "input": "", "output": "Pear"})
         'alpaca'
-        >>> detect_format({"instruction": "Who wrote it?", "context": "...", "response": "...", "category": "closed_qa"})
+        >>> detect_format({"instruction": "Who wrote it?", "context": "Ada wrote it.", "response": "Ada"})
         'dolly'
         >>> detect_format({"messages": [{"role": "user", "content": "Hi"}]})
         'messages'
@@ -171,7 +178,7 @@ def _messages(row: dict, where: str) -> dict:
     out = {
         "instruction": _text(messages[user], "content", f"{where}, messages[{user}]"),
         "input": "",
-        "response": "" if reply is None else str(messages[reply]["content"]),
+        "response": "" if reply is None else str(messages[reply]["content"] or ""),
     }
     return {**out, "label": row.get("category"), "meta": meta}
 
@@ -274,7 +281,8 @@ def to_records(
         >>> recs, fmt = to_records([{"instruction": "Name a colour.", "input": "", "output": "Teal"}])
         >>> fmt, recs[0].id, recs[0].category, recs[0].response
         ('alpaca', 'instructions-0', 'alpaca', 'Teal')
-        >>> recs, _ = to_records([{"instruction": "Name a colour.", "output": "Teal"}], categories=lambda r: "generation")
+        >>> row = {"instruction": "Name a colour.", "output": "Teal"}
+        >>> recs, _ = to_records([row], categories=lambda rec: "generation")
         >>> recs[0].category
         'generation'
     """

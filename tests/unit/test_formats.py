@@ -197,7 +197,7 @@ def test_native_category_map():
             r"Record 1 \(format 'dolly'\): field 'instruction' is missing",
         ),
         (
-            '{"Definition": ["Do it."], "Instances": [{"id": "i1", "input": "x", "output": ["y"]}, {"id": "i2", "output": ["z"]}]}',
+            '{"Definition": ["Do it."], "Instances": [{"input": "x", "output": ["y"]}, {"output": ["z"]}]}',
             "auto",
             r"Record 0 \(format 'superni'\), instance 1: field 'input' is missing",
         ),
