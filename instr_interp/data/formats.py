@@ -187,7 +187,7 @@ def _rest(row: dict, used: set) -> dict:
     return {k: v for k, v in row.items() if k not in used and k not in _FIELDS}
 
 
-def _superni(task: dict, where: str, task_name: str) -> list[tuple[str, dict]]:
+def _superni(task: dict, where: str, task_name: str) -> list[dict]:
     for key in ("Definition", "Instances"):
         if key not in task:
             raise ValueError(f"{where}: field {key!r} is missing.")
@@ -221,7 +221,7 @@ def _superni(task: dict, where: str, task_name: str) -> list[tuple[str, dict]]:
             "label": labels,
             "meta": meta,
         }
-        out.append((here, rec))
+        out.append(rec)
     return out
 
 
@@ -298,16 +298,16 @@ def to_records(
     fmt = detect_format(rows[0]) if format == "auto" else format
     if fmt == "native":
         return _native(rows, categories, unmapped, where), fmt
-    converted: list[tuple[str, dict]] = []
+    converted: list[dict] = []
     for i, row in enumerate(rows):
         here = f"{where}Record {i} (format {fmt!r})"
         if fmt == "superni":
             converted += _superni(row, here, task_name or (name if len(rows) == 1 else f"{name}-{i}"))
         else:
             rec = {"id": row.get("id"), "source": str(row.get("source") or fmt), **_CONVERT[fmt](row, here)}
-            converted.append((here, rec))
+            converted.append(rec)
     records = []
-    for index, (_, rec) in enumerate(converted):
+    for index, rec in enumerate(converted):
         label = rec.pop("label")
         category, own = _resolve(label, rec, fmt, categories)
         if category is None:
