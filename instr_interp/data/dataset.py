@@ -52,9 +52,12 @@ class InstructionDataset(Sequence):
         (1, 'math', ('math',))
     """
 
-    def __init__(self, records: Iterable[InstructionRecord], name: str = "instructions"):
+    def __init__(
+        self, records: Iterable[InstructionRecord], name: str = "instructions", format: str = "native"
+    ):
         self.records: tuple[InstructionRecord, ...] = tuple(records)
         self.name = name
+        self.format = format  # the file format the records were loaded from (see load_instructions)
         _validate(self.records)
 
     def __len__(self) -> int:
@@ -62,7 +65,7 @@ class InstructionDataset(Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return InstructionDataset(self.records[index], name=self.name)
+            return InstructionDataset(self.records[index], name=self.name, format=self.format)
         return self.records[index]
 
     def __repr__(self) -> str:
@@ -91,7 +94,7 @@ class InstructionDataset(Sequence):
             for r in self.records
             if (not cats or r.category in cats) and (source is None or r.source == source)
         ]
-        return InstructionDataset(keep, name=self.name)
+        return InstructionDataset(keep, name=self.name, format=self.format)
 
     def sample(self, per_category: int, seed: int = 0):
         """Up to ``per_category`` records of each category, chosen reproducibly."""
@@ -102,7 +105,111 @@ class InstructionDataset(Sequence):
         for cat in self.categories:
             recs = [r for r in self.records if r.category == cat]
             keep += sorted(rng.sample(recs, min(per_category, len(recs))), key=self.records.index)
-        return InstructionDataset(sorted(keep, key=self.records.index), name=self.name)
+        return InstructionDataset(sorted(keep, key=self.records.index), name=self.name, format=self.format)
+
+    def split(
+        self,
+        fraction: float | None = 0.5,
+        *,
+        n_eval: int | None = None,
+        seed: int = 0,
+        by: str | None = "category",
+        together: bool = True,
+    ):
+        """Two disjoint datasets ``(identify, evaluate)``, stratified by category.
+
+        Each category sends about ``fraction`` of its records (or ``n_eval`` of them, when given) to
+        ``evaluate`` and the rest to ``identify``. With ``together`` (the default), records that share
+        a ``meta["template"]`` or an instruction text form one group that goes wholly to one side, so
+        the two sides never share a template or an instruction (the evaluation counts are then as
+        close to the target as the group sizes allow). Groups are drawn reproducibly from ``seed``.
+
+        Args:
+            fraction: the share of each category that goes to ``evaluate`` (between 0 and 1).
+            n_eval: the number of ``evaluate`` records per category (overrides ``fraction``).
+            seed: the random seed.
+            by: ``"category"`` to stratify, or ``None`` for one stratum.
+            together: keep records of one template or instruction on the same side.
+
+        Raises:
+            ValueError: a bad fraction or ``n_eval``; a side would be empty (too few records or
+                groups).
+
+        Examples:
+            >>> data = hexainst()
+            >>> identify, evaluate = data.split(0.25, seed=0)
+            >>> set(identify.ids) & set(evaluate.ids)
+            set()
+            >>> {r.instruction for r in identify} & {r.instruction for r in evaluate}
+            set()
+            >>> identify, evaluate = data.split(n_eval=10, seed=0)
+            >>> set(evaluate.category_counts().values()), len(identify)
+            ({10}, 300)
+        """
+        import random
+
+        if n_eval is None and (fraction is None or not 0 < fraction < 1):
+            raise ValueError(f"fraction must be between 0 and 1 (exclusive), not {fraction!r}.")
+        if n_eval is not None and n_eval < 1:
+            raise ValueError(f"n_eval must be a positive number of records per category, not {n_eval!r}.")
+        if by not in ("category", None):
+            raise ValueError(f"by must be 'category' or None, not {by!r}.")
+        # groups: records linked by a shared template or instruction (union-find over record indices)
+        parent = list(range(len(self.records)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        if together:
+            first: dict = {}
+            for i, rec in enumerate(self.records):
+                keys = [("instruction", rec.instruction)]
+                if rec.meta.get("template") not in (None, ""):
+                    keys.append(("template", str(rec.meta["template"])))
+                for key in keys:
+                    if key in first:
+                        parent[root(i)] = root(first[key])
+                    else:
+                        first[key] = i
+        groups: dict[int, list[int]] = {}
+        for i in range(len(self.records)):
+            groups.setdefault(root(i), []).append(i)
+        # a group belongs to the stratum of its first record
+        strata: dict[str, list[list[int]]] = {}
+        for members in groups.values():
+            key = self.records[members[0]].category if by == "category" else ""
+            strata.setdefault(key, []).append(members)
+        rng = random.Random(seed)
+        evaluate: set[int] = set()
+        for key in sorted(strata):
+            stratum = strata[key]
+            size = sum(len(g) for g in stratum)
+            target = min(n_eval, size) if n_eval is not None else round(fraction * size)
+            order = rng.sample(stratum, len(stratum))
+            count = 0
+            # first the groups that fit under the target, then any that bring the count closer to it
+            for fits in (True, False):
+                for members in order:
+                    if members[0] in evaluate:
+                        continue
+                    new = count + len(members)
+                    if (new <= target) if fits else abs(new - target) < abs(count - target):
+                        evaluate.update(members)
+                        count = new
+        identify = [r for i, r in enumerate(self.records) if i not in evaluate]
+        chosen = [r for i, r in enumerate(self.records) if i in evaluate]
+        if not identify or not chosen:
+            raise ValueError(
+                f"Cannot split {len(self)} records in {len(groups)} template/instruction groups into two "
+                "non-empty sides; use more records, another fraction, or together=False."
+            )
+        return (
+            InstructionDataset(identify, name=f"{self.name}-identify", format=self.format),
+            InstructionDataset(chosen, name=f"{self.name}-evaluate", format=self.format),
+        )
 
     def fingerprint(self) -> str:
         """A short hash of the records' content (for result manifests and caches)."""
@@ -197,6 +304,8 @@ def _read_rows(path: Path) -> list:
             ) from None
         if isinstance(rows, dict) and "records" in rows:
             rows = rows["records"]
+        elif isinstance(rows, dict) and ("Instances" in rows or "Definition" in rows):
+            rows = [rows]  # one Super-NaturalInstructions task
         if not isinstance(rows, list):
             raise ValueError(
                 f"{path} holds a JSON {type(rows).__name__}; expected a list of records "
@@ -206,17 +315,49 @@ def _read_rows(path: Path) -> list:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
-def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
+def load_instructions(
+    source,
+    *,
+    format: str = "auto",
+    categories=None,
+    unmapped: str = "keep",
+    name: str | None = None,
+) -> InstructionDataset:
     """Load instruction records from a path (``.json``, ``.jsonl``, ``.csv``), a list of dicts,
     a ``datasets.Dataset`` or an existing :class:`InstructionDataset`.
 
-    Required fields: ``id``, ``category``, ``instruction``; optional ``input``, ``response``,
-    ``source``; any other field is kept as metadata.
+    The native format needs ``id``, ``category`` and ``instruction`` (optional ``input``,
+    ``response``, ``source``; any other field is kept as metadata). Alpaca, Dolly,
+    Super-NaturalInstructions task files, FLAN rows and chat ``messages`` records are converted
+    (see :mod:`instr_interp.data.formats` for the field and category mapping); their ids, when
+    absent, are ``f"{name}-{index}"``. The format used is the dataset's ``format`` attribute.
+
+    Args:
+        source: the file, rows or dataset.
+        format: ``"auto"`` (detected from the fields of the first record), ``"native"``,
+            ``"alpaca"``, ``"dolly"``, ``"superni"``, ``"flan"`` or ``"messages"``.
+        categories: a map from the source's category labels to categories, over the format's default
+            map (a ``None`` value unmaps a label), or a callable given each converted record as a dict
+            (with the source's ``label``) returning a category or ``None``.
+        unmapped: ``"keep"`` a record whose label maps nowhere under its own label (the format's name
+            when it has none, e.g. ``"alpaca"``), or ``"drop"`` it.
+        name: the dataset's name and the prefix of generated ids (default: the file's stem, or the
+            format's name for rows in another format than native).
 
     Raises:
-        ValueError: missing or empty required fields, duplicate ids, an unknown file type.
+        ValueError: missing or empty required fields (the message names the file, the record and the
+            field), duplicate ids, an unknown file type or format, no record left after ``unmapped="drop"``.
         FileNotFoundError: the path does not exist.
+
+    Examples:
+        >>> rows = [{"instruction": "Who founded it?", "context": "Ada founded the club.",
+        ...          "response": "Ada.", "category": "closed_qa"}]
+        >>> data = load_instructions(rows)
+        >>> data.format, data[0].id, data[0].category, data[0].input
+        ('dolly', 'dolly-0', 'general_qa', 'Ada founded the club.')
     """
+    from .formats import detect_format, to_records
+
     if isinstance(source, InstructionDataset):
         return source
     where = ""
@@ -235,9 +376,24 @@ def load_instructions(source, *, name: str | None = None) -> InstructionDataset:
         raise TypeError(f"Cannot load instructions from {type(source).__name__}.")
     if rows and all(isinstance(r, InstructionRecord) for r in rows):
         return InstructionDataset(rows, name=name or "instructions")
-    if not all(isinstance(r, dict) for r in rows):
-        raise TypeError(f"{where}Each instruction record must be a dict (a JSON object).")
-    return InstructionDataset([_record(r, i, where) for i, r in enumerate(rows)], name=name or "instructions")
+    if not name:
+        guess = (
+            format
+            if format != "auto"
+            else detect_format(rows[0])
+            if rows and isinstance(rows[0], dict)
+            else ""
+        )
+        name = guess if guess not in ("", "native") else "instructions"
+    records, fmt = to_records(
+        rows, format=format, categories=categories, unmapped=unmapped, name=name, where=where
+    )
+    if rows and not records:
+        raise ValueError(
+            f"{where}No record left: all {len(rows)} were unmapped and unmapped='drop' removed them; "
+            "pass a categories map that covers their labels."
+        )
+    return InstructionDataset(records, name=name, format=fmt)
 
 
 def hexainst() -> InstructionDataset:
