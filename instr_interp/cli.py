@@ -67,6 +67,10 @@ def cmd_isns(args) -> int:
         _load_data(args.data),
         top=args.top,
         rule=args.rule,
+        select=args.select,
+        threshold=args.threshold,
+        tie_break=args.tie_break,
+        regions=tuple(args.regions),
         batch_size=args.batch_size,
     )
     _write_sets(sets, Path(args.out))
@@ -342,6 +346,25 @@ def _add_isns(sub) -> None:
     )
     _common_args(isns, 0.01)
     isns.add_argument("--rule", choices=["pooled", "majority"], default="pooled", help="category-set rule")
+    isns.add_argument(
+        "--select",
+        choices=["top", "threshold"],
+        default="top",
+        help="top: the --top fraction of all neurons; threshold: every neuron firing on >= --threshold of the tokens",
+    )
+    isns.add_argument("--threshold", type=float, default=None, help="firing frequency for --select threshold")
+    isns.add_argument(
+        "--tie-break",
+        choices=["activation", "index", "all"],
+        default="activation",
+        help="ties at the --top cut",
+    )
+    isns.add_argument(
+        "--regions",
+        nargs="+",
+        default=["instruction", "input"],
+        help="token regions counted (default: instruction input)",
+    )
     isns.set_defaults(func=cmd_isns)
 
 

@@ -108,9 +108,18 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
             else ""
         )
         tie_note = " Ties in routing frequency are broken by summed routing weight, then by index."
+    if sets.settings.get("select") == "threshold":
+        sizes = sets.size_summary()
+        which = (
+            f"the {unit}s that fire on at least {sets.settings['threshold']:.0%} of its instruction and input "
+            f"tokens (of {sets.n_neurons:,}; {sizes['median']:g} per instruction at the median, "
+            f"{sizes['min']}–{sizes['max']})"
+        )
+        tie_note = ""
+    else:
+        which = f"the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of {sets.n_neurons:,}) that {chosen}"
     reading = (
-        f"Each instruction's {short} are the {kept} {unit}s ({sets.settings.get('top', 0):.1%} of "
-        f"{sets.n_neurons:,}) that {chosen}. Cells show "
+        f"Each instruction's {short} are {which}. Cells show "
         f"the mean Jaccard overlap between the sets of two instructions from the row and column categories. "
         + (
             f"Same-category pairs overlap more than cross-category pairs for {len(wins)} of "

@@ -225,6 +225,21 @@ class NeuronSets(Result):
             "note": "",
         }
 
+    def size_summary(self) -> dict:
+        """Median, minimum and maximum size of the instruction sets (variable under ``select="threshold"``).
+
+        Examples:
+            >>> s = NeuronSets(instruction_sets={"a": torch.zeros(3, 2, dtype=torch.long),
+            ...                                  "b": torch.zeros(5, 2, dtype=torch.long)},
+            ...                category_sets={}, record_categories={"a": "x", "b": "x"}, n_layers=1, d_mlp=8)
+            >>> s.size_summary()
+            {'median': 4.0, 'min': 3, 'max': 5}
+        """
+        sizes = sorted(len(s) for s in self.instruction_sets.values())
+        if not sizes:
+            return {"median": float("nan"), "min": 0, "max": 0}
+        return {"median": float(np.median(sizes)), "min": sizes[0], "max": sizes[-1]}
+
     def layer_distribution(self) -> pd.DataFrame:
         """ISNs per layer per category: ``count`` and ``share`` (of that category's set)."""
         rows = []
@@ -350,15 +365,17 @@ def sets_from_firing(
     top: float = 0.01,
     rule: Literal["pooled", "majority"] = "pooled",
     tie_break: TieBreak = "activation",
+    select: Literal["top", "threshold"] = "top",
+    threshold: float | None = None,
 ) -> NeuronSets:
     """ISN sets from firing statistics (see :func:`find_isns`)."""
     if stats.counts is None:
         raise ValueError("Per-record counts are needed; run NeuronFiring(per_record=True).")
-    check_fraction(top)
+    select, threshold = _check_select(select, threshold, top)
     if rule not in ("pooled", "majority"):
         raise ValueError(f"Unknown rule {rule!r}; choose 'pooled' or 'majority'.")
     n_rec, n_layers, d_mlp = stats.counts.shape
-    k = max(1, math.floor(top * n_layers * d_mlp))
+    k = max(1, math.floor(top * n_layers * d_mlp)) if select == "top" else None
     acts = stats.activation_sums
     instruction_sets, ties = {}, {}
     for r, rid in enumerate(stats.ids):
@@ -366,14 +383,20 @@ def sets_from_firing(
             raise ValueError(
                 f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}."
             )
-        flat, n_tied = top_neurons(
-            stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break
-        )
+        if select == "threshold":
+            flat, n_tied = _at_least(stats.counts[r].flatten(), int(stats.tokens[r]), threshold), 0
+        else:
+            flat, n_tied = top_neurons(
+                stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break
+            )
         instruction_sets[rid], ties[rid] = _pairs(flat, d_mlp), n_tied
     category_sets = {}
     for c, cat in enumerate(stats.categories):
         rows = [r for r, rc in enumerate(stats.record_categories) if rc == cat]
-        if rule == "pooled":
+        if rule == "pooled" and select == "threshold":
+            total = int(sum(int(stats.tokens[r]) for r in rows))
+            flat, n_tied = _at_least(stats.category_counts[c].flatten(), total, threshold), 0
+        elif rule == "pooled":
             act = None
             if acts is not None:  # summed in record order: deterministic
                 act = torch.zeros(n_layers * d_mlp, dtype=torch.float64)
@@ -393,8 +416,39 @@ def sets_from_firing(
         n_layers=n_layers,
         d_mlp=d_mlp,
         ties=ties,
-        settings={**stats.settings, "top": top, "k": k, "rule": rule, "tie_break": tie_break},
+        settings={
+            **stats.settings,
+            "select": select,
+            "top": top if select == "top" else None,
+            "threshold": threshold,
+            "k": k,
+            "rule": rule,
+            "tie_break": tie_break if select == "top" else None,
+        },
     )
+
+
+def _check_select(select: str, threshold: float | None, top: float) -> tuple[str, float | None]:
+    """Validate the selection rule before any pass: ``top`` needs a fraction ``top`` in (0, 1];
+    ``threshold`` needs a firing frequency ``threshold`` in (0, 1]."""
+    if select not in ("top", "threshold"):
+        raise ValueError(f"Unknown select {select!r}; choose 'top' or 'threshold'.")
+    check_fraction(top)
+    if select == "threshold":
+        if threshold is None:
+            raise ValueError("select='threshold' needs threshold= (a firing frequency in (0, 1], e.g. 0.9).")
+        check_fraction(threshold, what="threshold")
+    elif threshold is not None:
+        raise ValueError("threshold= applies to select='threshold' only; with select='top' use top=.")
+    return select, threshold
+
+
+def _at_least(counts: Int[Tensor, " neuron"], tokens: int, threshold: float) -> Int[Tensor, " n"]:
+    """Indices of the neurons firing on at least ``threshold`` of ``tokens`` counted tokens, compared
+    in integers (``count >= ceil(threshold * tokens)``; the product is nudged down by 1e-9 so that e.g.
+    0.9 * 10 = 9.000000000000002 still asks for 9)."""
+    need = max(1, math.ceil(threshold * tokens - 1e-9))
+    return (counts >= need).nonzero().flatten()
 
 
 def _flat(neurons: Tensor, d_mlp: int) -> Tensor:
@@ -409,6 +463,8 @@ def find_isns(
     rule: Literal["pooled", "majority"] = "pooled",
     regions: Sequence[str] = ("instruction", "input"),
     tie_break: TieBreak = "activation",
+    select: Literal["top", "threshold"] = "top",
+    threshold: float | None = None,
     batch_size: int = 16,
     padding_side: str = "right",
     keep_frequencies: bool = False,
@@ -426,6 +482,11 @@ def find_isns(
         tie_break: frequencies are multiples of 1/T so many neurons tie at the cut. ``"activation"``
             (default) ranks ties by their summed activation, ``"index"`` by position (biased to
             early layers), ``"all"`` keeps all tied neurons. ``NeuronSets.ties`` reports the counts.
+        select: ``"top"`` (default): the top ``top`` fraction of all units, ties broken by ``tie_break``;
+            ``"threshold"``: every neuron firing on at least ``threshold`` of the counted tokens
+            (variable-size sets, no ties to break; pooled category sets use the category's pooled
+            tokens). Only ``"threshold"`` lets set sizes change between models.
+        threshold: the firing frequency of ``select="threshold"``, in (0, 1].
         keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``).
 
     Examples:
@@ -434,9 +495,12 @@ def find_isns(
         >>> isn.category_sets["code"].shape
         torch.Size([12, 2])
     """
-    check_fraction(top)  # before the pass, not after it
-    probe = NeuronFiring(regions, per_record=True, activation_sums=tie_break == "activation")
+    _check_select(select, threshold, top)  # before the pass, not after it
+    sums = select == "top" and tie_break == "activation"
+    probe = NeuronFiring(regions, per_record=True, activation_sums=sums)
     (probe,) = run(model, data, [probe], batch_size=batch_size, padding_side=padding_side, progress=progress)
     stats = probe.result()
-    sets = sets_from_firing(stats, top=top, rule=rule, tie_break=tie_break)
+    sets = sets_from_firing(
+        stats, top=top, rule=rule, tie_break=tie_break, select=select, threshold=threshold
+    )
     return (sets, stats) if keep_frequencies else sets

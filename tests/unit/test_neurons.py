@@ -3,6 +3,7 @@ import torch
 
 import instr_interp as ii
 from instr_interp.sparcom.neurons import NeuronSets, sets_from_firing, top_neurons
+from tests.typecheck import bad_input
 
 
 def test_top_neurons_hand_computed_ties():
@@ -108,3 +109,45 @@ def test_majority_rule(tiny, tiny_isns):
                 ((sets.instruction_sets[i] == torch.tensor([layer, n])).all(1)).any().item() for i in ids
             )
             assert 2 * votes >= len(ids)
+
+
+@pytest.mark.parametrize("batch_size, side", [(16, "right"), (1, "right"), (7, "left")])
+def test_threshold_sets_equal_a_plain_transformers_computation(tiny, data, batch_size, side):
+    """select="threshold": every neuron firing on >= threshold of the counted tokens, per instruction and
+    on the category's pooled tokens, computed independently with forward hooks on the HF gate projections."""
+    from tests.reference import plain_firing
+
+    sample, threshold = data.sample(per_category=3, seed=5), 0.6
+    sets = ii.find_isns(
+        tiny,
+        sample,
+        select="threshold",
+        threshold=threshold,
+        batch_size=batch_size,
+        padding_side=side,
+        progress=False,
+    )
+    counts, _, tokens = plain_firing(ii.models.tiny_hf_model(seed=0), ii.encode(sample, tiny.tokenizer))
+    for r, rec in enumerate(sample):
+        expected = (counts[r].double() / tokens[r] >= threshold).nonzero()
+        assert torch.equal(sets.instruction_sets[rec.id], expected), rec.id
+    for cat in sets.category_sets:
+        rows = [r for r, rec in enumerate(sample) if rec.category == cat]
+        pooled = counts[rows].sum(0).double() / tokens[rows].sum()
+        assert torch.equal(sets.category_sets[cat], (pooled >= threshold).nonzero()), cat
+    sizes = {len(s) for s in sets.instruction_sets.values()}
+    assert len(sizes) > 1  # variable-size sets
+    assert sets.settings["select"] == "threshold" and sets.settings["k"] is None
+    assert all(v == 0 for v in sets.ties.values())  # no ties to break
+
+
+def test_select_is_validated_before_the_pass(tiny, small_data):
+    for kwargs, message in [
+        ({"select": "threshold"}, "needs threshold="),
+        ({"select": "threshold", "threshold": 1.5}, "threshold must be a fraction"),
+        ({"threshold": 0.5}, "applies to select='threshold' only"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ii.find_isns(tiny, small_data, progress=False, **kwargs)
+    with bad_input("Unknown select"):
+        ii.find_isns(tiny, small_data, select="lape", progress=False)

@@ -84,6 +84,21 @@ def test_cli_isns_and_compare_on_a_local_model(tmp_path, small_data):
             == 0
         )
     assert (tmp_path / "a" / "overlap.csv").exists()
+    args = [
+        "isns",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "t"),
+        "--device",
+        "cpu",
+    ]
+    assert main(args + ["--select", "threshold", "--threshold", "0.7", "--regions", "instruction"]) == 0
+    sets = ii.load(tmp_path / "t")
+    assert sets.settings["select"] == "threshold" and sets.settings["threshold"] == 0.7
+    assert sets.settings["regions"] == ["instruction"]
     assert (
         main(
             [
