@@ -95,9 +95,15 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
     kept = sets.settings.get("k")
     if unit == "neuron":
         chosen = "fire on the largest share of its instruction and input tokens"
+        tie = sets.tie_summary()
         tie_note = (
             f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
-            "ties are broken by mean activation."
+            "ties are broken by mean activation"
+            + (
+                f", which decides a median {tie['median_decided']:.0%} of each instruction's set (not firing)."
+                if tie["median_decided"] == tie["median_decided"]
+                else "."
+            )
             if ties
             else ""
         )

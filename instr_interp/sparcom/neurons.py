@@ -77,6 +77,8 @@ class NeuronSets(Result):
     d_mlp: int
     ties: dict[str, int] = field(default_factory=dict)  # neurons tied at the cut, per record/category
     settings: dict = field(default_factory=dict)
+    # share of each set chosen among neurons tied at the cut (by the tie-break key, not by firing)
+    tie_decided: dict[str, float] = field(default_factory=dict)
 
     unit: ClassVar[str] = "neuron"  # what a (layer, index) pair names, for titles and readings
     short: ClassVar[str] = "ISNs"
@@ -225,6 +227,24 @@ class NeuronSets(Result):
             "note": "",
         }
 
+    def tie_summary(self) -> dict:
+        """Over the instruction sets: the median number of neurons tied at the cut (``median_tied``)
+        and the median share of a set decided by the tie-break rather than by firing
+        (``median_decided``, see :func:`tie_decided_share`); NaN where nothing was recorded.
+
+        Examples:
+            >>> s = NeuronSets(instruction_sets={}, category_sets={}, record_categories={}, n_layers=1, d_mlp=8,
+            ...                ties={"a": 10, "b": 30, "category:x": 99}, tie_decided={"a": 1.0, "b": 0.5})
+            >>> s.tie_summary()
+            {'median_tied': 20.0, 'median_decided': 0.75}
+        """
+        ties = [v for k, v in self.ties.items() if not k.startswith("category:")]
+        decided = [v for k, v in self.tie_decided.items() if not k.startswith("category:")]
+        return {
+            "median_tied": float(np.median(ties)) if ties else float("nan"),
+            "median_decided": float(np.median(decided)) if decided else float("nan"),
+        }
+
     def size_summary(self) -> dict:
         """Median, minimum and maximum size of the instruction sets (variable under ``select="threshold"``).
 
@@ -343,6 +363,7 @@ class NeuronSets(Result):
             "n_layers": self.n_layers,
             "d_mlp": self.d_mlp,
             "ties": self.ties,
+            "tie_decided": self.tie_decided,
             "settings": self.settings,
         }
 
@@ -356,7 +377,28 @@ class NeuronSets(Result):
             d_mlp=meta["d_mlp"],
             ties=meta["ties"],
             settings=meta["settings"],
+            tie_decided=meta.get("tie_decided", {}),
         )
+
+
+def tie_decided_share(counts: Int[Tensor, " neuron"], chosen: Int[Tensor, " n"]) -> float:
+    """Share of a top-k set decided by the tie-break: members at the cut count when some neurons with
+    that count were left out (0 when every tied neuron is in the set, or the set is empty).
+
+    Examples:
+        >>> counts = torch.tensor([5, 4, 4, 4, 1])
+        >>> tie_decided_share(counts, torch.tensor([0, 1]))  # 0 is above the cut; 1 beat 2 and 3 on the key
+        0.5
+        >>> tie_decided_share(counts, torch.tensor([0, 1, 2, 3]))  # all tied neurons kept
+        0.0
+    """
+    if chosen.numel() == 0:
+        return 0.0
+    picked = counts[chosen]
+    cut = picked.min()
+    at_cut = int((picked == cut).sum())
+    left_out = int((counts == cut).sum()) - at_cut
+    return at_cut / chosen.numel() if left_out > 0 else 0.0
 
 
 def sets_from_firing(
@@ -377,7 +419,7 @@ def sets_from_firing(
     n_rec, n_layers, d_mlp = stats.counts.shape
     k = max(1, math.floor(top * n_layers * d_mlp)) if select == "top" else None
     acts = stats.activation_sums
-    instruction_sets, ties = {}, {}
+    instruction_sets, ties, decided = {}, {}, {}
     for r, rid in enumerate(stats.ids):
         if int(stats.tokens[r]) == 0:
             raise ValueError(
@@ -389,6 +431,7 @@ def sets_from_firing(
             flat, n_tied = top_neurons(
                 stats.counts[r].flatten(), None if acts is None else acts[r].flatten(), k, tie_break
             )
+            decided[rid] = tie_decided_share(stats.counts[r].flatten(), flat)
         instruction_sets[rid], ties[rid] = _pairs(flat, d_mlp), n_tied
     category_sets = {}
     for c, cat in enumerate(stats.categories):
@@ -403,6 +446,7 @@ def sets_from_firing(
                 for r in rows:
                     act += acts[r].flatten()
             flat, n_tied = top_neurons(stats.category_counts[c].flatten(), act, k, tie_break)
+            decided[f"category:{cat}"] = tie_decided_share(stats.category_counts[c].flatten(), flat)
         else:
             votes = torch.zeros(n_layers * d_mlp, dtype=torch.int64)
             for r in rows:
@@ -416,6 +460,7 @@ def sets_from_firing(
         n_layers=n_layers,
         d_mlp=d_mlp,
         ties=ties,
+        tie_decided=decided,
         settings={
             **stats.settings,
             "select": select,

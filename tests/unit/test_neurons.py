@@ -151,3 +151,20 @@ def test_select_is_validated_before_the_pass(tiny, small_data):
             ii.find_isns(tiny, small_data, progress=False, **kwargs)
     with bad_input("Unknown select"):
         ii.find_isns(tiny, small_data, select="lape", progress=False)
+
+
+def test_top_sets_report_the_share_decided_by_the_tie_break(tiny_isns):
+    from instr_interp.sparcom.neurons import tie_decided_share
+
+    (sets, stats), _ = tiny_isns
+    for r, rid in enumerate(stats.ids):
+        counts = stats.counts[r].flatten()
+        chosen = sets.instruction_sets[rid]
+        picked = counts[chosen[:, 0] * stats.counts.shape[2] + chosen[:, 1]]
+        cut = int(picked.min())
+        at_cut, total_at_cut = int((picked == cut).sum()), int((counts == cut).sum())
+        expected = at_cut / len(chosen) if total_at_cut > at_cut else 0.0
+        assert sets.tie_decided[rid] == pytest.approx(expected)
+        assert tie_decided_share(counts, torch.tensor([], dtype=torch.long)) == 0.0
+    summary = sets.tie_summary()
+    assert 0.0 <= summary["median_decided"] <= 1.0 and summary["median_tied"] >= 1
