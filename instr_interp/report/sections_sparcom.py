@@ -215,6 +215,13 @@ def critical_role_section(
         f"records, {short} ablation vs random ablation; the table's excess is the difference in nats/token) for "
         f"{len(above)} of the {tested} categories with a defined test{' (' + ', '.join(above) + ')' if above else ''}"
         + (f"; for {untested} the test is undefined (see test_note)" if untested else "")
+        + (
+            f"; with {int(frame['n_records'].min())} record(s) per category the test cannot reach p < {alpha:g} "
+            f"at all for {len(summary['powerless'])} categories (its smallest attainable p-value is 1/2^n), "
+            "so this sample cannot show the effect either way"
+            if summary["powerless"]
+            else ""
+        )
         + f". Specificity is another matter: the own-category rise "
         f"exceeds the rise on the other categories for {summary['specific']} of "
         f"{len(frame)} categories (mean {summary['mean_own']:.2f} vs {summary['mean_others']:.2f} nats), "

@@ -79,6 +79,7 @@ def critical_role(
         rows.append(
             {
                 "category": cat,
+                "n_records": len(own_ids),
                 "n_units": len(neurons),
                 "baseline": float(base.loc[own_ids, "nll"].mean()),
                 "rise_own": float(rise.loc[own_ids].mean()),
@@ -101,7 +102,9 @@ def critical_role_summary(frame: pd.DataFrame, *, alpha: float = 0.05) -> dict:
             (``excess > 0``) with a defined one-sided Wilcoxon p-value below ``alpha``.
 
     Returns:
-        A dict: ``above_random`` (those categories, in frame order), ``tested`` (how many categories
+        A dict: ``above_random`` (those categories, in frame order), ``powerless`` (categories with too
+        few records for the test to reach ``alpha`` at all: its smallest attainable p-value, 1 / 2^n for
+        n records, is at least ``alpha``), ``tested`` (how many categories
         have a defined test), ``specific`` (how many categories rise more on themselves than on the
         other categories), ``mean_own`` and ``mean_others`` (mean over categories of ``rise_own`` and
         ``rise_others``; NaN rows left out) and ``alpha``.
@@ -120,8 +123,11 @@ def critical_role_summary(frame: pd.DataFrame, *, alpha: float = 0.05) -> dict:
             f"frame needs columns {sorted(need)} (from critical_role); got {list(frame.columns)}."
         )
     above = (frame["excess"] > 0) & (frame["p_value"] < alpha)
+    # the exact one-sided signed-rank test cannot go below 1 / 2^n with n records
+    powerless = frame[0.5 ** frame["n_records"] >= alpha]["category"].tolist() if "n_records" in frame else []
     return {
         "above_random": frame[above]["category"].tolist(),
+        "powerless": powerless,
         "tested": int(frame["p_value"].notna().sum()),
         "specific": int((frame["rise_own"] > frame["rise_others"]).sum()),
         "mean_own": float(frame["rise_own"].mean()),

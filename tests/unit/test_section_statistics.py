@@ -232,5 +232,8 @@ def test_critical_role_summary_by_hand():
     assert s["above_random"] == ["a", "b"] and s["tested"] == 2 and s["specific"] == 1  # NaN compares False
     assert s["mean_own"] == pytest.approx((0.4 + 0.2 + 0.05) / 3) and s["mean_others"] == pytest.approx(0.2)
     assert critical_role_summary(frame, alpha=0.02)["above_random"] == ["a"]
+    assert critical_role_summary(frame)["powerless"] == []  # no n_records column: nothing claimed
+    frame["n_records"] = [2, 10, 4]  # 1/2^2 = 0.25 and 1/2^4 = 0.0625 cannot reach p < 0.05
+    assert critical_role_summary(frame)["powerless"] == ["a", "c"]
     with pytest.raises(ValueError, match="critical_role"):
         critical_role_summary(frame.drop(columns=["excess"]))
