@@ -45,7 +45,8 @@ from .sparcom.ablation import critical_role, random_like  # noqa: E402
 from .sparcom.compare import SetComparison, compare  # noqa: E402
 from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
-from .sparcom.neurons import NeuronSets, find_isns  # noqa: E402
+from .sparcom.neurons import NeuronSets  # noqa: E402
+from .sparcom.selection import find_isns  # noqa: E402
 from .vectors.forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .vectors.heads import head_effects, random_heads  # noqa: E402
 from .vectors.instruction import InstructionVector, add_vector, instruction_vector  # noqa: E402

@@ -60,7 +60,7 @@ def _write_sets(sets, out: Path) -> None:
 
 def cmd_isns(args) -> int:
     from .models import load_model
-    from .sparcom.neurons import find_isns
+    from .sparcom.selection import find_isns
 
     sets = find_isns(
         load_model(args.model, device=args.device),

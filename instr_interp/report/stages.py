@@ -107,7 +107,7 @@ def neurons_stage(plan: Plan) -> list:
     from ..data.encoding import encode
     from ..models import model_facts
     from ..sparcom.firing import FiringStats, NeuronFiring
-    from ..sparcom.neurons import sets_from_firing
+    from ..sparcom.selection import sets_from_firing
     from .sections_sparcom import dataset_section, firing_section
 
     model = plan.load(plan.model)
@@ -181,7 +181,8 @@ def _tuned_model(plan: Plan):
 def before_after_stage(plan: Plan) -> list:
     """ISN sets of the base model and of its fine-tuned version, compared."""
     from ..sparcom.compare import compare
-    from ..sparcom.neurons import NeuronSets, find_isns
+    from ..sparcom.neurons import NeuronSets
+    from ..sparcom.selection import find_isns
     from .sections_sparcom import comparison_section
 
     result = _tuned_model(plan)

@@ -23,7 +23,8 @@ from ..engine import BatchContext, Probe, run
 from ..hooks import HookSite, hook_names, hook_site, is_moe
 from ..models import model_facts
 from ..results import Result
-from .neurons import NeuronSets, top_neurons
+from .neurons import NeuronSets
+from .selection import top_neurons
 
 __all__ = [
     "ExpertFiring",

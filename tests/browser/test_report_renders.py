@@ -12,7 +12,7 @@ import instr_interp as ii
 from instr_interp.report.page import write_report
 from instr_interp.report.sections_shift import attribution_sections
 from instr_interp.report.sections_sparcom import dataset_section, firing_section, isn_sections
-from instr_interp.sparcom.neurons import sets_from_firing
+from instr_interp.sparcom.selection import sets_from_firing
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -12,7 +12,7 @@ from instr_interp.shift.concepts import concept_shares, down_projection, ffn_con
 from instr_interp.shift.wordpairs import head_qk, head_word_pairs, model_word_pairs
 from instr_interp.sparcom.experts import ablate_experts, find_ises
 from instr_interp.sparcom.firing import NeuronFiring
-from instr_interp.sparcom.neurons import find_isns
+from instr_interp.sparcom.selection import find_isns
 from instr_interp.vectors.heads import head_effects
 from instr_interp.vectors.instruction import add_vector, instruction_vector, sweep_layers, vector_from_heads
 from instr_interp.vectors.tasks import Task

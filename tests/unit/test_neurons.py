@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import instr_interp as ii
-from instr_interp.sparcom.neurons import NeuronSets, sets_from_firing, top_neurons
+from instr_interp.sparcom.neurons import NeuronSets
+from instr_interp.sparcom.selection import sets_from_firing, top_neurons
 from tests.typecheck import bad_input
 
 
@@ -154,7 +155,7 @@ def test_select_is_validated_before_the_pass(tiny, small_data):
 
 
 def test_top_sets_report_the_share_decided_by_the_tie_break(tiny_isns):
-    from instr_interp.sparcom.neurons import tie_decided_share
+    from instr_interp.sparcom.selection import tie_decided_share
 
     (sets, stats), _ = tiny_isns
     for r, rid in enumerate(stats.ids):

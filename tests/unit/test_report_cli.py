@@ -8,7 +8,7 @@ import instr_interp as ii
 from instr_interp.cli import build_parser, main
 from instr_interp.report.page import write_report
 from instr_interp.report.sections_sparcom import dataset_section, firing_section, isn_sections
-from instr_interp.sparcom.neurons import sets_from_firing
+from instr_interp.sparcom.selection import sets_from_firing
 
 
 def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):

@@ -16,7 +16,8 @@ from instr_interp.shift.wordpairs import WordPairs, head_word_pairs
 from instr_interp.sparcom.compare import SetComparison, compare
 from instr_interp.sparcom.experts import ExpertSets, ExpertStats, find_ises
 from instr_interp.sparcom.firing import FiringStats
-from instr_interp.sparcom.neurons import NeuronSets, find_isns
+from instr_interp.sparcom.neurons import NeuronSets
+from instr_interp.sparcom.selection import find_isns
 from instr_interp.vectors.forgetting import ForgettingReport
 from instr_interp.vectors.instruction import InstructionVector
 from instr_interp.vectors.tasks import Task, TaskScore, evaluate_task
