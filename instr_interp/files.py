@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 __all__ = ["publish_dir", "read_text", "staging_dir", "write_atomic"]
@@ -67,7 +68,8 @@ def staging_dir(out: Path) -> Path:
 
 def publish_dir(staging: Path, out: Path) -> None:
     """Move a finished folder into place: an existing ``out`` is set aside, replaced, then
-    deleted, so ``out`` always holds a complete folder (or none).
+    deleted, so ``out`` always holds a complete folder (or none); if the final rename fails, the
+    previous folder is put back.
 
     Examples:
         >>> import tempfile, pathlib
@@ -78,10 +80,14 @@ def publish_dir(staging: Path, out: Path) -> None:
         >>> (out / "weights").read_text()
         'new'
     """
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    out.rename(old)
+    try:
+        staging.rename(out)
+    except BaseException:
+        old.rename(out)  # put the previous folder back
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -10,14 +10,14 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
-import uuid
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+from .files import publish_dir, staging_dir
 
 __all__ = ["Result", "save_result", "load_result", "load", "read_manifest", "result_kinds"]
 
@@ -164,7 +164,7 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
     manifest = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), **meta}
     manifest["kind"] = kind  # never overridden by meta (keeps its place as the first key)
     text = json.dumps(manifest, indent=1, default=str)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
+    tmp = staging_dir(path)
     try:
         _write_tensors(tensors, tmp / TENSORS)
         (tmp / MANIFEST).write_text(text)
@@ -174,17 +174,8 @@ def save_result(path, kind: str, tensors: dict[str, torch.Tensor], meta: dict) -
             os.rename(tmp / TENSORS, path / TENSORS)
             os.rename(tmp / MANIFEST, path / MANIFEST)  # last: until it is there, the folder is no result
             tmp.rmdir()
-        elif path.exists():
-            aside = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, aside)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(aside, path)  # put the previous result back
-                raise
-            shutil.rmtree(aside, ignore_errors=True)
         else:
-            os.rename(tmp, path)
+            publish_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
