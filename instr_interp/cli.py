@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_wordpairs,
         _add_iv,
         _add_forgetting,
+        _add_study,
     ):
         add(sub)
     return parser
@@ -526,3 +527,35 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_study(args) -> int:
+    from .studies import run_study
+
+    path = run_study(
+        args.name,
+        size=args.size,
+        out=Path(args.out) if args.out else None,
+        work=Path(args.work) if args.work else None,
+    )
+    print(f"study {args.name} ({args.size}) written to {path.resolve()}")
+    return 0
+
+
+def _add_study(sub) -> None:
+    """``instr-interp study NAME``."""
+    from .studies import SIZES, STUDIES
+
+    p = sub.add_parser(
+        "study",
+        help="run a study (an analysis at an adequate size, resumable) and write its JSON summary",
+        description="Run a study and write study_NAME.json (default folder benchmarks/results). "
+        "Finished units are kept in --work, so an interrupted study resumes.",
+    )
+    p.add_argument("name", help=f"the study: {', '.join(sorted(STUDIES)) or 'none registered'}")
+    p.add_argument(
+        "--size", choices=SIZES, default="full", help="full (default) or tiny (a seconds-long check)"
+    )
+    p.add_argument("--out", default=None, help="folder for the summary JSON (default benchmarks/results)")
+    p.add_argument("--work", default=None, help="folder for resumable per-unit results")
+    p.set_defaults(func=cmd_study)
