@@ -26,6 +26,8 @@ from .tiny import TINY_CHAT_TEMPLATE, tiny_hf_model, tiny_model, tiny_tokenizer
 
 __all__ = [
     "BUNDLED",
+    "TUNED",
+    "alias_dir",
     "ModelFacts",
     "TINY_CHAT_TEMPLATE",
     "cache_dir",
@@ -75,6 +77,34 @@ BUNDLED: dict[str, Bundled] = {
         ),
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         architecture="Gemma3ForCausalLM",
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tuned:
+    """A bundled model with a LoRA adapter that ships inside this package (``instr_interp/checkpoints``);
+    the first load merges the adapter into the base model and caches the result."""
+
+    alias: str
+    base: str  # a BUNDLED alias
+    adapter: str  # folder under instr_interp/checkpoints: adapter_config.json, adapter_model.safetensors
+    sha256: str  # of adapter_model.safetensors
+
+    @property
+    def folder(self) -> Path:
+        return Path(__file__).resolve().parent / "checkpoints" / self.adapter
+
+
+TUNED: dict[str, Tuned] = {
+    # Gemma-3-270M base after the toolkit's own LoRA tune (every linear layer of every block) on the
+    # built-in tuning set, which shares no instruction with the analysis set. Rebuild with
+    # scripts/build_tuned.py; its training log is checkpoints/gemma-3-270m-tuned/training.json.
+    "gemma-3-270m-tuned": Tuned(
+        alias="gemma-3-270m-tuned",
+        base="gemma-3-270m",
+        adapter="gemma-3-270m-tuned",
+        sha256="",
     ),
 }
 
@@ -160,6 +190,58 @@ def _convert(bundled: Bundled, target: Path) -> None:
     print(f"instr_interp: converted in {time.perf_counter() - start:.1f} s")
 
 
+def _build_tuned(tuned: Tuned, target: Path) -> None:
+    """Merge the shipped adapter into its base model and write the result to ``target`` (atomically);
+    refuse an adapter file whose SHA-256 is not the recorded one."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    weights = tuned.folder / "adapter_model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"The adapter of {tuned.alias!r} is missing: {weights}. Reinstall instr_interp.")
+    found = file_sha256(weights)
+    if found != tuned.sha256:
+        raise ValueError(
+            f"{weights} has SHA-256 {found}, not the recorded {tuned.sha256}; refusing to merge it. "
+            "Reinstall instr_interp (or rebuild the adapter with scripts/build_tuned.py and record its hash)."
+        )
+    base = cache_dir() / tuned.base
+    if not (base / "config.json").exists():
+        _convert(BUNDLED[tuned.base], base)
+    print(f"instr_interp: merging the {tuned.alias} adapter into {tuned.base} in {target} (once)...")
+    start = time.perf_counter()
+    with _offline():
+        tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
+        model = PeftModel.from_pretrained(model, tuned.folder, local_files_only=True).merge_and_unload()
+    model.config.name_or_path = tuned.alias
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{tuned.alias}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    print(f"instr_interp: merged in {time.perf_counter() - start:.1f} s")
+
+
+def alias_dir(name: str) -> Path:
+    """The cached HF directory of a bundled or tuned alias, converted or merged first when absent."""
+    target = cache_dir() / name
+    if not (target / "config.json").exists():
+        if name in BUNDLED:
+            _convert(BUNDLED[name], target)
+        elif name in TUNED:
+            _build_tuned(TUNED[name], target)
+        else:
+            raise ValueError(f"{name!r} is not an alias; the aliases are {', '.join([*BUNDLED, *TUNED])}.")
+    return target
+
+
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -240,7 +322,8 @@ def load_model(
     """Load a model as a TransformerLens ``TransformerBridge``.
 
     Args:
-        name: a bundled alias (``"smollm2-135m-instruct"``, ``"gemma-3-270m"``), a local Hugging
+        name: a bundled alias (``"smollm2-135m-instruct"``, ``"gemma-3-270m"``, and
+            ``"gemma-3-270m-tuned"``: the base model after the toolkit's own instruction tune), a local Hugging
             Face model directory (e.g. one written by ``finetune``), or a hub name (needs network
             or a populated HF cache).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
@@ -257,12 +340,9 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     device = _resolve_device(device)
-    if name in BUNDLED:
-        bundled = BUNDLED[name]
-        target = cache_dir() / bundled.alias
-        if not (target / "config.json").exists():
-            _convert(bundled, target)
-        source, label, offline = target, bundled.hf_name, True
+    if name in BUNDLED or name in TUNED:
+        source, offline = alias_dir(name), True
+        label = BUNDLED[name].hf_name if name in BUNDLED else str(source)
     elif Path(name).expanduser().is_dir():
         source = Path(name).expanduser()
         if not (source / "config.json").exists():
@@ -297,7 +377,7 @@ def load_model(
                 f"Could not load {name!r} from the hub or the local HF cache ({err}). Offline, use a "
                 f"bundled alias ({', '.join(BUNDLED)}) or a local directory."
             ) from err
-        if dtype is None and name in BUNDLED:
+        if dtype is None and (name in BUNDLED or name in TUNED):
             hf_model = hf_model.float()
         model = _boot(label, hf_model, tokenizer, device, dtype)
     model.instr_interp_name = name

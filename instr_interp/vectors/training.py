@@ -37,7 +37,7 @@ from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..files import publish_dir, staging_dir
 from ..interventions.vectors import iv_addition
-from ..models import BUNDLED, _convert, _offline, cache_dir
+from ..models import BUNDLED, TUNED, _offline, alias_dir
 from ..results import MANIFEST, Result
 from .guidance import (
     _Guidance,
@@ -146,11 +146,8 @@ class FinetuneResult(Result):
 
 def hf_source(name: str) -> Path | str:
     """The directory (or hub name) a plain transformers model can be loaded from."""
-    if name in BUNDLED:
-        target = cache_dir() / name
-        if not (target / "config.json").exists():
-            _convert(BUNDLED[name], target)
-        return target
+    if name in BUNDLED or name in TUNED:
+        return alias_dir(name)
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser()
     return name
@@ -192,8 +189,10 @@ def finetune(
     seed: int = 0,
     lora_r: int = 8,
     lora_alpha: int = 16,
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    target_modules: tuple[str, ...] | str = ("q_proj", "v_proj"),
     format: str = "auto",
+    max_steps: int | None = None,
+    adapter_out=None,
     iv_guidance=None,
     kl_weight: float | None = None,
     seq_kl_weight: float = 0.0,
@@ -214,6 +213,11 @@ def finetune(
         out: directory for the tuned model (full weights; LoRA adapters are merged), its tokenizer
             and ``instr_interp_finetune.json`` (settings, per-step losses and loss terms, time).
         method: ``"lora"`` (peft, on ``target_modules``, rank ``lora_r``, scaling ``lora_alpha``) or ``"full"``.
+        target_modules: module names for LoRA, or ``"all-linear"`` (every linear layer of the blocks:
+            attention and MLP; peft's rule, which leaves the unembedding out).
+        max_steps: stop after this many optimiser steps (default: every batch of every epoch).
+        adapter_out: with LoRA, also save the trained adapter alone (peft's ``adapter_config.json``
+            and ``adapter_model.safetensors``) to this directory before it is merged.
         lr: learning rate (default 2e-4 for LoRA, 2e-5 for full).
         iv_guidance: ``None`` (plain tuning) or one or more instruction vectors of the task being
             learned, computed on this (pre-task) model: objects with ``.vector`` (``d_model``),
@@ -249,6 +253,14 @@ def finetune(
         )
     if method not in ("lora", "full"):
         raise ValueError(f"Unknown method {method!r}; choose 'lora' or 'full'.")
+    if isinstance(target_modules, str) and target_modules != "all-linear":
+        raise ValueError(
+            f"target_modules={target_modules!r}: pass a tuple of module names or the string 'all-linear'."
+        )
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 (or None for every batch); got {max_steps}.")
+    if adapter_out is not None and method != "lora":
+        raise ValueError("adapter_out saves a LoRA adapter; it needs method='lora'.")
     kl_weight = _checked_weights(iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature)
     data = load_instructions(data)
     missing = [r.id for r in data if not r.response]
@@ -273,12 +285,16 @@ def finetune(
         model = get_peft_model(
             model,
             LoraConfig(
-                r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=list(target_modules)
+                r=lora_r,
+                lora_alpha=lora_alpha,
+                lora_dropout=0.0,
+                target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
             ),
         )
     model.train()
     encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
     steps = epochs * math.ceil(len(encoded) / batch_size)
+    steps = min(steps, max_steps) if max_steps is not None else steps
     start = time.perf_counter()
     losses, components = _train(
         model,
@@ -295,6 +311,8 @@ def finetune(
     )
     seconds = time.perf_counter() - start
     if method == "lora":
+        if adapter_out is not None:
+            _save_adapter(model, adapter_out)
         model = model.merge_and_unload()
     model.eval()
     out = Path(out)
@@ -306,7 +324,8 @@ def finetune(
         "seed": seed,
         "lora_r": lora_r,
         "lora_alpha": lora_alpha,
-        "target_modules": list(target_modules),
+        "target_modules": target_modules if isinstance(target_modules, str) else list(target_modules),
+        "max_steps": max_steps,
         "data": data.fingerprint(),
         "records": len(data),
         "format": encoded.format,
@@ -434,6 +453,8 @@ def _train(
         order = list(range(len(encoded)))
         rng.shuffle(order)
         for tokens, mask, labels, last in _batches_with_regions(encoded, order, batch_size):
+            if len(losses) == steps:
+                break
             if guide.active():
                 loss, parts = _guided_loss(
                     model, guide, tokens, mask, labels, last, progressive_alpha(len(losses), steps)
@@ -456,6 +477,18 @@ def _train(
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     return losses, components
+
+
+def _save_adapter(peft_model, out) -> None:
+    """Save the LoRA adapter alone (before merging) through a staging folder."""
+    out = Path(out)
+    staging = staging_dir(out)
+    try:
+        peft_model.save_pretrained(staging, safe_serialization=True)
+        publish_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _save_tuned(model, tokenizer, meta: dict, out: Path) -> None:
