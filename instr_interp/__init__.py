@@ -22,6 +22,7 @@ from .data import (  # noqa: E402
     encode,
     hexainst,
     load_instructions,
+    tuneset,
 )
 from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # noqa: E402
 from .engine.generation import generate_responses  # noqa: E402
@@ -130,4 +131,5 @@ __all__ = [
     "tiny_model",
     "word_vectors",
     "WordPairs",
+    "tuneset",
 ]

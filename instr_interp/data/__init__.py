@@ -1,6 +1,6 @@
 """Instruction data: records, file formats, the built-in HexaInst set, and encoding for a model."""
 
-from .dataset import CATEGORIES, InstructionDataset, InstructionRecord, hexainst, load_instructions
+from .dataset import CATEGORIES, InstructionDataset, InstructionRecord, hexainst, load_instructions, tuneset
 from .encoding import EncodedBatch, EncodedDataset, Region, encode, format_prompt
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "format_prompt",
     "hexainst",
     "load_instructions",
+    "tuneset",
 ]
