@@ -28,8 +28,8 @@ def _numbers(text: str) -> list[float]:
     return [float(m.replace(",", "")) for m in _NUMBER.findall(text)]
 
 
-def _label(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]+", " ", text.lower()).split(" ", 1)[0].strip() if text.strip() else ""
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", text.lower()).split())
 
 
 def _code(text: str) -> str:
@@ -37,29 +37,36 @@ def _code(text: str) -> str:
     return fenced.group(1) if fenced else text
 
 
+def _answer(text: str) -> float | None:
+    """The number after the last ``Answer:`` in ``text``, else its last number, else None."""
+    tail = text.rsplit("Answer:", 1)[1] if "Answer:" in text else text
+    found = _numbers(tail)
+    return (found[0] if "Answer:" in text else found[-1]) if found else None
+
+
 def judge_response(record: InstructionRecord, text: str, *, timeout: float = 5.0) -> float:
     """1.0 when ``text`` answers a verifiable record correctly, 0.0 when not, NaN when the record is
-    not verifiable.
+    not verifiable. A record is verifiable by its ``meta["check"]`` (as the built-in tuning set's
+    math and code records carry) or by being a classification record with a reference label:
 
-    - ``meta["answer"]`` a number (math): the first number in the response equals it (to 1e-6);
-    - ``meta["label"]`` (classification): the response's first word, lower-cased and stripped of
-      punctuation, equals the label's;
-    - ``meta["tests"]`` (code): the response's code (its first fenced block, else all of it) followed
-      by the tests runs in a fresh Python process without error within ``timeout`` seconds.
+    - ``check["answer"]`` a number: the number after the response's last ``Answer:`` (else its last
+      number) equals it (to 1e-6);
+    - ``check["tests"]``: the response's code (its first fenced block, else all of it) followed by
+      the tests runs in a fresh, isolated Python process without error within ``timeout`` seconds;
+    - classification: the response, lower-cased and stripped of punctuation, starts with the
+      reference response so normalised.
 
     Examples:
-        >>> rec = InstructionRecord(id="m1", category="math", instruction="2+2?", meta={"answer": 4})
-        >>> judge_response(rec, "4"), judge_response(rec, "The answer is 5.")
+        >>> rec = InstructionRecord(id="m1", category="math", instruction="2+2?", meta={"check": {"answer": 4}})
+        >>> judge_response(rec, "2 + 2 = 4. Answer: 4"), judge_response(rec, "It is 5.")
         (1.0, 0.0)
     """
-    meta = record.meta
-    if "answer" in meta and isinstance(meta["answer"], (int, float)):
-        found = _numbers(text)
-        return float(bool(found) and abs(found[0] - float(meta["answer"])) <= 1e-6)
-    if "label" in meta:
-        return float(_label(text) == _label(str(meta["label"])))
-    if "tests" in meta:
-        program = _code(text) + "\n\n" + str(meta["tests"]) + "\n"
+    check = record.meta.get("check") or {}
+    if isinstance(check.get("answer"), (int, float)):
+        found = _answer(text)
+        return float(found is not None and abs(found - float(check["answer"])) <= 1e-6)
+    if check.get("tests"):
+        program = _code(text) + "\n\n" + str(check["tests"]) + "\n"
         try:
             done = subprocess.run(
                 [sys.executable, "-I", "-c", program], capture_output=True, timeout=timeout, check=False
@@ -67,6 +74,9 @@ def judge_response(record: InstructionRecord, text: str, *, timeout: float = 5.0
         except subprocess.TimeoutExpired:
             return 0.0
         return float(done.returncode == 0)
+    if record.category == "classification" and record.response:
+        reference = _normalised(record.response)
+        return float(bool(reference) and _normalised(text).startswith(reference))
     return float("nan")
 
 

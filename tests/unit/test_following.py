@@ -12,22 +12,28 @@ from instr_interp.stats import bootstrap_mean
 
 
 def test_judge_checks_numbers_labels_and_code_by_running_it():
-    math = InstructionRecord(id="m", category="math", instruction="?", meta={"answer": 1234.5})
-    assert judge_response(math, "It is 1,234.5 in total.") == 1.0
-    assert judge_response(math, "12 then 1234.5") == 0.0  # the first number counts
-    label = InstructionRecord(id="c", category="classification", instruction="?", meta={"label": "Positive"})
-    assert (judge_response(label, "positive."), judge_response(label, "Negative")) == (1.0, 0.0)
-    code = InstructionRecord(
-        id="k",
-        category="code",
-        instruction="?",
-        meta={"tests": "assert double(3) == 6\nassert double(0) == 0"},
-    )
+    math = InstructionRecord(id="m", category="math", instruction="?", meta={"check": {"answer": 1234.5}})
+    assert judge_response(math, "3 x 411.5 = 1,234.5. Answer: 1,234.5") == 1.0
+    assert judge_response(math, "Answer: 12, or 1234.5") == 0.0  # the number after "Answer:" counts
+    assert judge_response(math, "first 7, finally 1234.5") == 1.0  # else the last number
+    assert judge_response(math, "no idea") == 0.0
+    label = InstructionRecord(id="c", category="classification", instruction="?", response="Not spam")
+    assert (judge_response(label, "not spam."), judge_response(label, "Spam")) == (1.0, 0.0)
+    tests = "assert double(3) == 6\nassert double(0) == 0"
+    code = InstructionRecord(id="k", category="code", instruction="?", meta={"check": {"tests": tests}})
     assert judge_response(code, "```python\ndef double(x):\n    return 2 * x\n```") == 1.0
     assert judge_response(code, "def double(x):\n    return x + 2") == 0.0
     assert judge_response(code, "def double(x):\n    while True: pass", timeout=1.0) == 0.0
-    plain = InstructionRecord(id="g", category="generation", instruction="?")
+    plain = InstructionRecord(id="g", category="generation", instruction="?", response="Hi")
     assert np.isnan(judge_response(plain, "anything"))
+
+
+def test_the_tuning_sets_references_pass_their_own_judge():
+    records = ii.tuneset().filter(category=["math", "code"]).sample(per_category=20, seed=0)
+    judged = [(r, judge_response(r, r.response)) for r in records]
+    verifiable = [(r, v) for r, v in judged if not np.isnan(v)]
+    assert len(verifiable) >= 35
+    assert all(v == 1.0 for _, v in verifiable), [r.id for r, v in verifiable if v != 1.0][:5]
 
 
 def test_compare_following_matches_separate_passes_and_its_intervals():

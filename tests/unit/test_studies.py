@@ -50,3 +50,16 @@ def test_bad_study_names_sizes_and_keys_are_refused(tmp_path, counting_study):
         studies.run_study("fake", size="big", out=tmp_path)
     with pytest.raises(ValueError, match="plain file name"):
         studies.Store(tmp_path).unit("../x", dict)
+
+
+def test_the_following_study_runs_tiny_and_resumes(tmp_path):
+    path = studies.run_study("following", size="tiny", out=tmp_path, work=tmp_path / "w", progress=False)
+    summary = json.loads(path.read_text())
+    assert summary["nll_records"] == 12 and summary["generated_records"] >= 5
+    overall = [row for row in summary["nll"] if row["category"] == "all"][0]
+    assert overall["ci_low"] <= overall["difference"] <= overall["ci_high"]
+    assert len(list((tmp_path / "w").glob("category-*.json"))) == 6
+    again = json.loads(
+        studies.run_study("following", size="tiny", out=tmp_path, work=tmp_path / "w").read_text()
+    )
+    assert again["nll"] == summary["nll"]

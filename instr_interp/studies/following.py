@@ -1,0 +1,76 @@
+"""Study ``following``: is ``gemma-3-270m-tuned`` a better instruction follower than its base?
+
+Both models see the same records in the same prompt format (the shared tokenizer has no chat
+template, so the alpaca format): reference-response NLL on the whole analysis set (``hexainst``,
+which the tune never saw), and greedy answers to the held-out tenth of the tuning set (template
+families the tune never saw), judged where verifiable (math answers, code tests, classification
+labels), with the share of responses that stop by themselves. One unit per category.
+"""
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..data.dataset import hexainst, tuneset
+from ..models import load_model, tiny_model
+from ..shift.following import FollowingComparison, compare_following
+
+HELD_OUT = dict(fraction=0.1, seed=0)  # as scripts/build_tuned.py: the tenth never trained on
+SIZES = {
+    "full": dict(nll_per_category=None, generate_per_category=None, max_new_tokens=128),
+    "tiny": dict(nll_per_category=2, generate_per_category=1, max_new_tokens=4),
+}
+
+
+def _models(size: str):
+    if size == "tiny":
+        return tiny_model(seed=0), tiny_model(seed=1)
+    return load_model("gemma-3-270m"), load_model("gemma-3-270m-tuned")
+
+
+def run(store, size: str, progress: bool) -> dict:
+    plan = SIZES[size]
+    analysis = hexainst()
+    held_out = tuneset().split(**HELD_OUT)[1]
+    if plan["nll_per_category"]:
+        analysis = analysis.sample(per_category=plan["nll_per_category"], seed=0)
+        held_out = held_out.sample(per_category=plan["generate_per_category"], seed=0)
+    models = None
+    parts = []
+    for category in tqdm(analysis.categories, desc="following (per category)", disable=not progress):
+
+        def compute(category=category):
+            nonlocal models
+            models = models or _models(size)
+            # summarization has no held-out records (its templates share instructions, so the split
+            # keeps them together on the training side): it answers its analysis records instead
+            source = held_out if category in held_out.categories else analysis
+            result = compare_following(
+                *models,
+                analysis.filter(category=category),
+                generate=source.filter(category=category),
+                max_new_tokens=plan["max_new_tokens"],
+                progress=progress,
+            )
+            _, meta = result._saved()
+            return meta
+
+        meta = store.unit(f"category-{category}", compute)
+        parts.append(FollowingComparison._from_saved({}, meta, None))
+    merged = FollowingComparison(
+        models=parts[0].models,
+        format=parts[0].format,
+        nll=pd.concat([p.nll for p in parts], ignore_index=True),
+        generations=pd.concat([p.generations for p in parts], ignore_index=True),
+        settings={**parts[0].settings, "held_out": HELD_OUT, "size": size},
+    )
+    return {
+        "models": merged.models,
+        "format": merged.format,
+        "nll_records": len(merged.nll),
+        "generated_records": len(merged.generations),
+        "max_new_tokens": plan["max_new_tokens"],
+        "nll": merged.nll_by_category().to_dict("records"),
+        "correct": merged.rates("correct").to_dict("records"),
+        "stopped": merged.rates("stopped").to_dict("records"),
+        "examples": merged.examples(n=2).to_dict("records"),
+    }
