@@ -34,6 +34,7 @@ def cmd_report(args) -> int:
         top=args.top,
         top_experts=args.top_experts,
         finetune=not args.no_finetune,
+        after=args.after,
     )
     sections = run_stages(plan)
     seconds = time.perf_counter() - start
@@ -319,7 +320,14 @@ def _add_report(sub) -> None:
     rep.add_argument(
         "--no-finetune",
         action="store_true",
-        help="skip fine-tuning Gemma-3-270M (trained once, then cached) and the before/after sections",
+        help="leave out the tuned model (gemma-3-270m-tuned) and the before/after sections",
+    )
+    rep.add_argument(
+        "--after",
+        choices=["tuned", "lora-qv"],
+        default="tuned",
+        help="the after model: tuned (default: gemma-3-270m-tuned, every linear layer tuned on the tuning set) "
+        "or lora-qv (a short q/v LoRA trained here, the old path)",
     )
     rep.add_argument(
         "--top",
@@ -525,10 +533,6 @@ def main(argv=None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def cmd_study(args) -> int:
     from .studies import run_study
 
@@ -559,3 +563,7 @@ def _add_study(sub) -> None:
     p.add_argument("--out", default=None, help="folder for the summary JSON (default benchmarks/results)")
     p.add_argument("--work", default=None, help="folder for resumable per-unit results")
     p.set_defaults(func=cmd_study)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,8 @@ from ..files import write_atomic
 
 __all__ = ["Plan", "cached", "STAGES", "run_stages"]
 
-BASE = "gemma-3-270m"  # the bundled base model; the report fine-tunes it for the before/after sections
+BASE = "gemma-3-270m"  # the bundled base model
+TUNED = "gemma-3-270m-tuned"  # its instruction tune (shipped adapter), the "after" of every before/after
 N_PERMUTATIONS = 1000  # label shuffles of the ISN/ISE overlap permutation test
 
 
@@ -35,7 +36,8 @@ class Plan:
     batch_size: int = 16
     top: float = 0.01  # ISNs: this share of all layer x neuron units
     top_experts: float = 0.1  # ISEs of an MoE model: this share of all layer x expert units
-    finetune: bool = True
+    finetune: bool = True  # include the tuned model and the before/after sections
+    after: str = "tuned"  # "tuned": gemma-3-270m-tuned; "lora-qv": a q/v LoRA trained here (the old path)
     timings: dict[str, float] = field(default_factory=dict)
     _models: dict = field(default_factory=dict)
 
@@ -55,10 +57,15 @@ class Plan:
         return self._models[name]
 
     @property
-    def tuned(self) -> Path:
+    def tuned(self) -> str:
+        """The after model's name: the tuned alias, or the folder of the q/v LoRA trained here."""
         from ..models import cache_dir
 
-        return cache_dir() / f"{BASE}-hexainst-lora{'-quick' if self.quick else ''}"
+        if self.after == "tuned":
+            return TUNED
+        if self.after != "lora-qv":
+            raise ValueError(f"Plan.after must be 'tuned' or 'lora-qv', not {self.after!r}.")
+        return str(cache_dir() / f"{BASE}-tuneset-lora-qv{'-quick' if self.quick else ''}")
 
 
 def done_marker(path: Path) -> Path:
@@ -166,53 +173,86 @@ def _expert_sections(plan: Plan, model, encoded) -> list:
     return [expert_routing_section(stats), *_set_sections(plan, model, sets)]
 
 
-def _tuned_model(plan: Plan):
-    """Gemma-3-270M base fine-tuned with LoRA on the built-in set (trained once, kept in the model cache)."""
-    from ..data.dataset import hexainst
+def _tuned_model(plan: Plan) -> dict:
+    """Facts about the after model: the shipped tune's training log, or (``after="lora-qv"``) a q/v
+    LoRA of the base model trained here on the tuning set (once, kept in the model cache)."""
+    import json
+
+    from ..data.dataset import tuneset
+    from ..models import TUNED as SHIPPED
     from ..vectors.training import FinetuneResult, finetune
 
-    if (plan.tuned / "instr_interp_finetune.json").exists():
+    if plan.after == "tuned":
+        log = json.loads((SHIPPED[TUNED].folder / "training.json").read_text())
+        settings = log["settings"]
+        return {
+            "how": f"LoRA (r {settings['lora_r']}, every linear layer of every block)",
+            "steps": log["steps"],
+            "records": log["train_records"],
+            "first_loss": log["losses"][0],
+            "last_loss": sum(log["losses"][-20:]) / len(log["losses"][-20:]),
+            "seconds": log["seconds"],
+        }
+    if (Path(plan.tuned) / "instr_interp_finetune.json").exists():
         print(f"  fine-tuned model: reusing {plan.tuned}")
-        return FinetuneResult.load(plan.tuned)
-    train = hexainst().sample(per_category=plan.size(20, 2), seed=0)
-    return finetune(BASE, train, plan.tuned, method="lora", epochs=1, batch_size=8)
+        result = FinetuneResult.load(plan.tuned)
+    else:
+        train = tuneset().sample(per_category=plan.size(20, 2), seed=0)
+        result = finetune(BASE, train, plan.tuned, method="lora", epochs=1, batch_size=8)
+    return {
+        "how": "LoRA (r 8, q/v projections only)",
+        "steps": result.steps,
+        "records": result.settings["records"],
+        "first_loss": result.losses[0],
+        "last_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
+        "seconds": result.seconds,
+    }
 
 
 def before_after_stage(plan: Plan) -> list:
-    """ISN sets of the base model and of its fine-tuned version, compared."""
+    """ISN sets of the base model and of its tuned version, compared."""
     from ..sparcom.compare import compare
     from ..sparcom.neurons import NeuronSets
     from ..sparcom.selection import find_isns
     from .sections_sparcom import comparison_section
 
-    result = _tuned_model(plan)
+    facts = _tuned_model(plan)
     sets = {}
-    for label, name in (("before", BASE), ("after", str(plan.tuned))):
+    for label, name in (("before", BASE), ("after", plan.tuned)):
         sets[label] = cached(
-            plan.cache / _key("isn", label, plan.data.fingerprint()),
+            plan.cache / _key("isn", label, name, plan.data.fingerprint()),
             lambda name=name: find_isns(plan.load(name), plan.data, batch_size=plan.batch_size),
             lambda v, p: v.save(p),
             NeuronSets.load,
             f"ISNs ({label})",
         )
     note = (
-        f"The after model is the base model fine-tuned with LoRA (r 8, q/v projections) for "
-        f"{result.steps} steps on {result.settings['records']} built-in records "
-        f"({result.seconds / 60:.1f} CPU minutes; response loss {result.losses[0]:.2f} at the first step, "
-        f"{sum(result.losses[-5:]) / min(5, len(result.losses)):.2f} averaged over the last five)."
+        f"The after model is the base model tuned with {facts['how']} for {facts['steps']} steps on "
+        f"{facts['records']} records of the built-in tuning set, which shares no instruction with the "
+        f"analysis records ({facts['seconds'] / 60:.0f} CPU minutes; response loss {facts['first_loss']:.2f} "
+        f"at the first step, {facts['last_loss']:.2f} averaged over the last twenty)."
     )
-    return [
-        comparison_section(
-            compare(sets["before"], sets["after"]), f"{BASE} (base)", "its fine-tuned version", note
-        )
-    ]
+    return [comparison_section(compare(sets["before"], sets["after"]), f"{BASE} (base)", f"{TUNED}", note)]
+
+
+def tuning_stage(plan: Plan) -> list:
+    """Evidence that the after model follows instructions better: the committed summary of
+    ``instr-interp study following`` (too slow for the report at an adequate size)."""
+    import json
+
+    from ..studies import study_path
+    from .sections_tuning import following_section
+
+    path = study_path("following")
+    summary = json.loads(path.read_text()) if path.exists() and plan.after == "tuned" else None
+    return [following_section(summary, "instr-interp study following")]
 
 
 def _models_compared(plan: Plan) -> dict[str, str]:
     """Label -> model name: the instruction-tuned default, the base model and (with fine-tuning) its tune."""
     models = {f"{BASE} (base)": BASE}
     if plan.finetune:
-        models[f"{BASE} + LoRA (ours)"] = str(plan.tuned)
+        models[f"{TUNED} (ours)"] = plan.tuned
     models[plan.model] = plan.model
     return models
 
@@ -253,6 +293,8 @@ def concepts_stage(plan: Plan) -> list:
 
     shares = {}
     names = {plan.model: plan.model, f"{BASE} (base)": BASE}
+    if plan.finetune:
+        names[f"{TUNED} (ours)"] = plan.tuned
     moe = model_facts(plan.load(plan.model)).moe
     if moe:  # one down-projection per expert: no single FFN to take concepts from
         del names[plan.model]
@@ -270,9 +312,9 @@ def concepts_stage(plan: Plan) -> list:
             f" {plan.model} is a mixture-of-experts model with one down-projection per expert, "
             "so its concepts are not shown; the base model's are, for reference."
         )
-    if plan.finetune:
+    if plan.finetune and plan.after == "lora-qv":
         section.reading += (
-            " The LoRA tune of the base model trains only the attention q/v projections, so its "
+            " The q/v LoRA tune of the base model trains only the attention q/v projections, so its "
             "down-projections, and with them its concepts, are exactly the base model's."
         )
     return [section]
@@ -375,6 +417,7 @@ def forgetting_stage(plan: Plan) -> list:
 
 STAGES: dict[str, Callable[[Plan], list]] = {
     "neurons": neurons_stage,
+    "tuned model": tuning_stage,
     "before/after": before_after_stage,
     "attribution": attribution_stage,
     "concepts": concepts_stage,
@@ -389,6 +432,7 @@ def run_stages(plan: Plan, stages: dict[str, Callable[[Plan], list]] | None = No
     stages = dict(stages or STAGES)
     if not plan.finetune:
         stages.pop("before/after", None)
+        stages.pop("tuned model", None)
     sections = []
     for i, (name, stage) in enumerate(stages.items(), 1):
         print(f"[{i}/{len(stages)}] {name}")

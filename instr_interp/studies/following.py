@@ -63,13 +63,18 @@ def run(store, size: str, progress: bool) -> dict:
         generations=pd.concat([p.generations for p in parts], ignore_index=True),
         settings={**parts[0].settings, "held_out": HELD_OUT, "size": size},
     )
+    nll = merged.nll_by_category()
+    per_category = nll[nll.category != "all"]
     return {
         "models": merged.models,
+        "categories_lower": int((per_category.difference < 0).sum()),
+        "categories_lower_ci": int((per_category.ci_high < 0).sum()),
+        "categories": len(per_category),
         "format": merged.format,
         "nll_records": len(merged.nll),
         "generated_records": len(merged.generations),
         "max_new_tokens": plan["max_new_tokens"],
-        "nll": merged.nll_by_category().to_dict("records"),
+        "nll": nll.to_dict("records"),
         "correct": merged.rates("correct").to_dict("records"),
         "stopped": merged.rates("stopped").to_dict("records"),
         "examples": merged.examples(n=2).to_dict("records"),
