@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 CACHE_ENV = "INSTR_INTERP_CACHE"
+ADAPTER_STAMP = "instr_interp_adapter.sha256"  # in a merged tuned model: the SHA-256 of its adapter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +91,11 @@ class Tuned:
     base: str  # a BUNDLED alias
     adapter: str  # folder under instr_interp/checkpoints: adapter_config.json, adapter_model.safetensors
     sha256: str  # of adapter_model.safetensors
+    root: Path | None = None  # where the adapter folder is; default instr_interp/checkpoints
 
     @property
     def folder(self) -> Path:
-        return Path(__file__).resolve().parent / "checkpoints" / self.adapter
+        return (self.root or Path(__file__).resolve().parent / "checkpoints") / self.adapter
 
 
 TUNED: dict[str, Tuned] = {
@@ -104,7 +106,7 @@ TUNED: dict[str, Tuned] = {
         alias="gemma-3-270m-tuned",
         base="gemma-3-270m",
         adapter="gemma-3-270m-tuned",
-        sha256="",
+        sha256="eb14a2aa1b2013f3be50e0ec31d869653aff8c8c164707961e71781d743c8043",
     ),
 }
 
@@ -198,7 +200,9 @@ def _build_tuned(tuned: Tuned, target: Path) -> None:
 
     weights = tuned.folder / "adapter_model.safetensors"
     if not weights.exists():
-        raise FileNotFoundError(f"The adapter of {tuned.alias!r} is missing: {weights}. Reinstall instr_interp.")
+        raise FileNotFoundError(
+            f"The adapter of {tuned.alias!r} is missing: {weights}. Reinstall instr_interp."
+        )
     found = file_sha256(weights)
     if found != tuned.sha256:
         raise ValueError(
@@ -220,6 +224,7 @@ def _build_tuned(tuned: Tuned, target: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        (tmp / ADAPTER_STAMP).write_text(tuned.sha256)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -232,13 +237,18 @@ def _build_tuned(tuned: Tuned, target: Path) -> None:
 def alias_dir(name: str) -> Path:
     """The cached HF directory of a bundled or tuned alias, converted or merged first when absent."""
     target = cache_dir() / name
-    if not (target / "config.json").exists():
-        if name in BUNDLED:
-            _convert(BUNDLED[name], target)
-        elif name in TUNED:
+    if name in TUNED:  # rebuilt when the shipped adapter changed since the cached merge
+        stamp = target / ADAPTER_STAMP
+        if (
+            not (target / "config.json").exists()
+            or not stamp.exists()
+            or stamp.read_text() != TUNED[name].sha256
+        ):
             _build_tuned(TUNED[name], target)
-        else:
+    elif not (target / "config.json").exists():
+        if name not in BUNDLED:
             raise ValueError(f"{name!r} is not an alias; the aliases are {', '.join([*BUNDLED, *TUNED])}.")
+        _convert(BUNDLED[name], target)
     return target
 
 

@@ -164,10 +164,28 @@ def response_loss(model, tokens, mask, labels):
     return _response_ce(base, hidden, labels)
 
 
+def response_labels(tokens, regions, attention_mask) -> torch.Tensor:
+    """Training targets: the response tokens and the one token that ends each response (the format's
+    end marker: ``<eos>`` after an alpaca or plain response, the chat template's end-of-turn token),
+    so the tuned model learns to stop; -100 everywhere else.
+
+    Examples:
+        >>> R, T = int(Region.RESPONSE), int(Region.TEMPLATE)
+        >>> response_labels(torch.tensor([[5, 6, 7, 8, 0]]), torch.tensor([[T, R, R, T, T]]),
+        ...                 torch.tensor([[1, 1, 1, 1, 0]])).tolist()
+        [[-100, 6, 7, 8, -100]]
+    """
+    response = regions == Region.RESPONSE
+    after = torch.zeros_like(response)
+    after[:, 1:] = response[:, :-1] & ~response[:, 1:]  # the first token after a response token
+    keep = response | (after & attention_mask.bool())
+    return torch.where(keep, tokens, -100)
+
+
 def _batches_with_regions(encoded, order, batch_size):
     for start in range(0, len(order), batch_size):
         batch = encoded.batch(order[start : start + batch_size], "right")
-        labels = torch.where(batch.regions == Region.RESPONSE, batch.tokens, -100)
+        labels = response_labels(batch.tokens, batch.regions, batch.attention_mask)
         yield batch.tokens, batch.attention_mask.long(), labels, batch.last_prompt
 
 
