@@ -2,10 +2,14 @@
 """Build the HexaInst instruction dataset shipped with ``instr_interp``.
 
 HexaInst has six categories (classification, code, general_qa, generation,
-math, summarization) with 60 records each: 30 hand-written ("human") records
-and 30 records produced from small instruction templates ("templated").
-All text is original. Math answers for templated items are computed here and
-the hand-written math items are checked with assertions.
+math, summarization) with 60 records each: 30 records written one by one
+(source "handwritten") and 30 records produced from small instruction templates
+(source "templated", with the template family in ``template``). A family whose
+template repeats one instruction takes several phrasings in turn, so no
+instruction text is used by more than three records. All text is original.
+Math answers for templated items are computed here and the hand-written math
+items are checked with assertions. The analysis set is disjoint from the tuning
+set (scripts/build_tuneset.py): validate() checks it against tuneset.jsonl.
 
 Usage (from the repository root):
 
@@ -20,14 +24,18 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import statistics
+import sys
 import textwrap
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
 SEED = 20240613
 ROOT = Path(__file__).resolve().parent.parent
 OUT_PATH = ROOT / "instr_interp" / "data" / "hexainst.jsonl"
+TUNE_PATH = ROOT / "instr_interp" / "data" / "tuneset.jsonl"
 CATEGORIES = ["classification", "code", "general_qa", "generation", "math", "summarization"]
 PER_SOURCE = 30
 
@@ -1991,6 +1999,167 @@ def templated_summarization(rng: random.Random) -> list[tuple[str, str, str]]:
 # assembly, writing and validation
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# template families and their phrasings
+# ---------------------------------------------------------------------------
+
+# Each templated record belongs to one family (matched on the instruction its template wrote). Where a
+# family's template wrote the same instruction for every record, the family's records take the
+# phrasings below in turn, so no instruction text is shared by more than MAX_PER_INSTRUCTION records.
+# The phrasings avoid the tuning set's (scripts/build_tuneset.py): validate() checks the masked
+# skeleton and five-word prefix of every instruction against tuneset.jsonl.
+FAMILIES = {
+    "classification": [
+        ("review-sentiment", r"^Classify the sentiment of this review as positive or negative\.$", [
+            "Classify the sentiment of this review as positive or negative.",
+            "Does this review sound positive or negative overall?",
+            "Read the product review and say whether its sentiment is positive or negative.",
+            "How does this reviewer feel - positive or negative?",
+            "Judge the overall sentiment of the review below (positive/negative).",
+        ]),
+        ("prime", r"^Is the following number prime\? Answer yes or no\.$", [
+            "Is the following number prime? Answer yes or no.",
+            "Tell me if this number is a prime number.",
+            "Prime or not? Check the number below.",
+            "Check whether the given integer is a prime.",
+            "Answer yes or no: is the number below prime?",
+        ]),
+        ("headline-topic", r"^Assign this headline to one of these topics", [
+            "Assign this headline to one of these topics: sports, politics, technology, or business.",
+            "Which section of a newspaper would this headline go in: sports, politics, technology, or business?",
+            "Topic of the headline below? Pick sports, politics, technology, or business.",
+            "Categorize the headline as sports, politics, technology, or business news.",
+            "Sports, politics, technology or business: what is this headline about?",
+        ]),
+        ("leap-year", r"^Determine whether the following year is a leap year", [
+            "Determine whether the following year is a leap year. Answer yes or no.",
+            "Under the Gregorian calendar, is this year a leap year?",
+            "Tell me whether the year below is a leap year.",
+            "Would the calendar for this year include February 29?",
+            "Leap year check: yes or no for the year below?",
+        ]),
+        ("animal-class", r"^Is the following animal a mammal, bird, reptile, amphibian, or fish\?$", [
+            "Is the following animal a mammal, bird, reptile, amphibian, or fish?",
+            "Which class of vertebrate does this animal belong to: mammal, bird, reptile, amphibian, or fish?",
+            "Mammal, bird, reptile, amphibian or fish? Classify the animal.",
+            "Name the animal group (mammal, bird, reptile, amphibian, fish) for the creature below.",
+            "To which of these groups does the animal belong - mammal, bird, reptile, amphibian, or fish?",
+        ]),
+        ("spam", r"^Classify this message as spam or not spam\.$", [
+            "Classify this message as spam or not spam.",
+            "Is this message spam? Answer spam or not spam.",
+            "Would a mail filter be right to flag this? Label it spam or not spam.",
+            "Spam or legitimate? Label the message below as spam or not spam.",
+            "Sort this message into spam or not spam.",
+        ]),
+    ],
+    "code": [
+        ("list-reduction", r"^Write a Python function that returns the .* of a list of numbers\.$", None),
+        ("string-predicate", r"^Write a Python function that checks whether a string", None),
+        ("expression-value", r"^What does the following Python expression evaluate to\?$", [
+            "What does the following Python expression evaluate to?",
+            "What value does Python give for this expression?",
+            "Evaluate this Python expression and give the result.",
+        ]),
+        ("unit-conversion-function", r"^Write a Python function that converts", None),
+        ("range-comprehension", r"^Write a list comprehension that gives", None),
+    ],
+    "general_qa": [
+        ("capital", r"^What is the capital of", None),
+        ("chemical-symbol", r"^What is the chemical symbol for", None),
+        ("unit-count", r"^How many \w+ are in \d+ \w+\?$", None),
+        ("novel-author", r"^Who wrote the novel", None),
+        ("event-year", r"^In what year did", None),
+        ("passage-fact", r"^Based on the passage,", None),
+    ],
+    "generation": [
+        ("slogan", r"^Write a one-sentence slogan for", None),
+        ("haiku", r"^Write a haiku about", None),
+        ("three-names", r"^Suggest three names for", None),
+        ("tone-rewrite", r"^Rewrite the following sentence to make it sound more", None),
+        ("opening-line", r"^Write an opening line for", None),
+    ],
+    "math": [
+        ("making-change", r" buys \d+ .* pays with a \$\d+ bill\.", None),
+        ("percent-of", r"^What is \d+% of \d+\?$", None),
+        ("mean", r"^Find the mean of the following numbers\.$", [
+            "Find the mean of the following numbers.",
+            "Calculate the arithmetic mean of the list below.",
+            "Average these numbers.",
+        ]),
+        ("linear-equation", r"^Solve for x:", None),
+        ("reading-days", r" reads \d+ pages a day\.", None),
+        ("order-of-operations", r"^Evaluate the following expression, following the order of operations\.$", [
+            "Evaluate the following expression, following the order of operations.",
+            "Find the value of this expression; mind the order of operations.",
+            "Compute the expression below step by step.",
+        ]),
+    ],
+    "summarization": [
+        ("news-brief", r"^Summarize this news brief in one sentence\.$", [
+            "Summarize this news brief in one sentence.",
+            "In one sentence, what does this local news item report?",
+            "Write a single-sentence summary of the news brief below.",
+            "Give the headline facts of this announcement in one sentence.",
+            "What happened, according to this brief? Summarize in one sentence.",
+        ]),
+        ("customer-review", r"^Summarize this customer review in one sentence\.$", [
+            "Summarize this customer review in one sentence.",
+            "In a sentence, what does this reviewer think of the product?",
+            "Write a one-sentence digest of this review for other shoppers.",
+            "Summarize the reviewer's pros, cons and verdict in one sentence.",
+            "Reduce this product review to a single sentence.",
+        ]),
+        ("match-report", r"^Give a one-sentence summary of this match report\.$", [
+            "Give a one-sentence summary of this match report.",
+            "Recount the game described below in one sentence.",
+            "In one sentence, who won this match and how?",
+            "Write a single sentence recapping this match.",
+            "For a fan who missed the game, summarize the report in one sentence.",
+        ]),
+        ("request-email", r"^Summarize this email in one sentence\.$", [
+            "Summarize this email in one sentence.",
+            "What is this email asking for? Answer in one sentence.",
+            "Write a one-sentence summary of the message below.",
+            "Based on this email, who needs to do what by when? One sentence.",
+            "Squeeze this email into a single sentence.",
+        ]),
+        ("weather-forecast", r"^Summarize the forecast briefly\.$", [
+            "Summarize the forecast briefly.",
+            "What weather is coming? Summarize the forecast in one sentence.",
+            "Turn this forecast into a one-sentence outlook.",
+            "In a sentence, what should people expect from the weather this week?",
+            "Briefly summarize the weather outlook below.",
+        ]),
+        ("meeting-notes", r"^Condense the following meeting notes into one or two sentences\.$", [
+            "Condense the following meeting notes into one or two sentences.",
+            "Summarize what the team decided and who does what, in one or two sentences.",
+            "Write a short summary of these meeting notes.",
+            "Give me the outcome of this meeting in one or two sentences.",
+            "Recap these meeting minutes in one or two sentences.",
+        ]),
+    ],
+}  # fmt: skip
+MAX_PER_INSTRUCTION = 3
+
+
+def assign_families(category: str, items: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """``(family, instruction, input, response)`` for each templated item: the family whose pattern
+    matches the template's instruction, and the family's next phrasing where it has phrasings."""
+    used: dict[str, int] = {}
+    out = []
+    for instruction, input_text, response in items:
+        matches = [f for f in FAMILIES[category] if re.search(f[1], instruction)]
+        assert len(matches) == 1, (category, instruction, [m[0] for m in matches])
+        family, _, phrasings = matches[0]
+        k = used.get(family, 0)
+        used[family] = k + 1
+        out.append(
+            (family, phrasings[k % len(phrasings)] if phrasings else instruction, input_text, response)
+        )
+    return out
+
+
 HUMAN = {
     "classification": HUMAN_CLASSIFICATION,
     "code": HUMAN_CODE,
@@ -2026,19 +2195,22 @@ def build_records() -> list[dict]:
         # A separate, fixed-seed generator per category keeps each category stable
         # even if another category's templates change.
         rng = random.Random(f"{SEED}-{category}")
-        for source, items in (("human", HUMAN[category]), ("templated", TEMPLATED[category](rng))):
-            tag = "h" if source == "human" else "t"
-            for i, (instruction, input_text, response) in enumerate(items, start=1):
-                records.append(
-                    {
-                        "id": f"{ID_PREFIX[category]}-{tag}-{i:03d}",
-                        "category": category,
-                        "instruction": instruction,
-                        "input": input_text,
-                        "response": response,
-                        "source": source,
-                    }
-                )
+        handwritten = [("", *item) for item in HUMAN[category]]
+        templated = assign_families(category, TEMPLATED[category](rng))
+        for source, items in (("handwritten", handwritten), ("templated", templated)):
+            tag = "h" if source == "handwritten" else "t"
+            for i, (family, instruction, input_text, response) in enumerate(items, start=1):
+                rec = {
+                    "id": f"{ID_PREFIX[category]}-{tag}-{i:03d}",
+                    "category": category,
+                    "instruction": instruction,
+                    "input": input_text,
+                    "response": response,
+                    "source": source,
+                    # every record has the field (empty when handwritten) so CSV round trips keep it
+                    "template": f"hexa/{category}/{family}" if family else "",
+                }
+                records.append(rec)
     return records
 
 
@@ -2048,9 +2220,10 @@ def validate(records: list[dict]) -> None:
     pairs = set()
     human_instructions = set()
     for rec in records:
-        assert set(rec) == keys, rec
+        assert set(rec) == keys | {"template"}, rec
+        assert bool(rec["template"]) == (rec["source"] == "templated"), rec["id"]
         assert rec["category"] in CATEGORIES, rec["id"]
-        assert rec["source"] in ("human", "templated"), rec["id"]
+        assert rec["source"] in ("handwritten", "templated"), rec["id"]
         assert rec["id"] not in ids, f"duplicate id {rec['id']}"
         ids.add(rec["id"])
         for field in keys:
@@ -2063,7 +2236,7 @@ def validate(records: list[dict]) -> None:
         pair = (rec["instruction"], rec["input"])
         assert pair not in pairs, f"{rec['id']}: duplicate (instruction, input)"
         pairs.add(pair)
-        if rec["source"] == "human":
+        if rec["source"] == "handwritten":
             assert rec["instruction"] not in human_instructions, f"{rec['id']}: duplicate human instruction"
             human_instructions.add(rec["instruction"])
         if rec["category"] == "summarization":
@@ -2077,9 +2250,38 @@ def validate(records: list[dict]) -> None:
     for category in CATEGORIES:
         cat = [r for r in records if r["category"] == category]
         assert len(cat) == 2 * PER_SOURCE, (category, len(cat))
-        for source in ("human", "templated"):
+        for source in ("handwritten", "templated"):
             n = sum(r["source"] == source for r in cat)
             assert n == PER_SOURCE, (category, source, n)
+        if category in ("classification", "summarization"):
+            n = len({r["instruction"] for r in cat})
+            assert n >= 50, f"{category}: only {n} distinct instructions"
+    per_instruction = Counter(r["instruction"] for r in records)
+    crowded = {k: n for k, n in per_instruction.items() if n > MAX_PER_INSTRUCTION}
+    assert not crowded, f"instructions used more than {MAX_PER_INSTRUCTION} times: {crowded}"
+    check_disjoint_from_tuneset(records)
+
+
+def check_disjoint_from_tuneset(records: list[dict]) -> None:
+    """No instruction text, (instruction, input) pair, masked skeleton, five-word skeleton prefix or
+    template family is shared with the tuning set (the check test_tuneset.py makes)."""
+    if not TUNE_PATH.exists():
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from build_tuneset import prefix, skeleton
+
+    tune = [json.loads(line) for line in TUNE_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
+    t_skel = {skeleton(r["instruction"]) for r in tune}
+    t_prefix = {prefix(r["instruction"]) for r in tune}
+    t_templates = {r.get("template") for r in tune} - {None, ""}
+    bad = [
+        (r["id"], r["instruction"])
+        for r in records
+        if skeleton(r["instruction"]) in t_skel
+        or prefix(r["instruction"]) in t_prefix
+        or r["template"] in t_templates
+    ]
+    assert not bad, f"{len(bad)} records overlap the tuning set, e.g. {bad[:8]}"
 
 
 def write_jsonl(records: list[dict], path: Path) -> None:
@@ -2099,13 +2301,13 @@ def summarize(path: Path) -> None:
 
     print(f"wrote {len(loaded)} records to {path}")
     print(
-        f"{'category':<15}{'n':>4}{'human':>6}{'tmpl':>5}{'w/ input':>9}   instr words min/med/max   input words min/med/max (non-empty)"
+        f"{'category':<15}{'n':>4}{'hand':>6}{'tmpl':>5}{'w/ input':>9}   instr words min/med/max   input words min/med/max (non-empty)"
     )
     for category in CATEGORIES:
         cat = [r for r in loaded if r["category"] == category]
         instr = [len(r["instruction"].split()) for r in cat]
         inp = [len(r["input"].split()) for r in cat if r["input"]]
-        human = sum(r["source"] == "human" for r in cat)
+        human = sum(r["source"] == "handwritten" for r in cat)
         print(
             f"{category:<15}{len(cat):>4}{human:>6}{len(cat) - human:>5}{len(inp):>9}   {stats(instr):>25}   {stats(inp) if inp else '-':>25}"
         )

@@ -212,6 +212,31 @@ class InstructionDataset(Sequence):
             InstructionDataset(chosen, name=f"{self.name}-evaluate", format=self.format),
         )
 
+    def length_matched(
+        self,
+        tokenizer=None,
+        *,
+        lengths: Sequence[int] | None = None,
+        width: int | None = 8,
+        edges: Sequence[int] | None = None,
+        seed: int = 0,
+        format: str = "auto",
+    ):
+        """A subset with the same counted-token length distribution in every category: records in
+        length bins where every category has some, the same number per bin per category (see
+        :func:`instr_interp.data.matching.length_matched`).
+
+        Example:
+            >>> data = hexainst().length_matched(lengths=[len(r.instruction) for r in hexainst()], width=20)
+            >>> len(set(data.category_counts().values()))
+            1
+        """
+        from .matching import length_matched
+
+        return length_matched(
+            self, tokenizer, lengths=lengths, width=width, edges=edges, seed=seed, format=format
+        )
+
     def fingerprint(self) -> str:
         """A short hash of the records' content (for result manifests and caches)."""
         payload = json.dumps([r.to_dict() for r in self.records], sort_keys=True).encode()

@@ -30,7 +30,7 @@ def record_lengths(data: InstructionDataset) -> pd.DataFrame:
 
 
 def category_summary(data: InstructionDataset, encoded: EncodedDataset | None = None) -> pd.DataFrame:
-    """Per category (in order of first appearance): records, how many are human-written and templated,
+    """Per category (in order of first appearance): records, how many are handwritten and templated,
     the median instruction length in words, how many have an input, and (with ``encoded``) the
     median number of counted tokens (instruction and input regions) per record.
 
@@ -45,7 +45,7 @@ def category_summary(data: InstructionDataset, encoded: EncodedDataset | None = 
         frame.groupby("category", sort=False)
         .agg(
             records=("source", "size"),
-            human=("source", lambda s: int((s == "human").sum())),
+            handwritten=("source", lambda s: int((s == "handwritten").sum())),
             templated=("source", lambda s: int((s == "templated").sum())),
             median_instruction_words=("instruction words", "median"),
             with_input=("input words", lambda s: int((s > 0).sum())),

@@ -48,7 +48,7 @@ def dataset_section(data: InstructionDataset, encoded: EncodedDataset | None = N
         f"The analyses run on {len(data)} instructions ({data.name}) in {len(data.categories)} categories: "
         f"{cats}. Each record separates the directive (the instruction) from the material it acts on "
         f"(the input); statistics count only those tokens, never the chat template or padding. "
-        f"{int(table['human'].sum())} records were written one by one, "
+        f"{int(table['handwritten'].sum())} records were written one by one, "
         f"{int(table['templated'].sum())} come from templates."
     )
     return Section(title="Dataset", reading=reading, figures=[fig], tables=[table])

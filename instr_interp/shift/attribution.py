@@ -20,6 +20,7 @@ This module computes (:func:`attribute`, :func:`attribute_many`); the results it
 :mod:`~instr_interp.shift.scores`. Every one of those names is importable from here too.
 """
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
@@ -208,7 +209,7 @@ def _tokenize_record(
     model's greedy one): token ids, regions, the prompt length and the record's id/category/source."""
     (rec,) = load_instructions([record]) if isinstance(record, dict) else [record]
     if response is not None:
-        rec = InstructionRecord(**{**rec.to_dict(), "response": response, "meta": rec.meta})
+        rec = dataclasses.replace(rec, response=response)  # keeps the metadata as metadata
     elif rec.response and not rec.response.strip():
         raise ValueError(
             f"Record {rec.id!r}: its response is only whitespace; there is nothing to attribute."

@@ -1,5 +1,6 @@
 """Gradient input→output attribution: formulas by hand, gradients against plain HF autograd."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_positions_regions_and_derived(tiny_pair, data):
     rec = data[0]
     attr = attribute(model, rec, "Positive.")
     enc = ii.encode(
-        [ii.InstructionRecord(**{**rec.to_dict(), "response": "Positive."})],
+        [dataclasses.replace(rec, response="Positive.")],
         model.tokenizer,
         with_response=True,
     )[0]
@@ -181,7 +182,7 @@ def test_generate_batch_invariant_and_greedy(tiny_pair, data):
 
 def test_attribute_generates_when_no_response(tiny_pair, data):
     model, _ = tiny_pair
-    rec = ii.InstructionRecord(**{**data[3].to_dict(), "response": ""})
+    rec = dataclasses.replace(data[3], response="")
     attr = attribute(model, rec, max_new_tokens=4)
     gen = generate_responses(model, [rec], max_new_tokens=4, progress=False)[0]
     assert model.tokenizer.decode(attr.input_ids[attr.response_positions]) == gen.response

@@ -1,5 +1,7 @@
 """Bad options are refused up front, before any forward, with messages that say what to do."""
 
+import dataclasses
+
 import pytest
 
 import instr_interp as ii
@@ -82,7 +84,7 @@ def test_welch_is_undefined_rather_than_confident_on_degenerate_samples():
 def test_compare_scores_says_when_its_test_is_undefined(tiny, small_data):
     from instr_interp.shift.attribution_results import AttributionSet
 
-    one = ii.attribute(tiny, ii.InstructionRecord(**{**small_data[0].to_dict(), "response": "Yes."}))
+    one = ii.attribute(tiny, dataclasses.replace(small_data[0], response="Yes."))
     sa = AttributionSet(items=[one], name="a")
     table = ii.compare_scores(sa, sa, by=None)
     row = table.iloc[0]
@@ -119,6 +121,6 @@ def test_an_empty_response_to_attribute_is_an_error(tiny, small_data):
         with pytest.raises(ValueError, match="is empty: there is nothing to attribute"):
             ii.attribute(tiny, rec, response=response)
     with pytest.raises(ValueError, match="its response is only whitespace"):
-        ii.attribute(tiny, ii.InstructionRecord(**{**rec.to_dict(), "response": " \n"}))
+        ii.attribute(tiny, dataclasses.replace(rec, response=" \n"))
     with pytest.raises(ValueError, match="is empty"):
         ii.attribute(tiny, "Add 2 and 3.", response="")

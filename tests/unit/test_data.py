@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 
 import pytest
 
@@ -15,8 +16,8 @@ def test_hexainst_is_balanced_and_clean(data):
     assert len(set(pairs)) == len(pairs)
     for cat in CATEGORIES:
         recs = data.filter(category=cat)
-        human = len(recs.filter(source="human"))
-        assert abs(human - len(recs) / 2) <= len(recs) * 0.1
+        handwritten = len(recs.filter(source="handwritten"))
+        assert abs(handwritten - len(recs) / 2) <= len(recs) * 0.1
     for r in data:
         assert r.response and r.instruction == r.instruction.strip()
     lengths = sorted(len(r.instruction.split()) for r in data)
@@ -114,3 +115,15 @@ def test_dataset_save_is_atomic(tmp_path, small_data, monkeypatch):
         small_data[:3].save(path)
     assert path.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]  # no temporary left behind
+
+
+def test_hexainst_is_not_dominated_by_templates(data):
+    per_instruction = Counter(r.instruction for r in data)
+    assert max(per_instruction.values()) <= 3
+    for cat in ("classification", "summarization"):
+        assert len({r.instruction for r in data.filter(category=cat)}) >= 50
+    for r in data:
+        assert r.source in ("handwritten", "templated")
+        tag = "h" if r.source == "handwritten" else "t"
+        assert r.id.split("-")[-2] == tag and len(r.id.split("-")[-1]) == 3
+        assert (r.source == "templated") == str(r.meta.get("template", "")).startswith(f"hexa/{r.category}/")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -231,6 +232,6 @@ def test_non_finite_weights_stop_attribution(data):
     broken = ii.tiny_model(seed=0)
     with torch.no_grad():
         next(p for n, p in broken.named_parameters() if "attn" in n and p.dim() == 2)[0, 0] = float("nan")
-    rec = ii.InstructionRecord(**{**data[0].to_dict(), "response": "Yes."})
+    rec = dataclasses.replace(data[0], response="Yes.")
     with pytest.raises(FloatingPointError, match="response-token probabilities hold"):
         ii.attribute(broken, rec, progress=False)

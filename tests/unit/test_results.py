@@ -104,7 +104,7 @@ def _attribution(i: int, n_prompt: int, n_response: int, gen) -> Attribution:
         probs=torch.rand(n_response, generator=gen),
         id=IDS[i],
         category=REC_CATS[i],
-        source="human",
+        source="handwritten",
         settings={"model": "smollm2-135m-instruct", "target": "prob"},
     )
 

@@ -25,7 +25,7 @@ from tests.unit.test_neurons import hand_sets
 def test_category_summary_counts_by_hand():
     data = ii.load_instructions(
         [
-            {"id": "1", "category": "math", "instruction": "Add two and two.", "source": "human"},
+            {"id": "1", "category": "math", "instruction": "Add two and two.", "source": "handwritten"},
             {
                 "id": "2",
                 "category": "math",
@@ -38,11 +38,11 @@ def test_category_summary_counts_by_hand():
     )
     lengths = record_lengths(data)
     assert lengths["instruction words"].tolist() == [4, 2, 5] and lengths["input words"].tolist() == [0, 2, 1]
-    assert lengths["source"].tolist() == ["human", "templated", "unknown"]
+    assert lengths["source"].tolist() == ["handwritten", "templated", "unknown"]
     table = category_summary(data).set_index("category")
     assert list(table.index) == ["math", "code"]  # order of first appearance
-    assert table.loc["math", "records"] == 2 and table.loc["math", "human"] == 1
-    assert table.loc["math", "templated"] == 1 and table.loc["code", "human"] == 0
+    assert table.loc["math", "records"] == 2 and table.loc["math", "handwritten"] == 1
+    assert table.loc["math", "templated"] == 1 and table.loc["code", "handwritten"] == 0
     assert table.loc["math", "median_instruction_words"] == 3.0 and table.loc["math", "with_input"] == 1
     encoded = ii.encode(data, ii.tiny_model().tokenizer)
     counted = category_summary(data, encoded).set_index("category")["median_counted_tokens"]
