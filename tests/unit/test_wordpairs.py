@@ -122,11 +122,15 @@ def planted():
 
 
 def test_planted_pair_is_recovered(planted):
-    wp = head_word_pairs(planted, 0, 0, top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS)
+    kwargs = dict(top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS, similarity="own")
+    wp = head_word_pairs(planted, 0, 0, **kwargs)
     pairs = wp.head_pairs()
-    found = set(zip(pairs["query"], pairs["key"]))
-    assert found == {("cat", "moon"), ("moon", "cat")}
-    assert sorted(pairs["n_dims"]) == [2, 2]
+    # the authors' counting: one unordered pair, seen in 2 dimensions x 2 orientations
+    assert pairs[["query", "key", "count", "n_dims"]].values.tolist() == [["cat", "moon", 4, 2]]
+    ordered = head_word_pairs(planted, 0, 0, counting="ordered", **kwargs).head_pairs()
+    assert set(zip(ordered["query"], ordered["key"])) == {("cat", "moon"), ("moon", "cat")}
+    assert sorted(ordered["n_dims"]) == [2, 2] and sorted(ordered["count"]) == [2, 2]
+    assert "own input-embedding" in wp.settings["similarity"]
     # dims 0 and 1 carry the planted energy; candidates include unrelated words, none is kept
     assert set(wp.top_dims[:2, 2].tolist()) == {0, 1}
     frame = wp.to_frame()
@@ -157,7 +161,7 @@ def test_pluggable_similarity_decides_relatedness(planted):
     wp = head_word_pairs(
         planted, 0, 0, top_dims=2, top_words=6, vocabulary=WORDS, reference=WORDS, similarity=sim
     )
-    assert set(zip(wp.head_pairs()["query"], wp.head_pairs()["key"])) == {("cat", "moon"), ("moon", "cat")}
+    assert set(zip(wp.head_pairs()["query"], wp.head_pairs()["key"])) == {("cat", "moon")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,12 +250,16 @@ def test_gemma_offset_norms_fold_as_one_plus_w():
 def test_thresholds_match_numpy():
     words, ref = ["a", "b", "c"], ["a", "x", "y", "z"]
     mat = np.array([[1.0, 0.2, 0.4, 0.0], [0.5, 0.1, 0.3, 0.9], [0.3, 0.3, 0.6, 0.0]])
-    thr = relatedness_thresholds(
-        lambda a, b: torch.tensor(mat[[words.index(w) for w in a]]), words, ref, z=1.96
-    )
+    def sim(a, b):
+        return torch.tensor(mat[[words.index(w) for w in a]])
+
+    # the authors' default: np.mean + 1.96 * np.std over all reference words ("a" included with itself)
+    thr = relatedness_thresholds(sim, words, ref, z=1.96)
+    np.testing.assert_allclose(thr.numpy(), mat.mean(1) + 1.96 * mat.std(1), rtol=1e-6)
+    loo = relatedness_thresholds(sim, words, ref, z=1.96, exclude_self=True, ddof=1)
     rows = [mat[0, 1:], mat[1], mat[2]]  # "a" is not compared with itself
     expected = [r.mean() + 1.96 * r.std(ddof=1) for r in rows]
-    np.testing.assert_allclose(thr.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(loo.numpy(), expected, rtol=1e-6)
 
 
 def test_embedding_similarity_is_cosine_of_mean_embedding_rows(tiny):
@@ -293,8 +301,8 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
 
     thr = {}
     for w in words:
-        c = np.array([cos(w, r) for r in ref if r != w])
-        thr[w] = c.mean() + z * c.std(ddof=1)
+        c = np.array([cos(w, r) for r in ref])
+        thr[w] = c.mean() + z * c.std()
     energy = (hq**2).sum(0) + (hk**2).sum(0)
     pairs = set()
     for d in np.argsort(-energy)[:top_dims]:
@@ -303,7 +311,7 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
         for q in qs:
             for k in ks:
                 c = cos(words[q], words[k])
-                if q != k and c > thr[words[q]] and c > thr[words[k]] and hq[q, d] * hk[k, d] > 0:
+                if q != k and c > max(thr[words[q]], thr[words[k]], 0) and hq[q, d] * hk[k, d] > 0:
                     pairs.add((int(d), words[q], words[k]))
     return pairs
 
@@ -311,7 +319,15 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
 def test_extraction_matches_independent_loops(tiny):
     words = WORDS + ["cats", "dogs", "suns", "moons", "trees", "rocks"]
     wp = model_word_pairs(
-        tiny, layers=[1], top_dims=4, top_words=8, vocabulary=words, reference=WORDS, z=0.5, progress=False
+        tiny,
+        layers=[1],
+        top_dims=4,
+        top_words=8,
+        vocabulary=words,
+        reference=WORDS,
+        z=0.5,
+        similarity="own",
+        progress=False,
     )
     sizes = []
     for head in range(tiny.cfg.n_heads):
@@ -328,7 +344,7 @@ def test_extraction_matches_independent_loops(tiny):
 
 
 def test_batched_heads_equal_single_heads(tiny):
-    kwargs = dict(top_dims=3, top_words=6, vocabulary=WORDS, reference=WORDS)
+    kwargs = dict(top_dims=3, top_words=6, vocabulary=WORDS, reference=WORDS, similarity="own")
     every = model_word_pairs(tiny, progress=False, **kwargs)
     assert every.heads == [(layer, h) for layer in range(2) for h in range(4)]
     for layer, head in every.heads:
