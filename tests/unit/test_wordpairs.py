@@ -250,6 +250,7 @@ def test_gemma_offset_norms_fold_as_one_plus_w():
 def test_thresholds_match_numpy():
     words, ref = ["a", "b", "c"], ["a", "x", "y", "z"]
     mat = np.array([[1.0, 0.2, 0.4, 0.0], [0.5, 0.1, 0.3, 0.9], [0.3, 0.3, 0.6, 0.0]])
+
     def sim(a, b):
         return torch.tensor(mat[[words.index(w) for w in a]])
 
@@ -487,3 +488,94 @@ def test_wordpairs_section_states_the_numbers():
         and "1-1" not in section.reading
         and "nan" not in section.reading
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Must hold: the defaults equal the authors' per-dimension recipe, and every dimension is read
+
+
+CASED = WORDS + ["Cat", "Moon", "River", "Sun"]
+
+
+def _judge_vectors(words):
+    """An independent fixed judge: a random 6-d vector per lower-cased word (case variants share one)."""
+    g = np.random.default_rng(7)
+    table = {w: g.standard_normal(6) for w in sorted({w.lower() for w in words})}
+    return {w: table[w.lower()] / np.linalg.norm(table[w.lower()]) for w in words}
+
+
+def authors_recipe(model, layer, head, words, top_words):
+    """Wu et al.'s att_explain + analysis_bilinear_interpret, re-written in numpy for one head: every dimension
+    (ordered by energy), the top words per side, the judge's thresholds np.mean + 1.96 * np.std over the
+    reference words (the first 3,000 words: here all of them), pairs "key=query" with similarity above both
+    thresholds and above 0, a positive activation product and two different words; then per head a Counter
+    of the sorted, lower-cased pairs over all dimensions' lists, kept when seen more than once."""
+    import collections
+
+    vec = _judge_vectors(words)
+    base = np.stack([vec[w] for w in words])
+    thr = {w: (vec[w] @ base.T).mean() + 1.96 * (vec[w] @ base.T).std() for w in words}
+    hf = model.original_model.model.layers[layer]
+    d_head, group = model.cfg.d_head, model.cfg.n_heads // model.cfg.n_key_value_heads
+    gain = hf.input_layernorm.weight.detach().numpy()
+    wq = hf.self_attn.q_proj.weight.detach().numpy()[head * d_head : (head + 1) * d_head].T * gain[:, None]
+    kv = head // group
+    wk = hf.self_attn.k_proj.weight.detach().numpy()[kv * d_head : (kv + 1) * d_head].T * gain[:, None]
+    emb = model.W_E.detach().numpy()
+    e = np.stack([emb[[model.tokenizer.convert_tokens_to_ids(c) for c in w]].mean(0) for w in words])
+    hq, hk = e @ wq, e @ wk
+    order = np.argsort(-((hq**2).sum(0) + (hk**2).sum(0)))
+    lists = []
+    for d in order:
+        tq = np.argsort(-np.abs(hq[:, d]), kind="stable")[:top_words]
+        tk = np.argsort(-np.abs(hk[:, d]), kind="stable")[:top_words]
+        found = []
+        for q in tq:
+            for k in tk:
+                s = vec[words[q]] @ vec[words[k]]
+                keep = s > thr[words[q]] and s > thr[words[k]] and hq[q, d] * hk[k, d] > 0
+                if keep and s > 0 and words[q] != words[k]:
+                    found.append(words[k] + "=" + words[q])
+        lists.append(found)
+    counter = collections.Counter("=".join(sorted(p.lower().split("="))) for found in lists for p in found)
+    return {pair: n for pair, n in counter.items() if n > 1}, len(order)
+
+
+def test_defaults_equal_the_authors_recipe_and_read_every_dimension(tiny):
+    vec = _judge_vectors(CASED)
+
+    def judge(a, b):  # a plain callable: the extraction's per-dimension path
+        return torch.tensor(np.array([[vec[x] @ vec[y] for y in b] for x in a]), dtype=torch.float32)
+
+    class Batched:  # the same judge with unit vectors: the batched path
+        label = "test judge"
+
+        def unit_vectors(self, words):
+            return torch.tensor(np.stack([vec[w] for w in words]), dtype=torch.float32)
+
+        def __call__(self, a, b):
+            return self.unit_vectors(a) @ self.unit_vectors(b).T
+
+    total = 0
+    for similarity in (judge, Batched()):
+        wp = model_word_pairs(
+            tiny, top_words=9, vocabulary=CASED, reference=CASED, similarity=similarity, progress=False
+        )
+        for layer, head in wp.heads:
+            one = wp.select(layer, head)
+            expected, n_dims = authors_recipe(tiny, layer, head, CASED, 9)
+            # every head dimension is read
+            assert n_dims == tiny.cfg.d_head and sorted(one.top_dims[:, 2].tolist()) == list(range(n_dims))
+            pairs = one.head_pairs()
+            got = {f"{q}={k}": n for q, k, n in pairs[["query", "key", "count"]].itertuples(index=False)}
+            assert got == expected
+            total += len(got)
+    assert total > 0
+    # lower-casing joined case variants: some head pairs a word with its capitalised form
+    cased = [
+        p
+        for p in ("cat=cat", "moon=moon", "river=river", "sun=sun")
+        for h in [wp.select(*x) for x in wp.heads]
+        if p in {f"{q}={k}" for q, k in h.head_pairs()[["query", "key"]].itertuples(index=False)}
+    ]
+    assert cased
