@@ -16,26 +16,15 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from ..checks import check_layer, check_layers
+from ..checks import check_layer
 from ..hooks import is_moe
 from ..models import model_facts
 from ..results import Result
 from .lexicon import Labeller, lexicon_labeller, normalise_label
 from .vocabulary import WordVectors, frequent_words, word_vectors
 
-__all__ = [
-    "Concepts",
-    "compare_concepts",
-    "concept_shares",
-    "down_projection",
-    "ffn_concepts",
-    "layer_groups",
-    "layer_label",
-    "plot_shares",
-    "task_label_summary",
-]
+__all__ = ["Concepts", "down_projection", "ffn_concepts", "layer_groups", "layer_label"]
 
 # ------------------------------------------------------------------------------------------------
 # Concepts of one layer
