@@ -255,44 +255,35 @@ def test_word_vectors_unembed_vs_embed(tiny):
 
 
 def test_concepts_section_states_the_numbers():
+    from scipy.stats import fisher_exact
+
     from instr_interp.report.sections_shift import concepts_section
+    from instr_interp.shift.concept_shares import label_counts
 
-    def frame(math_share):
-        rows = []
-        for g, layers in ((0, "0-3"), (1, "4-7")):
-            rows += [
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "task",
-                    "label": "math",
-                    "count": int(math_share * 10),
-                    "share": math_share,
-                },
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "task",
-                    "label": "none",
-                    "count": 10 - int(math_share * 10),
-                    "share": 1 - math_share,
-                },
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "level",
-                    "label": "semantics",
-                    "count": 10,
-                    "share": 1.0,
-                },
-            ]
-        return pd.DataFrame(rows)
+    def frame(n_math):
+        labels = (
+            [{"explainable": True, "tasks": ["math", "coding"], "level": "semantics"}] * n_math
+            + [{"explainable": True, "tasks": [], "level": "syntax"}] * (10 - n_math)
+            + [{"explainable": False, "tasks": [], "level": "cannot tell"}] * 10
+        )
+        half = len(labels) // 2
+        return pd.concat(
+            [
+                label_counts(labels).assign(group=-1, layers="0-7"),
+                label_counts(labels[:half]).assign(group=0, layers="0-3"),
+                label_counts(labels[half:]).assign(group=1, layers="4-7"),
+            ],
+            ignore_index=True,
+        )
 
-    section = concepts_section({"base": frame(0.1), "tuned": frame(0.3)})
-    assert "2 of 20 components (10.0%)" in section.reading and "6 of 20 components (30.0%)" in section.reading
-    assert "+20.0% for math" in section.reading
+    section = concepts_section({"base": frame(1), "tuned": frame(6)})
+    assert "base: 10 of 20 components (50.0%) are explainable; of those, 1 (10.0%)" in section.reading
+    assert "tuned: 10 of 20 components (50.0%) are explainable; of those, 6 (60.0%)" in section.reading
+    p = fisher_exact([[6, 4], [1, 9]]).pvalue
+    assert "+50.0% for coding" in section.reading and f"Fisher's exact p = {p:.3g}" in section.reading
     assert len(section.figures) == 4 and len(section.tables) == 3
     diff = section.tables[-1]
-    assert diff[(diff["label"] == "math")]["diff"].tolist() == [0.2, 0.2]
+    pooled = diff[(diff["label"] == "math") & (diff["group"] == -1)]
+    assert pooled["diff"].tolist() == [0.5]
     with pytest.raises(ValueError):
         concepts_section({})

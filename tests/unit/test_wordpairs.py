@@ -478,7 +478,7 @@ def test_wordpairs_section_states_the_numbers():
     section = wordpairs_section({"base": base, "ft": ft}, shift=shift, verbs=["write", "explain"], n_groups=2)
     assert "base: 2 head-level pairs over 4 heads, 1 of them (50.00%)" in section.reading
     assert "ft: 3 head-level pairs over 4 heads, 2 of them (66.67%)" in section.reading
-    assert "explain→e (L0H1, 2 dims)" in section.reading
+    assert "explain→e (L0H1, seen 2×)" in section.reading
     counts = section.tables[0]
     assert counts[counts["model"] == "ft"]["per_head"].tolist() == [1.0, 0.0]
     assert section.tables[-1] is shift
