@@ -107,13 +107,10 @@ class WordPairs(Result):
             decoded.append(rest % base)
             rest = rest // base
         kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
-        position = torch.full((len(unique),), -1, dtype=torch.long)
-        position[keep] = torch.arange(int(keep.sum()))
-        rows = position[inverse]
-        lists: list[set[int]] = [set() for _ in kept]
-        for row, d in zip(rows.tolist(), self.dim_pairs[:, 2].tolist()):
-            if row >= 0:
-                lists[row].add(d)
+        dim = self.dim_pairs[:, 2]
+        dim_base = int(dim.max()) + 1
+        pair_dims = torch.unique(inverse * dim_base + dim)  # distinct (pair, dimension)
+        n_dims = torch.bincount(pair_dims // dim_base, minlength=len(unique))[keep]
         out = pd.DataFrame(
             {
                 "layer": [r[0] for r in kept],
@@ -121,13 +118,19 @@ class WordPairs(Result):
                 "query": [self.words[r[2]] for r in kept],
                 "key": [self.words[r[3]] for r in kept],
                 "count": counts[keep].tolist(),
-                "n_dims": [len(x) for x in lists],
+                "n_dims": n_dims.tolist(),
             },
             columns=columns,
         )
         if self.counting == "authors":
             out["query"], out["key"] = out["query"].str.lower(), out["key"].str.lower()
         if dims:
+            position = torch.full((len(unique),), -1, dtype=torch.long)
+            position[keep] = torch.arange(int(keep.sum()))
+            lists: list[set[int]] = [set() for _ in kept]
+            for row, d in zip(position[pair_dims // dim_base].tolist(), (pair_dims % dim_base).tolist()):
+                if row >= 0:
+                    lists[row].add(d)
             out["dims"] = [sorted(x) for x in lists]
         return out.sort_values(
             ["layer", "head", "count", "query", "key"],
