@@ -258,8 +258,8 @@ def concepts_stage(plan: Plan) -> list:
         del names[plan.model]
     for label, name in names.items():
         shares[label] = cached(
-            plan.cache / _key("concepts", name) / "shares.csv",
-            lambda name=name: concept_shares(plan.load(name), n_groups=3, n_components=plan.size(300, 50)),
+            plan.cache / _key("concepts2", name) / "shares.csv",  # 2: explainable shares, 4-layer blocks
+            lambda name=name: concept_shares(plan.load(name), n_components=plan.size(300, 50)),
             _to_csv,
             _csv,
             f"concept shares ({label})",
@@ -284,16 +284,14 @@ def wordpairs_stage(plan: Plan) -> list:
     from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs
     from .sections_shift import wordpairs_section
 
-    vocabulary = list(
-        dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS) + general_verbs())
-    )
+    general = general_verbs(plan.size(3000, 300))  # the authors' 3,000; the quick report's 300 most frequent
+    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS) + general))
+    # every head dimension, the authors' counting, one fixed relatedness judge (the default) for every model
     pairs = {}
     for label, name in _models_compared(plan).items():
         pairs[label] = cached(
-            plan.cache / _key("wordpairs", name, len(vocabulary)),
-            lambda name=name: model_word_pairs(
-                plan.load(name), vocabulary=vocabulary, top_dims=plan.size(32, 16)
-            ),
+            plan.cache / _key("wordpairs2", name, len(vocabulary)),
+            lambda name=name: model_word_pairs(plan.load(name), vocabulary=vocabulary),
             lambda v, p: v.save(p),
             WordPairs.load,
             f"word pairs ({label})",
@@ -301,7 +299,7 @@ def wordpairs_stage(plan: Plan) -> list:
     shift = None
     if plan.finetune:
         labels = list(pairs)
-        shift = instruction_verb_shift(pairs[labels[0]], pairs[labels[1]], group=8)
+        shift = instruction_verb_shift(pairs[labels[0]], pairs[labels[1]], group=8, general=general)
     return [wordpairs_section(pairs, shift=shift)]
 
 
