@@ -268,6 +268,13 @@ def wordpairs_section(
         top = top_verb_pairs(pairs, verbs).assign(model=name)
         tables.append(top)
         n_heads = len(pairs.heads)
+        analysed = sorted({layer for layer, _ in pairs.heads})
+        n_layers = pairs.settings.get("n_layers")
+        span = (
+            f" (layers {analysed[0]}-{analysed[-1]} of {n_layers} analysed)"
+            if analysed and n_layers and len(analysed) < n_layers
+            else ""
+        )
         total = int(table["pairs"].sum())
         with_verbs = int(table["word_pairs"].sum())
         examples = ", ".join(
@@ -277,7 +284,7 @@ def wordpairs_section(
             .itertuples(index=False)
         )
         sentences.append(
-            f"{name}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
+            f"{name}{span}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
             "with an instruction verb; per head by layer group: "
             + ", ".join(f"layers {r.layers} {r.per_head:.2f}" for r in table.itertuples())
             + (f". Strongest: {examples}." if examples else ".")
