@@ -213,7 +213,7 @@ def task_label_summary(shares: pd.DataFrame) -> dict:
     Examples:
         >>> from instr_interp.shift.lexicon import lexicon_labeller
         >>> frame = label_counts([lexicon_labeller(["sum", "equation", "python", "loop"]),
-        ...                       lexicon_labeller(["cat", "sky"])]).assign(group=-1, layers="0")
+        ...                       lexicon_labeller(["cat", "dog", "horse", "cow", "sheep"])]).assign(group=-1, layers="0")
         >>> s = task_label_summary(frame)
         >>> s["total"], s["explainable"], s["labelled"], s["tasks"]["math"], s["tasks"]["coding"]
         (2, 1, 1, 1.0, 1.0)
