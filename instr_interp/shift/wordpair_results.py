@@ -106,19 +106,20 @@ class WordPairs(Result):
         for base in reversed(bases[1:]):
             decoded.append(rest % base)
             rest = rest // base
-        kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
+        kept = torch.stack([rest, *reversed(decoded)], dim=1).numpy()
         dim = self.dim_pairs[:, 2]
         dim_base = int(dim.max()) + 1
         pair_dims = torch.unique(inverse * dim_base + dim)  # distinct (pair, dimension)
         n_dims = torch.bincount(pair_dims // dim_base, minlength=len(unique))[keep]
+        words = np.asarray(self.words, dtype=object)
         out = pd.DataFrame(
             {
-                "layer": [r[0] for r in kept],
-                "head": [r[1] for r in kept],
-                "query": [self.words[r[2]] for r in kept],
-                "key": [self.words[r[3]] for r in kept],
-                "count": counts[keep].tolist(),
-                "n_dims": n_dims.tolist(),
+                "layer": kept[:, 0],
+                "head": kept[:, 1],
+                "query": words[kept[:, 2]],
+                "key": words[kept[:, 3]],
+                "count": counts[keep].numpy(),
+                "n_dims": n_dims.numpy(),
             },
             columns=columns,
         )
