@@ -451,6 +451,11 @@ def test_instruction_verb_shift_hand_computed():
     assert row["instruction_pairs_base"] == 1 and row["instruction_pairs_ft"] == 4
     with pytest.raises(ValueError, match="must not include"):
         instruction_verb_shift(base, ft, verbs=["write"], general=["write", "go"])
+    # one judge for both models: pairs judged by two different judges are refused
+    other = hand_pairs([], HEADS)
+    base.settings["similarity"], other.settings["similarity"] = "judge A", "judge B"
+    with pytest.raises(ValueError, match="different relatedness judges"):
+        instruction_verb_shift(base, other, verbs=["write"], general=["go"])
     with pytest.raises(ValueError, match="different heads"):
         word_shift_scores(base, hand_pairs([], HEADS[:2]), ["write"])
     assert math.isnan(word_shift_scores(base, base, ["write"], n_layers=2, group=2)["score"].iloc[0])
