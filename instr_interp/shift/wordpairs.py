@@ -134,10 +134,9 @@ def head_qk(
 # Extraction
 
 
-def _related(ctx: _Context, q_ids: Tensor, k_ids: Tensor) -> Float[Tensor, "chunk q k"]:
+def _related(ctx: _Context, unit: Tensor | None, q_ids: Tensor, k_ids: Tensor) -> Float[Tensor, "chunk q k"]:
     """Judge similarities of every (query word, key word) of a chunk of dimensions: ``[chunk, q, k]``."""
-    if ctx.unit is not None:  # one batched product
-        unit = ctx.unit.to(q_ids.device)
+    if unit is not None:  # the judge's unit vectors (on the model's device): one batched product
         return unit[q_ids] @ unit[k_ids].transpose(-1, -2)
     words = ctx.vocab.words
     return torch.stack(
@@ -164,6 +163,7 @@ def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int
     n_words = min(top_words, e.shape[0])
     dim_energy, dims = energy.topk(n_dims, dim=1)  # [head, dim], highest energy first
     thr = ctx.thresholds.to(w_q.device)
+    unit = None if ctx.unit is None else ctx.unit.to(w_q.device)
     rows, scores = [], []
     for i, head in enumerate(heads):
         q_sel, k_sel = h_q[i][:, dims[i]].T, h_k[i][:, dims[i]].T  # [dim, word]
@@ -173,7 +173,7 @@ def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int
         for start in range(0, n_dims, 32):  # bounded memory: 32 dims x n_words^2 judge products at a time
             part = slice(start, start + 32)
             qi, ki = q_ids[part], k_ids[part]
-            sim = _related(ctx, qi, ki)
+            sim = _related(ctx, unit, qi, ki)
             product = q_val[part][:, :, None] * k_val[part][:, None, :]
             keep = (
                 (sim > thr[qi][:, :, None])
