@@ -189,19 +189,23 @@ def cmd_concepts(args) -> int:
 def cmd_wordpairs(args) -> int:
     from .models import load_model
     from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, general_verbs
-    from .shift.wordpairs import instruction_verb_shift, model_word_pairs, verb_pair_counts
+    from .shift.wordpairs import instruction_verb_shift, model_word_pairs, reference_judge, verb_pair_counts
 
+    judge = None if args.judge is None else "own" if args.judge == "own" else reference_judge(args.judge)
     vocabulary = list(
         dict.fromkeys(frequent_words(args.vocab_size) + list(INSTRUCTION_VERBS) + general_verbs())
     )
     out = Path(args.out)
     model = load_model(args.model, device=args.device)
-    pairs = model_word_pairs(model, vocabulary=vocabulary, top_dims=args.top_dims)
+    pairs = model_word_pairs(model, vocabulary=vocabulary, top_dims=args.top_dims, similarity=judge)
     pairs.save(out)
     verb_pair_counts(pairs, n_groups=min(3, model.cfg.n_layers)).to_csv(out / "verb_pairs.csv", index=False)
     if args.base:
         base = model_word_pairs(
-            load_model(args.base, device=args.device), vocabulary=vocabulary, top_dims=args.top_dims
+            load_model(args.base, device=args.device),
+            vocabulary=vocabulary,
+            top_dims=args.top_dims,
+            similarity=judge,
         )
         base.save(out / "base")
         shift = instruction_verb_shift(base, pairs, group=8)
@@ -464,7 +468,12 @@ def _add_concepts(sub) -> None:
         "layer group, and the components of --layers.",
     )
     _model_args(con)
-    con.add_argument("--n-groups", type=int, default=3, help="layer groups (default 3: lower/middle/upper)")
+    con.add_argument(
+        "--n-groups",
+        type=int,
+        default=None,
+        help="layer groups by depth (default: blocks of 4 layers, the authors')",
+    )
     con.add_argument("--components", type=int, default=300, help="components per layer (default 300)")
     con.add_argument("--layers", type=int, nargs="*", help="also save these layers' components and top words")
     con.set_defaults(func=cmd_concepts)
@@ -480,8 +489,19 @@ def _add_wordpairs(sub) -> None:
     )
     _model_args(wp)
     wp.add_argument("--base", default=None, help="the base model of --model (same architecture)")
-    wp.add_argument("--top-dims", type=int, default=32, help="dimensions per head (default 32)")
+    wp.add_argument(
+        "--top-dims",
+        type=int,
+        default=None,
+        help="dimensions per head (default: every dimension, the authors')",
+    )
     wp.add_argument("--vocab-size", type=int, default=3000, help="frequent English words used (default 3000)")
+    wp.add_argument(
+        "--judge",
+        default=None,
+        help="relatedness judge: a model whose input embeddings judge both models (default: the bundled "
+        "smollm2-135m-instruct), or 'own' for each model's own embeddings (not for --base comparisons)",
+    )
     wp.set_defaults(func=cmd_wordpairs)
 
 

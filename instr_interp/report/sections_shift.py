@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from ..shift.attribution import SPARSIFY_LEVELS, SPARSIFY_THRESHOLD, Attribution, AttributionSet
-from ..shift.concepts import compare_concepts, plot_shares, task_label_summary
+from ..shift.concept_shares import POOLED, compare_concepts, plot_shares, task_label_summary
 from ..shift.vocabulary import INSTRUCTION_VERBS
 from ..shift.wordpairs import WordPairs, top_verb_pairs, verb_pair_counts
 from .page import Section
@@ -159,17 +159,19 @@ def concepts_section(
     *,
     title: str = "FFN concepts (PCA of the down-projection)",
     label_words: int = 15,
+    alpha: float = 0.05,
 ) -> Section:
-    """Report section: concept label shares per layer group for each model, and their differences.
+    """Report section: explainable share, pooled task shares and level shares per block for each model,
+    and (with two models) their differences with intervals and Fisher tests.
 
     Args:
-        shares_by_model: model name -> :func:`~instr_interp.shift.concepts.concept_shares` frame. With two
-            models built with the same groups (same ``group``, or the same ``n_groups`` for models of
-            different depth), the section adds a comparison table (second minus first, from
-            :func:`~instr_interp.shift.concepts.compare_concepts`).
+        shares_by_model: model name -> :func:`~instr_interp.shift.concept_shares.concept_shares` frame. With
+            two models built with the same blocks, the section adds the comparison table of
+            :func:`~instr_interp.shift.concept_shares.compare_concepts` (second minus first).
         title: section title.
         label_words: how many top words of each component the labeller read (``ffn_concepts``'s
             ``label_words``).
+        alpha: the significance level the reading states.
 
     Returns:
         A :class:`~instr_interp.report.page.Section`.
@@ -178,46 +180,55 @@ def concepts_section(
         raise ValueError("shares_by_model is empty: pass {model name: concept_shares(model)}.")
     figures, tables, sentences = [], [], []
     for name, frame in shares_by_model.items():
-        figures.append(plot_shares(frame, "task", f"{name}: task labels of FFN concepts per layer group"))
         figures.append(
-            plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per layer group")
+            plot_shares(frame, "task", f"{name}: task shares of explainable FFN concepts, all layers")
+        )
+        figures.append(
+            plot_shares(frame, "level", f"{name}: linguistic levels of FFN concepts per block of layers")
         )
         wide = frame.pivot_table(index=["axis", "label"], columns="layers", values="share", sort=False)
         wide = wide[list(dict.fromkeys(frame["layers"]))].reset_index()
         wide.insert(0, "model", name)
         tables.append(wide.round(3))
         s = task_label_summary(frame)
-        total, labelled = s["total"], s["labelled"]
+        total, explainable, labelled = s["total"], s["explainable"], s["labelled"]
         parts = ", ".join(f"{t} {v:.1%}" for t, v in s["tasks"].items())
         levels = ", ".join(f"{lv} {v:.1%}" for lv, v in s["levels"].items())
         sentences.append(
-            f"{name}: {labelled} of {total} components ({labelled / total:.1%}) get a task label "
-            f"({parts}); levels: {levels}. Task-labelled share by layer group: "
-            + ", ".join(f"layers {g} {v:.1%}" for g, v in s["by_group"].items())
-            + "."
+            f"{name}: {explainable} of {total} components ({explainable / total:.1%}) are explainable; of those, "
+            f"{labelled} ({labelled / max(explainable, 1):.1%}) get at least one task label (shares of the "
+            f"explainable components, all layers: {parts}); levels: {levels}."
+            if total and explainable
+            else f"{name}: none of its {total} components is explainable by the labeller."
         )
     reading = (
         "Each layer's MLP down-projection (one row per neuron) is centred and decomposed by SVD; every principal "
         f"component is read as the words whose unembedding vectors it aligns with most (|PC·ê|), and its top "
-        f"{label_words} words are labelled by a fixed offline lexicon (a task: writing, coding, math, translation or "
-        "none; a linguistic level). " + " ".join(sentences)
+        f"{label_words} words are labelled by a fixed offline lexicon: several tasks (writing, coding, math, "
+        "translation) or none, a linguistic level, or 'cannot tell'. As in Wu et al., components that cannot be "
+        "told are left out of every share, task shares are pooled over all layers and linguistic levels are "
+        "shown per block of 4 layers. " + " ".join(sentences)
     )
     names = list(shares_by_model)
     if len(names) == 2:
         a, b = shares_by_model[names[0]], shares_by_model[names[1]]
         if set(a["group"]) == set(b["group"]):
             diff = compare_concepts(a, b, names=(names[0], names[1]))
-            tables.append(diff.round(3))
-            tasks = diff[(diff["axis"] == "task") & (diff["label"] != "none")]
-            top = tasks.loc[tasks["diff"].abs().idxmax()] if len(tasks) else None
-            if top is not None:
+            tables.append(diff.round(4))
+            pooled = diff[(diff["group"] == POOLED) & (diff["axis"] == "task") & (diff["label"] != "none")]
+            pooled = pooled.dropna(subset=["diff"])
+            if len(pooled):
+                top = pooled.loc[pooled["diff"].abs().idxmax()]
                 reading += (
-                    f" The largest task-share difference ({names[1]} minus {names[0]}) is {top['diff']:+.1%} "
-                    f"for {top['label']} in layer group {int(top['group'])}."
+                    f" The largest pooled task-share difference ({names[1]} minus {names[0]}) is "
+                    f"{top['diff']:+.1%} for {top['label']} (95% interval {top['ci_low']:+.1%} to "
+                    f"{top['ci_high']:+.1%}; Fisher's exact p = {top['p_value']:.3g}, "
+                    + ("significant" if top["p_value"] < alpha else "not significant")
+                    + f" at {alpha:g})."
                 )
     reading += (
-        " The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: most "
-        "components get no task label, and shares should be compared between models, not read as absolute."
+        " The lexicon labeller is a coarse, deterministic stand-in for the paper's LLM labeller: it explains few "
+        "components, so shares should be compared between models, not read as absolute."
     )
     return Section(title=title, reading=reading, figures=figures, tables=tables)
 
@@ -257,16 +268,23 @@ def wordpairs_section(
         top = top_verb_pairs(pairs, verbs).assign(model=name)
         tables.append(top)
         n_heads = len(pairs.heads)
+        analysed = sorted({layer for layer, _ in pairs.heads})
+        n_layers = pairs.settings.get("n_layers")
+        span = (
+            f" (layers {analysed[0]}-{analysed[-1]} of {n_layers} analysed)"
+            if analysed and n_layers and len(analysed) < n_layers
+            else ""
+        )
         total = int(table["pairs"].sum())
         with_verbs = int(table["word_pairs"].sum())
         examples = ", ".join(
-            f"{q}→{k} (L{lay}H{h}, {n} dims)"
-            for lay, h, q, k, n in top[["layer", "head", "query", "key", "n_dims"]]
+            f"{q}{'–' if pairs.counting == 'authors' else '→'}{k} (L{lay}H{h}, seen {n}×)"
+            for lay, h, q, k, n in top[["layer", "head", "query", "key", "count"]]
             .head(3)
             .itertuples(index=False)
         )
         sentences.append(
-            f"{name}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
+            f"{name}{span}: {total} head-level pairs over {n_heads} heads, {with_verbs} of them ({with_verbs / max(total, 1):.2%}) "
             "with an instruction verb; per head by layer group: "
             + ", ".join(f"layers {r.layers} {r.per_head:.2f}" for r in table.itertuples())
             + (f". Strongest: {examples}." if examples else ".")
@@ -286,12 +304,32 @@ def wordpairs_section(
         barmode="group",
         title="Head-level word pairs with an instruction verb, per head and layer group",
     )
+    judges = sorted({str(p.settings.get("similarity", "unknown")) for p in pairs_by_model.values()})
+    dims = sorted({str(p.settings.get("top_dims", "?")) for p in pairs_by_model.values()})
+    countings = sorted({p.counting for p in pairs_by_model.values()})
     reading = (
         "For every attention head, query and key weights (with the pre-attention norm gain folded in, RoPE ignored) "
-        "are applied to the input embeddings of frequent English words; in the head's highest-energy dimensions, "
-        "word pairs that strongly drive the query and key sides with the same sign and are related (input-embedding "
-        f"cosine above both words' mean + {_relatedness(pairs_by_model.values())}) are kept, and pairs found in "
-        "more than one dimension count for the head. " + " ".join(sentences)
+        "are applied to the input embeddings of frequent English words; in "
+        + (
+            "every dimension of the head"
+            if dims == ["all"]
+            else f"the head's {', '.join(dims)} highest-energy dimensions"
+        )
+        + ", word pairs that strongly drive the query and key sides with the same sign and are related (cosine above "
+        f"both words' mean + {_relatedness(pairs_by_model.values())}, judged by "
+        + (
+            f"one judge for every model: {judges[0]}"
+            if len(judges) == 1
+            else f"different judges: {', '.join(judges)}"
+        )
+        + ") are kept, and pairs seen more than once count for the head ("
+        + (
+            "unordered and lower-cased, over dimension-and-orientation occurrences, as in Wu et al.'s code"
+            if countings == ["authors"]
+            else f"counting: {', '.join(countings)}"
+        )
+        + "). "
+        + " ".join(sentences)
     )
     if shift is not None and len(shift):
         tables.append(shift)
@@ -302,11 +340,16 @@ def wordpairs_section(
         parts = [
             f"layers {r.layers}: instruction verbs {mean(r.instruction_mean, r.n_instruction)} vs general "
             f"verbs {mean(r.general_mean, r.n_general)}, "
-            + (f"one-sided Welch p={r.p_greater:.3g}" if r.p_greater == r.p_greater else "no test")
+            + (
+                f"two-sided Welch t = {r.t:.2f}, p = {r.p_two_sided:.3g}"
+                if r.p_two_sided == r.p_two_sided
+                else "no test"
+            )
             for r in shift.itertuples()
         ]
         reading += (
             " Fine-tuning shift (share of heads where the tuned model has more pairs with the word, ties "
-            "excluded, averaged per word): " + "; ".join(parts) + "."
+            "excluded, averaged per word; general verbs: the most frequent verbs of an offline lexicon, "
+            "stopwords excluded): " + "; ".join(parts) + "."
         )
     return Section(title=title, reading=reading, figures=[figure], tables=tables)

@@ -22,6 +22,7 @@ __all__ = ["Plan", "cached", "STAGES", "run_stages"]
 BASE = "gemma-3-270m"  # the bundled base model
 TUNED = "gemma-3-270m-tuned"  # its instruction tune (shipped adapter), the "after" of every before/after
 N_PERMUTATIONS = 1000  # label shuffles of the ISN/ISE overlap permutation test
+QUICK_PAIR_LAYERS = 8  # the quick report's word pairs: the first block of 8 layers (all dimensions cost ~8x)
 
 
 @dataclass(kw_only=True)
@@ -300,8 +301,8 @@ def concepts_stage(plan: Plan) -> list:
         del names[plan.model]
     for label, name in names.items():
         shares[label] = cached(
-            plan.cache / _key("concepts", name) / "shares.csv",
-            lambda name=name: concept_shares(plan.load(name), n_groups=3, n_components=plan.size(300, 50)),
+            plan.cache / _key("concepts2", name) / "shares.csv",  # 2: explainable shares, 4-layer blocks
+            lambda name=name: concept_shares(plan.load(name), n_components=plan.size(300, 50)),
             _to_csv,
             _csv,
             f"concept shares ({label})",
@@ -326,16 +327,19 @@ def wordpairs_stage(plan: Plan) -> list:
     from ..shift.wordpairs import WordPairs, instruction_verb_shift, model_word_pairs
     from .sections_shift import wordpairs_section
 
-    vocabulary = list(
-        dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS) + general_verbs())
-    )
+    general = general_verbs(plan.size(3000, 300))  # the authors' 3,000; the quick report's 300 most frequent
+    vocabulary = list(dict.fromkeys(frequent_words(plan.size(3000, 600)) + list(INSTRUCTION_VERBS) + general))
+
+    def extract(name):  # every head dimension, the authors' counting, one fixed judge (the default) for all
+        model = plan.load(name)
+        quick_layers = list(range(min(QUICK_PAIR_LAYERS, model.cfg.n_layers)))
+        return model_word_pairs(model, vocabulary=vocabulary, layers=quick_layers if plan.quick else None)
+
     pairs = {}
     for label, name in _models_compared(plan).items():
         pairs[label] = cached(
-            plan.cache / _key("wordpairs", name, len(vocabulary)),
-            lambda name=name: model_word_pairs(
-                plan.load(name), vocabulary=vocabulary, top_dims=plan.size(32, 16)
-            ),
+            plan.cache / _key("wordpairs2", name, len(vocabulary)),
+            lambda name=name: extract(name),
             lambda v, p: v.save(p),
             WordPairs.load,
             f"word pairs ({label})",
@@ -343,8 +347,14 @@ def wordpairs_stage(plan: Plan) -> list:
     shift = None
     if plan.finetune:
         labels = list(pairs)
-        shift = instruction_verb_shift(pairs[labels[0]], pairs[labels[1]], group=8)
-    return [wordpairs_section(pairs, shift=shift)]
+        shift = instruction_verb_shift(pairs[labels[0]], pairs[labels[1]], group=8, general=general)
+    section = wordpairs_section(pairs, shift=shift)
+    if plan.quick:
+        section.reading += (
+            f" The quick report reads only the first {QUICK_PAIR_LAYERS} layers of each model (every dimension of "
+            "every head there) to bound its CPU time; the full report reads all layers."
+        )
+    return [section]
 
 
 VECTOR_TASKS = ("antonym", "country_capital", "present_past")

@@ -9,7 +9,6 @@ words by a labeller: the offline :func:`lexicon_labeller` by default, or any cal
 """
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,25 +16,15 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from ..checks import check_layer, check_layers
+from ..checks import check_layer
 from ..hooks import is_moe
 from ..models import model_facts
 from ..results import Result
-from .lexicon import LEVELS, TASKS, Labeller, lexicon_labeller
+from .lexicon import Labeller, lexicon_labeller, normalise_label
 from .vocabulary import WordVectors, frequent_words, word_vectors
 
-__all__ = [
-    "Concepts",
-    "compare_concepts",
-    "concept_shares",
-    "down_projection",
-    "ffn_concepts",
-    "layer_groups",
-    "plot_shares",
-    "task_label_summary",
-]
+__all__ = ["Concepts", "down_projection", "ffn_concepts", "layer_groups", "layer_label"]
 
 # ------------------------------------------------------------------------------------------------
 # Concepts of one layer
@@ -101,15 +90,17 @@ class Concepts(Result):
                     "layer": self.layer,
                     "component": c,
                     "explained_variance": float(self.explained_variance_ratio[c]),
-                    **self.labels[c],
+                    **{k: ", ".join(v) if isinstance(v, list) else v for k, v in self.labels[c].items()},
                     "top_words": " ".join(self.top_words(c, k)),
                 }
             )
         return pd.DataFrame(rows)
 
     def label_shares(self) -> pd.DataFrame:
-        """Share of components per label value, for each label key (``task``, ``level``, ...)."""
-        return _shares(self.labels, {"layer": self.layer})
+        """This layer's label shares (explainable share; task and level shares over explainable components)."""
+        from .concept_shares import label_counts
+
+        return label_counts(self.labels).assign(layer=self.layer)
 
     def plot(self, k: int = 8):
         """Plotly scatter: explained variance per component, coloured by task, top words on hover."""
@@ -128,13 +119,14 @@ class Concepts(Result):
         )
 
     def _facts(self) -> dict[str, object]:
-        tasks = pd.Series([lab.get("task", "-") for lab in self.labels]).value_counts()
+        tasks = pd.Series([t for lab in self.labels for t in lab.get("tasks", [])]).value_counts()
         return {
             "layer": self.layer,
             "components": f"{self.n_components} of d_model {self.components.shape[1]}, explaining "
             f"{float(self.explained_variance_ratio.sum()):.1%} of the variance",
             "words": f"{len(self.words):,} in the vocabulary, {self.top_word_ids.shape[1]} kept per component",
-            "task labels": ", ".join(f"{k} {v}" for k, v in tasks.items()),
+            "explainable": f"{sum(lab.get('explainable', True) for lab in self.labels)} of {self.n_components}",
+            "task labels": ", ".join(f"{k} {v}" for k, v in tasks.items()) or "-",
             "component 0": " ".join(self.top_words(0, 8)) if self.n_components else "-",
         }
 
@@ -213,12 +205,7 @@ def ffn_concepts(
     labeller = labeller or lexicon_labeller
     labels = []
     for c in range(k):
-        label = labeller([vocab.words[i] for i in top_ids[c, :label_words].tolist()])
-        if not isinstance(label, dict):
-            raise ValueError(
-                f"labeller must return a dict (e.g. {{'task': ..., 'level': ...}}); got {type(label)}."
-            )
-        labels.append(label)
+        labels.append(normalise_label(labeller([vocab.words[i] for i in top_ids[c, :label_words].tolist()])))
     return Concepts(
         layer=layer,
         components=comps.float().cpu(),
@@ -271,151 +258,13 @@ def layer_label(members: list[int]) -> str:
     return f"{members[0]}-{members[-1]}" if members[-1] != members[0] else str(members[0])
 
 
-def _shares(labels: list[dict], extra: dict) -> pd.DataFrame:
-    rows = []
-    for key in sorted({k for label in labels for k in label}):
-        values = Counter(str(label.get(key)) for label in labels)
-        order = TASKS if key == "task" else LEVELS if key == "level" else sorted(values)
-        for value in list(order) + sorted(set(values) - set(order)):
-            rows.append(
-                {
-                    **extra,
-                    "axis": key,
-                    "label": value,
-                    "count": values.get(value, 0),
-                    "share": values.get(value, 0) / max(len(labels), 1),
-                }
-            )
-    return pd.DataFrame(rows)
+def __getattr__(name: str):
+    """The share and comparison functions live in :mod:`~instr_interp.shift.concept_shares` (imported lazily)."""
+    if name in _MOVED:
+        from . import concept_shares as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def concept_shares(
-    model,
-    layers: Sequence[int] | None = None,
-    *,
-    group: int | None = 8,
-    n_groups: int | None = None,
-    n_components: int = 300,
-    top_words: int = 50,
-    vocabulary: Sequence[str] | WordVectors | None = None,
-    labeller: Labeller | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Share of components per label, per layer group (paper: blocks of 8 layers).
-
-    Args:
-        model: a dense bridge.
-        layers: layers to analyse (default all); groups are formed over all layers and keep these.
-        group: layers per group; or ``n_groups`` near-equal groups by depth (for models of different depth).
-        n_components, top_words, vocabulary, labeller: as in :func:`ffn_concepts`.
-        progress: show a progress bar over layers.
-
-    Returns:
-        DataFrame with columns ``group`` (index), ``layers`` (e.g. ``"0-7"``), ``axis`` (``task`` /
-        ``level``), ``label``, ``count``, ``share`` (of the group's components), ``n_components``.
-    """
-    n_layers = model.cfg.n_layers
-    chosen = sorted(range(n_layers) if layers is None else check_layers(model, layers))
-    vocab = _vocabulary(model, vocabulary)
-    labels_by_layer = {}
-    for layer in tqdm(chosen, desc="FFN concepts", disable=not progress):
-        labels_by_layer[layer] = ffn_concepts(
-            model, layer, n_components=n_components, top_words=top_words, vocabulary=vocab, labeller=labeller
-        ).labels
-    frames = []
-    for index, members in enumerate(layer_groups(n_layers, group=group, n_groups=n_groups)):
-        members = [m for m in members if m in labels_by_layer]
-        if not members:
-            continue
-        labels = [lab for m in members for lab in labels_by_layer[m]]
-        frame = _shares(labels, {"group": index, "layers": layer_label(members)})
-        frame["n_components"] = len(labels)
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["model"] = model_facts(model).name
-    out.attrs["n_layers"] = n_layers
-    return out
-
-
-def compare_concepts(
-    a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("a", "b")
-) -> pd.DataFrame:
-    """Label shares of two models side by side, per group, with ``diff = share_b - share_a``.
-
-    Args:
-        a, b: :func:`concept_shares` frames. Same architecture: use the same ``group``. Different depths:
-            build both with the same ``n_groups`` so groups match by relative depth.
-        names: column suffixes for the two models.
-
-    Returns:
-        DataFrame: ``group``, ``axis``, ``label``, ``layers_<name>``, ``share_<name>`` for both, ``diff``.
-    """
-    for frame in (a, b):
-        missing = {"group", "layers", "axis", "label", "share"} - set(frame.columns)
-        if missing:
-            raise ValueError(
-                f"compare_concepts needs concept_shares() frames; missing columns {sorted(missing)}."
-            )
-    if set(a["group"]) != set(b["group"]):
-        raise ValueError(
-            "The two frames have different layer groups; build both with the same group= or n_groups=."
-        )
-    na, nb = names
-    keys = ["group", "axis", "label"]
-    left = a[keys + ["layers", "share"]].rename(columns={"layers": f"layers_{na}", "share": f"share_{na}"})
-    right = b[keys + ["layers", "share"]].rename(columns={"layers": f"layers_{nb}", "share": f"share_{nb}"})
-    out = left.merge(right, on=keys, how="outer")
-    out[[f"share_{na}", f"share_{nb}"]] = out[[f"share_{na}", f"share_{nb}"]].fillna(0.0)
-    out["diff"] = out[f"share_{nb}"] - out[f"share_{na}"]
-    return out.sort_values(keys, kind="stable").reset_index(drop=True)
-
-
-def plot_shares(shares: pd.DataFrame, axis: str = "task", title: str | None = None):
-    """Plotly stacked bars: label shares per layer group for one ``axis`` (``task`` or ``level``)."""
-    import plotly.express as px
-
-    frame = shares[shares["axis"] == axis]
-    return px.bar(
-        frame,
-        x="layers",
-        y="share",
-        color="label",
-        barmode="stack",
-        title=title or f"FFN concept {axis} shares per layer group",
-    )
-
-
-def task_label_summary(shares: pd.DataFrame) -> dict:
-    """Totals of a :func:`concept_shares` frame over all layer groups.
-
-    Returns:
-        A dict: ``total`` (components, at least 1), ``labelled`` (components with a task label other
-        than "none"), ``tasks`` and ``levels`` (label -> share of ``total``, in :data:`TASKS` /
-        :data:`LEVELS` order, "none" left out of ``tasks``), and ``by_group`` (layer-group label ->
-        summed share of the task-labelled components in that group).
-
-    Examples:
-        >>> import pandas as pd
-        >>> frame = pd.DataFrame([
-        ...     {"group": 0, "layers": "0-1", "axis": "task", "label": "math", "count": 1, "share": 0.25},
-        ...     {"group": 0, "layers": "0-1", "axis": "task", "label": "none", "count": 3, "share": 0.75}])
-        >>> s = task_label_summary(frame)
-        >>> s["labelled"], s["total"], s["tasks"]["math"], s["by_group"]
-        (1, 4, 0.25, {'0-1': 0.25})
-    """
-    need = {"axis", "label", "count", "layers", "share"}
-    if not need <= set(shares.columns):
-        raise ValueError(
-            f"shares needs columns {sorted(need)} (from concept_shares); got {list(shares.columns)}."
-        )
-    task = shares[shares["axis"] == "task"].groupby("label")["count"].sum()
-    level = shares[shares["axis"] == "level"].groupby("label")["count"].sum()
-    total = max(int(task.sum()), 1)
-    labelled = shares[(shares["axis"] == "task") & (shares["label"] != "none")]
-    return {
-        "total": total,
-        "labelled": total - int(task.get("none", 0)),
-        "tasks": {t: float(task.get(t, 0) / total) for t in TASKS if t != "none"},
-        "levels": {lv: float(level.get(lv, 0) / total) for lv in LEVELS},
-        "by_group": {g: float(v) for g, v in labelled.groupby("layers", sort=False)["share"].sum().items()},
-    }
+_MOVED = ("compare_concepts", "concept_shares", "plot_shares", "task_label_summary")

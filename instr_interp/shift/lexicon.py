@@ -1,14 +1,16 @@
 """The offline lexicon labeller of FFN concept components (our word lists and rules; see
-docs/concepts.md): task labels from topic lexicons, linguistic levels from word shapes."""
+docs/concepts.md): task labels from topic lexicons, linguistic levels from word shapes, and a "cannot
+tell" outcome (Wu et al.'s labeller says "Cannot Tell" when no concept covers more than half the words)."""
 
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-__all__ = ["TASKS", "LEVELS", "Labeller", "lexicon_labeller"]
+__all__ = ["TASKS", "LEVELS", "UNEXPLAINABLE", "Labeller", "lexicon_labeller", "normalise_label"]
 
 TASKS = ("writing", "coding", "math", "translation", "none")
 LEVELS = ("phonology", "morphology", "syntax", "semantics")
+UNEXPLAINABLE = "cannot tell"
 Labeller = Callable[[list[str]], dict]
 
 # ------------------------------------------------------------------------------------------------
@@ -115,38 +117,63 @@ def _stems(word: str) -> set[str]:
     return out
 
 
+def normalise_label(label: object) -> dict:
+    """A labeller's dict with ``explainable`` (bool) and ``tasks`` (list) filled in.
+
+    A labeller may return only ``{"task": ..., "level": ...}`` (one task): then ``explainable`` is True
+    unless the level is :data:`UNEXPLAINABLE`, and ``tasks`` is ``[task]`` (empty for ``"none"``).
+    """
+    if not isinstance(label, dict):
+        raise ValueError(
+            f"labeller must return a dict (e.g. {{'task': ..., 'level': ...}}); got {type(label)}."
+        )
+    out = dict(label)
+    if "tasks" not in out:
+        task = out.get("task", "none")
+        out["tasks"] = [] if task in ("none", UNEXPLAINABLE, None) else [task]
+    out["tasks"] = [t for t in out["tasks"] if t != "none"]
+    out.setdefault("explainable", out.get("level") != UNEXPLAINABLE)
+    out["explainable"] = bool(out["explainable"])
+    return out
+
+
 def lexicon_labeller(words: Sequence[str]) -> dict:
     """Label a component from its top words with fixed word lists and rules (deterministic, offline).
 
-    ``task``: the task whose lexicon (our lists of writing, coding, math and translation words; a word
-    matches when it or its form with one common inflection stripped is listed) holds the most of the
-    words, if at least 2 and strictly more than any other task; otherwise ``"none"``.
+    ``tasks``: every task whose lexicon (our lists of writing, coding, math and translation words; a word
+    matches when it or its form with one common inflection stripped is listed) holds at least 2 of the
+    words, most hits first — several tasks are allowed, as in the authors' labels. ``task``: the first of
+    them (strictly more hits than any other task), else ``"none"``.
 
     ``level``, checked in this order, each needing 40% of the words: ``syntax`` (closed-class function
     words: determiners, pronouns, prepositions, conjunctions, auxiliaries), ``morphology`` (one shared
     derivational/inflectional suffix, or words sharing a stem of 4+ letters with another listed word),
     ``phonology`` (the same final two letters, not a listed suffix, i.e. rhyme; or, for half of the
-    words, the same first two letters, i.e. alliteration); otherwise ``semantics``.
+    words, the same first two letters, i.e. alliteration); else ``semantics`` when the words share a
+    topic (some task matched); else :data:`UNEXPLAINABLE` — the component is then ``explainable=False``
+    and left out of every share, as the authors drop their "Cannot Tell" components.
 
     Args:
         words: the component's top words (the paper labels the top 15).
 
     Returns:
-        ``{"task": one of TASKS, "level": one of LEVELS}``.
+        ``{"explainable": bool, "tasks": [...], "task": one of TASKS, "level": one of LEVELS or
+        "cannot tell"}``.
 
     Examples:
         >>> lexicon_labeller(["python", "function", "loop", "cat", "return"])
-        {'task': 'coding', 'level': 'semantics'}
+        {'explainable': True, 'tasks': ['coding'], 'task': 'coding', 'level': 'semantics'}
     """
     words = [re.sub(r"[^a-z]", "", w.lower()) for w in words]
     words = [w for w in words if w]
     if not words:
-        return {"task": "none", "level": "semantics"}
+        return {"explainable": False, "tasks": [], "task": "none", "level": UNEXPLAINABLE}
     n = len(words)
     hits = {task: sum(bool(_stems(w) & lex) for w in words) for task, lex in _TASK_LEXICON.items()}
     ranked = sorted(hits.items(), key=lambda kv: -kv[1])
     best, second = ranked[0], ranked[1]
     task = best[0] if best[1] >= _MIN_TASK_HITS and best[1] > second[1] else "none"
+    tasks = [t for t, h in ranked if h >= _MIN_TASK_HITS]
 
     def share(count: int) -> float:
         return count / n
@@ -171,5 +198,5 @@ def lexicon_labeller(words: Sequence[str]) -> dict:
         elif share(max(rime.values(), default=0)) >= _SHARE or share(max(onset.values(), default=0)) >= 0.5:
             level = "phonology"
         else:
-            level = "semantics"
-    return {"task": task, "level": level}
+            level = "semantics" if tasks else UNEXPLAINABLE
+    return {"explainable": level != UNEXPLAINABLE, "tasks": tasks, "task": task, "level": level}

@@ -19,7 +19,11 @@ __all__ = ["WordPairs"]
 
 @dataclass(kw_only=True, repr=False)
 class WordPairs(Result):
-    """Word pairs of one or more heads: per top dimension, and head-level (in > ``min_dims - 1`` dims)."""
+    """Word pairs of one or more heads: per analysed dimension, and head-level (seen ``min_dims`` times or more).
+
+    ``counting`` decides what a head-level pair is (see :meth:`head_pairs`): ``"authors"`` (Wu et al.'s
+    rule, the default) or ``"ordered"`` (the toolkit's earlier rule).
+    """
 
     words: list[str]
     dim_pairs: Int[Tensor, "pair 5"]  # columns: layer, head, dim, query word, key word (indices into words)
@@ -27,6 +31,7 @@ class WordPairs(Result):
     top_dims: Int[Tensor, "unit 3"]  # layer, head, dim of every analysed top dimension
     dim_energy: Float[Tensor, " unit"]  # sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2 of those dimensions
     min_dims: int = 2
+    counting: str = "ordered"  # extraction sets "authors" by default; "ordered" reads results saved before
     settings: dict = field(default_factory=dict)
 
     @property
@@ -49,50 +54,87 @@ class WordPairs(Result):
             columns=["layer", "head", "dim", "query", "key", "score"],
         )
 
-    def head_pairs(self, dims: bool = False) -> pd.DataFrame:
-        """Head-level pairs: (layer, head, query, key) found in at least ``min_dims`` dimensions.
+    def _pair_keys(self) -> tuple[Tensor, Tensor]:
+        """Per row: the (first word, second word) of its head-level pair (indices into ``words``).
 
-        Args:
-            dims: also list the dimensions each pair appears in (slower on many heads).
+        ``"ordered"``: (query, key) as found. ``"authors"``: both words lower-cased (case variants share
+        the first such word's index) and put in alphabetical order, so (q, k) in one dimension and (k, q)
+        in another, or both in the same dimension, are one pair seen twice.
         """
-        columns = ["layer", "head", "query", "key", "n_dims"]
+        q, k = self.dim_pairs[:, 3], self.dim_pairs[:, 4]
+        if self.counting == "ordered":
+            return q, k
+        if self.counting != "authors":
+            raise ValueError(f"counting must be 'authors' or 'ordered', got {self.counting!r}.")
+        lower = [w.lower() for w in self.words]
+        first: dict[str, int] = {}
+        canon = torch.tensor([first.setdefault(w, i) for i, w in enumerate(lower)], dtype=torch.long)
+        rank = torch.empty(len(lower), dtype=torch.long)  # alphabetical rank of each word's lower-case form
+        rank[torch.tensor(sorted(range(len(lower)), key=lambda i: lower[i]), dtype=torch.long)] = (
+            torch.arange(len(lower))
+        )
+        cq, ck = canon[q], canon[k]
+        swap = rank[cq] > rank[ck]
+        return torch.where(swap, ck, cq), torch.where(swap, cq, ck)
+
+    def head_pairs(self, dims: bool = False) -> pd.DataFrame:
+        """Head-level pairs: (layer, head, query, key) seen at least ``min_dims`` times.
+
+        With ``counting="authors"`` (Wu et al.'s rule) a pair is unordered and lower-cased, ``query`` and
+        ``key`` hold its two words in alphabetical order, and ``count`` counts its occurrences over
+        (dimension, orientation): a pair found as (q, k) and as (k, q) in one dimension counts twice. With
+        ``"ordered"``, (query, key) is the pair as found and ``count`` is its number of dimensions.
+
+        Returns:
+            DataFrame: ``layer``, ``head``, ``query``, ``key``, ``count``, ``n_dims`` (distinct dimensions),
+            and with ``dims=True`` the sorted list of those dimensions.
+        """
+        columns = ["layer", "head", "query", "key", "count", "n_dims"]
         if len(self.dim_pairs) == 0:
             return pd.DataFrame(columns=columns + (["dims"] if dims else []))
-        # one int64 key per (layer, head, query, key), ordered as the tuples are: a 1-D unique is far
+        first, second = self._pair_keys()
+        # one int64 key per (layer, head, first, second), ordered as the tuples are: a 1-D unique is far
         # faster than torch.unique(dim=0) on a million rows
-        fields = self.dim_pairs[:, [0, 1, 3, 4]]
+        fields = torch.stack([self.dim_pairs[:, 0], self.dim_pairs[:, 1], first, second], dim=1)
         bases = (fields.max(0).values + 1).tolist()
         keys = fields[:, 0]
         for col, base in zip(range(1, 4), bases[1:]):
             keys = keys * base + fields[:, col]
         unique, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
-        keep = counts >= self.min_dims  # a (q, k) occurs at most once per dimension, so count = dimensions
+        keep = counts >= self.min_dims
         decoded, rest = [], unique[keep]
         for base in reversed(bases[1:]):
             decoded.append(rest % base)
             rest = rest // base
-        kept = torch.stack([rest, *reversed(decoded)], dim=1).tolist()
+        kept = torch.stack([rest, *reversed(decoded)], dim=1).numpy()
+        dim = self.dim_pairs[:, 2]
+        dim_base = int(dim.max()) + 1
+        pair_dims = torch.unique(inverse * dim_base + dim)  # distinct (pair, dimension)
+        n_dims = torch.bincount(pair_dims // dim_base, minlength=len(unique))[keep]
+        words = np.asarray(self.words, dtype=object)
         out = pd.DataFrame(
             {
-                "layer": [r[0] for r in kept],
-                "head": [r[1] for r in kept],
-                "query": [self.words[r[2]] for r in kept],
-                "key": [self.words[r[3]] for r in kept],
-                "n_dims": counts[keep].tolist(),
+                "layer": kept[:, 0],
+                "head": kept[:, 1],
+                "query": words[kept[:, 2]],
+                "key": words[kept[:, 3]],
+                "count": counts[keep].numpy(),
+                "n_dims": n_dims.numpy(),
             },
             columns=columns,
         )
+        if self.counting == "authors":
+            out["query"], out["key"] = out["query"].str.lower(), out["key"].str.lower()
         if dims:
             position = torch.full((len(unique),), -1, dtype=torch.long)
             position[keep] = torch.arange(int(keep.sum()))
-            rows = position[inverse]
-            lists: list[list[int]] = [[] for _ in kept]
-            for row, d in zip(rows.tolist(), self.dim_pairs[:, 2].tolist()):
+            lists: list[set[int]] = [set() for _ in kept]
+            for row, d in zip(position[pair_dims // dim_base].tolist(), (pair_dims % dim_base).tolist()):
                 if row >= 0:
-                    lists[row].append(d)
+                    lists[row].add(d)
             out["dims"] = [sorted(x) for x in lists]
         return out.sort_values(
-            ["layer", "head", "n_dims", "query", "key"],
+            ["layer", "head", "count", "query", "key"],
             ascending=[True, True, False, True, True],
             kind="stable",
         ).reset_index(drop=True)
@@ -110,11 +152,15 @@ class WordPairs(Result):
             top_dims=self.top_dims[units],
             dim_energy=self.dim_energy[units],
             min_dims=self.min_dims,
+            counting=self.counting,
             settings=self.settings,
         )
 
     def word_counts(self, words: Sequence[str]) -> pd.DataFrame:
-        """Head-level pairs containing each word (as query or key; a pair (w, w') counts once).
+        """Head-level pairs containing each word (as query or key; a pair (w, w') counts once for each word).
+
+        A pair of a word with itself, possible under ``"authors"`` counting when two case variants pair
+        up (``The``/``the``), counts twice, as in the authors' per-word counter.
 
         Returns:
             DataFrame indexed by word, one column per analysed ``(layer, head)``, zeros included.
@@ -127,9 +173,11 @@ class WordPairs(Result):
         grid = np.zeros((len(words), len(heads)), dtype=np.int64)
         pairs = self.head_pairs()
         pairs = pairs[pairs["query"].isin(rows.keys()) | pairs["key"].isin(rows.keys())]
+        authors = self.counting == "authors"
         for layer, head, q, k in pairs[["layer", "head", "query", "key"]].itertuples(index=False):
-            for w in {q, k} & rows.keys():
-                grid[rows[w], column[(layer, head)]] += 1
+            for w in [q, k] if authors and q == k else {q, k}:
+                if w in rows:
+                    grid[rows[w], column[(layer, head)]] += 1
         return pd.DataFrame(
             grid,
             index=pd.Index(words, name="word"),
@@ -147,10 +195,10 @@ class WordPairs(Result):
             shown = pairs.head(top).assign(pair=lambda f: f["query"] + " → " + f["key"])
             return px.bar(
                 shown,
-                x="n_dims",
+                x="count",
                 y="pair",
                 orientation="h",
-                title=f"Layer {layer} head {head}: word pairs in most top dimensions",
+                title=f"Layer {layer} head {head}: word pairs seen most often",
             )
         per = pairs.groupby(["layer", "head"]).size()
         layers = sorted({lay for lay, _ in self.heads})
@@ -175,7 +223,8 @@ class WordPairs(Result):
         return {
             "heads": f"{len(heads)} ({span}), {len(self.top_dims)} top dimensions",
             "pairs": f"{len(self.dim_pairs):,} per-dimension pairs over {len(self.words):,} words",
-            "min_dims": f"{self.min_dims} (a head-level pair is found in at least this many dimensions)",
+            "head-level pairs": f"seen at least {self.min_dims} times; counting {self.counting!r}",
+            "judge": str(self.settings.get("similarity", "-")),
         }
 
     def _saved(self):
@@ -186,9 +235,20 @@ class WordPairs(Result):
                 "top_dims": self.top_dims,
                 "dim_energy": self.dim_energy,
             },
-            {"words": self.words, "min_dims": self.min_dims, "settings": self.settings},
+            {
+                "words": self.words,
+                "min_dims": self.min_dims,
+                "counting": self.counting,
+                "settings": self.settings,
+            },
         )
 
     @classmethod
     def _from_saved(cls, tensors, meta, path) -> "WordPairs":
-        return cls(words=meta["words"], min_dims=meta["min_dims"], settings=meta["settings"], **tensors)
+        return cls(
+            words=meta["words"],
+            min_dims=meta["min_dims"],
+            counting=meta.get("counting", "ordered"),
+            settings=meta["settings"],
+            **tensors,
+        )

@@ -5,10 +5,11 @@ pre-attention norm (``w`` for Llama's RMSNorm, ``1 + w`` for Gemma's); for GQA, 
 head ``h // (n_heads / n_kv_heads)``; where the model normalises q and k per head (Gemma 3's
 ``q_norm``/``k_norm``) their gains scale the d_head columns; RoPE and the RMS divisions are ignored.
 With E the input-embedding word vectors, ``H_Q = E W_Q^h`` and ``H_K = E W_K^h``. Dimensions d are
-ranked by ``sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2``; in each top dimension, the top words by
-``|H_Q[:, d]|`` and by ``|H_K[:, d]|`` form candidate pairs (q, k), kept when the words are related,
-``H_Q[q,d] H_K[k,d] > 0`` and ``q != k``. A head knows a pair when it appears in more than one of its
-top dimensions.
+ranked by ``sum_w H_Q[w,d]^2 + sum_w H_K[w,d]^2`` and by default every one is read (the authors'
+code); in each, the top words by ``|H_Q[:, d]|`` and by ``|H_K[:, d]|`` form candidate pairs (q, k),
+kept when one fixed judge finds the words related, ``H_Q[q,d] H_K[k,d] > 0`` and ``q != k``. A head
+knows a pair when it is seen more than once: by default (the authors' rule) pairs are unordered and
+lower-cased and counted over (dimension, orientation) occurrences.
 
 This module reads the weights and extracts the pairs, and compares instruction verbs before and after
 tuning; the relatedness judge is in :mod:`~instr_interp.shift.similarity` and the :class:`WordPairs`
@@ -16,6 +17,7 @@ result in :mod:`~instr_interp.shift.wordpair_results` (both importable from here
 """
 
 from collections.abc import Sequence
+from typing import Literal
 
 import pandas as pd
 import torch
@@ -28,12 +30,22 @@ from ..checks import check_layer, check_layers, check_units
 from ..models import model_facts
 from ..stats import welch
 from .concepts import layer_groups, layer_label
-from .similarity import EmbeddingSimilarity, Similarity, _Context, _context, relatedness_thresholds
+from .similarity import (
+    DEFAULT_JUDGE,
+    EmbeddingSimilarity,
+    Similarity,
+    _Context,
+    _context,
+    reference_judge,
+    relatedness_thresholds,
+)
 from .vocabulary import INSTRUCTION_VERBS, WordVectors, general_verbs
 from .wordpair_results import WordPairs
 
 __all__ = [
+    "DEFAULT_JUDGE",
     "EmbeddingSimilarity",
+    "reference_judge",
     "WordPairs",
     "attention_norm_gain",
     "head_qk",
@@ -122,8 +134,24 @@ def head_qk(
 # Extraction
 
 
-def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int, top_words: int):
-    """Per-dimension pairs of ``heads`` of ``layer`` (all heads in one batched matmul)."""
+def _related(ctx: _Context, unit: Tensor | None, q_ids: Tensor, k_ids: Tensor) -> Float[Tensor, "chunk q k"]:
+    """Judge similarities of every (query word, key word) of a chunk of dimensions: ``[chunk, q, k]``."""
+    if unit is not None:  # the judge's unit vectors (on the model's device): one batched product
+        return unit[q_ids] @ unit[k_ids].transpose(-1, -2)
+    words = ctx.vocab.words
+    return torch.stack(
+        [
+            torch.as_tensor(
+                ctx.similarity([words[x] for x in qi.tolist()], [words[x] for x in ki.tolist()]),
+                dtype=torch.float32,
+            ).to(q_ids.device)
+            for qi, ki in zip(q_ids, k_ids)
+        ]
+    )
+
+
+def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int | None, top_words: int):
+    """Per-dimension pairs of ``heads`` of ``layer`` (the word projections of all heads in one matmul)."""
     w_q, w_k = head_qk(model, layer)
     heads_t = torch.tensor(list(heads), dtype=torch.long)
     w_q, w_k = w_q[heads_t], w_k[heads_t]
@@ -131,64 +159,76 @@ def _layer(model, layer: int, heads: Sequence[int], ctx: _Context, top_dims: int
     h_q = torch.einsum("vm,hmd->hvd", e, w_q)  # [head, word, d_head]
     h_k = torch.einsum("vm,hmd->hvd", e, w_k)
     energy = h_q.pow(2).sum(1) + h_k.pow(2).sum(1)  # [head, d_head]
-    n_dims = min(top_dims, energy.shape[1])
+    n_dims = energy.shape[1] if top_dims is None else min(top_dims, energy.shape[1])
     n_words = min(top_words, e.shape[0])
-    dim_energy, dims = energy.topk(n_dims, dim=1)  # [head, dim]
-    q_sel = h_q.gather(2, dims[:, None, :].expand(-1, e.shape[0], -1))  # [head, word, dim]
-    k_sel = h_k.gather(2, dims[:, None, :].expand(-1, e.shape[0], -1))
-    q_ids = q_sel.abs().topk(n_words, dim=1).indices  # [head, n_words, dim]
-    k_ids = k_sel.abs().topk(n_words, dim=1).indices
-    words, thr = ctx.vocab.words, ctx.thresholds
+    dim_energy, dims = energy.topk(n_dims, dim=1)  # [head, dim], highest energy first
+    thr = ctx.thresholds.to(w_q.device)
+    unit = None if ctx.unit is None else ctx.unit.to(w_q.device)
     rows, scores = [], []
     for i, head in enumerate(heads):
-        for j in range(n_dims):
-            qi, ki = q_ids[i, :, j].cpu(), k_ids[i, :, j].cpu()
-            sim = torch.as_tensor(
-                ctx.similarity([words[x] for x in qi.tolist()], [words[x] for x in ki.tolist()]),
-                dtype=torch.float32,
-            ).cpu()
-            related = (sim > thr[qi][:, None]) & (sim > thr[ki][None, :])
-            product = q_sel[i, qi, j].cpu()[:, None] * k_sel[i, ki, j].cpu()[None, :]
-            keep = related & (product > 0) & (qi[:, None] != ki[None, :])
-            a, b = keep.nonzero(as_tuple=True)
-            d = int(dims[i, j])
+        q_sel, k_sel = h_q[i][:, dims[i]].T, h_k[i][:, dims[i]].T  # [dim, word]
+        q_ids = q_sel.abs().topk(n_words, dim=1).indices  # [dim, n_words]
+        k_ids = k_sel.abs().topk(n_words, dim=1).indices
+        q_val, k_val = q_sel.gather(1, q_ids), k_sel.gather(1, k_ids)
+        for start in range(0, n_dims, 32):  # bounded memory: 32 dims x n_words^2 judge products at a time
+            part = slice(start, start + 32)
+            qi, ki = q_ids[part], k_ids[part]
+            sim = _related(ctx, unit, qi, ki)
+            product = q_val[part][:, :, None] * k_val[part][:, None, :]
+            keep = (
+                (sim > thr[qi][:, :, None])
+                & (sim > thr[ki][:, None, :])
+                & (sim > 0)
+                & (product > 0)
+                & (qi[:, :, None] != ki[:, None, :])
+            )
+            j, a, b = keep.nonzero(as_tuple=True)
             rows.append(
                 torch.stack(
                     [
-                        torch.full_like(a, layer),
-                        torch.full_like(a, head),
-                        torch.full_like(a, d),
-                        qi[a],
-                        ki[b],
+                        torch.full_like(j, layer),
+                        torch.full_like(j, head),
+                        dims[i][part][j],
+                        qi[j, a],
+                        ki[j, b],
                     ],
                     dim=1,
-                )
+                ).cpu()
             )
-            scores.append(product[a, b])
-    units = torch.stack([torch.full_like(dims, layer), heads_t[:, None].expand_as(dims), dims], dim=-1)
+            scores.append(product[j, a, b].cpu())
+    units = torch.stack(
+        [torch.full_like(dims, layer), heads_t[:, None].expand_as(dims).to(dims), dims], dim=-1
+    )
     return torch.cat(rows), torch.cat(scores), units.reshape(-1, 3).cpu(), dim_energy.reshape(-1).cpu()
+
+
+_COUNTINGS = ("authors", "ordered")
 
 
 def _extract(
     model,
     layer_heads: dict[int, list[int]],
     ctx: _Context,
-    top_dims: int,
+    top_dims: int | None,
     top_words: int,
     min_dims: int,
+    counting: str,
     progress: bool,
 ) -> WordPairs:
-    if top_dims < 1 or top_words < 1 or min_dims < 1:
-        raise ValueError("top_dims, top_words and min_dims must be positive.")
+    if (top_dims is not None and top_dims < 1) or top_words < 1 or min_dims < 1:
+        raise ValueError("top_dims (or None for every dimension), top_words and min_dims must be positive.")
+    if counting not in _COUNTINGS:
+        raise ValueError(f"counting must be one of {_COUNTINGS}, got {counting!r}.")
     parts = [
         _layer(model, layer, heads, ctx, top_dims, top_words)
         for layer, heads in tqdm(layer_heads.items(), desc="word pairs", disable=not progress)
     ]
     settings = {
         **ctx.settings,
-        "top_dims": top_dims,
+        "top_dims": "all" if top_dims is None else top_dims,
         "top_words": top_words,
         "min_dims": min_dims,
+        "counting": counting,
         "n_layers": int(model.cfg.n_layers),
         "n_heads": int(model.cfg.n_heads),
     }
@@ -199,6 +239,7 @@ def _extract(
         top_dims=torch.cat([p[2] for p in parts]).long(),
         dim_energy=torch.cat([p[3] for p in parts]).float(),
         min_dims=min_dims,
+        counting=counting,
         settings=settings,
     )
 
@@ -208,10 +249,11 @@ def model_word_pairs(
     *,
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
-    top_dims: int = 10,
+    top_dims: int | None = None,
     top_words: int = 100,
     min_dims: int = 2,
-    similarity: Similarity | None = None,
+    counting: Literal["authors", "ordered"] = "authors",
+    similarity: Similarity | Literal["own"] | None = None,
     vocabulary: Sequence[str] | WordVectors | None = None,
     reference: int | Sequence[str] = 3000,
     z: float = 1.96,
@@ -222,11 +264,16 @@ def model_word_pairs(
     Args:
         model: a bridge with RMSNorm (Llama, Gemma, Mistral, Qwen, ... style).
         layers: layers to analyse (default all); heads: query heads (default all).
-        top_dims: dimensions analysed per head (ranked by their summed squared word projections; our choice: 10).
+        top_dims: dimensions analysed per head, by their summed squared word projections; default None:
+            every dimension (the authors' code loops over all of them).
         top_words: words per dimension on the query and on the key side (paper: 100).
-        min_dims: a head-level pair must appear in at least this many dimensions (paper: more than one).
-        similarity: ``callable(words_a, words_b) -> [len a, len b]`` relatedness; default
-            :class:`EmbeddingSimilarity` (the model's input-embedding cosine).
+        min_dims: a head-level pair must be seen at least this many times (authors: more than once).
+        counting: ``"authors"`` (default): pairs unordered and lower-cased, counted over
+            (dimension, orientation) occurrences; ``"ordered"``: (query, key) pairs counted over dimensions
+            (the toolkit's earlier rule). See :meth:`WordPairs.head_pairs`.
+        similarity: the relatedness judge: None (default) the fixed :func:`reference_judge` (SmolLM2's input
+            embeddings, the same for every model analysed); ``"own"`` the analysed model's input embeddings
+            (circular; a labelled option); or any ``callable(words_a, words_b) -> [len a, len b]``.
         vocabulary: words (default: 20,000 frequent English words from wordfreq, plus the instruction verbs
             and the general comparison verbs) or precomputed input-embedding :class:`WordVectors`.
         reference: the words a threshold is computed against: a count of most frequent words (paper:
@@ -246,7 +293,7 @@ def model_word_pairs(
     )
     ctx = _context(model, vocabulary=vocabulary, similarity=similarity, reference=reference, z=z)
     return _extract(
-        model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, progress
+        model, {layer: head_list for layer in chosen}, ctx, top_dims, top_words, min_dims, counting, progress
     )
 
 
@@ -260,10 +307,11 @@ def head_word_pairs(
     layer: int,
     head: int,
     *,
-    top_dims: int = 10,
+    top_dims: int | None = None,
     top_words: int = 100,
     min_dims: int = 2,
-    similarity: Similarity | None = None,
+    counting: Literal["authors", "ordered"] = "authors",
+    similarity: Similarity | Literal["own"] | None = None,
     vocabulary: Sequence[str] | WordVectors | None = None,
     reference: int | Sequence[str] = 3000,
     z: float = 1.96,
@@ -272,7 +320,8 @@ def head_word_pairs(
 
     Examples:
         >>> from instr_interp import tiny_model
-        >>> wp = head_word_pairs(tiny_model(), 0, 1, vocabulary=["cat", "dog", "sun", "moon"], reference=["a", "b", "c"])
+        >>> wp = head_word_pairs(tiny_model(), 0, 1, vocabulary=["cat", "dog", "sun", "moon"], reference=["a", "b", "c"],
+        ...                      similarity="own")
         >>> wp.heads
         [(0, 1)]
     """
@@ -283,6 +332,7 @@ def head_word_pairs(
         top_dims=top_dims,
         top_words=top_words,
         min_dims=min_dims,
+        counting=counting,
         similarity=similarity,
         vocabulary=vocabulary,
         reference=reference,
@@ -401,22 +451,27 @@ def instruction_verb_shift(
 ) -> pd.DataFrame:
     """Do fine-tuned heads encode more pairs with instruction verbs than with general verbs? (Welch t-test)
 
+    Both models must have been judged by the same relatedness judge (their ``settings["similarity"]``);
+    the default judge is the fixed :func:`reference_judge` for both.
+
     Args:
         base, ft: two models of the same architecture, or their :class:`WordPairs` (from
             :func:`model_word_pairs`; pass those to reuse a computation).
         layers: layers to analyse when models are passed (default all).
         group: layers per group (paper: 8); or ``n_groups`` near-equal groups.
         verbs: the instruction verbs (default: the 38 of METHODS.md section 7).
-        general: comparison verbs (default: :func:`~instr_interp.vocabulary.general_verbs`, the 100 most
-            frequent of our common-verb list that are not instruction verbs).
+        general: comparison verbs (default: :func:`~instr_interp.shift.vocabulary.general_verbs`, the 3,000
+            most frequent verbs of the offline lexicon, stopwords and instruction verbs excluded: the authors'
+            recipe).
         progress: progress bars.
         **pair_kwargs: passed to :func:`model_word_pairs`.
 
     Returns:
         DataFrame, one row per layer group: ``n_instruction`` / ``n_general`` (words with a non-tied head),
         ``instruction_mean`` / ``general_mean`` (mean per-word score: share of non-tied heads where ft has
-        more pairs), ``t``, ``p_greater`` (one-sided: instruction > general), ``p_two_sided``, and the summed
-        pair counts of the instruction verbs before and after.
+        more pairs), ``t``, ``p_two_sided`` (the authors' test: scipy's two-sided Welch), ``p_greater``
+        (one-sided: instruction > general), and the summed pair counts of the instruction verbs before and
+        after.
     """
     general = list(general) if general is not None else general_verbs()
     overlap = set(verbs) & set(general)
@@ -440,6 +495,12 @@ def instruction_verb_shift(
             vocab = list(dict.fromkeys(list(vocab) + list(verbs) + general))
         base = model_word_pairs(base, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
         ft = model_word_pairs(ft, layers=layers, vocabulary=vocab, progress=progress, **pair_kwargs)
+    judges = (base.settings.get("similarity"), ft.settings.get("similarity"))
+    if None not in judges and judges[0] != judges[1]:
+        raise ValueError(
+            f"base and ft were judged by different relatedness judges ({judges[0]!r} vs {judges[1]!r}); compare "
+            "pairs found with one judge for both (the default fixed judge, similarity=None)."
+        )
     missing = [w for w in list(verbs) + general if w not in set(base.words)]
     scores = word_shift_scores(
         base, ft, list(verbs) + general, n_layers=n_layers, group=group, n_groups=n_groups
@@ -473,13 +534,13 @@ def instruction_verb_shift(
 
 
 def top_verb_pairs(pairs: WordPairs, words: Sequence[str] = INSTRUCTION_VERBS, k: int = 15) -> pd.DataFrame:
-    """The ``k`` head-level pairs containing one of ``words`` that appear in the most dimensions."""
+    """The ``k`` head-level pairs containing one of ``words`` seen most often (``count``)."""
     frame = pairs.head_pairs()
     wanted = set(words)
     frame = frame[frame["query"].isin(wanted) | frame["key"].isin(wanted)]
     return (
         frame.sort_values(
-            ["n_dims", "layer", "head", "query", "key"],
+            ["count", "layer", "head", "query", "key"],
             ascending=[False, True, True, True, True],
             kind="stable",
         )

@@ -110,9 +110,14 @@ def test_pluggable_labeller_and_errors(tiny):
 
 def test_lexicon_labeller_hand_cases():
     assert lexicon_labeller(["python", "function", "loop", "cat", "return"]) == {
+        "explainable": True,
+        "tasks": ["coding"],
         "task": "coding",
         "level": "semantics",
     }
+    # several task labels: every task with 2+ hits, most hits first
+    both = lexicon_labeller(["python", "function", "loop", "equation", "sum", "sky"])
+    assert both["tasks"] == ["coding", "math"] and both["task"] == "coding"
     assert lexicon_labeller(["equation", "sum", "integers", "tree", "rock"])["task"] == "math"
     assert lexicon_labeller(["translate", "french", "spanish", "dog"])["task"] == "translation"
     assert lexicon_labeller(["poem", "essay", "novel", "stories", "sky"])["task"] == "writing"
@@ -122,8 +127,10 @@ def test_lexicon_labeller_hand_cases():
     assert lexicon_labeller(["the", "of", "and", "with", "cat"])["level"] == "syntax"
     assert lexicon_labeller(["running", "jumping", "singing", "cat", "dog"])["level"] == "morphology"
     assert lexicon_labeller(["cat", "hat", "bat", "sky", "tree"])["level"] == "phonology"
-    assert lexicon_labeller(["cat", "dog", "horse", "cow", "sheep"]) == {"task": "none", "level": "semantics"}
-    assert lexicon_labeller([]) == {"task": "none", "level": "semantics"}
+    # no topic and no form rule: "cannot tell", left out of the shares
+    unexplained = {"explainable": False, "tasks": [], "task": "none", "level": "cannot tell"}
+    assert lexicon_labeller(["cat", "dog", "horse", "cow", "sheep"]) == unexplained
+    assert lexicon_labeller([]) == unexplained
 
 
 def test_layer_groups():
@@ -141,47 +148,76 @@ def test_layer_groups():
 
 def test_concept_shares_count_labels(tiny):
     model = ii.tiny_model(seed=0, n_layers=3)
-    shares = concept_shares(model, group=2, n_components=10, top_words=15, vocabulary=WORDS, progress=False)
-    assert shares["layers"].unique().tolist() == ["0-1", "2"]
-    sums = shares.groupby(["group", "axis"])["share"].sum()
-    np.testing.assert_allclose(sums.values, 1.0)
-    labels = [
-        lab
-        for layer in (0, 1)
-        for lab in ffn_concepts(model, layer, n_components=10, top_words=15, vocabulary=WORDS).labels
-    ]
-    tasks = pd.Series([lab["task"] for lab in labels]).value_counts()
-    got = shares[(shares["group"] == 0) & (shares["axis"] == "task")].set_index("label")["count"]
-    for task, n in tasks.items():
-        assert got[task] == n
-    assert shares["n_components"].tolist()[0] == 20
+
+    def labeller(words):  # deterministic, exercising unexplainable and multi-task components
+        k = sum(map(len, words)) % 4
+        return {
+            "explainable": k != 0,
+            "tasks": [["math"], ["math", "coding"], []][k - 1] if k else [],
+            "level": ["cannot tell", "syntax", "semantics", "semantics"][k],
+        }
+
+    kwargs = dict(n_components=10, top_words=15, vocabulary=WORDS, labeller=labeller)
+    shares = concept_shares(model, group=2, progress=False, **kwargs)
+    assert shares["layers"].unique().tolist() == ["0-2", "0-1", "2"] and shares[
+        "group"
+    ].unique().tolist() == [-1, 0, 1]
+    labels = {layer: ffn_concepts(model, layer, **kwargs).labels for layer in range(3)}
+    for group, layers in ((-1, [0, 1, 2]), (0, [0, 1]), (1, [2])):
+        labs = [lab for layer in layers for lab in labels[layer]]
+        explained = [lab for lab in labs if lab["explainable"]]
+        got = shares[shares["group"] == group].set_index(["axis", "label"])
+        assert got.loc[("explainable", "cannot tell"), "count"] == len(labs) - len(explained)
+        assert got.loc[("task", "math"), "count"] == sum("math" in lab["tasks"] for lab in explained)
+        assert got.loc[("task", "none"), "count"] == sum(not lab["tasks"] for lab in explained)
+        assert got.loc[("task", "math"), "share"] == pytest.approx(
+            sum("math" in lab["tasks"] for lab in explained) / len(explained)
+        )
+        assert got.loc[("level", "syntax"), "n"] == len(explained)
+        np.testing.assert_allclose(
+            got.loc["level", "share"].sum(), 1.0
+        )  # one level per explainable component
+        assert got["n_components"].iloc[0] == 10 * len(layers)
 
 
 def test_compare_concepts_hand_frames():
-    a = pd.DataFrame(
-        {
-            "group": [0, 0],
-            "layers": ["0-7"] * 2,
-            "axis": ["task"] * 2,
-            "label": ["math", "none"],
-            "share": [0.1, 0.9],
-        }
-    )
-    b = pd.DataFrame(
-        {
-            "group": [0, 0],
-            "layers": ["0-5"] * 2,
-            "axis": ["task"] * 2,
-            "label": ["math", "coding"],
-            "share": [0.3, 0.2],
-        }
-    )
-    out = compare_concepts(a, b, names=("base", "ft")).set_index("label")
-    assert out.loc["math", "diff"] == pytest.approx(0.2)
-    assert out.loc["none", "diff"] == pytest.approx(-0.9) and out.loc["coding", "diff"] == pytest.approx(0.2)
-    assert out.loc["math", "layers_ft"] == "0-5"
+    from instr_interp.shift.concept_shares import label_counts, task_label_summary
+
+    def labels(n_math, n_none, n_unexplained):
+        return (
+            [{"explainable": True, "tasks": ["math"], "level": "semantics"}] * n_math
+            + [{"explainable": True, "tasks": [], "level": "syntax"}] * n_none
+            + [{"explainable": False, "tasks": [], "level": "cannot tell"}] * n_unexplained
+        )
+
+    a = label_counts(labels(3, 27, 10)).assign(group=-1, layers="0-7")
+    b = label_counts(labels(12, 18, 50)).assign(group=-1, layers="0-7")
+    out = compare_concepts(a, b, names=("base", "ft")).set_index(["axis", "label"])
+    row = out.loc[("task", "math")]
+    assert (row["count_base"], row["n_base"], row["count_ft"], row["n_ft"]) == (3, 30, 12, 30)
+    assert row["diff"] == pytest.approx(0.3)  # over explainable components only
+    from scipy.stats import fisher_exact
+
+    assert row["p_value"] == pytest.approx(fisher_exact([[12, 18], [3, 27]]).pvalue)
+
+    def wilson(x, n, z=1.959963984540054):  # Newcombe (1998) method 10, by hand
+        p = x / n
+        c, h = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return (c - h) / (1 + z * z / n), (c + h) / (1 + z * z / n)
+
+    (la, ua), (lb, ub) = wilson(3, 30), wilson(12, 30)
+    assert row["ci_low"] == pytest.approx(0.3 - np.sqrt((0.4 - lb) ** 2 + (ua - 0.1) ** 2))
+    assert row["ci_high"] == pytest.approx(0.3 + np.sqrt((ub - 0.4) ** 2 + (0.1 - la) ** 2))
+    assert out.loc[("explainable", "cannot tell"), "share_ft"] == pytest.approx(50 / 80)
+    s = task_label_summary(b)
+    assert (s["total"], s["explainable"], s["labelled"]) == (80, 30, 12) and s["tasks"][
+        "math"
+    ] == pytest.approx(0.4)
+    assert s["levels"]["syntax"] == pytest.approx(0.6)
     with pytest.raises(ValueError, match="different layer groups"):
         compare_concepts(a, b.assign(group=1))
+    with pytest.raises(ValueError, match="missing columns"):
+        compare_concepts(a.drop(columns=["n"]), b)
 
 
 def test_save_load_round_trip(tiny, tmp_path):
@@ -219,44 +255,35 @@ def test_word_vectors_unembed_vs_embed(tiny):
 
 
 def test_concepts_section_states_the_numbers():
+    from scipy.stats import fisher_exact
+
     from instr_interp.report.sections_shift import concepts_section
+    from instr_interp.shift.concept_shares import label_counts
 
-    def frame(math_share):
-        rows = []
-        for g, layers in ((0, "0-3"), (1, "4-7")):
-            rows += [
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "task",
-                    "label": "math",
-                    "count": int(math_share * 10),
-                    "share": math_share,
-                },
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "task",
-                    "label": "none",
-                    "count": 10 - int(math_share * 10),
-                    "share": 1 - math_share,
-                },
-                {
-                    "group": g,
-                    "layers": layers,
-                    "axis": "level",
-                    "label": "semantics",
-                    "count": 10,
-                    "share": 1.0,
-                },
-            ]
-        return pd.DataFrame(rows)
+    def frame(n_math):
+        labels = (
+            [{"explainable": True, "tasks": ["math", "coding"], "level": "semantics"}] * n_math
+            + [{"explainable": True, "tasks": [], "level": "syntax"}] * (10 - n_math)
+            + [{"explainable": False, "tasks": [], "level": "cannot tell"}] * 10
+        )
+        half = len(labels) // 2
+        return pd.concat(
+            [
+                label_counts(labels).assign(group=-1, layers="0-7"),
+                label_counts(labels[:half]).assign(group=0, layers="0-3"),
+                label_counts(labels[half:]).assign(group=1, layers="4-7"),
+            ],
+            ignore_index=True,
+        )
 
-    section = concepts_section({"base": frame(0.1), "tuned": frame(0.3)})
-    assert "2 of 20 components (10.0%)" in section.reading and "6 of 20 components (30.0%)" in section.reading
-    assert "+20.0% for math" in section.reading
+    section = concepts_section({"base": frame(1), "tuned": frame(6)})
+    assert "base: 10 of 20 components (50.0%) are explainable; of those, 1 (10.0%)" in section.reading
+    assert "tuned: 10 of 20 components (50.0%) are explainable; of those, 6 (60.0%)" in section.reading
+    p = fisher_exact([[6, 4], [1, 9]]).pvalue
+    assert "+50.0% for coding" in section.reading and f"Fisher's exact p = {p:.3g}" in section.reading
     assert len(section.figures) == 4 and len(section.tables) == 3
     diff = section.tables[-1]
-    assert diff[(diff["label"] == "math")]["diff"].tolist() == [0.2, 0.2]
+    pooled = diff[(diff["label"] == "math") & (diff["group"] == -1)]
+    assert pooled["diff"].tolist() == [0.5]
     with pytest.raises(ValueError):
         concepts_section({})

@@ -178,7 +178,20 @@ def test_cli_attribute_concepts_wordpairs_on_a_local_model(tmp_path, small_data)
     )
     assert ii.Concepts.load(tmp_path / "con" / "layer0").components.shape[0] == 8
     assert (
-        main(["wordpairs", *common, "--vocab-size", "300", "--top-dims", "4", "--out", str(tmp_path / "wp")])
+        main(
+            [
+                "wordpairs",
+                *common,
+                "--vocab-size",
+                "300",
+                "--top-dims",
+                "4",
+                "--judge",
+                "own",
+                "--out",
+                str(tmp_path / "wp"),
+            ]
+        )
         == 0
     )
     assert (tmp_path / "wp" / "verb_pairs.csv").exists()

@@ -355,7 +355,9 @@ def real(tiny, small_data):
             tiny, [{**r.to_dict(), "response": "A."} for r in data][:2], use_reference=True, progress=False
         ),
         Concepts: ffn_concepts(tiny, 0, n_components=5, top_words=4, vocabulary=WORDS),
-        WordPairs: head_word_pairs(tiny, 0, 1, top_dims=2, top_words=4, vocabulary=WORDS, reference=WORDS),
+        WordPairs: head_word_pairs(
+            tiny, 0, 1, top_dims=2, top_words=4, vocabulary=WORDS, reference=WORDS, similarity="own"
+        ),
         TaskScore: evaluate_task(tiny, task, shots=1, progress=False),
     }
     return {**smollm2_sized(), **out}

@@ -176,25 +176,27 @@ def test_top_share_by_hand():
 
 
 def test_task_label_summary_by_hand():
-    rows = [
-        ("0-3", "task", "math", 2, 0.2),
-        ("0-3", "task", "none", 8, 0.8),
-        ("4-7", "task", "coding", 3, 0.3),
-        ("4-7", "task", "none", 7, 0.7),
-        ("0-3", "level", "syntax", 10, 1.0),
-        ("4-7", "level", "semantics", 10, 1.0),
-    ]
-    frame = pd.DataFrame(
+    from instr_interp.shift.concept_shares import label_counts
+
+    labels = (
+        [{"explainable": True, "tasks": ["math"], "level": "syntax"}] * 2
+        + [{"explainable": True, "tasks": ["coding", "math"], "level": "semantics"}] * 3
+        + [{"explainable": True, "tasks": [], "level": "semantics"}] * 5
+        + [{"explainable": False, "tasks": [], "level": "cannot tell"}] * 10
+    )
+    frame = pd.concat(
         [
-            {"group": int(g[0] != "0"), "layers": g, "axis": a, "label": lab, "count": c, "share": s}
-            for g, a, lab, c, s in rows
+            label_counts(labels).assign(group=-1, layers="0-7"),
+            label_counts(labels[:10]).assign(group=0, layers="0-3"),
+            label_counts(labels[10:]).assign(group=1, layers="4-7"),
         ]
     )
     s = task_label_summary(frame)
-    assert (s["total"], s["labelled"]) == (20, 5)
-    assert s["tasks"] == {"writing": 0, "coding": 3 / 20, "math": 2 / 20, "translation": 0}
-    assert s["levels"] == {"phonology": 0, "morphology": 0, "syntax": 0.5, "semantics": 0.5}
-    assert s["by_group"] == pytest.approx({"0-3": 0.2, "4-7": 0.3})
+    assert (s["total"], s["explainable"], s["labelled"]) == (20, 10, 5)
+    assert s["tasks"] == {"writing": 0, "coding": 3 / 10, "math": 5 / 10, "translation": 0}
+    assert s["levels"] == {"phonology": 0, "morphology": 0, "syntax": 0.2, "semantics": 0.8}
+    assert s["by_group"]["0-3"]["syntax"] == pytest.approx(0.2)
+    assert math.isnan(s["by_group"]["4-7"]["syntax"])  # no explainable component there: no share
     with pytest.raises(ValueError, match="concept_shares"):
         task_label_summary(frame.drop(columns=["count"]))
 

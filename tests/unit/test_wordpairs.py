@@ -122,11 +122,15 @@ def planted():
 
 
 def test_planted_pair_is_recovered(planted):
-    wp = head_word_pairs(planted, 0, 0, top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS)
+    kwargs = dict(top_dims=3, top_words=4, vocabulary=WORDS, reference=WORDS, similarity="own")
+    wp = head_word_pairs(planted, 0, 0, **kwargs)
     pairs = wp.head_pairs()
-    found = set(zip(pairs["query"], pairs["key"]))
-    assert found == {("cat", "moon"), ("moon", "cat")}
-    assert sorted(pairs["n_dims"]) == [2, 2]
+    # the authors' counting: one unordered pair, seen in 2 dimensions x 2 orientations
+    assert pairs[["query", "key", "count", "n_dims"]].values.tolist() == [["cat", "moon", 4, 2]]
+    ordered = head_word_pairs(planted, 0, 0, counting="ordered", **kwargs).head_pairs()
+    assert set(zip(ordered["query"], ordered["key"])) == {("cat", "moon"), ("moon", "cat")}
+    assert sorted(ordered["n_dims"]) == [2, 2] and sorted(ordered["count"]) == [2, 2]
+    assert "own input-embedding" in wp.settings["similarity"]
     # dims 0 and 1 carry the planted energy; candidates include unrelated words, none is kept
     assert set(wp.top_dims[:2, 2].tolist()) == {0, 1}
     frame = wp.to_frame()
@@ -157,7 +161,7 @@ def test_pluggable_similarity_decides_relatedness(planted):
     wp = head_word_pairs(
         planted, 0, 0, top_dims=2, top_words=6, vocabulary=WORDS, reference=WORDS, similarity=sim
     )
-    assert set(zip(wp.head_pairs()["query"], wp.head_pairs()["key"])) == {("cat", "moon"), ("moon", "cat")}
+    assert set(zip(wp.head_pairs()["query"], wp.head_pairs()["key"])) == {("cat", "moon")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,12 +250,17 @@ def test_gemma_offset_norms_fold_as_one_plus_w():
 def test_thresholds_match_numpy():
     words, ref = ["a", "b", "c"], ["a", "x", "y", "z"]
     mat = np.array([[1.0, 0.2, 0.4, 0.0], [0.5, 0.1, 0.3, 0.9], [0.3, 0.3, 0.6, 0.0]])
-    thr = relatedness_thresholds(
-        lambda a, b: torch.tensor(mat[[words.index(w) for w in a]]), words, ref, z=1.96
-    )
+
+    def sim(a, b):
+        return torch.tensor(mat[[words.index(w) for w in a]])
+
+    # the authors' default: np.mean + 1.96 * np.std over all reference words ("a" included with itself)
+    thr = relatedness_thresholds(sim, words, ref, z=1.96)
+    np.testing.assert_allclose(thr.numpy(), mat.mean(1) + 1.96 * mat.std(1), rtol=1e-6)
+    loo = relatedness_thresholds(sim, words, ref, z=1.96, exclude_self=True, ddof=1)
     rows = [mat[0, 1:], mat[1], mat[2]]  # "a" is not compared with itself
     expected = [r.mean() + 1.96 * r.std(ddof=1) for r in rows]
-    np.testing.assert_allclose(thr.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(loo.numpy(), expected, rtol=1e-6)
 
 
 def test_embedding_similarity_is_cosine_of_mean_embedding_rows(tiny):
@@ -293,8 +302,8 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
 
     thr = {}
     for w in words:
-        c = np.array([cos(w, r) for r in ref if r != w])
-        thr[w] = c.mean() + z * c.std(ddof=1)
+        c = np.array([cos(w, r) for r in ref])
+        thr[w] = c.mean() + z * c.std()
     energy = (hq**2).sum(0) + (hk**2).sum(0)
     pairs = set()
     for d in np.argsort(-energy)[:top_dims]:
@@ -303,7 +312,7 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
         for q in qs:
             for k in ks:
                 c = cos(words[q], words[k])
-                if q != k and c > thr[words[q]] and c > thr[words[k]] and hq[q, d] * hk[k, d] > 0:
+                if q != k and c > max(thr[words[q]], thr[words[k]], 0) and hq[q, d] * hk[k, d] > 0:
                     pairs.add((int(d), words[q], words[k]))
     return pairs
 
@@ -311,7 +320,15 @@ def reference_pairs(model, layer, head, words, ref, top_dims, top_words, z):
 def test_extraction_matches_independent_loops(tiny):
     words = WORDS + ["cats", "dogs", "suns", "moons", "trees", "rocks"]
     wp = model_word_pairs(
-        tiny, layers=[1], top_dims=4, top_words=8, vocabulary=words, reference=WORDS, z=0.5, progress=False
+        tiny,
+        layers=[1],
+        top_dims=4,
+        top_words=8,
+        vocabulary=words,
+        reference=WORDS,
+        z=0.5,
+        similarity="own",
+        progress=False,
     )
     sizes = []
     for head in range(tiny.cfg.n_heads):
@@ -328,7 +345,7 @@ def test_extraction_matches_independent_loops(tiny):
 
 
 def test_batched_heads_equal_single_heads(tiny):
-    kwargs = dict(top_dims=3, top_words=6, vocabulary=WORDS, reference=WORDS)
+    kwargs = dict(top_dims=3, top_words=6, vocabulary=WORDS, reference=WORDS, similarity="own")
     every = model_word_pairs(tiny, progress=False, **kwargs)
     assert every.heads == [(layer, h) for layer in range(2) for h in range(4)]
     for layer, head in every.heads:
@@ -434,6 +451,11 @@ def test_instruction_verb_shift_hand_computed():
     assert row["instruction_pairs_base"] == 1 and row["instruction_pairs_ft"] == 4
     with pytest.raises(ValueError, match="must not include"):
         instruction_verb_shift(base, ft, verbs=["write"], general=["write", "go"])
+    # one judge for both models: pairs judged by two different judges are refused
+    other = hand_pairs([], HEADS)
+    base.settings["similarity"], other.settings["similarity"] = "judge A", "judge B"
+    with pytest.raises(ValueError, match="different relatedness judges"):
+        instruction_verb_shift(base, other, verbs=["write"], general=["go"])
     with pytest.raises(ValueError, match="different heads"):
         word_shift_scores(base, hand_pairs([], HEADS[:2]), ["write"])
     assert math.isnan(word_shift_scores(base, base, ["write"], n_layers=2, group=2)["score"].iloc[0])
@@ -461,7 +483,7 @@ def test_wordpairs_section_states_the_numbers():
     section = wordpairs_section({"base": base, "ft": ft}, shift=shift, verbs=["write", "explain"], n_groups=2)
     assert "base: 2 head-level pairs over 4 heads, 1 of them (50.00%)" in section.reading
     assert "ft: 3 head-level pairs over 4 heads, 2 of them (66.67%)" in section.reading
-    assert "explain→e (L0H1, 2 dims)" in section.reading
+    assert "explain→e (L0H1, seen 2×)" in section.reading
     counts = section.tables[0]
     assert counts[counts["model"] == "ft"]["per_head"].tolist() == [1.0, 0.0]
     assert section.tables[-1] is shift
@@ -471,3 +493,94 @@ def test_wordpairs_section_states_the_numbers():
         and "1-1" not in section.reading
         and "nan" not in section.reading
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Must hold: the defaults equal the authors' per-dimension recipe, and every dimension is read
+
+
+CASED = WORDS + ["Cat", "Moon", "River", "Sun"]
+
+
+def _judge_vectors(words):
+    """An independent fixed judge: a random 6-d vector per lower-cased word (case variants share one)."""
+    g = np.random.default_rng(7)
+    table = {w: g.standard_normal(6) for w in sorted({w.lower() for w in words})}
+    return {w: table[w.lower()] / np.linalg.norm(table[w.lower()]) for w in words}
+
+
+def authors_recipe(model, layer, head, words, top_words):
+    """Wu et al.'s att_explain + analysis_bilinear_interpret, re-written in numpy for one head: every dimension
+    (ordered by energy), the top words per side, the judge's thresholds np.mean + 1.96 * np.std over the
+    reference words (the first 3,000 words: here all of them), pairs "key=query" with similarity above both
+    thresholds and above 0, a positive activation product and two different words; then per head a Counter
+    of the sorted, lower-cased pairs over all dimensions' lists, kept when seen more than once."""
+    import collections
+
+    vec = _judge_vectors(words)
+    base = np.stack([vec[w] for w in words])
+    thr = {w: (vec[w] @ base.T).mean() + 1.96 * (vec[w] @ base.T).std() for w in words}
+    hf = model.original_model.model.layers[layer]
+    d_head, group = model.cfg.d_head, model.cfg.n_heads // model.cfg.n_key_value_heads
+    gain = hf.input_layernorm.weight.detach().numpy()
+    wq = hf.self_attn.q_proj.weight.detach().numpy()[head * d_head : (head + 1) * d_head].T * gain[:, None]
+    kv = head // group
+    wk = hf.self_attn.k_proj.weight.detach().numpy()[kv * d_head : (kv + 1) * d_head].T * gain[:, None]
+    emb = model.W_E.detach().numpy()
+    e = np.stack([emb[[model.tokenizer.convert_tokens_to_ids(c) for c in w]].mean(0) for w in words])
+    hq, hk = e @ wq, e @ wk
+    order = np.argsort(-((hq**2).sum(0) + (hk**2).sum(0)))
+    lists = []
+    for d in order:
+        tq = np.argsort(-np.abs(hq[:, d]), kind="stable")[:top_words]
+        tk = np.argsort(-np.abs(hk[:, d]), kind="stable")[:top_words]
+        found = []
+        for q in tq:
+            for k in tk:
+                s = vec[words[q]] @ vec[words[k]]
+                keep = s > thr[words[q]] and s > thr[words[k]] and hq[q, d] * hk[k, d] > 0
+                if keep and s > 0 and words[q] != words[k]:
+                    found.append(words[k] + "=" + words[q])
+        lists.append(found)
+    counter = collections.Counter("=".join(sorted(p.lower().split("="))) for found in lists for p in found)
+    return {pair: n for pair, n in counter.items() if n > 1}, len(order)
+
+
+def test_defaults_equal_the_authors_recipe_and_read_every_dimension(tiny):
+    vec = _judge_vectors(CASED)
+
+    def judge(a, b):  # a plain callable: the extraction's per-dimension path
+        return torch.tensor(np.array([[vec[x] @ vec[y] for y in b] for x in a]), dtype=torch.float32)
+
+    class Batched:  # the same judge with unit vectors: the batched path
+        label = "test judge"
+
+        def unit_vectors(self, words):
+            return torch.tensor(np.stack([vec[w] for w in words]), dtype=torch.float32)
+
+        def __call__(self, a, b):
+            return self.unit_vectors(a) @ self.unit_vectors(b).T
+
+    total = 0
+    for similarity in (judge, Batched()):
+        wp = model_word_pairs(
+            tiny, top_words=9, vocabulary=CASED, reference=CASED, similarity=similarity, progress=False
+        )
+        for layer, head in wp.heads:
+            one = wp.select(layer, head)
+            expected, n_dims = authors_recipe(tiny, layer, head, CASED, 9)
+            # every head dimension is read
+            assert n_dims == tiny.cfg.d_head and sorted(one.top_dims[:, 2].tolist()) == list(range(n_dims))
+            pairs = one.head_pairs()
+            got = {f"{q}={k}": n for q, k, n in pairs[["query", "key", "count"]].itertuples(index=False)}
+            assert got == expected
+            total += len(got)
+    assert total > 0
+    # lower-casing joined case variants: some head pairs a word with its capitalised form
+    cased = [
+        p
+        for p in ("cat=cat", "moon=moon", "river=river", "sun=sun")
+        for h in [wp.select(*x) for x in wp.heads]
+        if p in {f"{q}={k}" for q, k in h.head_pairs()[["query", "key"]].itertuples(index=False)}
+    ]
+    assert cased
