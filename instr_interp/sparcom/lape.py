@@ -19,7 +19,7 @@ this way is reported.
 import math
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Real
 from torch import Tensor
 
 from ..checks import check_fraction
@@ -39,7 +39,7 @@ def lape_entropy(probs: Float[Tensor, "unit category"]) -> Float[Tensor, " unit"
     total = probs.sum(-1, keepdim=True)
     normed = torch.where(total > 0, probs / torch.where(total > 0, total, 1.0), torch.zeros_like(probs))
     logs = torch.where(normed > 0, normed.log(), torch.zeros_like(normed))
-    return -(normed * logs).sum(-1)
+    return 0.0 - (normed * logs).sum(-1)  # 0.0 - x: no -0.0
 
 
 def _kth(values: Tensor, ratio: float) -> float:
@@ -49,8 +49,8 @@ def _kth(values: Tensor, ratio: float) -> float:
 
 
 def lape_sets(
-    counts: Int[Tensor, "category unit"],
-    tokens: Int[Tensor, " category"],
+    counts: Real[Tensor, "category unit"],
+    tokens: Real[Tensor, " category"],
     *,
     top_rate: float = 0.01,
     filter_rate: float = 0.95,
