@@ -176,7 +176,7 @@ def compare_with_intervals(
     after,
     *,
     select: str = "threshold",
-    threshold: float | None = 0.9,
+    threshold: float | None = None,
     top: float = 0.01,
     tie_break: str = "layer_rank",
     rule: str = "pooled",
@@ -194,8 +194,9 @@ def compare_with_intervals(
         before, after: :class:`FiringStats` of the two models on the same records, in one prompt
             format (``find_isns(..., keep_frequencies=True, format=...)``; per-record counts, and
             activation sums for a keyed ``top`` tie-break).
-        select, threshold, top, tie_break, rule: the selection rule (as :func:`find_isns`). The default
-            ``threshold`` rule gives sets whose size can change, so a change in the number of
+        select, threshold, top, tie_break, rule: the selection rule (as :func:`find_isns`; ``threshold``
+            is 0.9 when not given for ``select="threshold"``). The default ``threshold`` rule gives sets
+            whose size can change, so a change in the number of
             specialised neurons can be seen; fixed-size ``top`` sets make size changes 0.
         n_boot: bootstrap replicates; each resamples records within each category (template groups as
             a whole with ``groups``) and re-applies the rule to both models' re-summed statistics
@@ -218,6 +219,8 @@ def compare_with_intervals(
     from .resample import bootstrap_weights, percentile_interval, split_weights, weighted_category_sets
 
     after = _aligned(before, after)
+    if select == "threshold" and threshold is None:
+        threshold = 0.9
     if training_ids is not None:
         seen = sorted(set(before.ids) & set(training_ids))
         if seen:

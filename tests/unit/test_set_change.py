@@ -158,3 +158,12 @@ def test_checks_on_records_and_formats(two_models):
     one = compare_with_intervals(before, after, threshold=0.6, n_boot=5, n_splits=3, progress=False)
     two = compare_with_intervals(before, shuffled, threshold=0.6, n_boot=5, n_splits=3, progress=False)
     assert one.summary.equals(two.summary)  # aligned by record id
+
+
+def test_top_sets_have_fixed_sizes(two_models):
+    _, _, _, keyed = two_models
+    change = compare_with_intervals(
+        keyed, keyed, select="top", top=0.05, n_boot=5, n_splits=3, progress=False
+    )
+    assert (change.summary["change"] == 0).all() and (change.summary["change_high"] == 0).all()
+    assert change.settings["threshold"] is None and change.settings["select"] == "top"
