@@ -43,10 +43,12 @@ from .shift.lexicon import lexicon_labeller  # noqa: E402
 from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
 from .shift.wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
 from .sparcom.ablation import critical_role, random_like  # noqa: E402
+from .sparcom.change import SetChange, compare_with_intervals  # noqa: E402
 from .sparcom.compare import SetComparison, compare  # noqa: E402
 from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
 from .sparcom.neurons import NeuronSets  # noqa: E402
+from .sparcom.overlap import OverlapTest, counted_tokens, overlap_test  # noqa: E402
 from .sparcom.selection import find_isns  # noqa: E402
 from .vectors.forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .vectors.heads import head_effects, random_heads  # noqa: E402
@@ -132,4 +134,9 @@ __all__ = [
     "word_vectors",
     "WordPairs",
     "tuneset",
+    "SetChange",
+    "compare_with_intervals",
+    "OverlapTest",
+    "counted_tokens",
+    "overlap_test",
 ]

@@ -72,6 +72,7 @@ def cmd_isns(args) -> int:
         threshold=args.threshold,
         tie_break=args.tie_break,
         regions=tuple(args.regions),
+        format=args.format,
         batch_size=args.batch_size,
     )
     _write_sets(sets, Path(args.out))
@@ -87,6 +88,12 @@ def cmd_ises(args) -> int:
         _load_data(args.data),
         top=args.top,
         per_layer=args.per_layer,
+        select=args.select,
+        threshold=args.threshold,
+        tie_break=args.tie_break,
+        weighting=args.weighting,
+        regions=tuple(args.regions),
+        format=args.format,
         batch_size=args.batch_size,
     )
     _write_sets(sets, Path(args.out))
@@ -359,25 +366,7 @@ def _add_isns(sub) -> None:
     )
     _common_args(isns, 0.01)
     isns.add_argument("--rule", choices=["pooled", "majority"], default="pooled", help="category-set rule")
-    isns.add_argument(
-        "--select",
-        choices=["top", "threshold"],
-        default="top",
-        help="top: the --top fraction of all neurons; threshold: every neuron firing on >= --threshold of the tokens",
-    )
-    isns.add_argument("--threshold", type=float, default=None, help="firing frequency for --select threshold")
-    isns.add_argument(
-        "--tie-break",
-        choices=["activation", "index", "all"],
-        default="activation",
-        help="ties at the --top cut",
-    )
-    isns.add_argument(
-        "--regions",
-        nargs="+",
-        default=["instruction", "input"],
-        help="token regions counted (default: instruction input)",
-    )
+    _selection_args(isns, ["top", "threshold", "lape"])
     isns.set_defaults(func=cmd_isns)
 
 
@@ -392,7 +381,52 @@ def _add_ises(sub) -> None:
     ises.add_argument(
         "--per-layer", type=int, default=None, help="keep the top N experts of every layer instead"
     )
+    _selection_args(ises, ["top", "threshold"])
+    ises.add_argument(
+        "--weighting",
+        choices=["binary", "weight"],
+        default="binary",
+        help="expert frequency: share of tokens routed (binary) or summed routing weight",
+    )
     ises.set_defaults(func=cmd_ises)
+
+
+def _selection_args(p, selects: list[str]) -> None:
+    """The selection-rule arguments of ``isns`` and ``ises``."""
+    from .sparcom.selection import TIE_BREAKS
+
+    p.add_argument(
+        "--select",
+        choices=selects,
+        default="top",
+        help="top: the --top fraction of all units; threshold: every unit firing on >= --threshold of "
+        "the tokens"
+        + (
+            "; lape: LAPE's low-entropy rule over the categories (category sets only)"
+            if "lape" in selects
+            else ""
+        ),
+    )
+    p.add_argument("--threshold", type=float, default=None, help="firing frequency for --select threshold")
+    p.add_argument(
+        "--tie-break",
+        choices=list(TIE_BREAKS),
+        default="layer_rank",
+        help="ties at the --top cut: the secondary key's rank (layer_rank) or z-score (layer_z) within "
+        "its layer, the raw key, the index, or keep all",
+    )
+    p.add_argument(
+        "--regions",
+        nargs="+",
+        default=["instruction", "input"],
+        help="token regions counted (default: instruction input)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "chat", "alpaca", "plain"],
+        default="auto",
+        help="prompt format (use one format for two models that are compared)",
+    )
 
 
 def _add_finetune(sub) -> None:

@@ -155,29 +155,7 @@ class InstructionDataset(Sequence):
             raise ValueError(f"n_eval must be a positive number of records per category, not {n_eval!r}.")
         if by not in ("category", None):
             raise ValueError(f"by must be 'category' or None, not {by!r}.")
-        # groups: records linked by a shared template or instruction (union-find over record indices)
-        parent = list(range(len(self.records)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        if together:
-            first: dict = {}
-            for i, rec in enumerate(self.records):
-                keys = [("instruction", rec.instruction)]
-                if rec.meta.get("template") not in (None, ""):
-                    keys.append(("template", str(rec.meta["template"])))
-                for key in keys:
-                    if key in first:
-                        parent[root(i)] = root(first[key])
-                    else:
-                        first[key] = i
-        groups: dict[int, list[int]] = {}
-        for i in range(len(self.records)):
-            groups.setdefault(root(i), []).append(i)
+        groups = _linked_groups(self.records, together)
         # a group belongs to the stratum of its first record
         strata: dict[str, list[list[int]]] = {}
         for members in groups.values():
@@ -236,6 +214,21 @@ class InstructionDataset(Sequence):
         return length_matched(
             self, tokenizer, lengths=lengths, width=width, edges=edges, seed=seed, format=format
         )
+
+    def template_groups(self) -> dict[str, int]:
+        """Record id -> group number: records that share a ``meta["template"]`` or an instruction text
+        are one group (linked transitively), numbered in order of first appearance; the unit to
+        resample or permute as a whole when records of one template are near-duplicates.
+
+        Examples:
+            >>> groups = hexainst().template_groups()
+            >>> groups["cls-t-001"] == groups["cls-t-002"], groups["cls-h-001"] == groups["cls-h-002"]
+            (True, False)
+        """
+        out = {}
+        for number, members in enumerate(_linked_groups(self.records, True).values()):
+            out.update({self.records[i].id: number for i in members})
+        return out
 
     def fingerprint(self) -> str:
         """A short hash of the records' content (for result manifests and caches)."""
@@ -451,3 +444,31 @@ def tuneset() -> InstructionDataset:
     text = files("instr_interp.data").joinpath("tuneset.jsonl").read_text()
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return load_instructions(rows, name="tuneset")
+
+
+def _linked_groups(records, together: bool = True) -> dict[int, list[int]]:
+    """Root index -> member indices of the groups of records linked by a shared ``meta["template"]``
+    or instruction text (union-find); every record alone when ``together`` is False."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if together:
+        first: dict = {}
+        for i, rec in enumerate(records):
+            keys = [("instruction", rec.instruction)]
+            if rec.meta.get("template") not in (None, ""):
+                keys.append(("template", str(rec.meta["template"])))
+            for key in keys:
+                if key in first:
+                    parent[root(i)] = root(first[key])
+                else:
+                    first[key] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(records)):
+        groups.setdefault(root(i), []).append(i)
+    return groups

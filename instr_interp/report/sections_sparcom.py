@@ -98,7 +98,11 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
         tie = sets.tie_summary()
         tie_note = (
             f" Many neurons tie at the cut (median {ties[len(ties) // 2]} tied at the cut frequency); "
-            "ties are broken by mean activation"
+            + (
+                "ties are broken by the summed activation's rank within its layer"
+                if sets.settings.get("tie_break") == "layer_rank"
+                else f"ties are broken by tie_break={sets.settings.get('tie_break')!r}"
+            )
             + (
                 f", which decides a median {tie['median_decided']:.0%} of each instruction's set (not firing)."
                 if tie["median_decided"] == tie["median_decided"]

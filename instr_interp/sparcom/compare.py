@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..results import Result
+from .change import SetChange, compare_with_intervals
 from .neurons import NeuronSets
 
-__all__ = ["SetComparison", "compare"]
+__all__ = ["SetChange", "SetComparison", "compare", "compare_with_intervals"]
 
 
 @dataclass(kw_only=True, repr=False)

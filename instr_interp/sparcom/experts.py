@@ -7,7 +7,6 @@ routing indices and the fused ``experts.gate_up_proj`` weights, only on tokens r
 """
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,21 +16,18 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from .. import compat
-from ..checks import check_fraction, check_units
+from ..checks import check_units
 from ..data.encoding import region_names
-from ..engine import BatchContext, Probe, run
-from ..hooks import HookSite, hook_names, hook_site, is_moe
+from ..engine import BatchContext, Probe
+from ..hooks import HookSite, hook_names, hook_site
 from ..models import model_facts
 from ..results import Result
 from .neurons import NeuronSets
-from .selection import top_neurons
 
 __all__ = [
     "ExpertFiring",
     "ExpertStats",
     "ExpertSets",
-    "find_ises",
-    "sets_from_expert_stats",
     "expert_gate_weights",
     "ablate_experts",
 ]
@@ -275,106 +271,6 @@ class ExpertSets(NeuronSets):
         return self.d_mlp
 
 
-def _top_units(values: Tensor, tiebreak: Tensor, k: int, per_layer: int | None) -> Tensor:
-    """Flat indices of the top-k (or top ``per_layer`` in each layer) of ``values [layer expert]``."""
-    n_layers, width = values.shape
-    if per_layer is None:
-        return top_neurons(values.flatten(), tiebreak.flatten(), k)[0]
-    picks = [
-        top_neurons(values[layer], tiebreak[layer], per_layer)[0] + layer * width for layer in range(n_layers)
-    ]
-    return torch.cat(picks)
-
-
-def find_ises(
-    model,
-    data,
-    *,
-    top: float = 0.1,
-    weighting: Literal["binary", "weight"] = "binary",
-    per_layer: int | None = None,
-    regions=("instruction", "input"),
-    batch_size: int = 16,
-    padding_side: str = "right",
-    neurons: bool = True,
-    progress: bool = True,
-    keep_stats: bool = False,
-):
-    """Instruction-specific experts per instruction and per category (pooled counts).
-
-    Experts are ranked by routing frequency over the counted tokens (``weighting="binary"``) or by
-    their summed routing weight (``"weight"``); ties by the other quantity, then by index. With few
-    experts use a larger ``top`` or ``per_layer=m`` (the top m experts of every layer).
-
-    Returns:
-        :class:`ExpertSets`, or ``(ExpertSets, ExpertStats)`` with ``keep_stats``.
-    """
-    _check_weighting(weighting)  # before the pass, not after it
-    check_fraction(top)
-    if not is_moe(model):
-        raise ValueError(
-            f"find_ises needs an MoE model (experts and a router); {model_facts(model).name!r} is "
-            "dense. Use find_isns for the neurons of a dense model."
-        )
-    (probe,) = run(
-        model,
-        data,
-        [ExpertFiring(regions, neurons=neurons)],
-        batch_size=batch_size,
-        padding_side=padding_side,
-        progress=progress,
-    )
-    stats = probe.result()
-    sets = sets_from_expert_stats(stats, top=top, weighting=weighting, per_layer=per_layer)
-    return (sets, stats) if keep_stats else sets
-
-
-def _check_weighting(weighting: str) -> None:
-    if weighting not in ("binary", "weight"):
-        raise ValueError(f"Unknown weighting {weighting!r}; choose 'binary' or 'weight'.")
-
-
-def sets_from_expert_stats(
-    stats: ExpertStats,
-    *,
-    top: float = 0.1,
-    weighting: Literal["binary", "weight"] = "binary",
-    per_layer: int | None = None,
-) -> ExpertSets:
-    """ISE sets from routing statistics (see :func:`find_ises`).
-
-    Examples:
-        >>> from instr_interp import hexainst, run, tiny_model
-        >>> (probe,) = run(tiny_model(moe=True), hexainst().sample(per_category=1),
-        ...                [ExpertFiring(neurons=False)], progress=False)
-        >>> sets_from_expert_stats(probe.result(), top=0.25).category_sets["math"].shape  # 2 of 2 x 4 units
-        torch.Size([2, 2])
-    """
-    _check_weighting(weighting)
-    check_fraction(top)
-    n_rec, n_layers, n_exp = stats.expert_counts.shape
-    k = max(1, math.floor(top * n_layers * n_exp))
-    primary = stats.expert_counts if weighting == "binary" else stats.expert_weights
-    secondary = stats.expert_weights if weighting == "binary" else stats.expert_counts.double()
-
-    def pairs(flat):
-        return torch.stack([flat // n_exp, flat % n_exp], 1)
-
-    inst = {rid: pairs(_top_units(primary[r], secondary[r], k, per_layer)) for r, rid in enumerate(stats.ids)}
-    cats = {}
-    for cat in stats.categories:
-        rows = [r for r, c in enumerate(stats.record_categories) if c == cat]
-        cats[cat] = pairs(_top_units(primary[rows].sum(0), secondary[rows].sum(0), k, per_layer))
-    return ExpertSets(
-        instruction_sets=inst,
-        category_sets=cats,
-        record_categories=dict(zip(stats.ids, stats.record_categories)),
-        n_layers=n_layers,
-        d_mlp=n_exp,
-        settings={**stats.settings, "top": top, "k": k, "weighting": weighting, "per_layer": per_layer},
-    )
-
-
 @contextlib.contextmanager
 def ablate_experts(model, experts, *, renormalize: bool = False):
     """Reroute tokens away from the given experts by zeroing their routing weights.
@@ -405,3 +301,16 @@ def ablate_experts(model, experts, *, renormalize: bool = False):
     ]
     with model.hooks(fwd_hooks=fwd):
         yield model
+
+
+_MOVED = ("find_ises", "sets_from_expert_stats", "expert_sets_from_pooled")
+
+
+def __getattr__(name: str):
+    """Selecting ISEs lives in :mod:`instr_interp.sparcom.expert_selection`; its functions are still
+    importable from here (loaded on first use, so the two modules do not import each other at load)."""
+    if name in _MOVED:
+        from . import expert_selection
+
+        return getattr(expert_selection, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -132,20 +132,27 @@ def test_gemma_loads_offline_and_matches_plain_transformers():
 
 def test_smollm2_isn_sets_equal_independent_top_one_percent(smol, data):
     """ISNs from find_isns equal an independent plain-transformers computation: gate_proj(x) > 0 over
-    the instruction + input tokens of the chat-formatted prompt, top 1% by frequency (ties by summed
-    activation, then index), ranked here with numpy's lexsort."""
+    the instruction + input tokens of the chat-formatted prompt, top 1% by frequency, ties by the
+    summed activation (raw, or its average rank within the layer divided by the width: the default),
+    then index, ranked here with pandas and numpy's lexsort."""
     import numpy as np
+    import pandas as pd
     from transformers import AutoModelForCausalLM
 
     sample = data.sample(per_category=2, seed=9)
-    sets = ii.find_isns(smol, sample, top=0.01, batch_size=5, progress=False)
     hf = AutoModelForCausalLM.from_pretrained(
         cache_dir() / "smollm2-135m-instruct", dtype=torch.float32, attn_implementation="sdpa"
     ).eval()
     counts, sums, _ = plain_firing(hf, ii.encode(sample, smol.tokenizer), width=bucket_width)
     k = int(0.01 * counts[0].numel())
-    for r, rec in enumerate(sample):
-        c, s = counts[r].flatten().numpy(), sums[r].flatten().numpy()
-        order = np.lexsort((np.arange(len(c)), -s, -c))[:k]
-        expected = sorted((int(i) // 1536, int(i) % 1536) for i in order)
-        assert sorted(map(tuple, sets.instruction_sets[rec.id].tolist())) == expected
+    for tie_break in ("raw", "layer_rank"):
+        sets = ii.find_isns(smol, sample, top=0.01, tie_break=tie_break, batch_size=5, progress=False)
+        for r, rec in enumerate(sample):
+            c = counts[r].flatten().numpy()
+            if tie_break == "raw":
+                key = sums[r].flatten().numpy()
+            else:
+                key = pd.DataFrame(sums[r].numpy()).rank(axis=1, method="average").to_numpy().flatten() / 1536
+            order = np.lexsort((np.arange(len(c)), -key, -c))[:k]
+            expected = sorted((int(i) // 1536, int(i) % 1536) for i in order)
+            assert sorted(map(tuple, sets.instruction_sets[rec.id].tolist())) == expected, (tie_break, rec.id)

@@ -3,6 +3,7 @@ import torch
 
 import instr_interp as ii
 from instr_interp.sparcom.experts import ExpertSets, ablate_experts, find_ises
+from tests.typecheck import bad_input
 
 
 def plain_expert_loop(hf, encoded, regions=(2, 3)):
@@ -111,3 +112,93 @@ def test_ablate_experts_reroutes():
     with pytest.raises(ValueError, match="out of range"):
         with ablate_experts(model, torch.tensor([[0, 9]])):
             pass
+
+
+@pytest.mark.parametrize("batch_size, side", [(3, "left"), (8, "right")])
+def test_expert_threshold_sets_equal_plain_routing_counts(small_data, batch_size, side):
+    """select="threshold": every expert receiving at least that share of the counted tokens, per record
+    and on the category's pooled tokens, against the plain per-token loop over HF's own routing."""
+    model = ii.tiny_model(moe="mixtral", seed=1)
+    sample = small_data[:8]
+    sets = find_ises(
+        model,
+        sample,
+        select="threshold",
+        threshold=0.3,
+        batch_size=batch_size,
+        padding_side=side,
+        neurons=False,
+        progress=False,
+    )
+    encoded = ii.encode(sample, model.tokenizer)
+    counts, _, _ = plain_expert_loop(ii.models.tiny_hf_model(seed=1, moe="mixtral"), encoded, regions=(2, 3))
+    tokens = torch.tensor([sum(reg in (2, 3) for reg in rec.regions) for rec in encoded])
+    for r, rec in enumerate(sample):
+        assert torch.equal(sets.instruction_sets[rec.id], (counts[r].double() / tokens[r] >= 0.3).nonzero())
+    for cat in sets.categories:
+        rows = [r for r, rec in enumerate(sample) if rec.category == cat]
+        pooled = counts[rows].sum(0).double() / tokens[rows].sum()
+        assert torch.equal(sets.category_sets[cat], (pooled >= 0.3).nonzero()), cat
+    assert len({len(v) for v in sets.instruction_sets.values()}) > 1
+    assert sets.settings["select"] == "threshold" and sets.tie_decided == {}
+
+
+def test_expert_top_sets_record_ties_and_validate(small_data):
+    model = ii.tiny_model(moe="olmoe")
+    sets = find_ises(model, small_data[:6], top=0.25, neurons=False, progress=False)
+    assert sets.settings["tie_break"] == "layer_rank"
+    assert set(sets.tie_decided) >= set(sets.instruction_sets)
+    assert all(0.0 <= v <= 1.0 for v in sets.tie_decided.values())
+    for kwargs, message in [
+        ({"select": "lape"}, "applies to neurons"),
+        ({"select": "threshold"}, "needs threshold="),
+        ({"select": "threshold", "threshold": 0.2, "per_layer": 1}, "per_layer= applies"),
+        ({"tie_break": "activation"}, "Unknown tie_break"),
+    ]:
+        with bad_input(message):
+            find_ises(model, small_data[:6], neurons=False, progress=False, **kwargs)
+
+
+def test_cli_ises_exposes_the_selection_rules(tmp_path, small_data):
+    from instr_interp.cli import main
+
+    model_dir = tmp_path / "moe"
+    ii.models.tiny_hf_model(seed=1, moe="mixtral").save_pretrained(model_dir)
+    ii.models.tiny_tokenizer().save_pretrained(model_dir)
+    data = small_data[:6].save(tmp_path / "d.jsonl")
+    args = [
+        "ises",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    ]
+    assert (
+        main(
+            args
+            + [
+                "--select",
+                "threshold",
+                "--threshold",
+                "0.3",
+                "--weighting",
+                "weight",
+                "--regions",
+                "instruction",
+            ]
+        )
+        == 0
+    )
+    sets = ii.load(tmp_path / "o")
+    assert isinstance(sets, ExpertSets)
+    assert (sets.settings["select"], sets.settings["weighting"], sets.settings["regions"]) == (
+        "threshold",
+        "weight",
+        ["instruction"],
+    )
+    assert main(args + ["--tie-break", "raw", "--format", "plain"]) == 0
+    assert ii.load(tmp_path / "o").settings["tie_break"] == "raw"

@@ -11,15 +11,38 @@ def test_top_neurons_hand_computed_ties():
     counts = torch.tensor([3, 5, 5, 1, 5, 0])
     acts = torch.tensor([9.0, 1.0, 7.0, 8.0, 7.0, 0.0], dtype=torch.float64)
     # k=2: the three 5s tie; by activation 2 and 4 (7.0 each) beat 1; 2 vs 4 equal -> lower index first
-    idx, tied = top_neurons(counts, acts, 2)
+    idx, tied = top_neurons(counts, acts, 2, "raw")
     assert idx.tolist() == [2, 4] and tied == 3
     assert top_neurons(counts, None, 2, "index")[0].tolist() == [1, 2]
     assert top_neurons(counts, None, 2, "all")[0].tolist() == [1, 2, 4]
-    assert top_neurons(counts, acts, 4)[0].tolist() == [0, 1, 2, 4]
+    assert top_neurons(counts, acts, 4, "raw")[0].tolist() == [0, 1, 2, 4]
     with pytest.raises(ValueError, match="k must be"):
-        top_neurons(counts, acts, 0)
+        top_neurons(counts, acts, 0, "raw")
     with pytest.raises(ValueError, match="activation sums"):
         top_neurons(counts, None, 2)
+    with pytest.raises(ValueError, match="per layer"):
+        top_neurons(counts, acts, 2)  # a flat key cannot be normalised within layers
+    with bad_input("Unknown tie_break"):
+        top_neurons(counts, acts, 2, "activation")
+
+
+def test_layer_normalised_tie_break_hand_computed():
+    # two layers of 3 neurons, all firing always (one tie); the raw key is 10x larger in layer 1
+    counts = torch.full((2, 3), 4)
+    acts = torch.tensor([[1.0, 3.0, 2.0], [10.0, 30.0, 20.0]], dtype=torch.float64)
+    # raw: the two largest raw sums are both in layer 1 (flat 4 and 5)
+    assert top_neurons(counts, acts, 2, "raw")[0].tolist() == [4, 5]
+    # within-layer rank: 3.0 and 30.0 are each their layer's maximum (rank 1.0): one per layer
+    assert top_neurons(counts, acts, 2, "layer_rank")[0].tolist() == [1, 4]
+    # z-scores: the same two (each +1.22 within its layer)
+    assert top_neurons(counts, acts, 2, "layer_z")[0].tolist() == [1, 4]
+    # ranks are average ranks divided by the layer width; a constant layer has z 0 (no division by 0)
+    from instr_interp.sparcom.selection import tie_key
+
+    assert tie_key(torch.tensor([[5.0, 5.0, 1.0]]), "layer_rank").tolist() == pytest.approx(
+        [2.5 / 3, 2.5 / 3, 1 / 3]
+    )
+    assert tie_key(torch.tensor([[5.0, 5.0]]), "layer_z").tolist() == [0.0, 0.0]
 
 
 def hand_sets():
@@ -151,7 +174,14 @@ def test_select_is_validated_before_the_pass(tiny, small_data):
         with pytest.raises(ValueError, match=message):
             ii.find_isns(tiny, small_data, progress=False, **kwargs)
     with bad_input("Unknown select"):
-        ii.find_isns(tiny, small_data, select="lape", progress=False)
+        ii.find_isns(tiny, small_data, select="bogus", progress=False)
+    with pytest.raises(ValueError, match="rule='pooled'"):
+        ii.find_isns(tiny, small_data, select="lape", rule="majority", progress=False)
+    with bad_input("Unknown tie_break"):
+        ii.find_isns(tiny, small_data, tie_break="activation", progress=False)
+    encoded = ii.encode(small_data, tiny.tokenizer, format="plain")
+    with pytest.raises(ValueError, match="already encoded in format 'plain'"):
+        ii.find_isns(tiny, encoded, format="alpaca", progress=False)
 
 
 def test_top_sets_report_the_share_decided_by_the_tie_break(tiny_isns):
@@ -169,3 +199,78 @@ def test_top_sets_report_the_share_decided_by_the_tie_break(tiny_isns):
         assert tie_decided_share(counts, torch.tensor([], dtype=torch.long)) == 0.0
     summary = sets.tie_summary()
     assert 0.0 <= summary["median_decided"] <= 1.0 and summary["median_tied"] >= 1
+
+
+def reference_lape(counts, tokens, top_rate, filter_rate=0.95, bar_ratio=0.95):
+    """LAPE as RUCAIBox/Language-Specific-Neurons identify.py writes it, categories for languages, in
+    plain Python over a [unit, category] probability table (ties at the entropy cut: larger maximum
+    probability first, then lower index)."""
+    import math
+
+    probs = (counts.double() / tokens.double()[:, None]).T.tolist()
+    flat_all = sorted(p for row in probs for p in row)
+    kth = lambda ratio: flat_all[round(len(flat_all) * ratio) - 1]  # noqa: E731
+    floor, bar = kth(filter_rate), kth(bar_ratio)
+    entropy = []
+    for row in probs:
+        total = sum(row)
+        q = [p / total if total > 0 else 0.0 for p in row]
+        h = -sum(x * math.log(x) for x in q if x > 0)
+        entropy.append(h if any(p > floor for p in row) else math.inf)
+    order = sorted(range(len(probs)), key=lambda i: (entropy[i], -max(probs[i]), i))
+    kept = order[: round(len(probs) * top_rate)]
+    return [sorted(i for i in kept if probs[i][c] > bar) for c in range(len(tokens))]
+
+
+@pytest.mark.parametrize("batch_size, side", [(16, "right"), (5, "left")])
+def test_lape_category_sets_equal_the_reference_rule_on_plain_counts(tiny, data, batch_size, side):
+    from tests.reference import plain_firing
+
+    sample = data.sample(per_category=3, seed=5)
+    sets = ii.find_isns(
+        tiny, sample, select="lape", top=0.1, batch_size=batch_size, padding_side=side, progress=False
+    )
+    counts, _, tokens = plain_firing(ii.models.tiny_hf_model(seed=0), ii.encode(sample, tiny.tokenizer))
+    cats = sets.categories
+    rows = [[r for r, rec in enumerate(sample) if rec.category == c] for c in cats]
+    pooled = torch.stack([counts[rr].sum(0).flatten() for rr in rows])
+    expected = reference_lape(pooled, torch.stack([tokens[rr].sum() for rr in rows]), 0.1)
+    for cat, want in zip(cats, expected):
+        assert sets.flat(sets.category_sets[cat]).tolist() == want, cat
+    assert sum(len(v) for v in sets.category_sets.values()) > 0
+    assert sets.instruction_sets == {} and sets.settings["select"] == "lape"
+    assert sets.settings["lape_filter"] == 0.95 and sets.settings["lape_bar"] == 0.95
+
+
+def test_format_is_passed_to_encoding(tiny, data):
+    from tests.reference import plain_firing
+
+    sample = data.sample(per_category=2, seed=1)
+    sets = ii.find_isns(tiny, sample, select="threshold", threshold=0.5, format="plain", progress=False)
+    assert sets.settings["format"] == "plain"
+    counts, _, tokens = plain_firing(
+        ii.models.tiny_hf_model(seed=0), ii.encode(sample, tiny.tokenizer, format="plain")
+    )
+    for r, rec in enumerate(sample):
+        assert torch.equal(sets.instruction_sets[rec.id], (counts[r].double() / tokens[r] >= 0.5).nonzero())
+
+
+def test_default_tie_break_normalises_within_layers(tiny_isns):
+    """Independent check of the default: among neurons tied at the cut, the chosen ones have the
+    highest within-layer percentile of their summed activation (computed here with numpy)."""
+    import numpy as np
+
+    (sets, stats), _ = tiny_isns
+    assert sets.settings["tie_break"] == "layer_rank"
+    for r, rid in enumerate(stats.ids[:6]):
+        counts = stats.counts[r].flatten().numpy()
+        acts = stats.activation_sums[r].numpy()
+        pct = np.stack([[(row < v).sum() + ((row == v).sum() + 1) / 2 for v in row] for row in acts])
+        pct = (pct / acts.shape[1]).flatten()
+        chosen = set(sets.flat(sets.instruction_sets[rid]).tolist())
+        cut = counts[list(chosen)].min()
+        tied = [i for i in range(len(counts)) if counts[i] == cut]
+        won = [i for i in tied if i in chosen]
+        lost = [i for i in tied if i not in chosen]
+        if won and lost:
+            assert min(pct[won]) >= max(pct[lost])

@@ -99,6 +99,11 @@ def test_cli_isns_and_compare_on_a_local_model(tmp_path, small_data):
     sets = ii.load(tmp_path / "t")
     assert sets.settings["select"] == "threshold" and sets.settings["threshold"] == 0.7
     assert sets.settings["regions"] == ["instruction"]
+    assert main(args + ["--select", "lape", "--top", "0.1", "--format", "plain"]) == 0
+    sets = ii.load(tmp_path / "t")
+    assert sets.settings["select"] == "lape" and sets.settings["format"] == "plain"
+    assert main(args + ["--tie-break", "layer_z"]) == 0
+    assert ii.load(tmp_path / "t").settings["tie_break"] == "layer_z"
     assert (
         main(
             [
