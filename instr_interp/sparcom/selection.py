@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..checks import check_fraction
 from ..engine import run
+from ..hooks import is_moe
 from .firing import FiringStats, NeuronFiring
 from .neurons import NeuronSets, _flat, _pairs
 
@@ -190,11 +191,13 @@ def find_isns(
     padding_side: str = "right",
     keep_frequencies: bool = False,
     progress: bool = True,
+    expert_denominator: str = "all",
 ):
     """Find instruction-specific neurons per instruction and per category.
 
     Args:
-        model: a hooked dense model (MoE blocks: use ``find_ises``).
+        model: a hooked model. MoE models (any router): units ``(layer, expert, neuron)``, see
+            :func:`~instr_interp.sparcom.expert_neurons.find_expert_isns`.
         data: records (an :class:`InstructionDataset`, a path, ...) or an encoded dataset.
         top: fraction ε of all layers x neurons kept per set (0.01 keeps 460 of SmolLM2's 46,080).
         rule: category sets by ``"pooled"`` counts over all the category's tokens (default) or
@@ -208,7 +211,9 @@ def find_isns(
             (variable-size sets, no ties to break; pooled category sets use the category's pooled
             tokens). Only ``"threshold"`` lets set sizes change between models.
         threshold: the firing frequency of ``select="threshold"``, in (0, 1].
-        keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``).
+        keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``; MoE: ExpertStats).
+        expert_denominator: MoE only: an expert neuron's firing frequency is over all counted tokens
+            (``"all"``, default) or over the tokens routed to its expert (``"routed"``).
 
     Examples:
         >>> import instr_interp as ii
@@ -216,6 +221,14 @@ def find_isns(
         >>> isn.category_sets["code"].shape
         torch.Size([12, 2])
     """
+    if is_moe(model):
+        from .expert_neurons import find_expert_isns
+
+        return find_expert_isns(
+            model, data, top=top, rule=rule, regions=regions, tie_break=tie_break, select=select,
+            threshold=threshold, expert_denominator=expert_denominator, batch_size=batch_size,
+            padding_side=padding_side, keep_frequencies=keep_frequencies, progress=progress,
+        )  # fmt: skip
     _check_select(select, threshold, top)  # before the pass, not after it
     sums = select == "top" and tie_break == "activation"
     probe = NeuronFiring(regions, per_record=True, activation_sums=sums)
