@@ -19,66 +19,18 @@ from typing import Literal
 
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Integer
 from torch import Tensor
 
-from .. import compat
 from ..data.encoding import region_names
 from ..engine import BatchContext, Probe
 from ..hooks import HookSite, hook_site, moe_layers
 from ..models import model_facts
 from ..results import Result
+from ..units import expert_gate_weights, unit_starts, unit_widths
 from .firing import activation_fn
-from .neurons import unit_starts
 
-__all__ = ["ExpertFiring", "ExpertStats", "expert_gate_weights", "unit_widths"]
-
-
-def _params(model, layer: int) -> dict[str, Tensor]:
-    """The MLP/MoE block's parameters under their Hugging Face names (bridge wrappers removed)."""
-    return compat.hf_parameters(model.blocks[layer].mlp)
-
-
-def _one(params: dict[str, Tensor], suffix: str) -> Tensor | None:
-    found = [v for k, v in params.items() if k.endswith(suffix)]
-    return found[0] if found else None
-
-
-def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_model"]:
-    """The gate projections of all experts of an MoE layer (the first half of ``gate_up_proj``)."""
-    params = _params(model, layer)
-    weight = _one(params, "experts.gate_up_proj")
-    if weight is None:
-        raise ValueError(
-            f"Layer {layer} has no fused experts.gate_up_proj; parameters: {sorted(params)[:8]}."
-        )
-    return weight[:, : weight.shape[1] // 2]
-
-
-def unit_widths(model) -> list[list[int]]:
-    """Neurons per (layer, expert slot): ``n_experts`` routed-expert widths, then the width of the
-    layer's always-on MLP (shared expert, or the MLP of a dense layer of a mixed stack; 0 if none).
-
-    Examples:
-        >>> from instr_interp import tiny_model
-        >>> unit_widths(tiny_model(moe="qwen2_moe"))
-        [[128, 128, 128, 128, 128], [128, 128, 128, 128, 128]]
-    """
-    facts = model_facts(model)
-    sparse = set(moe_layers(model))
-    widths = []
-    for layer in range(facts.n_layers):
-        params = _params(model, layer)
-        if layer in sparse:
-            gate = expert_gate_weights(model, layer)
-            shared = _one(params, "shared_expert.gate_proj.weight")
-            widths.append([gate.shape[1]] * gate.shape[0] + [0 if shared is None else shared.shape[0]])
-        else:
-            dense = _one(params, "gate_proj.weight")
-            if dense is None:
-                raise ValueError(f"Dense layer {layer} has no gate_proj; parameters: {sorted(params)[:8]}.")
-            widths.append([0] * facts.n_experts + [dense.shape[0]])
-    return widths
+__all__ = ["ExpertFiring", "ExpertStats", "expert_gate_weights", "unit_widths"]  # the last two from units
 
 
 class ExpertFiring(Probe):
@@ -250,7 +202,7 @@ class ExpertStats(Result):
     record_categories: list[str]
     categories: list[str]
     neuron_index: Int[Tensor, "row 3"] | None = None
-    neuron_counts: Int[Tensor, "row d_expert"] | None = None
+    neuron_counts: Integer[Tensor, "row d_expert"] | None = None
     neuron_activation: Float[Tensor, "row d_expert"] | None = None
     shared_counts: Int[Tensor, "record layer d_shared"] | None = None
     shared_activation: Float[Tensor, "record layer d_shared"] | None = None

@@ -14,18 +14,13 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..results import Result
+from ..units import unit_starts
 
 __all__ = ["NeuronSets"]
 
 
 def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n 2"]:
     return torch.stack([flat // d_mlp, flat % d_mlp], dim=1).long()
-
-
-def unit_starts(widths: list[list[int]]) -> Int[Tensor, "layer slot"]:
-    """Flat index of the first unit of every (layer, slot) of an MoE layout (see :class:`NeuronSets`)."""
-    sizes = torch.tensor(widths, dtype=torch.long)
-    return (sizes.flatten().cumsum(0) - sizes.flatten()).reshape(sizes.shape)
 
 
 def _triples(flat: Tensor, widths: list[list[int]]) -> Int[Tensor, "n 3"]:
