@@ -22,7 +22,6 @@ def unit_starts(widths: list[list[int]]) -> Int[Tensor, "layer slot"]:
     return (sizes.flatten().cumsum(0) - sizes.flatten()).reshape(sizes.shape)
 
 
-
 def _params(model, layer: int) -> dict[str, Tensor]:
     """The MLP/MoE block's parameters under their Hugging Face names (bridge wrappers removed)."""
     return compat.hf_parameters(model.blocks[layer].mlp)
@@ -37,9 +36,15 @@ def expert_gate_weights(model, layer: int) -> Float[Tensor, "expert d_mlp d_mode
     """The gate projections of all experts of an MoE layer (the first half of ``gate_up_proj``)."""
     params = _params(model, layer)
     weight = _one(params, "experts.gate_up_proj")
-    if weight is None:
+    experts = compat.wrapped_module(compat.wrapped_module(model.blocks[layer].mlp).experts)
+    if (
+        weight is None
+        or getattr(experts, "is_transposed", False)
+        or not getattr(experts, "is_concatenated", True)
+    ):
         raise ValueError(
-            f"Layer {layer} has no fused experts.gate_up_proj; parameters: {sorted(params)[:8]}."
+            f"Layer {layer} has no fused [expert, 2 d_mlp, d_model] experts.gate_up_proj (concatenated, not "
+            f"transposed; Mixtral / OLMoE / Qwen2-MoE layout); parameters: {sorted(params)[:8]}."
         )
     return weight[:, : weight.shape[1] // 2]
 

@@ -28,7 +28,11 @@ __all__ = ["ablate_expert_neurons", "mean_expert_activations", "MeanExpertActiva
 
 def _experts_module(model, layer: int):
     experts = compat.wrapped_module(compat.wrapped_module(model.blocks[layer].mlp).experts)
-    if getattr(experts, "is_transposed", False) or not hasattr(experts, "gate_up_proj"):
+    if (
+        getattr(experts, "is_transposed", False)
+        or not getattr(experts, "is_concatenated", True)
+        or not hasattr(experts, "gate_up_proj")
+    ):
         raise ValueError(
             f"Layer {layer}'s experts ({type(experts).__name__}) are not fused [expert, 2 d_mlp, d_model] "
             "gate_up_proj weights; expert-neuron ablation supports Mixtral, OLMoE and Qwen2-MoE layouts."
@@ -175,7 +179,9 @@ class MeanExpertActivation(Probe):
             return
         if site.kind in ("mlp_post", "shared_expert_post"):
             act = act.reshape(batch, pos, -1)
-            self.state["always_sum"][layer, : act.shape[-1]] += torch.where(mask[..., None], act, 0.0).double().sum((0, 1))
+            self.state["always_sum"][layer, : act.shape[-1]] += (
+                torch.where(mask[..., None], act, 0.0).double().sum((0, 1))
+            )
             return
         if layer == min(self.experts):
             self.state["tokens"] += mask.sum()

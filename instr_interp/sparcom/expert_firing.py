@@ -50,7 +50,9 @@ class ExpertFiring(Probe):
 
     name = "expert_firing"
 
-    def __init__(self, regions=("instruction", "input"), *, neurons: bool = True, activation_sums: bool = False):
+    def __init__(
+        self, regions=("instruction", "input"), *, neurons: bool = True, activation_sums: bool = False
+    ):
         super().__init__()
         self.regions = region_names(regions)
         self.neurons = neurons
@@ -157,7 +159,9 @@ class ExpertFiring(Probe):
                 acc = torch.zeros(counts.shape, dtype=torch.float64, device=x.device)
                 acc.index_add_(0, owner, self.act(pre).double())
                 sums = acc[hit].float().cpu()
-            keys = torch.stack([idx[hit].cpu(), torch.full_like(hit.cpu(), layer), torch.full_like(hit.cpu(), e)], 1)
+            keys = torch.stack(
+                [idx[hit].cpu(), torch.full_like(hit.cpu(), layer), torch.full_like(hit.cpu(), e)], 1
+            )
             self.rows.append((keys.int(), counts[hit].to(self.dtype).cpu(), sums))
 
     def result(self) -> "ExpertStats":
@@ -166,7 +170,9 @@ class ExpertFiring(Probe):
         if self.neurons:
             d = max(max(w[:-1], default=0) for w in self.widths)
             keys = torch.cat([r[0] for r in self.rows]) if self.rows else torch.zeros(0, 3, dtype=torch.int32)
-            values = torch.cat([r[1] for r in self.rows]) if self.rows else torch.zeros(0, d, dtype=self.dtype)
+            values = (
+                torch.cat([r[1] for r in self.rows]) if self.rows else torch.zeros(0, d, dtype=self.dtype)
+            )
             _, L, E = state["expert_counts"].shape
             order = torch.argsort((keys[:, 0].long() * L + keys[:, 1]) * E + keys[:, 2])
             state |= {"neuron_index": keys[order], "neuron_counts": values[order]}
@@ -218,9 +224,7 @@ class ExpertStats(Result):
         out[rec, layer, exp] = self.neuron_counts.to(torch.int32)
         return out
 
-    def unit_values(
-        self, records: list[int], what: Literal["counts", "activation"] = "counts"
-    ) -> Tensor:
+    def unit_values(self, records: list[int], what: Literal["counts", "activation"] = "counts") -> Tensor:
         """Counts (int64) or activation sums (float64) of ``records`` summed, over all units in the
         flat order of :attr:`widths` (layer, then expert slot, then neuron; see ``NeuronSets.flat``)."""
         if self.widths is None or self.neuron_counts is None:
@@ -244,7 +248,9 @@ class ExpertStats(Result):
             if shared is not None:
                 for layer, w in enumerate(self.widths):
                     if w[-1]:
-                        out[starts[layer, -1] : starts[layer, -1] + w[-1]] += shared[r, layer, : w[-1]].to(dtype)
+                        out[starts[layer, -1] : starts[layer, -1] + w[-1]] += shared[r, layer, : w[-1]].to(
+                            dtype
+                        )
         return out
 
     def unit_denominators(self, records: list[int], kind: Literal["routed", "all"]) -> Int[Tensor, " unit"]:

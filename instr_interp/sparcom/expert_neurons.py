@@ -40,14 +40,19 @@ def _check_denominator(expert_denominator: str) -> None:
         raise ValueError(f"Unknown expert_denominator {expert_denominator!r}; choose 'all' or 'routed'.")
 
 
-def _choose(counts: Tensor, denom: Tensor, act, k, tie_break, select, threshold) -> tuple[Tensor, int, float | None]:
+def _choose(
+    counts: Tensor, denom: Tensor, act, k, tie_break, select, threshold
+) -> tuple[Tensor, int, float | None]:
     """One set: flat unit indices, units tied at the cut, share decided by the tie-break."""
     if select == "threshold":
         need = torch.clamp(torch.ceil(threshold * denom.double() - 1e-9), min=1).long()
         return ((denom > 0) & (counts >= need)).nonzero().flatten(), 0, None
-    # the ranking key: integer counts where every unit shares one denominator (exact), else the
-    # frequency; IEEE division is correctly rounded, so equal fractions tie exactly
-    key = counts if bool((denom == denom[0]).all()) else counts.double() / denom.clamp(min=1).double()
+    # the ranking key: integer counts where every unit shares one denominator (exact), else the rank
+    # of the frequency (IEEE division is correctly rounded, so equal fractions tie exactly, and
+    # fractions of counts this small never collide); units with no routed token rank at 0
+    key = counts
+    if not bool((denom == denom[0]).all()):
+        key = torch.unique(counts.double() / denom.clamp(min=1).double(), return_inverse=True)[1]
     flat, n_tied = top_neurons(key, act, k, tie_break)
     return flat, n_tied, tie_decided_share(key, flat)
 
@@ -60,7 +65,7 @@ def sets_from_expert_neurons(
     tie_break: str = "activation",
     select: Literal["top", "threshold"] = "top",
     threshold: float | None = None,
-    expert_denominator: Denominator = "all",
+    expert_denominator: str = "all",  # Denominator
 ) -> NeuronSets:
     """ISN sets with units (layer, expert, neuron) from :class:`ExpertStats` (see :func:`find_expert_isns`)."""
     if stats.neuron_counts is None or stats.widths is None:
@@ -104,7 +109,9 @@ def sets_from_expert_neurons(
 
     for r, rid in enumerate(stats.ids):
         if int(stats.tokens[r]) == 0:
-            raise ValueError(f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}.")
+            raise ValueError(
+                f"Record {rid!r} has no counted tokens in regions {stats.settings.get('regions')}."
+            )
         shell.instruction_sets[rid] = shell.units(pick([r], rid))
     for cat in stats.categories:
         rows = [r for r, c in enumerate(stats.record_categories) if c == cat]
@@ -129,7 +136,7 @@ def find_expert_isns(
     tie_break: str = "activation",
     select: Literal["top", "threshold"] = "top",
     threshold: float | None = None,
-    expert_denominator: Denominator = "all",
+    expert_denominator: str = "all",  # Denominator
     batch_size: int = 16,
     padding_side: str = "right",
     keep_frequencies: bool = False,

@@ -171,7 +171,9 @@ def ablate_experts(
     if mode not in ("reroute", "drop"):
         raise ValueError(f"Unknown mode {mode!r}; choose 'reroute' or 'drop'.")
     if renormalize and mode != "drop":
-        raise ValueError("renormalize= applies to mode='drop' only (mode='reroute' renormalises as the router does).")
+        raise ValueError(
+            "renormalize= applies to mode='drop' only (mode='reroute' renormalises as the router does)."
+        )
     sparse = set(moe_layers(model))
     layers = experts[:, 0].unique().tolist()
     dense = [layer for layer in layers if layer not in sparse]
@@ -191,7 +193,12 @@ def ablate_experts(
         logits: dict[str, Tensor] = {}
         norm = compat.router_renormalizes(model, layer)
         fwd.append((hook_site(model, "router_logits", layer).name, _keep_logits(logits)))
-        fwd.append((hook_site(model, "expert_weights", layer).name, _reroute(idx, logits, norm, facts.experts_per_token)))
+        fwd.append(
+            (
+                hook_site(model, "expert_weights", layer).name,
+                _reroute(idx, logits, norm, facts.experts_per_token),
+            )
+        )
     with model.hooks(fwd_hooks=fwd):
         yield model
 

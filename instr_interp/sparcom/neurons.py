@@ -19,7 +19,7 @@ from ..units import unit_starts
 __all__ = ["NeuronSets"]
 
 
-def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n 2"]:
+def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n _"]:
     return torch.stack([flat // d_mlp, flat % d_mlp], dim=1).long()
 
 
@@ -95,12 +95,12 @@ class NeuronSets(Result):
         return out
 
     # ---- set algebra
-    def general(self) -> Int[Tensor, "n 2"]:
+    def general(self) -> Int[Tensor, "n _"]:
         """Neurons in every category's set."""
         member = self.membership("category")
         return self.units(member.all(0).nonzero().flatten())
 
-    def unique(self, category: str) -> Int[Tensor, "n 2"]:
+    def unique(self, category: str) -> Int[Tensor, "n _"]:
         """Neurons in ``category``'s set and in no other category's set."""
         if category not in self.category_sets:
             raise KeyError(f"No category {category!r}; have {self.categories}.")
