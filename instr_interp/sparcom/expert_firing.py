@@ -10,7 +10,8 @@ Memory. Expert-neuron counts are kept sparse, on the CPU: one row of ``d_expert`
 integer type that holds the longest record (uint8 up to 255 tokens, int16 up to 32,767). For R
 records that hit H experts per layer on average, L sparse layers, d = ``d_expert``:
 ``bytes ~= R * L * H * (d * b + 12)`` with b = 1 or 2 (add ``4 * d`` per row for
-``activation_sums``), plus the always-on counts ``R * L * d_always_on * 4``. The dense layout it
+``activation_sums``, float32), plus the always-on counts ``R * L * d_always_on * b`` (and
+``* 4`` more for their sums). H <= min(E, k * T) for T counted tokens. The dense layout it
 replaces took ``R * L * E * d * 4`` bytes (Qwen1.5-MoE-A2.7B, R = 1,200: 9.7 GB).
 """
 
@@ -102,10 +103,10 @@ class ExpertFiring(Probe):
         if self.neurons:
             width = max(w[-1] for w in self.widths)
             if width:
-                self.state["shared_counts"] = torch.zeros(n, L, width, dtype=torch.int32, device=device)
+                self.state["shared_counts"] = torch.zeros(n, L, width, dtype=self.dtype, device=device)
                 if self.activation_sums:
                     self.state["shared_activation"] = torch.zeros(
-                        n, L, width, dtype=torch.float64, device=device
+                        n, L, width, dtype=torch.float32, device=device
                     )
 
     def update(self, site: HookSite, act: Tensor, ctx: BatchContext) -> None:
@@ -124,10 +125,10 @@ class ExpertFiring(Probe):
         if site.kind in ("shared_expert_pre", "mlp_pre"):  # always-on neurons: the dense rule
             act = act.reshape(batch, pos, -1)
             fired = (act > 0) & mask[..., None]
-            self.state["shared_counts"][idx, layer, : act.shape[-1]] += fired.sum(1, dtype=torch.int32)
+            self.state["shared_counts"][idx, layer, : act.shape[-1]] += fired.sum(1).to(self.dtype)
             if self.activation_sums:
                 values = torch.where(mask[..., None], self.act(act), 0.0).double().sum(1)
-                self.state["shared_activation"][idx, layer, : act.shape[-1]] += values
+                self.state["shared_activation"][idx, layer, : act.shape[-1]] += values.float()
             return
         # expert_indices: the last routing hook of the layer
         flat_mask = mask.reshape(-1)
@@ -210,7 +211,7 @@ class ExpertStats(Result):
     neuron_index: Int[Tensor, "row 3"] | None = None
     neuron_counts: Integer[Tensor, "row d_expert"] | None = None
     neuron_activation: Float[Tensor, "row d_expert"] | None = None
-    shared_counts: Int[Tensor, "record layer d_shared"] | None = None
+    shared_counts: Integer[Tensor, "record layer d_shared"] | None = None
     shared_activation: Float[Tensor, "record layer d_shared"] | None = None
     widths: list[list[int]] | None = None
     settings: dict = field(default_factory=dict)
