@@ -72,6 +72,7 @@ def cmd_isns(args) -> int:
         tie_break=args.tie_break,
         regions=tuple(args.regions),
         batch_size=args.batch_size,
+        expert_denominator=args.expert_denominator,
     )
     _write_sets(sets, Path(args.out))
     return 0
@@ -365,6 +366,12 @@ def _add_isns(sub) -> None:
         nargs="+",
         default=["instruction", "input"],
         help="token regions counted (default: instruction input)",
+    )
+    isns.add_argument(
+        "--expert-denominator",
+        choices=["all", "routed"],
+        default="all",
+        help="MoE models: an expert neuron's firing frequency over all counted tokens, or over those routed to its expert",
     )
     isns.set_defaults(func=cmd_isns)
 

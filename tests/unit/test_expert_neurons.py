@@ -430,3 +430,18 @@ def test_expert_neuron_ablation_validates():
     with pytest.raises(ValueError, match="means of shape"):
         with ii.ablate_neurons(model, torch.tensor([[0, 1, 0]]), mode="mean"):
             pass
+
+
+def test_cli_isns_on_an_moe_model(tmp_path, small_data):
+    from instr_interp.cli import main
+
+    model_dir = tmp_path / "tiny-moe"
+    ii.models.tiny_hf_model(seed=0, moe="qwen2_moe").save_pretrained(model_dir)
+    ii.models.tiny_tokenizer().save_pretrained(model_dir)
+    data = small_data[:6].save(tmp_path / "d.jsonl")
+    args = ["isns", "--model", str(model_dir), "--data", str(data), "--top", "0.02", "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "s"), "--expert-denominator", "routed"]) == 0
+    sets = ii.load(tmp_path / "s")
+    assert sets.widths is not None and sets.settings["expert_denominator"] == "routed"
+    assert next(iter(sets.category_sets.values())).shape[1] == 3
+    assert (tmp_path / "s" / "overlap.csv").exists() and (tmp_path / "s" / "layers.csv").exists()
