@@ -445,3 +445,17 @@ def test_cli_isns_on_an_moe_model(tmp_path, small_data):
     assert sets.widths is not None and sets.settings["expert_denominator"] == "routed"
     assert next(iter(sets.category_sets.values())).shape[1] == 3
     assert (tmp_path / "s" / "overlap.csv").exists() and (tmp_path / "s" / "layers.csv").exists()
+
+
+def test_critical_role_on_moe_neuron_sets(small_data):
+    from instr_interp.sparcom.ablation import critical_role, random_like
+
+    model, _ = _moe("qwen2_moe")
+    sample = small_data.filter(category="code")[:2]
+    sets = find_isns(model, sample, top=0.02, progress=False)
+    units = sets.category_sets["code"]
+    drawn = random_like(units, sets.d_mlp, 0, sets.widths)
+    same = lambda u: sorted(map(tuple, u[:, :2].tolist()))  # noqa: E731
+    assert same(drawn) == same(units) and len(torch.unique(drawn, dim=0)) == len(units)
+    frame = critical_role(model, sample, sets, seeds=1)
+    assert frame.loc[0, "n_units"] == len(units) and frame.loc[0, "rise_own"] != 0
