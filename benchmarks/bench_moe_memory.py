@@ -95,8 +95,11 @@ def main() -> None:
     if stats.neuron_activation is not None:
         sparse_bytes += stats.neuron_activation.nbytes
     shared_bytes = stats.shared_counts.nbytes
+    if stats.shared_activation is not None:
+        shared_bytes += stats.shared_activation.nbytes
     per_row = d * b + 12 + (4 * d if stats.neuron_activation is not None else 0)
-    formula = n_rec * n_layers * hits * per_row + n_rec * n_layers * d_shared * b
+    per_always_on = d_shared * b + (4 * d_shared if stats.shared_activation is not None else 0)
+    formula = n_rec * n_layers * hits * per_row + n_rec * n_layers * per_always_on
     scale = (args.records_target / n_rec) * (args.layers_target / n_layers)
     tokens = stats.tokens.double()
     print(
