@@ -459,3 +459,43 @@ def test_critical_role_on_moe_neuron_sets(small_data):
     assert same(drawn) == same(units) and len(torch.unique(drawn, dim=0)) == len(units)
     frame = critical_role(model, sample, sets, seeds=1)
     assert frame.loc[0, "n_units"] == len(units) and frame.loc[0, "rise_own"] != 0
+
+
+def test_mean_expert_activations_equal_a_plain_average(small_data):
+    model, hf = _moe("qwen2_moe")
+    sample = small_data[:3]
+    means = ii.mean_expert_activations(model, sample, batch_size=2, progress=False)
+    widths = [[128] * 4 + [128]] * 2
+    sums = {
+        key: torch.zeros(128, dtype=torch.float64) for key in [(j, s) for j in range(2) for s in range(5)]
+    }
+    routed = {key: 0 for key in sums}
+    got = {}
+    layers = hf.model.layers
+    handles = [
+        layer.mlp.experts.register_forward_pre_hook(lambda m, a, i=i: got.__setitem__(i, (a[0], a[1])))
+        for i, layer in enumerate(layers)
+    ]
+    tokens = 0
+    for rec in ii.encode(sample, model.tokenizer):
+        with torch.no_grad():
+            hf(input_ids=torch.tensor([rec.tokens]))
+        keep = [t for t, reg in enumerate(rec.regions) if reg in (2, 3)]
+        tokens += len(keep)
+        for i, layer in enumerate(layers):
+            x, top = got[i]
+            mlp = layer.mlp
+            for t in keep:
+                for e in top[t].tolist():  # HF's own fused weights, sliced per token with chunk
+                    gate, up = (mlp.experts.gate_up_proj[e] @ x[t]).chunk(2)
+                    sums[(i, e)] += (torch.nn.functional.silu(gate) * up).double()
+                    routed[(i, e)] += 1
+                sh = mlp.shared_expert
+                sums[(i, 4)] += (torch.nn.functional.silu(sh.gate_proj(x[t])) * sh.up_proj(x[t])).double()
+    for h in handles:
+        h.remove()
+    expected = torch.cat(
+        [sums[(j, s)] / (tokens if s == 4 else max(routed[(j, s)], 1)) for j in range(2) for s in range(5)]
+    )
+    assert len(expected) == sum(map(sum, widths))
+    torch.testing.assert_close(means.double(), expected, atol=1e-5, rtol=1e-4)
