@@ -309,6 +309,13 @@ def test_moe_sets_algebra_plots_and_save(tmp_path, small_data):
     for k, v in sets.instruction_sets.items():
         assert torch.equal(back.instruction_sets[k], v)
     assert back.overlap().equals(sets.overlap())
+    comparison = ii.compare(sets, back)  # before/after: layers counted from (layer, expert, neuron) units
+    assert (comparison.summary["jaccard"] == 1.0).all()
+    per_cat = comparison.layers.groupby("category")["before"].sum()
+    for cat, units in sets.category_sets.items():
+        assert per_cat[cat] == len(units)
+        layer_counts = comparison.layers[comparison.layers.category == cat].set_index("layer")["before"]
+        assert layer_counts.tolist() == torch.bincount(units[:, 0], minlength=sets.n_layers).tolist()
 
 
 def test_moe_selection_errors(small_data, tmp_path):
