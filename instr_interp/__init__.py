@@ -28,6 +28,7 @@ from .engine import BatchContext, Probe, blas_reproducible, feed_cache, run  # n
 from .engine.generation import generate_responses  # noqa: E402
 from .engine.likelihood import response_nll  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
+from .interventions.expert_neurons import mean_expert_activations  # noqa: E402
 from .interventions.neurons import ablate_neurons, mean_activations  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .results import Result, load  # noqa: E402
@@ -115,6 +116,7 @@ __all__ = [
     "load_instructions",
     "load_model",
     "mean_activations",
+    "mean_expert_activations",
     "model_facts",
     "model_word_pairs",
     "ModelFacts",

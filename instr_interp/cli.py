@@ -74,6 +74,7 @@ def cmd_isns(args) -> int:
         regions=tuple(args.regions),
         format=args.format,
         batch_size=args.batch_size,
+        expert_denominator=args.expert_denominator,
     )
     _write_sets(sets, Path(args.out))
     return 0
@@ -367,6 +368,12 @@ def _add_isns(sub) -> None:
     _common_args(isns, 0.01)
     isns.add_argument("--rule", choices=["pooled", "majority"], default="pooled", help="category-set rule")
     _selection_args(isns, ["top", "threshold", "lape"])
+    isns.add_argument(
+        "--expert-denominator",
+        choices=["all", "routed"],
+        default="all",
+        help="MoE models: an expert neuron's firing frequency over all counted tokens, or over those routed to its expert",
+    )
     isns.set_defaults(func=cmd_isns)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "override_forward",
     "restore_forward",
     "rmsnorm_offset",
+    "router_renormalizes",
     "unwrap_peft",
     "with_attn_implementation",
     "wrapped_module",
@@ -156,6 +157,25 @@ def moe_config(model) -> tuple[int, int, int | None, bool]:
         d_expert = int(getattr(hf_cfg, "moe_intermediate_size", 0) or hf_cfg.intermediate_size)
     shared = bool(hf_cfg is not None and getattr(hf_cfg, "shared_expert_intermediate_size", 0))
     return n_experts, top_k, d_expert, shared
+
+
+def router_renormalizes(model, layer: int) -> bool:
+    """Whether the softmax-then-top-k router of MoE layer ``layer`` rescales each token's top-k
+    probabilities to sum to 1 (Mixtral always; OLMoE / Qwen2-MoE when ``norm_topk_prob``).
+
+    Raises:
+        ValueError: a router of another kind (its rule is not known here).
+    """
+    router = wrapped_module(model.blocks[layer].mlp.gate)
+    name = type(router).__name__
+    if hasattr(router, "norm_topk_prob"):
+        return bool(router.norm_topk_prob)
+    if name.startswith("Mixtral"):
+        return True
+    raise ValueError(
+        f"Unknown router {name} in layer {layer}: rerouting supports softmax-then-top-k routers "
+        "(Mixtral, OLMoE, Qwen2-MoE); use mode='drop'."
+    )
 
 
 def architecture(model) -> str:

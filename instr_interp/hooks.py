@@ -20,6 +20,7 @@ __all__ = [
     "hook_site",
     "hook_names",
     "is_moe",
+    "moe_layers",
 ]
 
 SiteKind = Literal[
@@ -39,6 +40,7 @@ SiteKind = Literal[
     "unembed_in",  # input of the unembedding [batch pos d_model]
     "logits",  # unembedding output [batch pos d_vocab]
     "shared_expert_pre",  # MoE with a shared expert: its gate pre-activation [tokens d_shared]
+    "shared_expert_post",  # MoE with a shared expert: act(gate) * up, input of its down projection
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -58,6 +60,7 @@ _TEMPLATES: dict[str, str] = {
     "unembed_in": "unembed.hook_in",
     "logits": "unembed.hook_out",
     "shared_expert_pre": "blocks.{layer}.mlp.shared_expert.hook_pre",
+    "shared_expert_post": "blocks.{layer}.mlp.shared_expert.hook_post",
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
 FIRING_ORDER: dict[str, int] = {
@@ -68,6 +71,7 @@ FIRING_ORDER: dict[str, int] = {
     "resid_mid": 3,
     "mlp_in": 4,
     "shared_expert_pre": 5,
+    "shared_expert_post": 5,
     "router_logits": 6,
     "expert_weights": 7,
     "expert_indices": 8,
@@ -115,8 +119,18 @@ class HookSite:
 
 
 def is_moe(model) -> bool:
-    """True when the model's MLP blocks route tokens to experts (router hooks exist)."""
-    return "blocks.0.mlp.hook_expert_indices" in model.hook_dict
+    """True when any of the model's MLP blocks routes tokens to experts (router hooks exist)."""
+    return bool(moe_layers(model))
+
+
+def moe_layers(model) -> list[int]:
+    """The layers whose MLP block is an MoE block (all of them, or the sparse layers of a mixed
+    stack whose first layers are dense, e.g. Qwen2-MoE's ``mlp_only_layers``)."""
+    return [
+        layer
+        for layer in range(model.cfg.n_layers)
+        if f"blocks.{layer}.mlp.hook_expert_indices" in model.hook_dict
+    ]
 
 
 def _architecture(model) -> str:
@@ -140,13 +154,14 @@ def hook_site(model, kind: SiteKind, layer: int | None = None) -> HookSite:
         raise ValueError(f"Hook site {kind!r} needs a layer in [0, {n_layers}); got {layer!r}.")
     elif layer < 0:
         layer += n_layers
+    sparse = layer is not None and f"blocks.{layer}.mlp.hook_expert_indices" in model.hook_dict
     if kind in _ROUTER_KINDS and not is_moe(model):
         raise ValueError(
             f"{_architecture(model)} is a dense model: it has no router, so there is no {kind!r} site "
             "(on dense MLPs 'blocks.L.mlp.gate' is the gate projection, not a router). Router sites exist "
             "only on MoE models."
         )
-    if kind in _NEURON_KINDS and is_moe(model):
+    if kind in _NEURON_KINDS and sparse:
         raise ValueError(
             f"{_architecture(model)} has MoE blocks: blocks.L.mlp.hook_pre/hook_post carry the d_model-wide "
             "block input/output, not neurons. Per-expert neuron activations are recomputed from the "

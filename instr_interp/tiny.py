@@ -61,6 +61,7 @@ def tiny_hf_model(
     n_kv_heads: int = 2,
     n_experts: int = 4,
     top_k: int = 2,
+    dense_layers: tuple[int, ...] = (),
 ):
     """The plain Hugging Face model behind :func:`tiny_model` (same arguments, same weights)."""
     import transformers as tf
@@ -80,6 +81,8 @@ def tiny_hf_model(
         rms_norm_eps=1e-6,
     )
     kind = "mixtral" if moe is True else (moe or "llama")
+    if dense_layers and kind != "qwen2_moe":
+        raise ValueError(f"dense_layers (a mixed dense/MoE stack) needs moe='qwen2_moe'; got moe={moe!r}.")
     if kind == "llama":
         config = tf.LlamaConfig(**common)
     elif kind == "mixtral":
@@ -93,6 +96,7 @@ def tiny_hf_model(
             num_experts_per_tok=top_k,
             moe_intermediate_size=d_mlp,
             shared_expert_intermediate_size=d_mlp,
+            mlp_only_layers=list(dense_layers),
         )
     else:
         raise ValueError(f"moe={moe!r}: choose False, True, 'mixtral', 'olmoe' or 'qwen2_moe'.")
@@ -122,7 +126,8 @@ def tiny_model(
             ``"olmoe"`` or ``"qwen2_moe"`` for those architectures (Qwen2-MoE has a shared expert).
         chat_template: give the byte-level tokenizer a ChatML-style template.
         **sizes: ``n_layers`` (2), ``d_model`` (64), ``d_mlp`` (128, per expert for MoE),
-            ``n_heads`` (4), ``n_kv_heads`` (2), ``n_experts`` (4), ``top_k`` (2).
+            ``n_heads`` (4), ``n_kv_heads`` (2), ``n_experts`` (4), ``top_k`` (2), ``dense_layers``
+            (``()``; Qwen2-MoE only: layers with a dense MLP of width ``d_mlp``, a mixed stack).
 
     Examples:
         >>> tiny = tiny_model(seed=0)

@@ -221,6 +221,12 @@ def run(
     by_name, last_site, stop_site = _route(model, probes)
 
     rank, n_ranks = world()
+    held = [p.name for p in probes if not getattr(p, "reducible", True)]
+    if held and (checkpoint is not None or n_ranks > 1):
+        raise ValueError(
+            f"Probes {held} keep per-record rows outside their summed state, so they cannot be "
+            "checkpointed or combined across ranks; run them without checkpoint= on one process."
+        )
     all_batches = plan_batches(encoded, batch_size)
     mine = shard(len(all_batches))
     ckpt, meta, done = _open_checkpoint(model, encoded, probes, batch_size, checkpoint, rank, n_ranks)

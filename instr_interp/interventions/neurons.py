@@ -10,8 +10,9 @@ from torch import Tensor
 from ..checks import check_units
 from ..data.encoding import region_names
 from ..engine import BatchContext, Probe, run
-from ..hooks import HookSite, hook_names, hook_site
+from ..hooks import HookSite, hook_names, hook_site, is_moe
 from ..models import model_facts
+from .expert_neurons import ablate_expert_neurons
 
 __all__ = ["ablate_neurons", "mean_activations", "MeanActivation"]
 
@@ -29,8 +30,12 @@ def ablate_neurons(model, neurons, mode: str = "zero", means: Tensor | None = No
     projection); setting it to 0 removes the neuron's contribution to the residual stream.
 
     Args:
-        neurons: ``[n, 2]`` tensor of ``(layer, neuron)``, e.g. ``isn.category_sets["code"]``.
-        mode: ``"zero"`` or ``"mean"`` (needs ``means`` ``[layer, d_mlp]`` from :func:`mean_activations`).
+        neurons: ``[n, 2]`` tensor of ``(layer, neuron)``, e.g. ``isn.category_sets["code"]``. MoE
+            models: ``[n, 3]`` of ``(layer, expert, neuron)``, ablated inside the fused expert
+            computation (composes with ``ablate_experts``; see
+            :func:`~instr_interp.interventions.expert_neurons.ablate_expert_neurons`).
+        mode: ``"zero"`` or ``"mean"`` (needs ``means`` ``[layer, d_mlp]`` from :func:`mean_activations`;
+            MoE: the flat ``[n_units]`` means of ``mean_expert_activations``).
 
     Examples:
         >>> import instr_interp as ii, torch
@@ -38,6 +43,10 @@ def ablate_neurons(model, neurons, mode: str = "zero", means: Tensor | None = No
         >>> with ablate_neurons(model, torch.tensor([[0, 3], [1, 5]])):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
+    if is_moe(model):
+        with ablate_expert_neurons(model, neurons, mode, means) as hooked:
+            yield hooked
+        return
     facts = model_facts(model)
     groups = _by_layer(neurons, facts.n_layers, facts.d_mlp)
     if mode == "mean":

@@ -14,11 +14,21 @@ from .neurons import NeuronSets
 __all__ = ["critical_role", "critical_role_summary", "random_like", "plot_critical_role"]
 
 
-def random_like(neurons: torch.Tensor, d_mlp: int, seed: int) -> torch.Tensor:
+def random_like(
+    neurons: torch.Tensor, d_mlp: int, seed: int, widths: list[list[int]] | None = None
+) -> torch.Tensor:
     """Random units (neurons, or experts with ``d_mlp`` = experts per layer) with the same number per
-    layer as ``neurons`` (seeded, no repeats)."""
+    layer as ``neurons`` (seeded, no repeats). MoE neuron sets (``widths`` given, units
+    ``(layer, expert, neuron)``): the same number per (layer, expert slot), drawn within that slot."""
     gen = torch.Generator().manual_seed(seed)
     out = []
+    if widths is not None:
+        for (layer, slot), count in zip(*torch.unique(neurons[:, :2], dim=0, return_counts=True)):
+            picks = torch.randperm(widths[int(layer)][int(slot)], generator=gen)[: int(count)]
+            out.append(
+                torch.stack([torch.full_like(picks, int(layer)), torch.full_like(picks, int(slot)), picks], 1)
+            )
+        return torch.cat(out) if out else neurons.new_zeros((0, 3))
     for layer, count in zip(*torch.unique(neurons[:, 0], return_counts=True)):
         picks = torch.randperm(d_mlp, generator=gen)[: int(count)]
         out.append(torch.stack([torch.full_like(picks, int(layer)), picks], 1))
@@ -62,7 +72,7 @@ def critical_role(
         own = data.filter(category=cat)
         random_nll = []
         for seed in range(seeds):
-            with ablate(model, random_like(neurons, sets.d_mlp, seed)):
+            with ablate(model, random_like(neurons, sets.d_mlp, seed, getattr(sets, "widths", None))):
                 random_nll.append(
                     response_nll(model, own, batch_size=batch_size, progress=progress).set_index("id")["nll"]
                 )

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import pandas as pd
+import torch
 
 from ..results import Result
 from .change import SetChange, compare_with_intervals
@@ -87,7 +88,7 @@ def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
 
     Works for :class:`NeuronSets` and ``ExpertSets`` alike (units are ``(layer, index)`` pairs).
     """
-    if (before.n_layers, before.d_mlp) != (after.n_layers, after.d_mlp):
+    if (before.n_layers, before.d_mlp, before.widths) != (after.n_layers, after.d_mlp, after.widths):
         raise ValueError(
             f"Different shapes: {before.n_layers}x{before.d_mlp} vs {after.n_layers}x{after.d_mlp}; "
             "compare sets of the same architecture."
@@ -110,9 +111,15 @@ def compare(before: NeuronSets, after: NeuronSets) -> SetComparison:
                 "jaccard": len(a & b) / len(union) if union else 1.0,
             }
         )
+        layer_of = {  # flat unit -> layer (MoE layouts have unequal layer widths)
+            u: int(layer)
+            for u, layer in zip(
+                sorted(union), before.units(torch.tensor(sorted(union), dtype=torch.long))[:, 0]
+            )
+        }
         for layer in range(before.n_layers):
-            nb = sum(1 for u in a if u // before.d_mlp == layer)
-            na = sum(1 for u in b if u // before.d_mlp == layer)
+            nb = sum(1 for u in a if layer_of[u] == layer)
+            na = sum(1 for u in b if layer_of[u] == layer)
             layer_rows.append({"category": cat, "layer": layer, "before": nb, "after": na, "delta": na - nb})
     return SetComparison(
         summary=pd.DataFrame(rows),

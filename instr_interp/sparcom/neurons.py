@@ -14,17 +14,32 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..results import Result
+from ..units import unit_starts
 
 __all__ = ["NeuronSets"]
 
 
-def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n 2"]:
+def _pairs(flat: Tensor, d_mlp: int) -> Int[Tensor, "n _"]:
     return torch.stack([flat // d_mlp, flat % d_mlp], dim=1).long()
+
+
+def _triples(flat: Tensor, widths: list[list[int]]) -> Int[Tensor, "n 3"]:
+    starts = unit_starts(widths)
+    slot = torch.searchsorted(starts.flatten(), flat, right=True) - 1  # empty slots share the next start
+    n_slots = starts.shape[1]
+    layer, expert = slot // n_slots, slot % n_slots
+    return torch.stack([layer, expert, flat - starts.flatten()[slot]], dim=1).long()
 
 
 @dataclass(kw_only=True, repr=False)
 class NeuronSets(Result):
-    """ISN sets per instruction and per category, as ``[n, 2]`` tensors of ``(layer, neuron)``."""
+    """ISN sets per instruction and per category, as ``[n, 2]`` tensors of ``(layer, neuron)``.
+
+    MoE models (``widths`` set): ``[n, 3]`` tensors of ``(layer, expert, neuron)``. ``widths[layer]``
+    lists the neurons of each routed expert of the layer, then of its always-on MLP in the last slot
+    (``expert == n_experts``: the shared expert, or the whole MLP of a dense layer of a mixed stack;
+    width 0 where there is none); ``d_mlp`` is then the width of a routed expert.
+    """
 
     instruction_sets: dict[str, Tensor]
     category_sets: dict[str, Tensor]
@@ -35,6 +50,7 @@ class NeuronSets(Result):
     settings: dict = field(default_factory=dict)
     # share of each set chosen among neurons tied at the cut (by the tie-break key, not by firing)
     tie_decided: dict[str, float] = field(default_factory=dict)
+    widths: list[list[int]] | None = None  # MoE layouts: neurons per (layer, expert slot)
 
     unit: ClassVar[str] = "neuron"  # what a (layer, index) pair names, for titles and readings
     short: ClassVar[str] = "ISNs"
@@ -46,11 +62,27 @@ class NeuronSets(Result):
 
     @property
     def n_neurons(self) -> int:
+        if self.widths is not None:
+            return int(sum(map(sum, self.widths)))
         return self.n_layers * self.d_mlp
 
+    @property
+    def n_experts(self) -> int:
+        """Routed experts per layer of an MoE layout (0 for dense sets)."""
+        return len(self.widths[0]) - 1 if self.widths is not None else 0
+
     def flat(self, neurons: Tensor) -> Tensor:
-        """(layer, neuron) pairs to flat indices ``layer * d_mlp + neuron``."""
+        """(layer, neuron) pairs to flat indices ``layer * d_mlp + neuron``; for an MoE layout,
+        (layer, expert, neuron) triples to their position in layer-then-expert order."""
+        if self.widths is not None:
+            return unit_starts(self.widths)[neurons[:, 0], neurons[:, 1]] + neurons[:, 2]
         return _flat(neurons, self.d_mlp)
+
+    def units(self, flat: Tensor) -> Tensor:
+        """Flat indices back to ``(layer, neuron)`` pairs (``(layer, expert, neuron)`` for MoE)."""
+        if self.widths is not None:
+            return _triples(flat, self.widths)
+        return _pairs(flat, self.d_mlp)
 
     def membership(
         self, kind: Literal["instruction", "category"] = "instruction"
@@ -63,19 +95,19 @@ class NeuronSets(Result):
         return out
 
     # ---- set algebra
-    def general(self) -> Int[Tensor, "n 2"]:
+    def general(self) -> Int[Tensor, "n _"]:
         """Neurons in every category's set."""
         member = self.membership("category")
-        return _pairs(member.all(0).nonzero().flatten(), self.d_mlp)
+        return self.units(member.all(0).nonzero().flatten())
 
-    def unique(self, category: str) -> Int[Tensor, "n 2"]:
+    def unique(self, category: str) -> Int[Tensor, "n _"]:
         """Neurons in ``category``'s set and in no other category's set."""
         if category not in self.category_sets:
             raise KeyError(f"No category {category!r}; have {self.categories}.")
         member = self.membership("category")
         row = self.categories.index(category)
         others = torch.cat([member[:row], member[row + 1 :]]).any(0)
-        return _pairs((member[row] & ~others).nonzero().flatten(), self.d_mlp)
+        return self.units((member[row] & ~others).nonzero().flatten())
 
     def pairwise_jaccard(self) -> Float[Tensor, "record record"]:
         """Jaccard similarity of every pair of instruction sets."""
@@ -257,12 +289,13 @@ class NeuronSets(Result):
 
     def to_frame(self) -> pd.DataFrame:
         """Long format: one row per (set, unit); columns ``kind``, ``set``, ``layer`` and the unit
-        (``neuron``, or ``expert`` for :class:`ExpertSets`)."""
+        (``neuron``, or ``expert`` for :class:`ExpertSets`; ``expert`` and ``neuron`` for MoE neurons)."""
         rows = []
         for kind, sets in (("category", self.category_sets), ("instruction", self.instruction_sets)):
             for key, neurons in sets.items():
-                rows += [(kind, key, int(layer), int(i)) for layer, i in neurons.tolist()]
-        return pd.DataFrame(rows, columns=["kind", "set", "layer", self.unit])
+                rows += [(kind, key, *map(int, unit)) for unit in neurons.tolist()]
+        unit = ["expert", self.unit] if self.widths is not None else [self.unit]
+        return pd.DataFrame(rows, columns=["kind", "set", "layer", *unit])
 
     # ---- plots
     def plot_overlap(self, kind: Literal["pairwise", "category", "min"] = "pairwise"):
@@ -301,8 +334,13 @@ class NeuronSets(Result):
             f"{min(sizes)}-{max(sizes)}" if sizes and min(sizes) != max(sizes) else (sizes[0] if sizes else 0)
         )
         top = self.settings.get("top")
+        layout = (
+            f"{self.n_layers} layers x {self.n_experts} experts x {self.d_mlp} {self.unit}s + always-on"
+            if self.widths is not None
+            else f"{self.n_layers} layers x {self.d_mlp} {self.unit}s"
+        )
         return {
-            "units": f"{self.n_layers} layers x {self.d_mlp} {self.unit}s = {self.n_neurons:,}",
+            "units": f"{layout} = {self.n_neurons:,}",
             "sets": f"{len(self.instruction_sets)} instruction sets of {per_set} {self.unit}s"
             + (f" (top {top:.2%})" if isinstance(top, float) else ""),
             "category sets": ", ".join(f"{c} {len(v)}" for c, v in self.category_sets.items()),
@@ -321,6 +359,7 @@ class NeuronSets(Result):
             "ties": self.ties,
             "tie_decided": self.tie_decided,
             "settings": self.settings,
+            "widths": self.widths,
         }
 
     @classmethod
@@ -334,6 +373,7 @@ class NeuronSets(Result):
             ties=meta["ties"],
             settings=meta["settings"],
             tie_decided=meta.get("tie_decided", {}),
+            widths=meta.get("widths"),
         )
 
 

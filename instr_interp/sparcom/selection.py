@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..checks import check_fraction
 from ..engine import run
+from ..hooks import is_moe
 from .firing import FiringStats, NeuronFiring
 from .lape import lape_sets
 from .neurons import NeuronSets, _flat, _pairs
@@ -341,11 +342,13 @@ def find_isns(
     padding_side: str = "right",
     keep_frequencies: bool = False,
     progress: bool = True,
+    expert_denominator: str = "all",
 ):
     """Find instruction-specific neurons per instruction and per category.
 
     Args:
-        model: a hooked dense model (MoE blocks: use ``find_ises``).
+        model: a hooked model. MoE models (any router): units ``(layer, expert, neuron)``, see
+            :func:`~instr_interp.sparcom.expert_neurons.find_expert_isns`.
         data: records (an :class:`InstructionDataset`, a path, ...) or an encoded dataset.
         top: fraction ε of all layers x neurons kept per set (0.01 keeps 460 of SmolLM2's 46,080);
             for ``select="lape"`` the share kept by lowest entropy (LAPE's ``top_rate``, 0.01).
@@ -368,7 +371,9 @@ def find_isns(
         lape_filter, lape_bar: LAPE's ``filter_rate`` and ``activation_bar_ratio`` (0.95 each).
         format: the prompt format used to encode records (``"auto"``, ``"chat"``, ``"alpaca"``,
             ``"plain"``): pass one format to compare two models on the same prompts.
-        keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``).
+        keep_frequencies: also return the :class:`FiringStats` (``(sets, stats)``; MoE: ExpertStats).
+        expert_denominator: MoE only: an expert neuron's firing frequency is over all counted tokens
+            (``"all"``, default) or over the tokens routed to its expert (``"routed"``).
 
     Examples:
         >>> import instr_interp as ii
@@ -379,6 +384,18 @@ def find_isns(
     check_select(select, threshold, top, rule=rule)  # before the pass, not after it
     check_tie_break(tie_break)
     check_format(data, format)
+    if is_moe(model):
+        if select == "lape" or format != "auto":
+            raise ValueError(
+                "On an MoE model, find_isns supports select='top' or 'threshold' with format='auto'."
+            )
+        from .expert_neurons import find_expert_isns
+
+        return find_expert_isns(
+            model, data, top=top, rule=rule, regions=regions, tie_break=tie_break, select=select,
+            threshold=threshold, expert_denominator=expert_denominator, batch_size=batch_size,
+            padding_side=padding_side, keep_frequencies=keep_frequencies, progress=progress,
+        )  # fmt: skip
     sums = select == "top" and tie_break in _KEYED
     probe = NeuronFiring(regions, per_record=True, activation_sums=sums)
     (probe,) = run(

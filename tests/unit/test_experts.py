@@ -62,14 +62,15 @@ def test_expert_firing_equals_plain_loop(arch, small_data):
     hf = ii.models.tiny_hf_model(seed=1, moe=arch)
     counts, neurons, shared = plain_expert_loop(hf, ii.encode(sample, model.tokenizer))
     assert torch.equal(stats.expert_counts, counts)
-    assert torch.equal(stats.neuron_counts, neurons)
+    assert torch.equal(stats.dense_neuron_counts(), neurons)
     if shared is not None:
-        assert torch.equal(stats.shared_counts, shared.int())
+        assert torch.equal(stats.shared_counts.int(), shared.int())
     # padding is masked: a different batch size (so different padding) changes nothing
     _, again = find_ises(
         model, sample, top=0.25, batch_size=8, padding_side="left", progress=False, keep_stats=True
     )
     assert torch.equal(again.expert_counts, stats.expert_counts)
+    assert torch.equal(again.neuron_index, stats.neuron_index)
     assert torch.equal(again.neuron_counts, stats.neuron_counts)
     # the ISE sets rank experts by routing frequency
     k = sets.settings["k"]
@@ -102,13 +103,16 @@ def test_ablate_experts_reroutes():
     seen = {}
     grab = lambda act, hook: seen.__setitem__("out", act.clone())  # noqa: E731
     every = torch.tensor([[0, e] for e in range(4)])
-    with ablate_experts(model, every):
+    with ablate_experts(model, every, mode="drop"):
         model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.mlp.hook_out", grab)])
     assert seen["out"].abs().max() == 0  # no expert left: the block adds nothing
-    with ablate_experts(model, torch.tensor([[0, 1]]), renormalize=True):
+    with ablate_experts(model, torch.tensor([[0, 1]]), mode="drop", renormalize=True):
         model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.mlp.hook_out", grab)])
     assert seen["out"].abs().max() > 0
     assert not [n for n, hp in model.hook_dict.items() if hp.has_hooks()]
+    with pytest.raises(ValueError, match="every token needs 2"):
+        with ablate_experts(model, every):  # rerouting needs k experts left
+            pass
     with pytest.raises(ValueError, match="out of range"):
         with ablate_experts(model, torch.tensor([[0, 9]])):
             pass

@@ -19,6 +19,7 @@ BELOW_PRESENTATION = (
     "tiny",
     "hooks",
     "compat",
+    "units",
     "checks",
     "results",
     "files",

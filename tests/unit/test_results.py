@@ -129,7 +129,9 @@ def smollm2_sized() -> dict[type, ii.Result]:
         tokens=tokens,
         expert_counts=experts,
         expert_weights=experts.double() / 3,
-        neuron_counts=torch.randint(0, 9, (N_REC, L, 8, 192), generator=gen, dtype=torch.int32),
+        # sparse expert-neuron rows: one per (record, layer, expert), as ExpertFiring keeps them
+        neuron_index=torch.cartesian_prod(torch.arange(N_REC), torch.arange(L), torch.arange(8)).int(),
+        neuron_counts=torch.randint(0, 9, (N_REC * L * 8, 192), generator=gen, dtype=torch.int16),
         ids=IDS,
         record_categories=REC_CATS,
         categories=CATS,
