@@ -289,3 +289,47 @@ def comparison_section(diff: SetComparison, before: str, after: str, train_note:
         figures=[diff.plot_jaccard(), diff.plot_layers()],
         tables=[summary],
     )
+
+
+def set_change_section(change, before: str, after: str, train_note: str = "") -> Section:
+    """Before vs after with bootstrap intervals and split-half noise floors
+    (:func:`~instr_interp.sparcom.change.compare_with_intervals`)."""
+    s, noise, diffs = change.summary, change.noise, change.differences
+    rule = change.settings.get("select")
+    jaccards = "; ".join(
+        f"{c} {j:.2f} [{lo:.2f}, {hi:.2f}]"
+        for c, j, lo, hi in zip(s["category"], s["jaccard"], s["jaccard_low"], s["jaccard_high"])
+    )
+    floors = "; ".join(
+        f"{c} {b:.2f}/{a:.2f} vs {w:.2f}"
+        for c, b, a, w in zip(
+            noise["category"], noise["floor_before"], noise["floor_after"], noise["between"]
+        )
+    )
+    sizes = "; ".join(
+        f"{c} {b:.0f} -> {a:.0f} ({d:+.0f} [{lo:+.0f}, {hi:+.0f}])"
+        for c, b, a, d, lo, hi in zip(
+            s["category"], s["before"], s["after"], s["change"], s["change_low"], s["change_high"]
+        )
+    )
+    exceeding = diffs[diffs["exceeds"]]
+    beyond = (
+        "; ".join(f"{c}: {m}" for c, m in zip(exceeding["category"], exceeding["measure"]))
+        if len(exceeding)
+        else "none: no difference between the models is larger than the resampling noise of this sample"
+    )
+    threshold = change.settings.get("threshold")
+    reading = (
+        f"Category sets of {before} (before) and {after} (after) on the same records in one prompt format, chosen "
+        f"by the {rule} rule{f' (firing on at least {threshold:.0%} of counted tokens)' if threshold else ''}, so "
+        f"set sizes can change. {train_note} Set sizes before -> after (change and 95% bootstrap interval over "
+        f"records): {sizes}. Jaccard before vs after with its interval: {jaccards}. Split-half noise floor "
+        f"(Jaccard of each model with itself on disjoint halves, before/after, against the two models on "
+        f"disjoint halves): {floors}. Differences whose interval excludes zero: {beyond}."
+    )
+    return Section(
+        title="Before vs after instruction tuning",
+        reading=reading,
+        figures=[change.plot_jaccard(), change.plot_layers()],
+        tables=[s.round(3), diffs.round(3)],
+    )

@@ -21,6 +21,9 @@ __all__ = ["Plan", "cached", "STAGES", "run_stages"]
 
 BASE = "gemma-3-270m"  # the bundled base model
 TUNED = "gemma-3-270m-tuned"  # its instruction tune (shipped adapter), the "after" of every before/after
+BEFORE_AFTER_FORMAT = (
+    "alpaca"  # one prompt format for both models (their shared tokenizer has no chat template)
+)
 N_PERMUTATIONS = 1000  # label shuffles of the ISN/ISE overlap permutation test
 QUICK_PAIR_LAYERS = 8  # the quick report's word pairs: the first block of 8 layers (all dimensions cost ~8x)
 
@@ -211,29 +214,52 @@ def _tuned_model(plan: Plan) -> dict:
 
 
 def before_after_stage(plan: Plan) -> list:
-    """ISN sets of the base model and of its tuned version, compared."""
-    from ..sparcom.compare import compare
-    from ..sparcom.neurons import NeuronSets
-    from ..sparcom.selection import find_isns
-    from .sections_sparcom import comparison_section
+    """ISN sets of the base model and of its tuned version, compared with bootstrap intervals and
+    split-half noise floors (threshold sets, so sizes can change)."""
+    from ..data.dataset import tuneset
+    from ..data.encoding import encode
+    from ..sparcom.change import compare_with_intervals
+    from ..sparcom.firing import FiringStats
+    from .sections_sparcom import set_change_section
 
     facts = _tuned_model(plan)
-    sets = {}
+    stats = {}
     for label, name in (("before", BASE), ("after", plan.tuned)):
-        sets[label] = cached(
-            plan.cache / _key("isn", label, name, plan.data.fingerprint()),
-            lambda name=name: find_isns(plan.load(name), plan.data, batch_size=plan.batch_size),
+        model = plan.load(name)
+        encoded = encode(plan.data, model.tokenizer, format=BEFORE_AFTER_FORMAT)
+        stats[label] = cached(
+            plan.cache / _key("firing", label, name, BEFORE_AFTER_FORMAT, plan.data.fingerprint()),
+            lambda model=model, encoded=encoded: _firing(plan, model, encoded),
             lambda v, p: v.save(p),
-            NeuronSets.load,
-            f"ISNs ({label})",
+            FiringStats.load,
+            f"firing statistics ({label})",
         )
+    change = compare_with_intervals(
+        stats["before"],
+        stats["after"],
+        select="threshold",
+        threshold=0.9,
+        groups=plan.data.template_groups(),
+        training_ids=tuneset().ids,  # an analysed training record would be an error
+        n_boot=plan.size(1000, 200),
+        n_splits=plan.size(100, 30),
+        progress=False,
+    )
     note = (
         f"The after model is the base model tuned with {facts['how']} for {facts['steps']} steps on "
         f"{facts['records']} records of the built-in tuning set, which shares no instruction with the "
         f"analysis records ({facts['seconds'] / 60:.0f} CPU minutes; response loss {facts['first_loss']:.2f} "
         f"at the first step, {facts['last_loss']:.2f} averaged over the last twenty)."
     )
-    return [comparison_section(compare(sets["before"], sets["after"]), f"{BASE} (base)", f"{TUNED}", note)]
+    return [set_change_section(change, f"{BASE} (base)", TUNED, note)]
+
+
+def _firing(plan: Plan, model, encoded):
+    from ..engine import run
+    from ..sparcom.firing import NeuronFiring
+
+    (probe,) = run(model, encoded, [NeuronFiring()], batch_size=plan.batch_size, progress=True)
+    return probe.result()
 
 
 def tuning_stage(plan: Plan) -> list:
