@@ -89,7 +89,7 @@ def test_matrix_equals_plain_per_token_autograd(tiny_pair, data, target):
 def test_positions_regions_and_derived(tiny_pair, data):
     model, _ = tiny_pair
     rec = data[0]
-    attr = attribute(model, rec, "Positive.")
+    attr = attribute(model, rec, "Positive.", format="chat")
     enc = ii.encode(
         [ii.InstructionRecord(**{**rec.to_dict(), "response": "Positive."})],
         model.tokenizer,
@@ -102,6 +102,7 @@ def test_positions_regions_and_derived(tiny_pair, data):
     assert len(attr.response_positions) == len("Positive.")  # byte-level tokenizer
     instr = regions[attr.prompt_positions] == ii.Region.INSTRUCTION
     assert torch.equal(attr.instruction_mask, instr)
+    assert torch.equal(attr.prompt_regions, regions[attr.prompt_positions])
     assert (
         model.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]])
         == rec.instruction
@@ -183,7 +184,7 @@ def test_attribute_generates_when_no_response(tiny_pair, data):
     model, _ = tiny_pair
     rec = ii.InstructionRecord(**{**data[3].to_dict(), "response": ""})
     attr = attribute(model, rec, max_new_tokens=4)
-    gen = generate_responses(model, [rec], max_new_tokens=4, progress=False)[0]
+    gen = generate_responses(model, [rec], max_new_tokens=4, format="plain", progress=False)[0]
     assert model.tokenizer.decode(attr.input_ids[attr.response_positions]) == gen.response
 
 
@@ -271,7 +272,7 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     assert len(s) + len(s.skipped) == len(subset)
     first = s[0]
     single = attribute(
-        model, subset[0], generate_responses(model, subset[:1], max_new_tokens=4, progress=False)[0].response
+        model, subset[0], generate_responses(model, subset[:1], max_new_tokens=4, format="plain", progress=False)[0].response
     )
     assert torch.equal(first.matrix, single.matrix)
     ref = attribute_many(
