@@ -455,7 +455,11 @@ def empty_attribution(
     (enc,) = encode([rec], model.tokenizer, format=format).records
     regions = torch.tensor(list(enc.regions))
     ids = list(enc.tokens)
-    start = 1 if model.tokenizer.bos_token_id is not None and ids and ids[0] == model.tokenizer.bos_token_id else 0
+    start = (
+        1
+        if model.tokenizer.bos_token_id is not None and ids and ids[0] == model.tokenizer.bos_token_id
+        else 0
+    )
     prompt_positions = torch.arange(start, enc.prompt_length)
     return Attribution(
         input_ids=torch.tensor(ids),

@@ -12,9 +12,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..data.encoding import Region
 from ..results import Result
 from ..views import safe_circuitsvis
-from ..data.encoding import Region
 from .scores import SPARSIFY_EPS, importance_density, instruction_score, score_levels, sparsify
 
 __all__ = ["Attribution", "AttributionSet"]
@@ -40,6 +40,57 @@ class Attribution(Result):
     category: str = ""
     source: str = ""
     settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_matrix(
+        cls,
+        matrix,
+        instruction_mask,
+        *,
+        prompt_tokens: list[str] | None = None,
+        response_tokens: list[str] | None = None,
+        prompt_regions=None,
+        id: str = "",
+        category: str = "",
+        source: str = "",
+    ) -> "Attribution":
+        """An attribution over a precomputed matrix: raw gradient × input, or a level matrix such as the
+        authors' released ``Explain`` arrays (float 0..10, prompt × response, with their ``Input`` and
+        ``Output`` token lists as ``prompt_tokens`` / ``response_tokens``). It is scored as any other
+        (:func:`~instr_interp.shift.scores.sparsify` only thresholds a level matrix); token ids are
+        unknown, so ``input_ids`` are placeholders (-1) and ``probs`` NaN."""
+        m = torch.as_tensor(matrix)
+        m = m.float() if m.is_floating_point() else m
+        if m.ndim != 2:
+            raise ValueError(f"matrix must be 2-d (prompt x response tokens), got shape {tuple(m.shape)}.")
+        n, r = m.shape
+        mask = torch.as_tensor(instruction_mask).bool()
+        if mask.shape != (n,):
+            raise ValueError(
+                f"instruction_mask has shape {tuple(mask.shape)}; the matrix has {n} prompt rows."
+            )
+        prompt_tokens = list(prompt_tokens) if prompt_tokens is not None else [f"<{i}>" for i in range(n)]
+        response_tokens = (
+            list(response_tokens) if response_tokens is not None else [f"<{n + j}>" for j in range(r)]
+        )
+        if (len(prompt_tokens), len(response_tokens)) != (n, r):
+            raise ValueError(
+                f"{len(prompt_tokens)} prompt and {len(response_tokens)} response tokens for a {n} x {r} matrix."
+            )
+        return cls(
+            input_ids=torch.full((n + r,), -1),
+            tokens=prompt_tokens + response_tokens,
+            prompt_positions=torch.arange(n),
+            response_positions=torch.arange(n, n + r),
+            matrix=m,
+            instruction_mask=mask,
+            probs=torch.full((r,), float("nan")),
+            prompt_regions=None if prompt_regions is None else torch.as_tensor(prompt_regions).long(),
+            id=id,
+            category=category,
+            source=source,
+            settings={"precomputed": True},
+        )
 
     @property
     def sparse(self) -> Int[Tensor, "n_prompt n_response"]:

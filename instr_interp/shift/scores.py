@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float, Int, Real
 from torch import Tensor
 
 from ..stats import welch
@@ -55,7 +55,7 @@ def is_level_matrix(matrix: Tensor, *, levels: int = SPARSIFY_LEVELS) -> bool:
 
 
 def sparsify(
-    matrix: Float[Tensor, "n_prompt n_response"],
+    matrix: Real[Tensor, "n_prompt n_response"],
     *,
     levels: int = SPARSIFY_LEVELS,
     threshold: int = SPARSIFY_THRESHOLD,
@@ -121,7 +121,7 @@ def instruction_score(
 
 
 def score_levels(
-    matrix: Float[Tensor, "n_prompt n_response"],
+    matrix: Real[Tensor, "n_prompt n_response"],
     instruction_mask: Bool[Tensor, " n_prompt"],
     *,
     keep: Bool[Tensor, " n_prompt"] | None = None,

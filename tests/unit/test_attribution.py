@@ -272,7 +272,9 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     assert len(s) + len(s.skipped) == len(subset)
     first = s[0]
     single = attribute(
-        model, subset[0], generate_responses(model, subset[:1], max_new_tokens=4, format="plain", progress=False)[0].response
+        model,
+        subset[0],
+        generate_responses(model, subset[:1], max_new_tokens=4, format="plain", progress=False)[0].response,
     )
     assert torch.equal(first.matrix, single.matrix)
     ref = attribute_many(
