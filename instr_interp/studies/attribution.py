@@ -63,7 +63,7 @@ def _load(name: str):
 
 def _unit(model, rec: InstructionRecord, *, max_new_tokens: int, format: str) -> dict:
     """Generate the model's greedy response to ``rec`` and attribute it; the scores and sizes."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     (filled,) = generate_responses(model, [rec], max_new_tokens=max_new_tokens, format=format, progress=False)
     if filled.response.strip():
         attr = attribute(model, filled, format=format)
@@ -81,6 +81,7 @@ def _unit(model, rec: InstructionRecord, *, max_new_tokens: int, format: str) ->
         "instruction_score": attr.score(),
         "score_without_template": attr.score(exclude_template=True),
         "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,  # the process's CPU time: the shared machine's load aside
     }
 
 
@@ -159,4 +160,5 @@ def run(
             for label, f in frames.items()
         },
         "seconds_per_prompt": {label: float(f["seconds"].mean()) for label, f in frames.items()},
+        "cpu_seconds_per_prompt": {label: float(f["cpu_seconds"].mean()) for label, f in frames.items()},
     }

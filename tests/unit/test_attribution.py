@@ -20,6 +20,7 @@ from instr_interp.shift.attribution import (
     instruction_score,
     sparsify,
 )
+from instr_interp.shift.score_tests import compare_models
 from tests.typecheck import bad_input
 
 # A 3 x 4 matrix (prompt tokens x response tokens) worked by hand:
@@ -284,14 +285,18 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     fig = first.plot()
     assert fig.data[0].z.shape == tuple(first.matrix.shape)
     assert "colored" in first.html().lower() or len(first.html()) > 1000
-    sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": compare_scores(ref, s)})
+    test = compare_models(ref, s, n_resamples=200)
+    sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": test})
     assert len(sections) == 2
-    row = compare_scores(ref, s).set_index("group").loc["overall"]
-    assert (
-        f"{row['mean_b']:.3f}" in sections[1].reading
-        and f"{first.instruction_score:.3f}" in sections[0].reading
-    )
-    assert sections[1].tables[0].shape[0] == len(subset.categories) + 1
+    summary = test.summary
+    reading = sections[1].reading
+    assert f"{summary['mean_b']:.3f}" in reading and f"{first.instruction_score:.3f}" in sections[0].reading
+    assert "one format (plain)" in reading
+    if summary["difference"] > 0 and summary["paired_p"] < 0.05:
+        assert "holds here" in reading
+    else:  # a non-significant result is read with its power (tested in test_attribution_tables)
+        assert f"power {summary['power_paired']:.0%}" in reading
+    assert sections[1].tables[0].loc[0, "power_paired"] == summary["power_paired"]
 
 
 def test_fp32_required(data):

@@ -259,3 +259,21 @@ def test_comparison_results_save_and_load(released, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_model_fixture():
     return ii.tiny_model(seed=3)
+
+
+def test_the_section_reads_a_small_null_result_with_its_power(released):
+    from instr_interp.report.sections_shift import attribution_sections
+
+    llama, vicuna = _set(released, "llama_7B"), _set(released, "vicuna_7B")
+    few = [AttributionSet(items=s.items[:4], name=s.name) for s in (llama, vicuna)]
+    import pandas as pd
+
+    ids = ["p1", "p2", "p3", "p4"]
+    a = pd.DataFrame({"id": ids, "instruction_score": [1.0, 1.2, 0.9, 1.1]})
+    b = pd.DataFrame({"id": ids, "instruction_score": [1.3, 0.8, 1.15, 1.05]})
+    test = compare_models(a, b, n_resamples=200)
+    s = test.summary
+    assert s["paired_p"] >= 0.05 and s["power_paired"] < 0.8  # 4 prompts: a null result, low power
+    reading = attribution_sections(few[0][0], {"base": few[0], "tuned": few[1]}, {"tuned": test})[1].reading
+    assert f"power {s['power_paired']:.0%}" in reading and "too small to tell either way" in reading
+    assert "not a finding" in reading and "holds here" not in reading
