@@ -236,7 +236,8 @@ def test_empty_responses_are_kept_as_zero(tiny_model_fixture, data, monkeypatch,
     s = attribute_many(tiny_model_fixture, subset, max_new_tokens=3, progress=False)
     assert len(s) == 3 and s.empty == [subset[1].id] and not s.skipped
     assert s.to_frame().set_index("id").loc[subset[1].id, "instruction_score"] == 0.0
-    skipping = attribute_many(tiny_model_fixture, subset, max_new_tokens=3, empty="skip", progress=False)
+    with pytest.warns(UserWarning, match="empty greedy response"):
+        skipping = attribute_many(tiny_model_fixture, subset, max_new_tokens=3, empty="skip", progress=False)
     assert skipping.skipped == [subset[1].id] and len(skipping) == 2
     e = empty_attribution(tiny_model_fixture, subset[1])
     assert e.matrix.shape == (len(e.prompt_positions), 0) and e.score() == 0.0
