@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def machine(threads: int) -> dict:
         "cpu_count": os.cpu_count(),
         "MKL_CBWR": os.environ.get("MKL_CBWR"),
         "instr_interp_path": str(Path(ii.__file__).parent),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -67,7 +69,9 @@ def speed(args) -> dict:
     for p in model.parameters():
         p.requires_grad_(False)
     data = ii.hexainst().sample(per_category=1, seed=args.seed)[: args.records]
-    filled = generate_responses(model, data, max_new_tokens=args.max_new_tokens, progress=False)
+    filled = generate_responses(
+        model, data, max_new_tokens=args.max_new_tokens, format="plain", progress=False
+    )
     rows = []
     for rec in filled:
         shape = attribute(model, rec)  # warm-up; gives the positions the loops use

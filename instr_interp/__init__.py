@@ -41,6 +41,7 @@ from .shift.attribution import (  # noqa: E402
 )
 from .shift.concepts import Concepts, compare_concepts, concept_shares, ffn_concepts  # noqa: E402
 from .shift.lexicon import lexicon_labeller  # noqa: E402
+from .shift.score_tests import FollowedComparison, ScoreComparison, compare_models, followed_vs_not  # noqa: E402
 from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  # noqa: E402
 from .shift.wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
 from .sparcom.ablation import critical_role, random_like  # noqa: E402
@@ -141,4 +142,8 @@ __all__ = [
     "OverlapTest",
     "counted_tokens",
     "overlap_test",
+    "FollowedComparison",
+    "ScoreComparison",
+    "compare_models",
+    "followed_vs_not",
 ]

@@ -173,6 +173,11 @@ def cmd_attribute(args) -> int:
         table = compare_scores(sets[1], sets[0])
         table.to_csv(out / "comparison.csv", index=False)
         print(table.to_string(index=False))
+        from .shift.score_tests import compare_models
+
+        paired = compare_models(sets[1], sets[0])  # same prompts: paired tests, bootstrap CI, power
+        paired.save(out / "paired")
+        print(repr(paired))
     return 0
 
 
@@ -487,7 +492,8 @@ def _add_attribute(sub) -> None:
         help="gradient input->output attribution and instruction scores",
         description="Each model answers the instructions greedily; every response token's "
         "probability is attributed to the prompt tokens (gradient x input). Writes the scores "
-        "(scores.csv) and, with --base, a one-sided Welch test that --model scores higher.",
+        "(scores.csv) and, with --base, one-sided Welch, paired t and Wilcoxon tests that --model scores "
+        "higher, with a bootstrap interval and the design's power (paired/). Every model gets the plain prompt.",
     )
     _model_args(att)
     att.add_argument("--data", default=None, help="instruction file; default: the built-in HexaInst set")

@@ -6,7 +6,16 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Interval", "TestResult", "bootstrap_mean", "paired_t", "welch"]
+__all__ = [
+    "Interval",
+    "TestResult",
+    "bootstrap_mean",
+    "detectable_difference",
+    "paired_t",
+    "paired_t_power",
+    "welch",
+    "welch_power",
+]
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,58 @@ def paired_t(a, b) -> TestResult:
         return TestResult(nan, nan, "undefined: the paired differences do not vary")
     test = ttest_rel(a, b)
     return TestResult(float(test.statistic), float(test.pvalue))
+
+
+def _t_power(nc: float, df: float, alpha: float) -> float:
+    """Power of a one-sided t-test at level ``alpha``: P(T' > t_{1-alpha, df}) for a noncentral T'."""
+    from scipy.stats import nct, t
+
+    return float(nct.sf(t.ppf(1 - alpha, df), df, nc))
+
+
+def paired_t_power(effect: float, sd_diff: float, n: int, *, alpha: float = 0.05) -> float:
+    """Power of the one-sided paired t-test to detect a mean difference ``effect`` with ``n`` pairs
+    whose differences have standard deviation ``sd_diff``: noncentral t with ``df = n - 1`` and
+    noncentrality ``effect / sd_diff · sqrt(n)``. NaN when undefined (``n < 2`` or ``sd_diff <= 0``).
+
+    Examples:
+        >>> round(paired_t_power(0.5, 1.0, 27), 3)  # d_z = 0.5 at n = 27: about 80%
+        0.812
+    """
+    if n < 2 or not sd_diff > 0 or not np.isfinite(sd_diff):
+        return float("nan")
+    return _t_power(effect / sd_diff * np.sqrt(n), n - 1, alpha)
+
+
+def welch_power(effect: float, sd_a: float, sd_b: float, n_a: int, n_b: int, *, alpha: float = 0.05) -> float:
+    """Power of the one-sided Welch t-test to detect a mean difference ``effect`` between samples of
+    sizes ``n_a``, ``n_b`` with standard deviations ``sd_a``, ``sd_b``: noncentral t with the
+    Welch-Satterthwaite df and noncentrality ``effect / sqrt(sd_a²/n_a + sd_b²/n_b)``. NaN when
+    undefined (a sample under 2 values, or no variance).
+
+    Examples:
+        >>> round(welch_power(0.5, 1.0, 1.0, 51, 51), 3)  # d = 0.5, 51 per group: about 80%
+        0.806
+    """
+    if n_a < 2 or n_b < 2:
+        return float("nan")
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    if not va + vb > 0 or not np.isfinite(va + vb):
+        return float("nan")
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return _t_power(effect / np.sqrt(va + vb), df, alpha)
+
+
+def detectable_difference(power, *, target: float = 0.8, upper: float = 1e3) -> float:
+    """The smallest effect ``e >= 0`` with ``power(e) >= target`` (``power`` increasing in ``e``), by
+    root finding; NaN when ``power`` is undefined or never reaches ``target`` below ``upper``.
+
+    Examples:
+        >>> round(detectable_difference(lambda e: paired_t_power(e, 1.0, 27)), 2)
+        0.49
+    """
+    from scipy.optimize import brentq
+
+    if not np.isfinite(power(0.0)) or power(upper) < target:
+        return float("nan")
+    return float(brentq(lambda e: power(e) - target, 0.0, upper, xtol=1e-6))

@@ -2,7 +2,7 @@
 word pairs.
 
 Each function only renders computed results; the statistics it states come from public analysis
-functions (the Welch tests of :func:`~instr_interp.shift.attribution.compare_scores` and of
+functions (the paired and Welch tests and power of :func:`~instr_interp.shift.score_tests.compare_models` and of
 :func:`~instr_interp.shift.wordpairs.instruction_verb_shift` are run by the stage and passed in).
 """
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..shift.attribution import SPARSIFY_LEVELS, SPARSIFY_THRESHOLD, Attribution, AttributionSet
 from ..shift.concept_shares import POOLED, compare_concepts, plot_shares, task_label_summary
+from ..shift.score_tests import ScoreComparison
 from ..shift.vocabulary import INSTRUCTION_VERBS
 from ..shift.wordpairs import WordPairs, top_verb_pairs, verb_pair_counts
 from .page import Section
@@ -38,7 +39,7 @@ def _relatedness(pairs: Iterable[WordPairs]) -> str:
 def attribution_sections(
     example: Attribution,
     comparisons: dict[str, AttributionSet] | None = None,
-    tests: dict[str, pd.DataFrame] | None = None,
+    tests: dict[str, ScoreComparison] | None = None,
     *,
     alpha: float = 0.05,
 ) -> list:
@@ -48,8 +49,9 @@ def attribution_sections(
         example: one :class:`~instr_interp.shift.attribution.Attribution` to show (circuitsvis views + heatmap).
         comparisons: ``{label: AttributionSet}`` in order; the first entry is the reference (e.g. a
             base model).
-        tests: ``{label: compare_scores(reference, comparisons[label])}`` for every later label (one-sided
-            Welch tests of higher scores than the reference), run by the caller.
+        tests: ``{label: compare_models(reference, comparisons[label])}`` for every later label (paired
+            and Welch tests of higher scores than the reference on the same prompts, with the power of
+            this sample), run by the caller.
         alpha: significance level the reading states.
 
     Returns:
@@ -63,7 +65,7 @@ def attribution_sections(
     missing = [label for label in labels[1:] if label not in tests]
     if missing:
         raise ValueError(
-            f"No test for {missing}: pass tests={{label: compare_scores(comparisons[{labels[0]!r}], "
+            f"No test for {missing}: pass tests={{label: compare_models(comparisons[{labels[0]!r}], "
             "comparisons[label])}} for every label after the first."
         )
     sections.append(_scores_section(comparisons, tests, alpha))
@@ -97,7 +99,7 @@ def _example_section(example: Attribution) -> Section:
 
 
 def _scores_section(
-    comparisons: dict[str, AttributionSet], tests: dict[str, pd.DataFrame], alpha: float
+    comparisons: dict[str, AttributionSet], tests: dict[str, ScoreComparison], alpha: float
 ) -> Section:
     """The instruction scores of every model against the first (the reference), with the tests' reading."""
     import plotly.express as px
@@ -116,18 +118,18 @@ def _scores_section(
     )
     tables, sentences = [], []
     for label in labels[1:]:
-        table = tests[label].assign(a=labels[0], b=label)
-        tables.append(table)
-        sentences.append(_test_sentence(label, labels[0], table.set_index("group").loc["overall"], alpha))
+        summary = tests[label].summary
+        tables.append(pd.DataFrame([{"a": labels[0], "b": label, **summary}]))
+        sentences.append(_test_sentence(label, labels[0], summary, alpha))
     paper = PAPER_NUMBERS["instruction_score_lima"]
+    formats = sorted({s.settings.get("format", "?") for s in comparisons.values()})
     reading = (
         "The instruction score sums the importance density of the instruction tokens (scaled by the log of "
         "their count). Wu et al. report higher scores for instruction-tuned models than for their base models "
         f"(e.g. {paper['tuned']} {paper['tuned_mean']:.3f} ± {_std_text(paper['tuned_std'])} vs {paper['base']} "
-        f"{paper['base_mean']:.3f} ± {_std_text(paper['base_std'])} on LIMA prompts). "
-        + " ".join(sentences)
-        + " Per-category rows are in the table; prompt formats differ between models with and without a chat "
-        "template, which also moves the score."
+        f"{paper['base_mean']:.3f} ± {_std_text(paper['base_std'])} on LIMA prompts, responses of ~240–300 tokens). "
+        f"Every model here gets the same prompts in one format ({', '.join(formats)}) and attributes its own "
+        "greedy response. " + " ".join(sentences)
     )
     return Section(
         title="Input→output attribution: instruction scores",
@@ -137,20 +139,28 @@ def _scores_section(
     )
 
 
-def _test_sentence(label: str, reference: str, row: pd.Series, alpha: float) -> str:
-    """One Welch test's result in words: ``label`` against ``reference``, overall."""
-    holds = row["mean_b"] > row["mean_a"] and row["p_value"] < alpha
-    return (
-        f"{label}: {row['mean_b']:.3f} ± {row['std_b']:.3f} (n={int(row['n_b'])}) against {reference}: "
-        f"{row['mean_a']:.3f} ± {row['std_a']:.3f} (n={int(row['n_a'])}); one-sided Welch t = {row['t']:.2f}, "
-        f"p = {row['p_value']:.3g}. The paper's direction ({label} higher) "
-        + (
-            f"holds here (p < {alpha:g})."
-            if holds
-            else f"points that way but is not significant at {alpha:g}."
-            if row["mean_b"] > row["mean_a"]
-            else "does not hold: the mean is not higher."
+def _test_sentence(label: str, reference: str, s: dict, alpha: float) -> str:
+    """One comparison in words: ``label`` against ``reference`` on the same prompts, with its power."""
+    head = (
+        f"{label}: {s['mean_b']:.3f} against {reference}: {s['mean_a']:.3f} on the same {s['n']} prompts "
+        f"(difference {s['difference']:+.3f}, {s['level']:.0%} bootstrap CI {s['ci_low']:+.3f} to "
+        f"{s['ci_high']:+.3f}); one-sided paired t p = {s['paired_p']:.3g}, Wilcoxon p = {s['wilcoxon_p']:.3g}, "
+        f"the authors' Welch test p = {s['welch_p']:.3g}. "
+    )
+    if s["difference"] > 0 and s["paired_p"] < alpha:
+        return head + f"The paper's direction ({label} higher) holds here (paired p < {alpha:g})."
+    power = (
+        f"At n = {s['n']} the paired test has power {s['power_paired']:.0%} to detect the paper's difference of "
+        f"{s['effect']:.2f} (80% power needs a difference of {s['detectable_paired']:.2f} at this spread)"
+    )
+    if not s["power_paired"] >= 0.8:
+        return (
+            head
+            + f"Not significant, and not a finding: {power}; this sample is too small to tell either way."
         )
+    return (
+        head
+        + f"Not significant at {alpha:g}: {power}, so a difference as large as the paper's would likely have shown."
     )
 
 

@@ -286,13 +286,14 @@ def _models_compared(plan: Plan) -> dict[str, str]:
 
 def attribution_stage(plan: Plan) -> list:
     """One attributed example, and instruction scores of base vs instruction-tuned models."""
-    from ..shift.attribution import Attribution, AttributionSet, attribute, attribute_many, compare_scores
+    from ..shift.attribution import Attribution, AttributionSet, attribute, attribute_many
+    from ..shift.score_tests import compare_models
     from .sections_shift import attribution_sections
 
     model = plan.load(plan.model)
     subset = plan.data.sample(per_category=plan.size(2, 1), seed=11)
     example = cached(
-        plan.cache / _key("attribution-example", plan.model, subset[0].id),
+        plan.cache / _key("attribution-example", plan.model, subset[0].id, "plain"),
         lambda: attribute(model, subset[0], max_new_tokens=plan.size(32, 12)),
         lambda v, p: v.save(p),
         Attribution.load,
@@ -301,14 +302,15 @@ def attribution_stage(plan: Plan) -> list:
     sets = {}
     for label, name in _models_compared(plan).items():
         sets[label] = cached(
-            plan.cache / _key("attribution", name, subset.fingerprint()),
+            plan.cache / _key("attribution", name, subset.fingerprint(), "plain"),
             lambda name=name: attribute_many(plan.load(name), subset, max_new_tokens=plan.size(16, 6)),
             lambda v, p: v.save(p),
             AttributionSet.load,
             f"instruction scores ({label})",
         )
     reference = next(iter(sets.values()))
-    tests = {label: compare_scores(reference, s) for label, s in list(sets.items())[1:]}  # one-sided Welch
+    # every model on the same prompts in one (plain) format: paired and Welch tests, with this sample's power
+    tests = {label: compare_models(reference, s) for label, s in list(sets.items())[1:]}
     return attribution_sections(example, sets, tests)
 
 

@@ -40,11 +40,14 @@ from ..hooks import hook_site
 from ..models import frozen, model_device
 from .attribution_results import Attribution, AttributionSet
 from .scores import (
+    SPARSIFY_EPS,
     SPARSIFY_LEVELS,
     SPARSIFY_THRESHOLD,
     compare_scores,
     importance_density,
     instruction_score,
+    is_level_matrix,
+    score_levels,
     sparsify,
 )
 
@@ -54,9 +57,13 @@ __all__ = [
     "attribute",
     "attribute_many",
     "compare_scores",
+    "empty_attribution",
     "importance_density",
     "instruction_score",
+    "is_level_matrix",
+    "score_levels",
     "sparsify",
+    "SPARSIFY_EPS",
     "SPARSIFY_LEVELS",
     "SPARSIFY_THRESHOLD",
 ]
@@ -110,7 +117,7 @@ def attribute(
     target: Target = "prob",
     chunk: int | None = None,
     memory_mb: float = 512,
-    format: str = "auto",
+    format: str = "plain",
     max_new_tokens: int = 64,
     progress: bool = False,
 ) -> Attribution:
@@ -130,7 +137,9 @@ def attribute(
         chunk: response tokens differentiated per batched backward; default: as many as fit in
             ``memory_mb``.
         memory_mb: memory budget for one batched backward when ``chunk`` is None.
-        format: prompt format for records (see :func:`encode`).
+        format: prompt format for records (see :func:`encode`); default ``"plain"``, the raw prompt
+            (instruction, and input after a blank line, no chat template or headers) as the authors
+            give every model.
         progress: a progress bar over the chunks.
 
     Returns:
@@ -191,6 +200,7 @@ def attribute(
         matrix=matrix,
         instruction_mask=regions_t[prompt_positions] == Region.INSTRUCTION,
         probs=probs,
+        prompt_regions=regions_t[prompt_positions],
         **labels,
         settings={
             "target": target,
@@ -363,8 +373,9 @@ def attribute_many(
     target: Target = "prob",
     chunk: int | None = None,
     memory_mb: float = 512,
-    format: str = "auto",
+    format: str = "plain",
     batch_size: int = 8,
+    empty: Literal["zero", "skip"] = "zero",
     progress: bool = True,
 ) -> AttributionSet:
     """Attribute each record's response: by default the model's own greedy response (as Wu et al.).
@@ -376,15 +387,19 @@ def attribute_many(
         use_reference: attribute the records' reference ``response`` instead of generating.
         target, chunk, memory_mb, format: as in :func:`attribute`.
         batch_size: prompts per generation batch (does not change the text).
+        empty: what a record whose greedy response is empty becomes: ``"zero"`` (default, the
+            authors') an attribution with no response tokens, scored 0 and kept in every mean and test;
+            ``"skip"`` leaves it out and lists its id in ``skipped`` (a warning names them).
         progress: progress bars.
 
     Returns:
-        An :class:`AttributionSet`; records whose greedy response is empty are listed in ``skipped``
-        (a warning names them) rather than scored. Under ``torch.distributed`` the generation
-        batches and the records are shared across ranks, and every rank gets the whole set.
+        An :class:`AttributionSet`. Under ``torch.distributed`` the generation batches and the
+        records are shared across ranks, and every rank gets the whole set.
     """
     import warnings
 
+    if empty not in ("zero", "skip"):
+        raise ValueError(f"empty must be 'zero' or 'skip', got {empty!r}.")
     data = load_instructions(data)
     if use_reference:
         missing = [r.id for r in data if not r.response]
@@ -400,14 +415,15 @@ def attribute_many(
             format=format,
             progress=progress,
         )
-    skipped = [rec.id for rec in filled if not rec.response]
-    todo = [rec for rec in filled if rec.response]
-    items = map_shards(
-        lambda rec: attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb, format=format),
-        todo,
-        desc="attributing",
-        progress=progress,
-    )
+    skipped = [rec.id for rec in filled if not rec.response.strip()] if empty == "skip" else []
+    todo = [rec for rec in filled if rec.id not in set(skipped)]
+
+    def one(rec):
+        if not rec.response.strip():
+            return empty_attribution(model, rec, format=format, target=target)
+        return attribute(model, rec, target=target, chunk=chunk, memory_mb=memory_mb, format=format)
+
+    items = map_shards(one, todo, desc="attributing", progress=progress)
     if skipped:
         warnings.warn(
             f"{len(skipped)} record(s) got an empty greedy response and were not scored: {skipped[:5]}",
@@ -424,6 +440,46 @@ def attribute_many(
             "use_reference": use_reference,
             "target": target,
             "format": format,
+            "empty": empty,
             "data": data.fingerprint(),
+        },
+    )
+
+
+def empty_attribution(
+    model, record: InstructionRecord | dict, *, format: str = "plain", target: Target = "prob"
+) -> Attribution:
+    """The attribution of an empty response: the record's prompt tokens and no response tokens (an
+    ``[n_prompt, 0]`` matrix). It scores 0, as the authors keep an empty response (``evaluate`` returns
+    0 when the output has no tokens)."""
+    (rec,) = load_instructions([record]) if isinstance(record, dict) else [record]
+    (enc,) = encode([rec], model.tokenizer, format=format).records
+    regions = torch.tensor(list(enc.regions))
+    ids = list(enc.tokens)
+    start = (
+        1
+        if model.tokenizer.bos_token_id is not None and ids and ids[0] == model.tokenizer.bos_token_id
+        else 0
+    )
+    prompt_positions = torch.arange(start, enc.prompt_length)
+    return Attribution(
+        input_ids=torch.tensor(ids),
+        tokens=_display(model.tokenizer, ids),
+        prompt_positions=prompt_positions,
+        response_positions=torch.zeros(0, dtype=torch.long),
+        matrix=torch.zeros(len(prompt_positions), 0),
+        instruction_mask=regions[prompt_positions] == Region.INSTRUCTION,
+        probs=torch.zeros(0),
+        prompt_regions=regions[prompt_positions],
+        id=rec.id,
+        category=rec.category,
+        source=rec.source,
+        settings={
+            "target": target,
+            "model": getattr(model, "instr_interp_name", ""),
+            "format": format,
+            "embedding": "hook_embed (input of the first block)",
+            "bos_excluded": bool(start),
+            "empty_response": True,
         },
     )

@@ -12,9 +12,10 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..data.encoding import Region
 from ..results import Result
 from ..views import safe_circuitsvis
-from .scores import importance_density, instruction_score, sparsify
+from .scores import SPARSIFY_EPS, importance_density, instruction_score, score_levels, sparsify
 
 __all__ = ["Attribution", "AttributionSet"]
 
@@ -34,10 +35,62 @@ class Attribution(Result):
     matrix: Float[Tensor, "n_prompt n_response"]
     instruction_mask: Bool[Tensor, " n_prompt"]
     probs: Float[Tensor, " n_response"]  # P_m, the attributed probabilities
+    prompt_regions: Int[Tensor, " n_prompt"] | None = None  # Region of each prompt token (None: not recorded)
     id: str = ""
     category: str = ""
     source: str = ""
     settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_matrix(
+        cls,
+        matrix,
+        instruction_mask,
+        *,
+        prompt_tokens: list[str] | None = None,
+        response_tokens: list[str] | None = None,
+        prompt_regions=None,
+        id: str = "",
+        category: str = "",
+        source: str = "",
+    ) -> "Attribution":
+        """An attribution over a precomputed matrix: raw gradient × input, or a level matrix such as the
+        authors' released ``Explain`` arrays (float 0..10, prompt × response, with their ``Input`` and
+        ``Output`` token lists as ``prompt_tokens`` / ``response_tokens``). It is scored as any other
+        (:func:`~instr_interp.shift.scores.sparsify` only thresholds a level matrix); token ids are
+        unknown, so ``input_ids`` are placeholders (-1) and ``probs`` NaN."""
+        m = torch.as_tensor(matrix)
+        m = m.float() if m.is_floating_point() else m
+        if m.ndim != 2:
+            raise ValueError(f"matrix must be 2-d (prompt x response tokens), got shape {tuple(m.shape)}.")
+        n, r = m.shape
+        mask = torch.as_tensor(instruction_mask).bool()
+        if mask.shape != (n,):
+            raise ValueError(
+                f"instruction_mask has shape {tuple(mask.shape)}; the matrix has {n} prompt rows."
+            )
+        prompt_tokens = list(prompt_tokens) if prompt_tokens is not None else [f"<{i}>" for i in range(n)]
+        response_tokens = (
+            list(response_tokens) if response_tokens is not None else [f"<{n + j}>" for j in range(r)]
+        )
+        if (len(prompt_tokens), len(response_tokens)) != (n, r):
+            raise ValueError(
+                f"{len(prompt_tokens)} prompt and {len(response_tokens)} response tokens for a {n} x {r} matrix."
+            )
+        return cls(
+            input_ids=torch.full((n + r,), -1),
+            tokens=prompt_tokens + response_tokens,
+            prompt_positions=torch.arange(n),
+            response_positions=torch.arange(n, n + r),
+            matrix=m,
+            instruction_mask=mask,
+            probs=torch.full((r,), float("nan")),
+            prompt_regions=None if prompt_regions is None else torch.as_tensor(prompt_regions).long(),
+            id=id,
+            category=category,
+            source=source,
+            settings={"precomputed": True},
+        )
 
     @property
     def sparse(self) -> Int[Tensor, "n_prompt n_response"]:
@@ -53,6 +106,23 @@ class Attribution(Result):
     def instruction_score(self) -> float:
         """Density mass on the instruction tokens (see :func:`instruction_score`)."""
         return instruction_score(self.density, self.instruction_mask)
+
+    @property
+    def template_mask(self) -> Bool[Tensor, " n_prompt"]:
+        """Which prompt tokens belong to the prompt format (chat template, headers, separators)."""
+        if self.prompt_regions is None:
+            raise ValueError(
+                "This attribution was saved without prompt regions, so its template tokens are unknown; "
+                "recompute it with attribute()."
+            )
+        return self.prompt_regions == Region.TEMPLATE
+
+    def score(self, *, exclude_template: bool = False, eps: float = SPARSIFY_EPS) -> float:
+        """The instruction score; ``exclude_template=True`` drops the prompt format's tokens before the
+        density is normalised (so template tokens cannot take density from the instruction). A
+        response with no tokens scores 0 (as the authors')."""
+        keep = ~self.template_mask if exclude_template else None
+        return score_levels(self.matrix, self.instruction_mask, keep=keep, eps=eps)
 
     @property
     def instruction_share(self) -> float:
@@ -82,10 +152,11 @@ class Attribution(Result):
         )
 
     def normalized(self) -> Float[Tensor, "n_prompt n_response"]:
-        """Negatives clipped, each column divided by its maximum (ã in METHODS; zeros where max ≤ 0)."""
+        """Negatives clipped, each column divided by its maximum + 1e-7 (ã in METHODS, with the authors'
+        floor; zeros where max ≤ 0)."""
         clipped = self.matrix.double().clamp(min=0)
         col_max = clipped.amax(0, keepdim=True)
-        return torch.where(col_max > 0, clipped / col_max.clamp(min=1e-300), 0.0)
+        return torch.where(col_max > 0, clipped / (col_max + SPARSIFY_EPS), 0.0)
 
     # ---- views
     def show(self):
@@ -174,7 +245,7 @@ class Attribution(Result):
             f"{prefix}matrix": self.matrix,
             f"{prefix}instruction_mask": self.instruction_mask,
             f"{prefix}probs": self.probs,
-        }
+        } | ({} if self.prompt_regions is None else {f"{prefix}prompt_regions": self.prompt_regions})
 
     def _meta(self) -> dict:
         return {
@@ -199,6 +270,7 @@ class Attribution(Result):
                     "probs",
                 )
             },
+            prompt_regions=tensors.get(prefix + "prompt_regions"),
             **meta,
         )
 
@@ -230,8 +302,14 @@ class AttributionSet(Result):
             raise KeyError(f"No attribution with id {i!r}.")
         return self.items[i]
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per record: id, category, source, n_prompt, n_instruction, n_response, instruction_score."""
+    @property
+    def empty(self) -> list[str]:
+        """Ids of records whose response has no tokens (kept, scored 0, as the authors)."""
+        return [a.id for a in self.items if len(a.response_positions) == 0]
+
+    def to_frame(self, *, exclude_template: bool = False) -> pd.DataFrame:
+        """One row per record: id, category, source, n_prompt, n_instruction, n_response,
+        instruction_score (``exclude_template``: see :meth:`Attribution.score`)."""
         return pd.DataFrame(
             [
                 {
@@ -241,7 +319,7 @@ class AttributionSet(Result):
                     "n_prompt": len(a.prompt_positions),
                     "n_instruction": int(a.instruction_mask.sum()),
                     "n_response": len(a.response_positions),
-                    "instruction_score": a.instruction_score,
+                    "instruction_score": a.score(exclude_template=exclude_template),
                 }
                 for a in self.items
             ],
@@ -275,6 +353,7 @@ class AttributionSet(Result):
         scores = self.to_frame().groupby("category", sort=False)["instruction_score"].mean()
         return {
             "records": f"{len(self.items)} attributed"
+            + (f" ({len(self.empty)} with an empty response, scored 0)" if self.empty else "")
             + (f", {len(self.skipped)} skipped (empty response)" if self.skipped else ""),
             "instruction score": ", ".join(f"{c} {v:.3f}" for c, v in scores.items()),
         }

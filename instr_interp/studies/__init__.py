@@ -27,6 +27,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 # name -> ".module:function" (relative to this package): one line per study.
 STUDIES: dict[str, str] = {
     "following": ".following:run",
+    "attribution": ".attribution:run",
 }
 
 

@@ -21,6 +21,7 @@ from instr_interp.shift.attribution import (
     instruction_score,
     sparsify,
 )
+from instr_interp.shift.score_tests import compare_models
 from tests.typecheck import bad_input
 
 # A 3 x 4 matrix (prompt tokens x response tokens) worked by hand:
@@ -90,7 +91,7 @@ def test_matrix_equals_plain_per_token_autograd(tiny_pair, data, target):
 def test_positions_regions_and_derived(tiny_pair, data):
     model, _ = tiny_pair
     rec = data[0]
-    attr = attribute(model, rec, "Positive.")
+    attr = attribute(model, rec, "Positive.", format="chat")
     enc = ii.encode(
         [dataclasses.replace(rec, response="Positive.")],
         model.tokenizer,
@@ -103,6 +104,7 @@ def test_positions_regions_and_derived(tiny_pair, data):
     assert len(attr.response_positions) == len("Positive.")  # byte-level tokenizer
     instr = regions[attr.prompt_positions] == ii.Region.INSTRUCTION
     assert torch.equal(attr.instruction_mask, instr)
+    assert torch.equal(attr.prompt_regions, regions[attr.prompt_positions])
     assert (
         model.tokenizer.decode(attr.input_ids[attr.prompt_positions[attr.instruction_mask]])
         == rec.instruction
@@ -184,7 +186,7 @@ def test_attribute_generates_when_no_response(tiny_pair, data):
     model, _ = tiny_pair
     rec = dataclasses.replace(data[3], response="")
     attr = attribute(model, rec, max_new_tokens=4)
-    gen = generate_responses(model, [rec], max_new_tokens=4, progress=False)[0]
+    gen = generate_responses(model, [rec], max_new_tokens=4, format="plain", progress=False)[0]
     assert model.tokenizer.decode(attr.input_ids[attr.response_positions]) == gen.response
 
 
@@ -272,7 +274,9 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     assert len(s) + len(s.skipped) == len(subset)
     first = s[0]
     single = attribute(
-        model, subset[0], generate_responses(model, subset[:1], max_new_tokens=4, progress=False)[0].response
+        model,
+        subset[0],
+        generate_responses(model, subset[:1], max_new_tokens=4, format="plain", progress=False)[0].response,
     )
     assert torch.equal(first.matrix, single.matrix)
     ref = attribute_many(
@@ -282,14 +286,18 @@ def test_attribute_many_views_and_sections(tiny_pair, data):
     fig = first.plot()
     assert fig.data[0].z.shape == tuple(first.matrix.shape)
     assert "colored" in first.html().lower() or len(first.html()) > 1000
-    sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": compare_scores(ref, s)})
+    test = compare_models(ref, s, n_resamples=200)
+    sections = attribution_sections(first, {"base": ref, "tuned": s}, {"tuned": test})
     assert len(sections) == 2
-    row = compare_scores(ref, s).set_index("group").loc["overall"]
-    assert (
-        f"{row['mean_b']:.3f}" in sections[1].reading
-        and f"{first.instruction_score:.3f}" in sections[0].reading
-    )
-    assert sections[1].tables[0].shape[0] == len(subset.categories) + 1
+    summary = test.summary
+    reading = sections[1].reading
+    assert f"{summary['mean_b']:.3f}" in reading and f"{first.instruction_score:.3f}" in sections[0].reading
+    assert "one format (plain)" in reading
+    if summary["difference"] > 0 and summary["paired_p"] < 0.05:
+        assert "holds here" in reading
+    else:  # a non-significant result is read with its power (tested in test_attribution_tables)
+        assert f"power {summary['power_paired']:.0%}" in reading
+    assert sections[1].tables[0].loc[0, "power_paired"] == summary["power_paired"]
 
 
 def test_fp32_required(data):

@@ -14,6 +14,7 @@ from instr_interp.report.sections_shift import attribution_sections
 from instr_interp.report.sections_sparcom import expert_routing_section, isn_sections
 from instr_interp.shift.attribution import Attribution
 from instr_interp.shift.concepts import task_label_summary
+from instr_interp.shift.score_tests import compare_models
 from instr_interp.sparcom.compare import compare
 from instr_interp.sparcom.experts import ExpertStats
 from instr_interp.sparcom.firing import FiringStats
@@ -213,7 +214,7 @@ def test_sections_take_the_tests_run_by_the_stage(tiny, small_data):
         attribution_sections(example, {"base": many, "tuned": many})
     paper = PAPER_NUMBERS["instruction_score_lima"]
     reading = attribution_sections(
-        example, {"base": many, "tuned": many}, {"tuned": ii.compare_scores(many, many)}
+        example, {"base": many, "tuned": many}, {"tuned": compare_models(many, many, n_resamples=100)}
     )[1].reading
     assert f"{paper['tuned']} {paper['tuned_mean']:.3f} ± .484 vs {paper['base']} 1.266 ± .429" in reading
 
