@@ -229,7 +229,7 @@ def test_empty_responses_are_kept_as_zero(tiny_model_fixture, data, monkeypatch,
     def with_one_empty(model, records, **kw):
         out = real(model, records, **kw)
         return ii.load_instructions(
-            [{**r.to_dict(), "response": "" if i == 1 else r.response} for i, r in enumerate(out)]
+            [{**r.to_dict(), "response": "" if i == 1 else (r.response or "A")} for i, r in enumerate(out)]
         )
 
     monkeypatch.setattr(attribution_module, "generate_responses", with_one_empty)
