@@ -52,6 +52,8 @@ __all__ = [
     "unwrap_peft",
     "with_attn_implementation",
     "wrapped_module",
+    "on_forward_input",
+    "tl_patching",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -285,3 +287,39 @@ def hf_n_heads(model) -> int:
 def hf_logit_softcap(model) -> float | None:
     """Final logit soft-capping of a causal LM (Gemma 2/3 ``final_logit_softcapping``), or None."""
     return getattr(unwrap_peft(model).config, "final_logit_softcapping", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeing a model's input tokens (cross-model patching) and TransformerLens's patching sweeps
+
+
+@contextlib.contextmanager
+def on_forward_input(model, fn):
+    """Call ``fn(tokens, continuing)`` before every forward of ``model`` (a torch forward pre-hook,
+    removed on exit, also on errors). ``tokens`` is the forward's input ``[batch, pos]``;
+    ``continuing`` is True when the forward continues a KV-cached sequence (TransformerLens
+    ``generate`` passes ``past_key_values`` after the prompt's forward), so its input holds only
+    the new tokens."""
+
+    def pre_hook(module, args, kwargs):
+        tokens = args[0] if args else kwargs.get("input")
+        if not isinstance(tokens, Tensor) or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                "Cross-model patching needs the forward's input token ids (a [batch, pos] integer "
+                f"tensor); this forward got {type(tokens).__name__}. Call the model on token ids."
+            )
+        fn(tokens, kwargs.get("past_key_values") is not None)
+        return None
+
+    handle = model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def tl_patching():
+    """TransformerLens's ``transformer_lens.patching`` module (activation patching sweeps)."""
+    from transformer_lens import patching
+
+    return patching
