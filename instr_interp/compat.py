@@ -53,6 +53,7 @@ __all__ = [
     "with_attn_implementation",
     "wrapped_module",
     "on_forward_input",
+    "tl_act_name",
     "tl_patching",
 ]
 
@@ -323,3 +324,10 @@ def tl_patching():
     from transformer_lens import patching
 
     return patching
+
+
+def tl_act_name(name: str, layer: int | None) -> str:
+    """TransformerLens's full hook name for a short activation name (``utils.get_act_name``)."""
+    from transformer_lens import utilities as utils
+
+    return utils.get_act_name(name, layer)

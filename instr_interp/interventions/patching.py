@@ -31,7 +31,17 @@ from ..engine.positions import prompt_positions
 from ..hooks import FIRING_ORDER, HookSite, hook_site, named_site
 from ..models import model_facts
 
-__all__ = ["patch", "patch_heads", "replace_units", "position_mask", "source_activations"]
+__all__ = [
+    "check_positions",
+    "check_same_architecture",
+    "constant_value",
+    "is_model",
+    "patch",
+    "patch_heads",
+    "position_mask",
+    "replace_units",
+    "source_activations",
+]
 
 _CONSTANTS = ("zero", "mean")
 
@@ -40,7 +50,7 @@ class _SourceDone(Exception):
     """Ends the source model's forward after its deepest patched site."""
 
 
-def _is_model(obj) -> bool:
+def is_model(obj) -> bool:
     return hasattr(obj, "run_with_hooks") and hasattr(obj, "cfg")
 
 
@@ -70,7 +80,7 @@ def _sites(model, sites, layers) -> list[HookSite]:
     return out
 
 
-def _check_positions(positions) -> None:
+def check_positions(positions) -> None:
     if isinstance(positions, Tensor):
         if positions.dtype != torch.bool or positions.ndim not in (1, 2):
             raise ValueError("A positions mask must be a boolean tensor, [batch, pos] or [pos].")
@@ -164,7 +174,7 @@ def replace_units(
     return out
 
 
-def _same_architecture(model, source) -> None:
+def check_same_architecture(model, source) -> None:
     a, b = model_facts(model), model_facts(source)
     fields = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp")
     differ = [f for f in fields if getattr(a, f, None) != getattr(b, f, None)]
@@ -212,7 +222,7 @@ def _bind(fn, **kwargs):
     return hook
 
 
-def _constant_for(site: HookSite, source, means) -> Tensor | None:
+def constant_value(site: HookSite, source, means) -> Tensor | None:
     """The value patched at ``site`` for a constant source (None: not a constant source)."""
     if isinstance(source, str):
         if source == "zero":
@@ -262,15 +272,15 @@ def _trailing_shape(model, site: HookSite) -> tuple | None:
 def _patching(model, plan, source, positions, last, who: str):
     """Register the hooks of ``plan`` (``[(site, value_or_None, units, rows)]``; None: from the
     model or stored ``source``) and, for a model source, the pre-forward hook that runs it."""
-    _check_positions(positions)
-    cross = _is_model(source)
+    check_positions(positions)
+    cross = is_model(source)
     if cross:
         if source is model:
             raise ValueError(
                 f"{who}: the source is the target model itself; pass an ActivationCache from "
                 "model.run_with_cache(...) instead."
             )
-        _same_architecture(model, source)
+        check_same_architecture(model, source)
         source_sites = [named_site(source, site.name) for site, *_ in plan]
     stored = None
     if not cross and any(v is None for _, v, _, _ in plan):
@@ -362,12 +372,12 @@ def patch(
         True
     """
     chosen = _sites(model, sites, layers)
-    _check_positions(positions)
+    check_positions(positions)
     if units is not None:
         units = torch.as_tensor(units, dtype=torch.long).flatten()
     plan = []
     for site in chosen:
-        value = _constant_for(site, source, means)
+        value = constant_value(site, source, means)
         if value is not None:
             _check_value_shape(site, value, _trailing_shape(model, site), "patch")
         plan.append((site, value, units, None))
@@ -428,7 +438,7 @@ def patch_heads(
     for layer in heads[:, 0].unique().tolist():
         pick = heads[:, 0] == layer
         site = hook_site(model, "attn_z", layer)
-        value = _constant_for(site, source, means)
+        value = constant_value(site, source, means)
         plan.append((site, value, heads[pick, 1], None if rows is None else rows[pick]))
     with _patching(model, plan, source, positions, last, "patch_heads"):
         yield model
