@@ -19,6 +19,7 @@ records declares each token's region); or a boolean ``[batch, pos]`` / ``[pos]``
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
 import torch
 from jaxtyping import Bool, Int
@@ -28,7 +29,7 @@ from .. import compat
 from ..checks import check_layers
 from ..data.encoding import region_codes, region_names
 from ..engine.positions import prompt_positions
-from ..hooks import FIRING_ORDER, HookSite, hook_site, named_site
+from ..hooks import FIRING_ORDER, HookSite, SiteKind, hook_site, named_site
 from ..models import model_facts
 
 __all__ = [
@@ -65,13 +66,13 @@ def _sites(model, sites, layers) -> list[HookSite]:
         if isinstance(site, HookSite):
             out.append(named_site(model, site.name))
         elif isinstance(site, str) and "." not in site and not site.startswith("hook_"):
+            if site not in get_args(SiteKind):
+                raise ValueError(
+                    f"Unknown hook site kind {site!r}; choose one of {sorted(get_args(SiteKind))}, or give a "
+                    "full hook point name."
+                )
             chosen = range(model.cfg.n_layers) if layers is None else check_layers(model, layers)
-            try:
-                out += [hook_site(model, site, layer) for layer in chosen]
-            except ValueError as err:
-                if "Unknown hook site kind" in str(err):
-                    raise ValueError(f"{err} Or give a full hook point name.") from None
-                raise
+            out += [hook_site(model, site, layer) for layer in chosen]
         else:
             out.append(named_site(model, site))
     names = [s.name for s in out]
@@ -339,7 +340,7 @@ def patch(
     positions="all",
     last: Int[Tensor, " batch"] | None = None,
     means=None,
-    units: Int[Tensor, " n"] | None = None,
+    units: Tensor | Sequence[int] | None = None,
 ):
     """Replace the activations at ``sites`` with the ``source``'s, inside the ``with`` block.
 
@@ -394,7 +395,7 @@ def patch_heads(
     means=None,
     positions="last",
     last: Int[Tensor, " batch"] | None = None,
-    rows: Int[Tensor, " n"] | None = None,
+    rows: Tensor | Sequence[int] | None = None,
 ):
     """Patch the per-head outputs ``z`` (``blocks.L.attn.hook_z``, per query head) of ``heads``.
 
