@@ -101,7 +101,7 @@ def patch_sweep(
     data,
     *,
     source,
-    over: Over = "layer",
+    over: str = "layer",
     metric="nll",
     site: str = "resid_post",
     positions="all",
