@@ -52,6 +52,8 @@ from .vectors.heads import head_effects, random_heads  # noqa: E402
 from .vectors.instruction import InstructionVector, add_vector, instruction_vector  # noqa: E402
 from .vectors.tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
 from .vectors.training import FinetuneResult, finetune  # noqa: E402
+from .interventions.patching import patch, patch_heads  # noqa: E402
+from .sweeps import PatchSweep, TuningEffects, patch_sweep, where_tuning_acted  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -130,4 +132,10 @@ __all__ = [
     "tiny_model",
     "word_vectors",
     "WordPairs",
+    "patch",
+    "patch_heads",
+    "patch_sweep",
+    "PatchSweep",
+    "TuningEffects",
+    "where_tuning_acted",
 ]

@@ -3,5 +3,6 @@ experts) from a source run or another model, and "where did tuning act?" across 
 
 from .results import PatchSweep
 from .sweep import patch_sweep
+from .tuning import TuningEffects, where_tuning_acted
 
-__all__ = ["PatchSweep", "patch_sweep"]
+__all__ = ["PatchSweep", "TuningEffects", "patch_sweep", "where_tuning_acted"]
