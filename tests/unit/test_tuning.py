@@ -82,3 +82,15 @@ def test_round_trip_top_plot_and_bad_input(effects, tmp_path):
         where_tuning_acted(base, tuned, data, components=["mlp"])
     with pytest.raises(ValueError, match="metrics"):
         where_tuning_acted(base, tuned, data, metrics=["logit_diff"])
+
+
+def test_report_sections_render_the_result(effects):
+    from instr_interp.report.sections_patching import tuning_sections
+
+    _, _, _, eff = effects
+    sections = tuning_sections(eff)
+    assert len(sections) == 1 + len(eff.metrics)
+    gaps = eff.gaps()
+    assert f"{gaps.gap.iloc[0]:+.3f}" in sections[0].reading
+    for section in sections[1:]:
+        assert section.figures and section.tables and "layer" in section.reading
