@@ -6,7 +6,9 @@ generic_activation_patch`` with its patch setters), run batch by batch over the 
 batches with the source's activations on the same tokens as the "clean cache". Neuron and expert
 sweeps are batched here: the batch is repeated once per unit of a chunk (copy ``u`` patches unit
 ``u``, as the head-effect pass does), so a layer's ``d_mlp`` neurons take ``d_mlp / chunk``
-forwards per batch instead of ``d_mlp``.
+forwards per batch instead of ``d_mlp``; and since the blocks before the unit's layer compute the
+same for every copy, they run once (the repeated forwards start at that layer,
+``start_at_layer``, from the residual stream entering it).
 """
 
 from collections.abc import Sequence
@@ -80,17 +82,19 @@ def _named(fn, name):
     return hook
 
 
-def _final_states(model, tokens: Tensor, hooks) -> Tensor:
-    """The final norm's output ``[batch, pos, d_model]`` of a forward with ``hooks`` (stops there)."""
+def _final_states(model, inputs: Tensor, hooks, start_at_layer: int | None = None) -> Tensor:
+    """The final norm's output ``[batch, pos, d_model]`` of a forward with ``hooks`` (stops there);
+    with ``start_at_layer``, ``inputs`` is the residual stream entering that block."""
     held = {}
 
     def grab(act, hook=None):
         held["x"] = act
         raise _Final
 
+    kwargs = {} if start_at_layer is None else {"start_at_layer": start_at_layer}
     with model.hooks(fwd_hooks=list(hooks) + [(hook_site(model, "final_norm").name, grab)]):
         try:
-            model(tokens, return_type=None)
+            model(inputs, return_type=None, **kwargs)
         except _Final:
             pass
     return held["x"]
@@ -286,8 +290,15 @@ def _unit_batch(model, batch, names, sites, acts, lp, mask, over, *, units, unit
         value = value.reshape(b, w, -1)
     per = max(1, unit_batch // b)
     out = torch.empty(len(names), len(units), b, dtype=torch.float64)
+    entering: dict[str, Tensor] = {}
+
+    def keep(act, hook=None):
+        entering["resid"] = act.detach()
+
     with native_forward(model, causal=True):
-        final = _final_states(model, batch.tokens, [])
+        # Blocks before the unit's layer compute the same for every copy: run them once, and start
+        # the repeated forwards at that layer from the residual stream entering it.
+        final = _final_states(model, batch.tokens, [(hook_site(model, "resid_pre", site.layer).name, keep)])
         base = metric_values(model, names, model.unembed(final), batch, rows, lp)
         for start in range(0, len(units), per):
             chunk = units[start : start + per].to(batch.tokens.device)
@@ -301,7 +312,8 @@ def _unit_batch(model, batch, names, sites, acts, lp, mask, over, *, units, unit
                 new = replace_units(shaped, rep_value, rep_mask, unit_ids, unit_rows)
                 return new.reshape(act.shape) if moe else new
 
-            final = _final_states(model, batch.tokens.repeat(k, 1), [(site.name, hook)])
+            resid = entering["resid"].repeat(k, 1, 1)
+            final = _final_states(model, resid, [(site.name, hook)], start_at_layer=site.layer)
             for j in range(k):
                 logits = model.unembed(final[j * b : (j + 1) * b])
                 out[:, start + j] = metric_values(model, names, logits, batch, rows, lp).cpu()
