@@ -46,15 +46,28 @@ def main() -> None:
 
     def batched():
         return patch_sweep(
-            model, data, source="mean", means=means, over="neuron", layer=args.layer, units=units,
-            metric="nll", batch_size=args.records, unit_batch=args.records * args.units, progress=False,
+            model,
+            data,
+            source="mean",
+            means=means,
+            over="neuron",
+            layer=args.layer,
+            units=units,
+            metric="nll",
+            batch_size=args.records,
+            unit_batch=args.records * args.units,
+            progress=False,
         ).values[0]
 
     def one_at_a_time():
         rows = []
         for n in units.tolist():
             with patch(model, "mlp_post", "mean", layers=[args.layer], means=means, units=[n]):
-                rows.append(torch.tensor(response_nll(model, data, batch_size=args.records, progress=False)["nll"].to_numpy()))
+                rows.append(
+                    torch.tensor(
+                        response_nll(model, data, batch_size=args.records, progress=False)["nll"].to_numpy()
+                    )
+                )
         return torch.stack(rows)
 
     times = {"batched": [], "one_at_a_time": []}
@@ -81,7 +94,15 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps({k: out[k] for k in ("median_seconds", "ratio_one_at_a_time_over_batched", "max_abs_difference_nll")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in ("median_seconds", "ratio_one_at_a_time_over_batched", "max_abs_difference_nll")
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

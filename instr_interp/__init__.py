@@ -28,6 +28,7 @@ from .engine.generation import generate_responses  # noqa: E402
 from .engine.likelihood import response_nll  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions.neurons import ablate_neurons, mean_activations  # noqa: E402
+from .interventions.patching import patch, patch_heads  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .results import Result, load  # noqa: E402
 from .shift.attribution import (  # noqa: E402
@@ -47,13 +48,12 @@ from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises 
 from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
 from .sparcom.neurons import NeuronSets  # noqa: E402
 from .sparcom.selection import find_isns  # noqa: E402
+from .sweeps import PatchSweep, TuningEffects, patch_sweep, where_tuning_acted  # noqa: E402
 from .vectors.forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .vectors.heads import head_effects, random_heads  # noqa: E402
 from .vectors.instruction import InstructionVector, add_vector, instruction_vector  # noqa: E402
 from .vectors.tasks import ICL_TASKS, Task, TaskScore, evaluate_task, icl_task  # noqa: E402
 from .vectors.training import FinetuneResult, finetune  # noqa: E402
-from .interventions.patching import patch, patch_heads  # noqa: E402
-from .sweeps import PatchSweep, TuningEffects, patch_sweep, where_tuning_acted  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -49,7 +49,9 @@ def hf_activations(hf, tokens, sites, n_heads: int) -> dict:
     return held
 
 
-def hf_patched_logits(target, source_acts: dict, tokens, *, mask=None, units=None, zero_neurons=None, n_heads: int):
+def hf_patched_logits(
+    target, source_acts: dict, tokens, *, mask=None, units=None, zero_neurons=None, n_heads: int
+):
     """Logits of plain HF ``target`` on ``tokens`` with each ``(kind, layer)`` activation replaced by
     ``source_acts`` at ``mask`` positions (``[batch, pos]``; all when None) and ``units`` (axis 2;
     all when None); ``zero_neurons``: ``{layer: [neurons]}`` zeroed at the down projection's input."""

@@ -77,7 +77,9 @@ def _sites(model, sites, layers) -> list[HookSite]:
             out.append(named_site(model, site))
     names = [s.name for s in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"patch got the same hook point twice: {sorted(n for n in names if names.count(n) > 1)}.")
+        raise ValueError(
+            f"patch got the same hook point twice: {sorted(n for n in names if names.count(n) > 1)}."
+        )
     return out
 
 
@@ -110,16 +112,22 @@ def position_mask(model, positions, shape: tuple[int, int], last: Tensor | None 
     if isinstance(positions, Tensor):
         mask = positions.expand(batch, -1) if positions.ndim == 1 else positions
         if tuple(mask.shape) != (batch, pos):
-            raise ValueError(f"{who}: positions mask {tuple(positions.shape)} does not match the batch {shape}.")
+            raise ValueError(
+                f"{who}: positions mask {tuple(positions.shape)} does not match the batch {shape}."
+            )
         return mask
     declared = prompt_positions(model)
     if isinstance(positions, str) and positions == "last":
         where = last if last is not None else declared.require(batch, who)
         where = torch.as_tensor(where)
         if tuple(where.shape) != (batch,):
-            raise ValueError(f"{who}: last positions {tuple(where.shape)} do not match the batch of {batch} rows.")
+            raise ValueError(
+                f"{who}: last positions {tuple(where.shape)} do not match the batch of {batch} rows."
+            )
         if bool((where >= pos).any()):
-            raise ValueError(f"{who}: last positions {where.tolist()} lie beyond the {pos} positions of the batch.")
+            raise ValueError(
+                f"{who}: last positions {where.tolist()} lie beyond the {pos} positions of the batch."
+            )
         mask = torch.zeros(batch, pos, dtype=torch.bool, device=where.device)
         rows = (where >= 0).nonzero().flatten()  # negative: the prompt's last token is in the KV cache
         mask[rows, where[rows]] = True
@@ -166,7 +174,9 @@ def replace_units(
         return out
     rows = rows.to(act.device)
     if rows.shape != units.shape:
-        raise ValueError(f"replace_units: rows {tuple(rows.shape)} and units {tuple(units.shape)} must align.")
+        raise ValueError(
+            f"replace_units: rows {tuple(rows.shape)} and units {tuple(units.shape)} must align."
+        )
     if mask is None:
         out[rows, :, units] = value[rows, :, units]
     else:
@@ -184,19 +194,27 @@ def check_same_architecture(model, source) -> None:
     if differ:
         raise ValueError(
             "Cross-model patching needs two models of the same architecture; they differ in "
-            + ", ".join(f"{f} ({getattr(a, f, model.cfg.d_vocab)} vs {getattr(b, f, source.cfg.d_vocab)})" for f in differ)
+            + ", ".join(
+                f"{f} ({getattr(a, f, model.cfg.d_vocab)} vs {getattr(b, f, source.cfg.d_vocab)})"
+                for f in differ
+            )
             + "."
         )
 
 
-def source_activations(source, tokens: Int[Tensor, "batch pos"], sites: Sequence[HookSite]) -> dict[str, Tensor]:
+def source_activations(
+    source, tokens: Int[Tensor, "batch pos"], sites: Sequence[HookSite]
+) -> dict[str, Tensor]:
     """The activations of model ``source`` at ``sites`` on ``tokens`` (keyed by site name), from one
     forward that stops after the deepest site (no gradient)."""
     held: dict[str, Tensor] = {}
     n_layers = source.cfg.n_layers
     deepest = max(
         sites,
-        key=lambda s: (s.layer if s.layer is not None else -1 if s.kind == "embed" else n_layers, FIRING_ORDER.get(s.kind, 99)),
+        key=lambda s: (
+            s.layer if s.layer is not None else -1 if s.kind == "embed" else n_layers,
+            FIRING_ORDER.get(s.kind, 99),
+        ),
     )
 
     def grab(act, hook=None, name=""):
@@ -235,13 +253,17 @@ def constant_value(site: HookSite, source, means) -> Tensor | None:
                 return torch.as_tensor(means[site.name])
             if isinstance(means, Tensor):
                 if site.layer is None:
-                    raise ValueError(f"means as a [layer, ...] tensor needs layered sites; {site.name} has no layer.")
+                    raise ValueError(
+                        f"means as a [layer, ...] tensor needs layered sites; {site.name} has no layer."
+                    )
                 return means[site.layer]
             raise ValueError(
                 "source='mean' needs means=: a [layer, ...] tensor (e.g. ii.mean_activations(model, data) for "
                 "'mlp_post', head_means(...)[0] for 'attn_z') or a dict {hook name: tensor}."
             )
-        raise ValueError(f"Unknown source {source!r}; choose 'zero', 'mean', an ActivationCache/dict, a tensor or a model.")
+        raise ValueError(
+            f"Unknown source {source!r}; choose 'zero', 'mean', an ActivationCache/dict, a tensor or a model."
+        )
     if isinstance(source, (int, float)):
         return torch.tensor(float(source))
     if isinstance(source, Tensor):
@@ -255,12 +277,23 @@ def _check_value_shape(site: HookSite, value: Tensor, want: tuple | None, who: s
         return
     tail = tuple(value.shape[-len(want) :]) if value.ndim >= len(want) else tuple(value.shape)
     if tail != want and not (value.ndim < len(want) and tuple(want[-value.ndim :]) == tuple(value.shape)):
-        raise ValueError(f"{who}: the value for {site.name} has shape {tuple(value.shape)}; its activations end in {want}.")
+        raise ValueError(
+            f"{who}: the value for {site.name} has shape {tuple(value.shape)}; its activations end in {want}."
+        )
 
 
 def _trailing_shape(model, site: HookSite) -> tuple | None:
     facts = model_facts(model)
-    if site.kind in ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "embed", "final_norm", "mlp_in"):
+    if site.kind in (
+        "resid_pre",
+        "resid_mid",
+        "resid_post",
+        "attn_out",
+        "mlp_out",
+        "embed",
+        "final_norm",
+        "mlp_in",
+    ):
         return (facts.d_model,)
     if site.kind in ("mlp_post", "mlp_pre"):
         return (facts.d_mlp,)
@@ -422,11 +455,15 @@ def patch_heads(
         bool(((heads[:, 0] < 0) | (heads[:, 0] >= facts.n_layers)).any())
         or bool(((heads[:, 1] < 0) | (heads[:, 1] >= facts.n_heads)).any())
     ):
-        raise ValueError(f"heads must hold layers in [0, {facts.n_layers}) and heads in [0, {facts.n_heads}).")
+        raise ValueError(
+            f"heads must hold layers in [0, {facts.n_layers}) and heads in [0, {facts.n_heads})."
+        )
     if rows is not None:
         rows = torch.as_tensor(rows, dtype=torch.long)
         if rows.shape != (len(heads),):
-            raise ValueError(f"rows must have one entry per head ({len(heads)}); got shape {tuple(rows.shape)}.")
+            raise ValueError(
+                f"rows must have one entry per head ({len(heads)}); got shape {tuple(rows.shape)}."
+            )
     if isinstance(source, str) and source == "mean":
         if means is None or tuple(means.shape) != (facts.n_layers, facts.n_heads, facts.d_head):
             raise ValueError(
@@ -434,7 +471,9 @@ def patch_heads(
                 f"({facts.n_layers}, {facts.n_heads}, {facts.d_head}); compute them with head_means(model, task)."
             )
     elif isinstance(source, str) and source not in _CONSTANTS:
-        raise ValueError(f"Unknown source {source!r}; choose 'mean', 'zero', another model or an ActivationCache.")
+        raise ValueError(
+            f"Unknown source {source!r}; choose 'mean', 'zero', another model or an ActivationCache."
+        )
     plan = []
     for layer in heads[:, 0].unique().tolist():
         pick = heads[:, 0] == layer

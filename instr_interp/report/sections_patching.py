@@ -30,16 +30,17 @@ def _gap_sentence(row) -> str:
 
 def _metric_reading(effects: TuningEffects, metric: str, clear: bool) -> str:
     parts = []
-    for direction, verb in (("restore", "patching the tuned model's"), ("remove", "patching the base model's")):
+    for direction, verb in (
+        ("restore", "patching the tuned model's"),
+        ("remove", "patching the base model's"),
+    ):
         top = effects.top(1, metric=metric, direction=direction)
         if not len(top):
             continue
         best = top.iloc[0]
         where = f"{best.component} of layer {int(best.layer)}"
         if clear:
-            amount = (
-                f"{best.fraction:.0%} of the gap (interval {best.fraction_low:.0%} to {best.fraction_high:.0%})"
-            )
+            amount = f"{best.fraction:.0%} of the gap (interval {best.fraction_low:.0%} to {best.fraction_high:.0%})"
         else:
             amount = f"a raw change of {best.effect:+.3f} (interval {best.effect_low:+.3f} to {best.effect_high:+.3f})"
         target = "into the base model" if direction == "restore" else "into the tuned model"
@@ -65,7 +66,10 @@ def tuning_sections(effects: TuningEffects) -> list[Section]:
     frame = effects.to_frame()
     for row in gaps.itertuples():
         part = frame[frame.metric == row.metric]
-        tables = [effects.top(10, metric=row.metric, direction="restore"), effects.top(10, metric=row.metric, direction="remove")]
+        tables = [
+            effects.top(10, metric=row.metric, direction="restore"),
+            effects.top(10, metric=row.metric, direction="remove"),
+        ]
         heads = part[part.component == "heads"]
         if len(heads):
             tables.append(heads[heads.direction == "restore"].sort_values("effect", ascending=False).head(10))

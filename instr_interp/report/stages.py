@@ -208,7 +208,6 @@ def before_after_stage(plan: Plan) -> list:
     ]
 
 
-
 def tuning_stage(plan: Plan) -> list:
     """Where did tuning act? Cross-model patching between the base model and its tune, per layer
     component and head (:func:`~instr_interp.sweeps.where_tuning_acted`). Not registered in
@@ -220,12 +219,15 @@ def tuning_stage(plan: Plan) -> list:
     data = plan.data.sample(per_category=plan.size(10, 2), seed=0)
     effects = cached(
         plan.cache / _key("tuning", data.fingerprint()),
-        lambda: where_tuning_acted(plan.load(BASE), plan.load(str(plan.tuned)), data, batch_size=plan.batch_size),
+        lambda: where_tuning_acted(
+            plan.load(BASE), plan.load(str(plan.tuned)), data, batch_size=plan.batch_size
+        ),
         lambda v, p: v.save(p),
         TuningEffects.load,
         "where tuning acted",
     )
     return tuning_sections(effects)
+
 
 def _models_compared(plan: Plan) -> dict[str, str]:
     """Label -> model name: the instruction-tuned default, the base model and (with fine-tuning) its tune."""

@@ -54,11 +54,17 @@ def check_metrics(metric, *, prompts: bool, has_answers: bool, model_source: boo
         if prompts and name in _NEEDS_RESPONSE:
             raise ValueError(f"metric {name!r} needs records with reference responses, not raw prompts.")
         if name == "logit_diff" and not has_answers:
-            raise ValueError("metric 'logit_diff' needs answers=(correct_ids, wrong_ids), one token id per record each.")
+            raise ValueError(
+                "metric 'logit_diff' needs answers=(correct_ids, wrong_ids), one token id per record each."
+            )
         if name == "first_token" and prompts and not has_answers:
-            raise ValueError("metric 'first_token' on raw prompts needs answers= (the target token id per prompt).")
+            raise ValueError(
+                "metric 'first_token' on raw prompts needs answers= (the target token id per prompt)."
+            )
         if name == "kl" and not model_source:
-            raise ValueError("metric 'kl' compares with the source model's output; it needs source=<a model>.")
+            raise ValueError(
+                "metric 'kl' compares with the source model's output; it needs source=<a model>."
+            )
     if len(set(names)) != len(names):
         raise ValueError(f"metric lists a metric twice: {names}.")
     return names
@@ -107,12 +113,18 @@ def sweep_batches(
     encoded = encode(records, model.tokenizer, with_response=True)
     if exact_width and len({len(r.tokens) for r in encoded}) != 1:
         raise ValueError("A position sweep (over='layer_pos') needs records of equal token length.")
-    plan = plan_batches(encoded, batch_size) if not exact_width else _exact([r.tokens for r in encoded], batch_size)
+    plan = (
+        plan_batches(encoded, batch_size)
+        if not exact_width
+        else _exact([r.tokens for r in encoded], batch_size)
+    )
     ans = _answers(answers, len(encoded))
     batches = []
     for width, rows in plan:
         b = encoded.batch(rows, "right", width=width).to(device)
-        batches.append(SweepBatch(b.tokens, b.last_prompt, b.regions, b.index.cpu(), ans[b.index.cpu()].to(device)))
+        batches.append(
+            SweepBatch(b.tokens, b.last_prompt, b.regions, b.index.cpu(), ans[b.index.cpu()].to(device))
+        )
     return batches, [r.id for r in records], [r.category for r in records], False
 
 
@@ -133,7 +145,12 @@ def scored_positions(batch: SweepBatch) -> Tensor:
 
 
 def metric_values(
-    model, names: Sequence[str], logits: Tensor, batch: SweepBatch, rows: Tensor, source_logprobs: Tensor | None = None
+    model,
+    names: Sequence[str],
+    logits: Tensor,
+    batch: SweepBatch,
+    rows: Tensor,
+    source_logprobs: Tensor | None = None,
 ) -> Tensor:
     """``[metric, len(rows)]`` values for ``logits`` ``[len(rows), pos, d_vocab]`` of batch rows ``rows``.
 

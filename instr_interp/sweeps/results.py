@@ -110,7 +110,9 @@ class PatchSweep(Result):
             fig = go.Figure(go.Bar(x=self.axes[labels[0]], y=mean))
             fig.update_layout(xaxis_title=labels[0], yaxis_title=f"change in {name}")
         else:
-            fig = go.Figure(go.Heatmap(z=mean, x=self.axes[labels[1]], y=self.axes[labels[0]], colorscale="RdBu", zmid=0))
+            fig = go.Figure(
+                go.Heatmap(z=mean, x=self.axes[labels[1]], y=self.axes[labels[0]], colorscale="RdBu", zmid=0)
+            )
             fig.update_layout(xaxis_title=labels[1], yaxis_title=labels[0])
         fig.update_layout(title=title)
         return fig

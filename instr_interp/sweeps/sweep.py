@@ -23,8 +23,14 @@ from ..checks import check_layer, check_layers
 from ..data.encoding import region_codes
 from ..engine import native_forward, prompt_positions
 from ..hooks import TL_ACT_NAMES, HookSite, hook_site, is_moe
-from ..interventions.patching import check_positions, constant_value, is_model, check_same_architecture
-from ..interventions.patching import replace_units, source_activations
+from ..interventions.patching import (
+    check_positions,
+    check_same_architecture,
+    constant_value,
+    is_model,
+    replace_units,
+    source_activations,
+)
 from ..models import model_facts, model_identity
 from .metrics import SweepBatch, check_metrics, metric_values, source_logprobs, sweep_batches
 from .results import PatchSweep
@@ -50,7 +56,9 @@ def _mask(positions, batch: SweepBatch) -> Tensor | None:
         mask[torch.arange(len(mask)), batch.last] = True
         return mask
     if batch.regions is None:
-        raise ValueError("Region positions need records (raw prompts have no regions); use 'last', 'all' or a mask.")
+        raise ValueError(
+            "Region positions need records (raw prompts have no regions); use 'last', 'all' or a mask."
+        )
     return torch.isin(batch.regions, torch.tensor(region_codes(positions), device=batch.regions.device))
 
 
@@ -184,7 +192,9 @@ def patch_sweep(
                 raise ValueError("over='expert' needs an MoE model; this model is dense (use over='neuron').")
             sites = [hook_site(model, "expert_weights", layer)]
             size = compat.moe_config(model)[0]
-        chosen_units = torch.arange(size) if units is None else torch.as_tensor(units, dtype=torch.long).flatten()
+        chosen_units = (
+            torch.arange(size) if units is None else torch.as_tensor(units, dtype=torch.long).flatten()
+        )
         if len(chosen_units) == 0 or bool(((chosen_units < 0) | (chosen_units >= size)).any()):
             raise ValueError(f"units must be non-empty {over} indices in [0, {size}).")
         labels = {over: chosen_units.tolist()}
@@ -201,8 +211,16 @@ def patch_sweep(
             own[:, batch.index] = metric_values(source, names, src_logits, batch, rows, lp).cpu()
         with torch.inference_mode(), prompt_positions(model).declare(batch.last, regions=batch.regions):
             cells, base = run(
-                model, batch, names, sites, acts, lp, _mask(positions, batch), over,
-                units=chosen_units if over in ("neuron", "expert") else None, unit_batch=unit_batch,
+                model,
+                batch,
+                names,
+                sites,
+                acts,
+                lp,
+                _mask(positions, batch),
+                over,
+                units=chosen_units if over in ("neuron", "expert") else None,
+                unit_batch=unit_batch,
             )
         values[..., batch.index] = cells.cpu()
         baseline[:, batch.index] = base.cpu()
@@ -211,12 +229,22 @@ def patch_sweep(
         "source": model_identity(source).get("name", "") if cross else source,
         "over": over,
         "site": sites[0].kind,
-        "positions": positions if isinstance(positions, str) else list(positions) if not isinstance(positions, Tensor) else "mask",
+        "positions": positions
+        if isinstance(positions, str)
+        else list(positions)
+        if not isinstance(positions, Tensor)
+        else "mask",
         "batch_size": batch_size,
     }
     return PatchSweep(
-        values=values, baseline=baseline, source_values=own, metrics=names, axes=labels,
-        ids=ids, categories=categories, settings=settings,
+        values=values,
+        baseline=baseline,
+        source_values=own,
+        metrics=names,
+        axes=labels,
+        ids=ids,
+        categories=categories,
+        settings=settings,
     )
 
 
@@ -229,7 +257,9 @@ def _tl_batch(model, batch, names, sites, acts, lp, mask, over, **_):
     for s in sites:
         full = compat.tl_act_name(tl_name, s.layer)
         if full != s.name:
-            raise RuntimeError(f"TransformerLens names {tl_name!r} at layer {s.layer} {full!r}, not {s.name!r}.")
+            raise RuntimeError(
+                f"TransformerLens names {tl_name!r} at layer {s.layer} {full!r}, not {s.name!r}."
+            )
         shape = _act_shape(model, s, batch)
         cache[s.name] = acts[s.name].expand(shape) if acts[s.name].ndim < len(shape) else acts[s.name]
     rows = torch.arange(len(batch.index), device=batch.tokens.device)
@@ -252,12 +282,25 @@ def _tl_batch(model, batch, names, sites, acts, lp, mask, over, **_):
 
         import pandas as pd
 
-        extra = [range(batch.tokens.shape[1])] if over == "layer_pos" else [range(model.cfg.n_heads)] if over == "head" else []
+        extra = (
+            [range(batch.tokens.shape[1])]
+            if over == "layer_pos"
+            else [range(model.cfg.n_heads)]
+            if over == "head"
+            else []
+        )
         index_df = pd.DataFrame(list(itertools.product(layers, *extra)), columns=list(axes))
     result = patching.generic_activation_patch(
-        model, batch.tokens, cache, metrics, setter, tl_name,
-        index_axis_names=None if index_df is not None else axes, index_df=index_df,
-        reduce="none", baseline=True,
+        model,
+        batch.tokens,
+        cache,
+        metrics,
+        setter,
+        tl_name,
+        index_axis_names=None if index_df is not None else axes,
+        index_df=index_df,
+        reduce="none",
+        baseline=True,
     )
     values = result.values.double()  # [metric, *axes | cells, batch]
     if index_df is not None:
@@ -307,7 +350,15 @@ def _unit_batch(model, batch, names, sites, acts, lp, mask, over, *, units, unit
             rep_mask = None if mask is None else mask.repeat(k, 1)
             unit_rows, unit_ids = torch.arange(k * b, device=chunk.device), chunk.repeat_interleave(b)
 
-            def hook(act, hook=None):
+            def hook(
+                act,
+                hook=None,
+                k=k,
+                rep_value=rep_value,
+                rep_mask=rep_mask,
+                unit_ids=unit_ids,
+                unit_rows=unit_rows,
+            ):
                 shaped = act.reshape(k * b, w, -1) if moe else act
                 new = replace_units(shaped, rep_value, rep_mask, unit_ids, unit_rows)
                 return new.reshape(act.shape) if moe else new

@@ -65,7 +65,8 @@ class TuningEffects(Result):
             "components": ", ".join(self.axes),
             "records": len(self.ids),
             "gaps": "; ".join(
-                f"{r.metric} {r.gap:+.3f} [{r.gap_low:+.3f}, {r.gap_high:+.3f}]" + ("" if r.gap_clear else " (not clear)")
+                f"{r.metric} {r.gap:+.3f} [{r.gap_low:+.3f}, {r.gap_high:+.3f}]"
+                + ("" if r.gap_clear else " (not clear)")
                 for r in gaps.itertuples()
             ),
         }
@@ -139,7 +140,9 @@ class TuningEffects(Result):
         """The ``k`` layer components (heads excluded) with the largest raw effect in ``direction``."""
         metric = self.metrics[0] if metric is None else metric
         frame = self.to_frame()
-        frame = frame[(frame.metric == metric) & (frame.direction == direction) & (frame.component != "heads")]
+        frame = frame[
+            (frame.metric == metric) & (frame.direction == direction) & (frame.component != "heads")
+        ]
         return frame.sort_values("effect", ascending=False, kind="stable").head(k).reset_index(drop=True)
 
     def plot(self, metric: str | None = None):
@@ -156,26 +159,52 @@ class TuningEffects(Result):
         for (direction, component), part in frame.groupby(["direction", "component"], sort=False):
             fig.add_trace(
                 go.Scatter(
-                    x=part.layer, y=part[column], mode="lines+markers", name=f"{direction}: {component}",
-                    error_y=dict(type="data", symmetric=False, array=part[f"{column}_high"] - part[column],
-                                 arrayminus=part[column] - part[f"{column}_low"]),
+                    x=part.layer,
+                    y=part[column],
+                    mode="lines+markers",
+                    name=f"{direction}: {component}",
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=part[f"{column}_high"] - part[column],
+                        arrayminus=part[column] - part[f"{column}_low"],
+                    ),
                 )
             )
-        label = "fraction of the base→tuned gap" if clear else f"raw change in {metric} (oriented; gap not clear)"
+        label = (
+            "fraction of the base→tuned gap" if clear else f"raw change in {metric} (oriented; gap not clear)"
+        )
         fig.update_layout(title=f"Where tuning acted: {metric}", xaxis_title="layer", yaxis_title=label)
         return fig
 
     def _saved(self):
-        tensors = {"base": self.base, "tuned": self.tuned, **{f"patched/{k}": v for k, v in self.patched.items()}}
-        meta = {"metrics": self.metrics, "axes": self.axes, "ids": self.ids, "categories": self.categories,
-                "settings": self.settings}
+        tensors = {
+            "base": self.base,
+            "tuned": self.tuned,
+            **{f"patched/{k}": v for k, v in self.patched.items()},
+        }
+        meta = {
+            "metrics": self.metrics,
+            "axes": self.axes,
+            "ids": self.ids,
+            "categories": self.categories,
+            "settings": self.settings,
+        }
         return tensors, meta
 
     @classmethod
     def _from_saved(cls, tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> "TuningEffects":
         patched = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("patched/")}
-        return cls(base=tensors["base"], tuned=tensors["tuned"], patched=patched, metrics=meta["metrics"],
-                   axes=meta["axes"], ids=meta["ids"], categories=meta["categories"], settings=meta["settings"])
+        return cls(
+            base=tensors["base"],
+            tuned=tensors["tuned"],
+            patched=patched,
+            metrics=meta["metrics"],
+            axes=meta["axes"],
+            ids=meta["ids"],
+            categories=meta["categories"],
+            settings=meta["settings"],
+        )
 
 
 def where_tuning_acted(
@@ -219,14 +248,23 @@ def where_tuning_acted(
         raise ValueError(f"components must be a non-empty selection of {COMPONENTS}; got {list(components)}.")
     bad = [m for m in metrics if m not in METRICS or m == "logit_diff"]
     if bad or not metrics:
-        raise ValueError(f"metrics must be a non-empty selection of {tuple(m for m in METRICS if m != 'logit_diff')}; got {list(metrics)}.")
+        raise ValueError(
+            f"metrics must be a non-empty selection of {tuple(m for m in METRICS if m != 'logit_diff')}; got {list(metrics)}."
+        )
     if not 0 < confidence < 1 or n_boot < 100:
         raise ValueError(f"confidence must lie in (0, 1) and n_boot be >= 100; got {confidence}, {n_boot}.")
     patched, axes = {}, {}
     first = None
     for component in components:
         over, site = ("head", "attn_z") if component == "heads" else ("layer", component)
-        kwargs = dict(over=over, metric=list(metrics), positions=positions, layers=layers, batch_size=batch_size, progress=progress)
+        kwargs = dict(
+            over=over,
+            metric=list(metrics),
+            positions=positions,
+            layers=layers,
+            batch_size=batch_size,
+            progress=progress,
+        )
         if over == "layer":
             kwargs["site"] = site
         restore: PatchSweep = patch_sweep(base, data, source=tuned, **kwargs)
@@ -245,6 +283,12 @@ def where_tuning_acted(
         "batch_size": batch_size,
     }
     return TuningEffects(
-        base=first.baseline, tuned=first.source_values, patched=patched, metrics=list(metrics), axes=axes,
-        ids=first.ids, categories=first.categories, settings=settings,
+        base=first.baseline,
+        tuned=first.source_values,
+        patched=patched,
+        metrics=list(metrics),
+        axes=axes,
+        ids=first.ids,
+        categories=first.categories,
+        settings=settings,
     )

@@ -237,7 +237,9 @@ def _exact_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "
         rep_targets = targets.repeat(n_heads)
         for i, layer in enumerate(layers):
             heads = torch.stack([torch.full_like(rep_head, layer), rep_head], 1)  # copy h patches head h
-            with patch_heads(model, heads, "mean", means=means, positions="last", last=rep_last, rows=rep_rows):
+            with patch_heads(
+                model, heads, "mean", means=means, positions="last", last=rep_last, rows=rep_rows
+            ):
                 probs = last_token_logits(model, rep_tokens, rep_last).softmax(-1)
             p = probs[rep_rows, rep_targets].double().view(n_heads, b)
             sums[i] = (p - base[None, :]).sum(1).cpu()

@@ -33,7 +33,13 @@ def test_patch_from_a_clean_run_equals_plain_transformers_hooks(smol, plain):
         _, cache = smol.run_with_cache(clean)
     mask = torch.zeros(1, corrupt.shape[1], dtype=torch.bool)
     mask[0, 3:5] = True
-    for kind, layer, units in [("resid_post", 12, None), ("attn_out", 20, None), ("mlp_out", 5, None), ("mlp_post", 17, [3, 700, 1500]), ("attn_z", 25, [1, 8])]:
+    for kind, layer, units in [
+        ("resid_post", 12, None),
+        ("attn_out", 20, None),
+        ("mlp_out", 5, None),
+        ("mlp_post", 17, [3, 700, 1500]),
+        ("attn_z", 25, [1, 8]),
+    ]:
         src = hf_activations(plain, clean, [(kind, layer)], n_heads=9)
         want = hf_patched_logits(plain, src, corrupt, mask=mask, units=units, n_heads=9)
         with torch.no_grad(), patch(smol, kind, cache, layers=[layer], positions=mask, units=units):
@@ -43,4 +49,6 @@ def test_patch_from_a_clean_run_equals_plain_transformers_hooks(smol, plain):
     with torch.no_grad(), patch_heads(smol, torch.tensor([[25, 1], [25, 8]]), cache, positions=mask):
         heads = smol(corrupt)
     src = hf_activations(plain, clean, [("attn_z", 25)], n_heads=9)
-    assert torch.allclose(heads, hf_patched_logits(plain, src, corrupt, mask=mask, units=[1, 8], n_heads=9), atol=1e-3)
+    assert torch.allclose(
+        heads, hf_patched_logits(plain, src, corrupt, mask=mask, units=[1, 8], n_heads=9), atol=1e-3
+    )

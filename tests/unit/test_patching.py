@@ -40,7 +40,11 @@ def test_patch_composes_with_ablate_neurons_like_plain_hooks(pair):
     base, other = pair
     src = hf_activations(tiny_hf_model(seed=1), TOKENS, [("resid_post", 0)], n_heads=4)
     want = hf_patched_logits(tiny_hf_model(seed=0), src, TOKENS, zero_neurons={1: [2, 7]}, n_heads=4)
-    with torch.no_grad(), ablate_neurons(base, torch.tensor([[1, 2], [1, 7]])), patch(base, "resid_post", other, layers=[0]):
+    with (
+        torch.no_grad(),
+        ablate_neurons(base, torch.tensor([[1, 2], [1, 7]])),
+        patch(base, "resid_post", other, layers=[0]),
+    ):
         got = base(TOKENS)
     assert torch.allclose(got, want, atol=1e-5)
 
@@ -145,7 +149,7 @@ def test_patch_inside_response_nll_at_regions_equals_plain_hooks(pair, small_dat
     for rec in enc:
         ids = torch.tensor([rec.tokens])
         src = hf_activations(tiny_hf_model(seed=1), ids, [("mlp_out", 1)], n_heads=4)
-        mask = (torch.tensor([rec.regions]) == ii.Region.INSTRUCTION)
+        mask = torch.tensor([rec.regions]) == ii.Region.INSTRUCTION
         logits = hf_patched_logits(tiny_hf_model(seed=0), src, ids, mask=mask, n_heads=4)
         logp = torch.log_softmax(logits[0, :-1].double(), -1)
         resp = torch.tensor(rec.regions[1:]) == ii.Region.RESPONSE
@@ -170,7 +174,12 @@ def test_patch_heads_mean_and_source_and_per_row(pair):
         got = base(TOKENS)
     assert torch.allclose(got, want, atol=1e-5)
     # rows: head 0 in row 0 only, head 3 in row 1 only == each row patched on its own
-    with torch.no_grad(), patch_heads(base, torch.tensor([[0, 0], [0, 3]]), "mean", means=means, last=last, rows=torch.tensor([0, 1])):
+    with (
+        torch.no_grad(),
+        patch_heads(
+            base, torch.tensor([[0, 0], [0, 3]]), "mean", means=means, last=last, rows=torch.tensor([0, 1])
+        ),
+    ):
         got = base(TOKENS)
     with torch.no_grad(), patch_heads(base, torch.tensor([[0, 0]]), "mean", means=means, last=last[:1]):
         row0 = base(TOKENS[:1])

@@ -35,18 +35,29 @@ def tl_reference(base, other, fn):
 def test_head_sweep_equals_transformer_lens(pair):
     base, other = pair
     want = tl_reference(base, other, compat.tl_patching().get_act_patch_attn_head_out_all_pos)
-    got = patch_sweep(base, PROMPTS, source=other, over="head", metric="logit_diff", answers=(GOOD, BAD), progress=False)
+    got = patch_sweep(
+        base, PROMPTS, source=other, over="head", metric="logit_diff", answers=(GOOD, BAD), progress=False
+    )
     assert got.values.shape == (1, 2, 4, 4)
     assert torch.allclose(got.values[0].float(), want, atol=1e-4)
-    assert torch.allclose(got.baseline[0].float(), logit_diff(base(torch.tensor(tokenize_prompts(base, PROMPTS)))), atol=1e-4)
+    assert torch.allclose(
+        got.baseline[0].float(), logit_diff(base(torch.tensor(tokenize_prompts(base, PROMPTS)))), atol=1e-4
+    )
 
 
 def test_layer_pos_sweep_equals_transformer_lens(pair):
     base, other = pair
     want = tl_reference(base, other, compat.tl_patching().get_act_patch_resid_pre)
     got = patch_sweep(
-        base, PROMPTS, source=other, over="layer_pos", site="resid_pre", metric="logit_diff", answers=(GOOD, BAD),
-        batch_size=3, progress=False,
+        base,
+        PROMPTS,
+        source=other,
+        over="layer_pos",
+        site="resid_pre",
+        metric="logit_diff",
+        answers=(GOOD, BAD),
+        batch_size=3,
+        progress=False,
     )
     assert torch.allclose(got.values[0].float(), want, atol=1e-4)
     assert got.axes["pos"] == list(range(want.shape[1]))
@@ -55,21 +66,46 @@ def test_layer_pos_sweep_equals_transformer_lens(pair):
 def test_layer_sweep_equals_patch_inside_response_nll(pair, small_data):
     base, other = pair
     data = small_data[:3]
-    got = patch_sweep(base, data, source=other, over="layer", site="mlp_out", positions="instruction", metric="nll", progress=False)
+    got = patch_sweep(
+        base,
+        data,
+        source=other,
+        over="layer",
+        site="mlp_out",
+        positions="instruction",
+        metric="nll",
+        progress=False,
+    )
     for layer in range(2):
         with patch(base, "mlp_out", other, layers=[layer], positions="instruction"):
             want = response_nll(base, data, progress=False)["nll"].to_numpy()
         assert got.values[0, layer].numpy() == pytest.approx(want, rel=1e-4)
-    assert got.baseline[0].numpy() == pytest.approx(response_nll(base, data, progress=False)["nll"].to_numpy(), rel=1e-4)
-    assert got.source_values[0].numpy() == pytest.approx(response_nll(other, data, progress=False)["nll"].to_numpy(), rel=1e-4)
+    assert got.baseline[0].numpy() == pytest.approx(
+        response_nll(base, data, progress=False)["nll"].to_numpy(), rel=1e-4
+    )
+    assert got.source_values[0].numpy() == pytest.approx(
+        response_nll(other, data, progress=False)["nll"].to_numpy(), rel=1e-4
+    )
 
 
 def test_neuron_sweep_is_batched_and_equals_one_neuron_at_a_time(pair, small_data):
     base, other = pair
     data = small_data[:3]
     units = [0, 5, 17, 64, 127]
-    got = patch_sweep(base, data, source=other, over="neuron", layer=1, units=units, metric=["nll", "kl"], progress=False)
-    small = patch_sweep(base, data, source=other, over="neuron", layer=1, units=units, metric=["nll", "kl"], unit_batch=2, progress=False)
+    got = patch_sweep(
+        base, data, source=other, over="neuron", layer=1, units=units, metric=["nll", "kl"], progress=False
+    )
+    small = patch_sweep(
+        base,
+        data,
+        source=other,
+        over="neuron",
+        layer=1,
+        units=units,
+        metric=["nll", "kl"],
+        unit_batch=2,
+        progress=False,
+    )
     assert torch.allclose(got.values, small.values, atol=1e-6)
     for j, n in enumerate(units):
         with patch(base, "mlp_post", other, layers=[1], units=[n]):
@@ -90,7 +126,9 @@ def test_expert_sweep_with_zero_equals_ablate_experts():
 
 def test_result_frame_top_plot_and_round_trip(pair, small_data, tmp_path):
     base, other = pair
-    sweep = patch_sweep(base, small_data[:3], source=other, over="head", metric=["nll", "first_token", "stop"], progress=False)
+    sweep = patch_sweep(
+        base, small_data[:3], source=other, over="head", metric=["nll", "first_token", "stop"], progress=False
+    )
     frame = sweep.to_frame()
     assert list(frame.columns[:3]) == ["metric", "layer", "head"] and len(frame) == 3 * 8
     assert bool((frame.ci_low <= frame.effect).all() and (frame.effect <= frame.ci_high).all())

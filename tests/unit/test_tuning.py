@@ -16,8 +16,18 @@ from instr_interp.sweeps import TuningEffects, where_tuning_acted
 @pytest.fixture(scope="module")
 def effects(small_data):
     base, tuned = ii.tiny_model(seed=0), ii.tiny_model(seed=1)
-    return base, tuned, small_data[:4], where_tuning_acted(
-        base, tuned, small_data[:4], components=["attn_out", "mlp_out", "heads"], n_boot=200, progress=False
+    return (
+        base,
+        tuned,
+        small_data[:4],
+        where_tuning_acted(
+            base,
+            tuned,
+            small_data[:4],
+            components=["attn_out", "mlp_out", "heads"],
+            n_boot=200,
+            progress=False,
+        ),
     )
 
 
@@ -30,12 +40,23 @@ def test_patches_equal_patch_inside_response_nll(effects):
         removed = response_nll(tuned, data, progress=False)["nll"].to_numpy()
     assert eff.patched["restore/mlp_out"][m, 1].numpy() == pytest.approx(restored, rel=1e-4)
     assert eff.patched["remove/attn_out"][m, 0].numpy() == pytest.approx(removed, rel=1e-4)
-    assert eff.base[m].numpy() == pytest.approx(response_nll(base, data, progress=False)["nll"].to_numpy(), rel=1e-4)
+    assert eff.base[m].numpy() == pytest.approx(
+        response_nll(base, data, progress=False)["nll"].to_numpy(), rel=1e-4
+    )
     assert eff.patched["restore/heads"].shape == (3, 2, 4, 4)
     frame = eff.to_frame()
-    assert set(frame.direction) == {"restore", "remove"} and set(frame.component) == {"attn_out", "mlp_out", "heads"}
+    assert set(frame.direction) == {"restore", "remove"} and set(frame.component) == {
+        "attn_out",
+        "mlp_out",
+        "heads",
+    }
     # the raw restore effect on NLL is base minus patched (lower NLL is toward the tuned model)
-    row = frame[(frame.direction == "restore") & (frame.component == "mlp_out") & (frame.layer == 1) & (frame.metric == "nll")]
+    row = frame[
+        (frame.direction == "restore")
+        & (frame.component == "mlp_out")
+        & (frame.layer == 1)
+        & (frame.metric == "nll")
+    ]
     assert float(row.effect.iloc[0]) == pytest.approx(float(eff.base[m].mean()) - restored.mean(), rel=1e-4)
 
 
