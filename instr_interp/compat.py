@@ -296,20 +296,14 @@ def hf_logit_softcap(model) -> float | None:
 
 @contextlib.contextmanager
 def on_forward_input(model, fn):
-    """Call ``fn(tokens, continuing)`` before every forward of ``model`` (a torch forward pre-hook,
-    removed on exit, also on errors). ``tokens`` is the forward's input ``[batch, pos]``;
-    ``continuing`` is True when the forward continues a KV-cached sequence (TransformerLens
-    ``generate`` passes ``past_key_values`` after the prompt's forward), so its input holds only
-    the new tokens."""
+    """Call ``fn(continuing)`` before every ``model(...)`` call (a torch forward pre-hook, removed on
+    exit, also on errors): ``continuing`` is True when the call continues a KV-cached sequence
+    (TransformerLens ``generate`` passes ``past_key_values`` after the prompt's forward), so its
+    input holds only the new tokens. ``run_with_hooks``/``run_with_cache`` call ``forward``
+    directly: no call is seen for them (they never continue a cache in the toolkit)."""
 
     def pre_hook(module, args, kwargs):
-        tokens = args[0] if args else kwargs.get("input")
-        if not isinstance(tokens, Tensor) or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                "Cross-model patching needs the forward's input token ids (a [batch, pos] integer "
-                f"tensor); this forward got {type(tokens).__name__}. Call the model on token ids."
-            )
-        fn(tokens, kwargs.get("past_key_values") is not None)
+        fn(kwargs.get("past_key_values") is not None)
         return None
 
     handle = model.register_forward_pre_hook(pre_hook, with_kwargs=True)

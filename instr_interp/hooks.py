@@ -43,6 +43,7 @@ SiteKind = Literal[
     "shared_expert_pre",  # MoE with a shared expert: its gate pre-activation [tokens d_shared]
     "attn_out",  # the attention block's output, added to the residual stream [batch pos d_model]
     "mlp_out",  # the MLP (or MoE) block's output, added to the residual stream [batch pos d_model]
+    "tokens",  # the input token ids, entering the embedding [batch pos]
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -64,6 +65,7 @@ _TEMPLATES: dict[str, str] = {
     "shared_expert_pre": "blocks.{layer}.mlp.shared_expert.hook_pre",
     "attn_out": "blocks.{layer}.hook_attn_out",
     "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "tokens": "embed.hook_in",
 }
 # TransformerLens's short activation names (``utils.get_act_name``, used by ``transformer_lens.patching``)
 # of the kinds that have one.
@@ -79,6 +81,7 @@ TL_ACT_NAMES: dict[str, str] = {
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
 FIRING_ORDER: dict[str, float] = {
+    "tokens": -2,
     "embed": -1,
     "resid_pre": 0,
     "attn_pattern": 1,
@@ -98,7 +101,7 @@ FIRING_ORDER: dict[str, float] = {
     "unembed_in": 13,
     "logits": 14,
 }
-_WHOLE_MODEL_KINDS = ("embed", "final_norm", "unembed_in", "logits")  # no layer
+_WHOLE_MODEL_KINDS = ("tokens", "embed", "final_norm", "unembed_in", "logits")  # no layer
 
 # Hook points (attribute names on a bridge component) that only the bridge's step-by-step attention
 # fires. hook_q/k/v and hook_z live on the projection bridges and fire on the fused path too, as do

@@ -4,7 +4,7 @@ activations, a constant (``"zero"``, ``"mean"``, a tensor), or **another model o
 architecture run on the same tokens inside the forward** (cross-model patching).
 
 Cross-model patching runs the source model first, on the exact input of each forward of the
-target (a pre-forward hook on the target sees the tokens), keeping only the patched sites and
+target (a hook on the target's embedding input sees the token ids), keeping only the patched sites and
 stopping the source's forward after the deepest one; then the target's hooks replace its own
 activations with the source's. It therefore works inside every toolkit pass (``run``,
 ``response_nll``, ``evaluate_task``, the head passes) and in ``generate_responses``: a KV-cached
@@ -332,6 +332,12 @@ def _patching(model, plan, source, positions, last, who: str):
             if value is not None:
                 new = value
             elif cross:
+                if site.name not in held.get("unused", ()):
+                    raise ValueError(
+                        f"{who}: the source model did not run for this forward (it starts from token ids: "
+                        "a forward from embeddings or with start_at_layer cannot be patched from another model)."
+                    )
+                held["unused"].discard(site.name)
                 new = held["acts"][site.name]
             else:
                 new = stored[site.name]
@@ -345,17 +351,26 @@ def _patching(model, plan, source, positions, last, who: str):
 
         return hook
 
-    def run_source(tokens, continuing):
+    def note_call(continuing):
+        held["continuing"] = continuing
+
+    def run_source(tokens, hook=None):
+        # The input token ids (every forward path embeds them); a KV-cached generation step holds only
+        # the new tokens: the source reruns on the whole sequence so far.
+        continuing = held.pop("continuing", False)
         history = torch.cat([held["tokens"], tokens], 1) if continuing and "tokens" in held else tokens
         held["tokens"] = history
-        acts = source_activations(source, history.to(tokens.device), source_sites)
+        acts = source_activations(source, history, source_sites)
         n = tokens.shape[1]
         held["acts"] = {k: v[:, -n:] for k, v in acts.items()}
+        held["unused"] = set(held["acts"])
 
     fwd = [(site.name, make(site, value, units, rows)) for site, value, units, rows in plan]
+    if cross:
+        fwd.insert(0, (hook_site(model, "tokens").name, run_source))
     with contextlib.ExitStack() as stack:
         if cross:
-            stack.enter_context(compat.on_forward_input(model, run_source))
+            stack.enter_context(compat.on_forward_input(model, note_call))
         stack.enter_context(model.hooks(fwd_hooks=fwd))
         try:
             yield model

@@ -223,3 +223,17 @@ def test_patch_last_inside_evaluate_task(pair):
     with patch(base, "resid_post", other, positions="last"):
         b = ii.evaluate_task(base, task, shots=0, n=6, progress=False)
     assert a is not None and b is not None  # runs: 'last' is declared by the row pass
+
+
+def test_cross_model_patch_under_run_with_hooks_and_run_with_cache(pair):
+    base, other = pair
+    with torch.no_grad():
+        with patch(base, "mlp_out", other, layers=[0]):
+            want = base(TOKENS)
+            hooked = base.run_with_hooks(TOKENS)
+            cached, _ = base.run_with_cache(TOKENS)
+        _, cache = base.run_with_cache(TOKENS)
+        with patch(base, "resid_post", other, layers=[1]), pytest.raises(ValueError, match="did not run"):
+            base(cache["blocks.1.hook_resid_pre"], start_at_layer=1)
+    assert torch.equal(hooked, want) and torch.equal(cached, want)
+    assert no_hooks_left(base)
