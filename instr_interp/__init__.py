@@ -30,6 +30,7 @@ from .engine.likelihood import response_nll  # noqa: E402
 from .hooks import HookSite, hook_names, hook_site  # noqa: E402
 from .interventions.expert_neurons import mean_expert_activations  # noqa: E402
 from .interventions.neurons import ablate_neurons, mean_activations  # noqa: E402
+from .interventions.patching import patch, patch_heads  # noqa: E402
 from .models import BUNDLED, ModelFacts, cache_dir, load_model, model_facts, tiny_model  # noqa: E402
 from .results import Result, load  # noqa: E402
 from .shift.attribution import (  # noqa: E402
@@ -52,6 +53,7 @@ from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
 from .sparcom.neurons import NeuronSets  # noqa: E402
 from .sparcom.overlap import OverlapTest, counted_tokens, overlap_test  # noqa: E402
 from .sparcom.selection import find_isns  # noqa: E402
+from .sweeps import PatchSweep, TuningEffects, patch_sweep, where_tuning_acted  # noqa: E402
 from .vectors.forgetting import ForgettingReport, forgetting_report, format_accuracy, measure_forgetting  # noqa: E402
 from .vectors.heads import head_effects, random_heads  # noqa: E402
 from .vectors.instruction import InstructionVector, add_vector, instruction_vector  # noqa: E402
@@ -146,4 +148,10 @@ __all__ = [
     "ScoreComparison",
     "compare_models",
     "followed_vs_not",
+    "patch",
+    "patch_heads",
+    "patch_sweep",
+    "PatchSweep",
+    "TuningEffects",
+    "where_tuning_acted",
 ]

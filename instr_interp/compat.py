@@ -53,6 +53,9 @@ __all__ = [
     "unwrap_peft",
     "with_attn_implementation",
     "wrapped_module",
+    "on_forward_input",
+    "tl_act_name",
+    "tl_patching",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -305,3 +308,40 @@ def hf_n_heads(model) -> int:
 def hf_logit_softcap(model) -> float | None:
     """Final logit soft-capping of a causal LM (Gemma 2/3 ``final_logit_softcapping``), or None."""
     return getattr(unwrap_peft(model).config, "final_logit_softcapping", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeing a model's input tokens (cross-model patching) and TransformerLens's patching sweeps
+
+
+@contextlib.contextmanager
+def on_forward_input(model, fn):
+    """Call ``fn(continuing)`` before every ``model(...)`` call (a torch forward pre-hook, removed on
+    exit, also on errors): ``continuing`` is True when the call continues a KV-cached sequence
+    (TransformerLens ``generate`` passes ``past_key_values`` after the prompt's forward), so its
+    input holds only the new tokens. ``run_with_hooks``/``run_with_cache`` call ``forward``
+    directly: no call is seen for them (they never continue a cache in the toolkit)."""
+
+    def pre_hook(module, args, kwargs):
+        fn(kwargs.get("past_key_values") is not None)
+        return None
+
+    handle = model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def tl_patching():
+    """TransformerLens's ``transformer_lens.patching`` module (activation patching sweeps)."""
+    from transformer_lens import patching
+
+    return patching
+
+
+def tl_act_name(name: str, layer: int | None) -> str:
+    """TransformerLens's full hook name for a short activation name (``utils.get_act_name``)."""
+    from transformer_lens import utilities as utils
+
+    return utils.get_act_name(name, layer)

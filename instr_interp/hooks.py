@@ -16,11 +16,13 @@ __all__ = [
     "FIRING_ORDER",
     "NORM_INNER_HOOKS",
     "HookSite",
+    "TL_ACT_NAMES",
     "SiteKind",
     "hook_site",
     "hook_names",
     "is_moe",
     "moe_layers",
+    "named_site",
 ]
 
 SiteKind = Literal[
@@ -41,6 +43,9 @@ SiteKind = Literal[
     "logits",  # unembedding output [batch pos d_vocab]
     "shared_expert_pre",  # MoE with a shared expert: its gate pre-activation [tokens d_shared]
     "shared_expert_post",  # MoE with a shared expert: act(gate) * up, input of its down projection
+    "attn_out",  # the attention block's output, added to the residual stream [batch pos d_model]
+    "mlp_out",  # the MLP (or MoE) block's output, added to the residual stream [batch pos d_model]
+    "tokens",  # the input token ids, entering the embedding [batch pos]
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -61,13 +66,30 @@ _TEMPLATES: dict[str, str] = {
     "logits": "unembed.hook_out",
     "shared_expert_pre": "blocks.{layer}.mlp.shared_expert.hook_pre",
     "shared_expert_post": "blocks.{layer}.mlp.shared_expert.hook_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "tokens": "embed.hook_in",
+}
+# TransformerLens's short activation names (``utils.get_act_name``, used by ``transformer_lens.patching``)
+# of the kinds that have one.
+TL_ACT_NAMES: dict[str, str] = {
+    "resid_pre": "resid_pre",
+    "resid_mid": "resid_mid",
+    "resid_post": "resid_post",
+    "attn_out": "attn_out",
+    "mlp_out": "mlp_out",
+    "attn_z": "z",
+    "mlp_post": "post",
+    "mlp_pre": "pre",
 }
 # The order in which sites fire within a block (the engine stops the forward after the last one).
-FIRING_ORDER: dict[str, int] = {
+FIRING_ORDER: dict[str, float] = {
+    "tokens": -2,
     "embed": -1,
     "resid_pre": 0,
     "attn_pattern": 1,
     "attn_z": 2,
+    "attn_out": 2.5,
     "resid_mid": 3,
     "mlp_in": 4,
     "shared_expert_pre": 5,
@@ -77,12 +99,13 @@ FIRING_ORDER: dict[str, int] = {
     "expert_indices": 8,
     "mlp_pre": 9,
     "mlp_post": 10,
+    "mlp_out": 10.5,
     "resid_post": 11,
     "final_norm": 12,
     "unembed_in": 13,
     "logits": 14,
 }
-_WHOLE_MODEL_KINDS = ("embed", "final_norm", "unembed_in", "logits")  # no layer
+_WHOLE_MODEL_KINDS = ("tokens", "embed", "final_norm", "unembed_in", "logits")  # no layer
 
 # Hook points (attribute names on a bridge component) that only the bridge's step-by-step attention
 # fires. hook_q/k/v and hook_z live on the projection bridges and fire on the fused path too, as do
@@ -187,3 +210,29 @@ def hook_names(model, kind: SiteKind, layers=None) -> list[HookSite]:
         return [hook_site(model, kind)]
     layers = range(model.cfg.n_layers) if layers is None else layers
     return [hook_site(model, kind, layer) for layer in layers]
+
+
+def named_site(model, name: str) -> HookSite:
+    """A hook point given by its full name (``"blocks.3.hook_resid_post"``), validated against the
+    model; its ``kind`` and ``layer`` are filled in when the name is one :func:`hook_site` builds
+    (else ``kind`` is ``"other"``, with the layer read from a ``blocks.L.`` prefix).
+
+    Examples:
+        >>> from instr_interp import tiny_model
+        >>> named_site(tiny_model(), "blocks.1.hook_mlp_out")
+        HookSite(name='blocks.1.hook_mlp_out', kind='mlp_out', layer=1)
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"A hook point name must be a string; got {type(name).__name__}.")
+    if name not in model.hook_dict:
+        nearby = difflib.get_close_matches(name, list(model.hook_dict), n=8)
+        raise ValueError(
+            f"{_architecture(model)} has no hook point {name!r}. Hook points near it: {sorted(nearby)}. "
+            f"Or give a site kind: one of {sorted(_TEMPLATES)}."
+        )
+    parts = name.split(".")
+    layer = int(parts[1]) if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() else None
+    for kind, template in _TEMPLATES.items():
+        if template.format(layer=layer) == name:
+            return HookSite(name=name, kind=kind, layer=layer)
+    return HookSite(name=name, kind="other", layer=layer)

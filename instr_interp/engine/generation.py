@@ -13,7 +13,7 @@ from .batching import check_context
 from .parallel import map_shards
 from .positions import prompt_positions
 
-__all__ = ["generate_responses"]
+__all__ = ["generate_responses", "stop_token_ids"]
 
 
 def _stop_ids(model) -> list[int]:
@@ -30,6 +30,12 @@ def _stop_ids(model) -> list[int]:
             "The tokenizer has no EOS token, so generation cannot stop; set tokenizer.eos_token."
         )
     return sorted(ids)
+
+
+def stop_token_ids(model) -> list[int]:
+    """The token ids generation stops at: EOS, the generation config's EOS ids, and the chat
+    template's end-of-turn marker where the tokenizer has one."""
+    return _stop_ids(model)
 
 
 def _generate(model, prompt: Tensor, max_new_tokens: int, stops: list[int]) -> Tensor:

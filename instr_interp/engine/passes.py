@@ -369,7 +369,7 @@ def _forward_batch(model, batch: EncodedBatch, dispatch: _Dispatch, ctx: BatchCo
     try:
         # Right padding after causal sequences: real tokens never see the padding, so
         # no attention mask is needed (positions default to 0..pos-1, also right).
-        with prompt_positions(model).declare(batch.last_prompt):
+        with prompt_positions(model).declare(batch.last_prompt, regions=batch.regions):
             model(batch.tokens, return_type=None)
     except _StopForward:
         pass

@@ -40,15 +40,19 @@ class PromptPositions:
     def __init__(self):
         self.last: Tensor | None = None
         self.start: int = 0
+        self.regions: Tensor | None = None
 
     @contextlib.contextmanager
-    def declare(self, last: Int[Tensor, " batch"]):
-        """Declare ``last`` for the forwards inside the block (restoring the previous state after)."""
-        saved, self.last, self.start = (self.last, self.start), last, 0
+    def declare(self, last: Int[Tensor, " batch"], regions: Int[Tensor, "batch pos"] | None = None):
+        """Declare ``last`` (and, for encoded records, the batch's per-token ``regions`` codes, see
+        :class:`instr_interp.data.encoding.Region`) for the forwards inside the block (restoring the
+        previous state after)."""
+        saved = (self.last, self.start, self.regions)
+        self.last, self.start, self.regions = last, 0, regions
         try:
             yield self
         finally:
-            self.last, self.start = saved
+            self.last, self.start, self.regions = saved
 
     def require(self, n_rows: int, who: str) -> Int[Tensor, " batch"]:
         """The declared positions for a batch of ``n_rows``, relative to the forward's input
@@ -67,6 +71,23 @@ class PromptPositions:
                 f"{n_rows} rows."
             )
         return self.last - self.start
+
+    def require_regions(self, shape: tuple[int, int], who: str) -> Int[Tensor, "batch pos"]:
+        """The declared region codes of the batch (``[batch, pos]``); a clear error when the forward
+        declared none (row passes over raw prompts, a plain ``model(tokens)``, generation steps
+        after the prompt) or they belong to another batch shape."""
+        if self.regions is None or self.start != 0:
+            raise ValueError(
+                f"{who} with region positions needs the batch's token regions, but this forward declared "
+                "none (only passes over encoded records declare them: run, response_nll, format_accuracy; "
+                "not raw-prompt row passes, plain model(tokens) calls or KV-cached generation steps). Pass "
+                "a boolean [batch, pos] mask instead."
+            )
+        if tuple(self.regions.shape) != tuple(shape):
+            raise ValueError(
+                f"{who}: the declared regions {tuple(self.regions.shape)} do not match the batch {tuple(shape)}."
+            )
+        return self.regions
 
 
 _BY_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

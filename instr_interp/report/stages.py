@@ -275,6 +275,27 @@ def tuning_stage(plan: Plan) -> list:
     return [following_section(summary, "instr-interp study following")]
 
 
+def tuning_stage(plan: Plan) -> list:
+    """Where did tuning act? Cross-model patching between the base model and its tune, per layer
+    component and head (:func:`~instr_interp.sweeps.where_tuning_acted`). Not registered in
+    ``STAGES``: add it next to "before/after" once the tuned model is wired."""
+    from ..sweeps.tuning import TuningEffects, where_tuning_acted
+    from .sections_patching import tuning_sections
+
+    _tuned_model(plan)
+    data = plan.data.sample(per_category=plan.size(10, 2), seed=0)
+    effects = cached(
+        plan.cache / _key("tuning", data.fingerprint()),
+        lambda: where_tuning_acted(
+            plan.load(BASE), plan.load(str(plan.tuned)), data, batch_size=plan.batch_size
+        ),
+        lambda v, p: v.save(p),
+        TuningEffects.load,
+        "where tuning acted",
+    )
+    return tuning_sections(effects)
+
+
 def _models_compared(plan: Plan) -> dict[str, str]:
     """Label -> model name: the instruction-tuned default, the base model and (with fine-tuning) its tune."""
     models = {f"{BASE} (base)": BASE}

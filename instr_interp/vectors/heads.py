@@ -27,6 +27,7 @@ from torch import Tensor
 from ..checks import check_layers
 from ..engine import last_token_logits, map_rows, tokenize_prompts
 from ..hooks import hook_site
+from ..interventions.patching import patch_heads
 from ..models import frozen, model_facts
 from .tasks import Task, answer_token
 
@@ -225,7 +226,6 @@ def head_effects(
 def _exact_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "layer head"]:
     """Summed exact effects over the rows of one batch, for ``layers``."""
     n_heads, b = means.shape[1], tokens.shape[0]
-    names = _z_names(model)
     means = means.to(tokens.device)
     ar = torch.arange(b, device=tokens.device)
     sums = torch.zeros(len(layers), n_heads, dtype=torch.float64)
@@ -236,13 +236,11 @@ def _exact_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "
         rep_head = torch.arange(n_heads, device=tokens.device).repeat_interleave(b)
         rep_targets = targets.repeat(n_heads)
         for i, layer in enumerate(layers):
-
-            def patch(z, hook=None, layer=layer):
-                z = z.clone()
-                z[rep_rows, rep_last, rep_head] = means[layer, rep_head].to(z.dtype)
-                return z
-
-            probs = last_token_logits(model, rep_tokens, rep_last, [(names[layer], patch)]).softmax(-1)
+            heads = torch.stack([torch.full_like(rep_head, layer), rep_head], 1)  # copy h patches head h
+            with patch_heads(
+                model, heads, "mean", means=means, positions="last", last=rep_last, rows=rep_rows
+            ):
+                probs = last_token_logits(model, rep_tokens, rep_last).softmax(-1)
             p = probs[rep_rows, rep_targets].double().view(n_heads, b)
             sums[i] = (p - base[None, :]).sum(1).cpu()
     return sums

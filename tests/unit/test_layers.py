@@ -31,8 +31,9 @@ BELOW_PRESENTATION = (
     "sparcom",
     "shift",
     "vectors",
+    "sweeps",
 )
-ANALYSES = ("instr_interp.sparcom", "instr_interp.shift", "instr_interp.vectors")
+ANALYSES = ("instr_interp.sparcom", "instr_interp.shift", "instr_interp.vectors", "instr_interp.sweeps")
 BELOW_ANALYSES = ("data", "engine", "interventions")
 
 
