@@ -275,19 +275,18 @@ def tuning_stage(plan: Plan) -> list:
     return [following_section(summary, "instr-interp study following")]
 
 
-def tuning_stage(plan: Plan) -> list:
+def patching_stage(plan: Plan) -> list:
     """Where did tuning act? Cross-model patching between the base model and its tune, per layer
-    component and head (:func:`~instr_interp.sweeps.where_tuning_acted`). Not registered in
-    ``STAGES``: add it next to "before/after" once the tuned model is wired."""
+    component and head (:func:`~instr_interp.sweeps.where_tuning_acted`)."""
     from ..sweeps.tuning import TuningEffects, where_tuning_acted
     from .sections_patching import tuning_sections
 
     _tuned_model(plan)
     data = plan.data.sample(per_category=plan.size(10, 2), seed=0)
     effects = cached(
-        plan.cache / _key("tuning", data.fingerprint()),
+        plan.cache / _key("tuning", plan.tuned, data.fingerprint()),
         lambda: where_tuning_acted(
-            plan.load(BASE), plan.load(str(plan.tuned)), data, batch_size=plan.batch_size
+            plan.load(BASE), plan.load(plan.tuned), data, batch_size=plan.batch_size
         ),
         lambda v, p: v.save(p),
         TuningEffects.load,
@@ -478,6 +477,7 @@ STAGES: dict[str, Callable[[Plan], list]] = {
     "neurons": neurons_stage,
     "tuned model": tuning_stage,
     "before/after": before_after_stage,
+    "where tuning acted": patching_stage,
     "attribution": attribution_stage,
     "concepts": concepts_stage,
     "word pairs": wordpairs_stage,
@@ -492,6 +492,7 @@ def run_stages(plan: Plan, stages: dict[str, Callable[[Plan], list]] | None = No
     if not plan.finetune:
         stages.pop("before/after", None)
         stages.pop("tuned model", None)
+        stages.pop("where tuning acted", None)
     sections = []
     for i, (name, stage) in enumerate(stages.items(), 1):
         print(f"[{i}/{len(stages)}] {name}")

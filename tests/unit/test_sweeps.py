@@ -114,12 +114,13 @@ def test_neuron_sweep_is_batched_and_equals_one_neuron_at_a_time(pair, small_dat
     assert bool((got.values[1] >= 0).all())  # KL to the source
 
 
-def test_expert_sweep_with_zero_equals_ablate_experts():
+def test_expert_sweep_with_zero_equals_dropping_experts():
+    """A zero source sets the expert's routing weight to 0 after top-k: ablate_experts' "drop" mode."""
     moe = ii.tiny_model(seed=0, moe="qwen2_moe")
     data = ii.hexainst()[:2]
     got = patch_sweep(moe, data, source="zero", over="expert", layer=0, metric="nll", progress=False)
     for e in range(4):
-        with ii.ablate_experts(moe, torch.tensor([[0, e]])):
+        with ii.ablate_experts(moe, torch.tensor([[0, e]]), mode="drop"):
             want = response_nll(moe, data, progress=False)["nll"].to_numpy()
         assert got.values[0, e].numpy() == pytest.approx(want, rel=1e-4)
 
