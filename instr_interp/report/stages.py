@@ -350,7 +350,7 @@ def forgetting_stage(plan: Plan) -> list:
     import json
 
     from ..vectors.continual import forgetting_demo
-    from .sections_vectors import forgetting_section
+    from .sections_vectors import forgetting_section, forgetting_study_section
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(
@@ -370,7 +370,7 @@ def forgetting_stage(plan: Plan) -> list:
         lambda p: json.loads(p.read_text()),
         "forgetting demonstration",
     )
-    return forgetting_section(results)
+    return forgetting_section(results) + forgetting_study_section()  # the study's JSON, if run
 
 
 STAGES: dict[str, Callable[[Plan], list]] = {

@@ -25,7 +25,9 @@ SIZES = ("tiny", "full")
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 # name -> ".module:function" (relative to this package): one line per study.
-STUDIES: dict[str, str] = {}
+STUDIES: dict[str, str] = {
+    "forgetting": ".forgetting:run",
+}
 
 
 @dataclass

@@ -224,6 +224,7 @@ def instruction_vector(
     form: str = "few_shot",
     corruption: str | None = None,
     protocol: str = "default",
+    only_correct: bool | None = None,
 ) -> "InstructionVector":
     """Build a task's instruction vector from its most causal heads.
 
@@ -257,6 +258,12 @@ def instruction_vector(
             those the model answers right at 10 shots, means over ``n_means`` random prompts of
             filtered queries, all counted; needs ``form="few_shot"``).
 
+        only_correct: average the means only over the clean prompts the model answers right (first
+            answer token). Default: yes for ``"few_shot"``; no for ``"instruction"`` (a chat model
+            rarely starts its reply with the bare answer, and Jiang et al. keep low-NLL prompts
+            rather than correct ones for generation tasks) and for ``protocol="todd"`` (its queries
+            are filtered already).
+
     The chosen ``scale`` is carried by the vector: :func:`add_vector` and ``finetune`` use it.
 
     Returns:
@@ -277,6 +284,8 @@ def instruction_vector(
     train, val = task.split(seed, n_val) if do_sweep else (task, None)
     n_correct = None
     shots = 10 if protocol == "todd" else shots
+    if only_correct is None:
+        only_correct = form == "few_shot" and protocol != "todd"
     common = dict(form=form, shots=shots, seed=seed, batch_size=batch_size, progress=progress)
     mean_queries = effect_queries = None
     if protocol == "todd":
@@ -289,7 +298,7 @@ def instruction_vector(
             train,
             n_prompts=n_means,
             queries=mean_queries,
-            only_correct=protocol != "todd",
+            only_correct=only_correct,
             **common,
         )
     check_means(model, means)
@@ -330,6 +339,7 @@ def instruction_vector(
         "form": form,
         "corruption": corruption,
         "protocol": protocol,
+        "only_correct": only_correct,
         "scale": scale,
         "candidate_layers": list(candidate_layers) if candidate_layers is not None else "all",
     }
