@@ -66,13 +66,12 @@ def test_tiny_forgetting_study(tmp_path):
         assert row["change"] == pytest.approx(change.mean(), abs=1e-12)
         assert row["low"] <= row["change"] <= row["high"]
     # the base scores against an independent plain transformers likelihood (first item of an old set)
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hf = AutoModelForCausalLM.from_pretrained(work / "tiny-model", dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(work / "tiny-model")  # the study's model folder, as it loads it
     task = long_task(cfg["old"][0])
-    rec = ii.encode(
-        instruction_records(task, task.pairs[:1]), ii.models.tiny_tokenizer(), with_response=True
-    ).records[0]
+    rec = ii.encode(instruction_records(task, task.pairs[:1]), tok, with_response=True).records[0]
     with torch.no_grad():
         logp = torch.log_softmax(hf(input_ids=torch.tensor([rec.tokens])).logits[0].double(), -1)
     scored = [t for t in range(1, len(rec.tokens)) if rec.regions[t] == ii.Region.RESPONSE]

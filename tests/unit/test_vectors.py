@@ -304,3 +304,35 @@ def test_instruction_form_prompts_means_and_sweep(tiny, means):
         instruction_vector(tiny, TASK, form="chat", means=means, progress=False)
     with pytest.raises(ValueError, match="few_shot"):
         instruction_vector(tiny, TASK, form="instruction", protocol="todd", means=means, progress=False)
+
+
+def test_todd_protocol_filters_queries_and_averages_every_prompt(tiny, monkeypatch):
+    """protocol='todd': 10 shots; queries drawn only from the pairs answered right at 10 shots; the
+    means average every prompt of those queries (checked against head_means on the same queries)."""
+    import pandas as pd
+
+    from instr_interp.vectors import tasks as task_module
+    from instr_interp.vectors.heads import head_means
+    from instr_interp.vectors.prompts import filtered_queries
+
+    right = {"cat", "sun", "moon", "red"}
+    seen = {}
+
+    def fake_eval(model, task, *, shots, seed, batch_size, progress):
+        seen["shots"] = shots
+        frame = pd.DataFrame({"correct": [x in right for x, _ in task.pairs]})
+        return type("Score", (), {"frame": frame})()
+
+    monkeypatch.setattr(task_module, "evaluate_task", fake_eval)
+    queries = filtered_queries(tiny, TASK, n=7, seed=3)
+    assert seen["shots"] == 10 and len(queries) == 7 and {x for x, _ in queries} <= right
+    iv = instruction_vector(tiny, TASK, protocol="todd", k=2, n_means=7, n_prompts=3, layer=1, progress=False)
+    assert (
+        iv.settings["shots"] == 10 and iv.settings["only_correct"] is False and iv.settings["n_correct"] == 7
+    )
+    train_queries = filtered_queries(tiny, TASK, n=7, seed=0)
+    means, _ = head_means(tiny, TASK, shots=10, queries=train_queries, only_correct=False, progress=False)
+    torch.testing.assert_close(iv.head_means, means)
+    right.clear()
+    with pytest.raises(ValueError, match="none of the"):
+        filtered_queries(tiny, TASK, n=3)
