@@ -66,10 +66,12 @@ def test_tiny_forgetting_study(tmp_path):
         assert row["change"] == pytest.approx(change.mean(), abs=1e-12)
         assert row["low"] <= row["change"] <= row["high"]
     # the base scores against an independent plain transformers likelihood (first item of an old set)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     hf = AutoModelForCausalLM.from_pretrained(work / "tiny-model", dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(work / "tiny-model")  # the study's model folder, as it loads it
+    tok = ii.load_model(
+        str(work / "tiny-model"), device="cpu"
+    ).tokenizer  # the tokenizer the study scores with
     task = long_task(cfg["old"][0])
     rec = ii.encode(instruction_records(task, task.pairs[:1]), tok, with_response=True).records[0]
     with torch.no_grad():
