@@ -13,7 +13,9 @@ by exact effect.
 With ``--lift TASK ...`` it instead measures what the vectors do: for each built-in task, 20 pairs
 are held out (``split(seed=0, n_val=20)``), ``instruction_vector`` runs with its defaults on the rest,
 and the held-out zero-shot accuracy is scored without a vector, with it, and with vectors of as many
-random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`.
+random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`. ``--form instruction`` builds
+the vectors from zero-shot instruction prompts in the model's chat format (the instruction dropped as
+the corruption) and scores held-out pairs in that format; ``--n-means``/``--n-effect-prompts`` size it.
 """
 
 import os
@@ -54,22 +56,27 @@ def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:
     }
 
 
-def lift(model, tasks: list[str], out: Path, name: str) -> None:
+def lift(
+    model, tasks: list[str], out: Path, name: str, form: str = "few_shot", sizes: dict | None = None
+) -> None:
     rows = []
+    sizes = sizes or {}
     for task_name in tasks:
         start = time.perf_counter()
         train, test = icl_task(task_name).split(seed=0, n_val=20)
-        iv = instruction_vector(model, train, progress=False)
-        row = vector_scores(model, [iv], [test], n_random=3, progress=False).iloc[0].to_dict()
+        iv = instruction_vector(model, train, form=form, progress=False, **sizes)
+        row = vector_scores(model, [iv], [test], n_random=3, form=form, progress=False).iloc[0].to_dict()
         row.update(
             scale=iv.scale,
             n_correct_for_means=iv.settings["n_correct"],
+            form=form,
             heads=iv.top_heads.tolist(),
             seconds=round(time.perf_counter() - start, 1),
         )
         print(json.dumps(row), flush=True)
         rows.append(row)
-    (out / f"head_effects_iv_lift_{name}.json").write_text(json.dumps(rows, indent=1))
+    suffix = "" if form == "few_shot" else f"_{form}"
+    (out / f"head_effects_iv_lift_{name}{suffix}.json").write_text(json.dumps(rows, indent=1))
 
 
 def main():
@@ -89,12 +96,16 @@ def main():
     )
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--lift", nargs="*", default=None, help="measure vector lift on these tasks instead")
+    parser.add_argument("--form", default="few_shot", choices=["few_shot", "instruction"])
+    parser.add_argument("--n-means", type=int, default=100)
+    parser.add_argument("--n-effect-prompts", type=int, default=25)
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = ii.load_model(args.model, device="cpu")
     if args.lift is not None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        lift(model, args.lift or list(ICL_TASKS), Path(args.out), args.model)
+        sizes = {"n_means": args.n_means, "n_prompts": args.n_effect_prompts}
+        lift(model, args.lift or list(ICL_TASKS), Path(args.out), args.model, args.form, sizes)
         return
     train, _ = icl_task(args.task).split(seed=0, n_val=20)
     means, n_correct = head_means(model, train, shots=args.shots, progress=False)

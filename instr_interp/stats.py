@@ -10,6 +10,7 @@ __all__ = [
     "Interval",
     "TestResult",
     "bootstrap_mean",
+    "bootstrap_seeds_items",
     "detectable_difference",
     "paired_t",
     "paired_t_power",
@@ -171,3 +172,32 @@ def detectable_difference(power, *, target: float = 0.8, upper: float = 1e3) -> 
     if not np.isfinite(power(0.0)) or power(upper) < target:
         return float("nan")
     return float(brentq(lambda e: power(e) - target, 0.0, upper, xtol=1e-6))
+
+
+def bootstrap_seeds_items(
+    values, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of a ``[seed, item]`` table and its percentile interval from a two-level bootstrap:
+    resample the seeds (independent training runs), then the items within the table (the same
+    item draw for every resampled seed, as the items are shared across seeds).
+
+    With one seed only the items are resampled; with one item only the seeds. NaN entries are not
+    allowed.
+
+    Examples:
+        >>> mean, lo, hi = bootstrap_seeds_items([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]])
+        >>> mean, lo <= mean <= hi
+        (2.5, True)
+    """
+    table = np.asarray(values, dtype=float)
+    if table.ndim != 2 or table.size == 0:
+        raise ValueError(f"values must be a non-empty [seed, item] table; got shape {table.shape}.")
+    if not np.isfinite(table).all():
+        raise ValueError("values hold NaN or inf; drop those items first.")
+    rng = np.random.default_rng(seed)
+    n_seeds, n_items = table.shape
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    items = rng.integers(0, n_items, size=(n_boot, n_items))
+    means = np.array([table[np.ix_(s, i)].mean() for s, i in zip(seeds, items)])
+    tail = (1 - level) / 2
+    return float(table.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))

@@ -124,17 +124,29 @@ def add_vector(
 
 
 @contextlib.contextmanager
-def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " batch"], scale: float = 1.0):
-    """Add ``scale``·θ to the output of decoder layer ℓ (the residual stream after block ℓ) at one
-    position per row, for every ``{ℓ: θ}`` in ``vectors``: :func:`add_vector` for a plain
-    transformers model (equal to it on the bridge; tested on SmolLM2). Hooks are removed on exit.
+def iv_addition(
+    hf_model,
+    vectors: dict[int, Tensor],
+    positions: Int[Tensor, " batch"],
+    scale: float = 1.0,
+    *,
+    site: str = "resid_post",
+):
+    """Add ``scale``·θ at one position per row of a plain transformers model, for every ``{ℓ: θ}``
+    in ``vectors``. Hooks are removed on exit.
 
     Args:
         hf_model: a plain transformers causal LM (or a peft wrapper of one).
         vectors: layer -> ``Float[Tensor, "d_model"]``.
         positions: for each batch row, the position that receives the vector (its last prompt token).
         scale: multiplier (0 registers no hook at all).
+        site: ``"resid_post"``: the output of decoder layer ℓ (the residual stream after block ℓ,
+            :func:`add_vector`'s site; equal to it on the bridge, tested on SmolLM2);
+            ``"attn_out"``: the output of layer ℓ's attention output projection (``o_proj``), where
+            Jiang et al.'s training adds the function vector.
     """
+    if site not in ("resid_post", "attn_out"):
+        raise ValueError(f"site must be 'resid_post' or 'attn_out'; got {site!r}.")
     layers = compat.hf_decoder_layers(hf_model)
     handles = []
 
@@ -152,7 +164,10 @@ def iv_addition(hf_model, vectors: dict[int, Tensor], positions: Int[Tensor, " b
     try:
         if scale != 0:
             for layer, vec in vectors.items():
-                handles.append(layers[layer].register_forward_hook(make(vec)))
+                module = (
+                    layers[layer] if site == "resid_post" else compat.hf_attention_out_proj(hf_model, layer)
+                )
+                handles.append(module.register_forward_hook(make(vec)))
         yield
     finally:
         for handle in handles:

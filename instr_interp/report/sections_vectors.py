@@ -190,3 +190,83 @@ def forgetting_section(results) -> list:
             )
         )
     return sections
+
+
+def forgetting_study_section(results=None) -> list:
+    """The forgetting study (``instr-interp study forgetting``) from its summary JSON
+    (``benchmarks/results/study_forgetting.json`` by default); no section when it is absent.
+
+    Reads, never computes: each arm's mean change in instruction and knowledge NLL on the old sets
+    with its seed×item bootstrap interval, and each guided arm minus plain.
+    """
+    import plotly.express as px
+
+    from ..studies import study_path
+
+    if results is None or isinstance(results, (str, Path)):
+        path = Path(results) if results is not None else study_path("forgetting")
+        if not path.exists():
+            return []
+        results = json.loads(path.read_text())
+    frame = pd.DataFrame(results["forgetting"])
+    diffs = pd.DataFrame(results["guided_minus_plain"])
+    s = results["settings"]
+    old = frame[~frame["set"].str.startswith("new:")]
+    pooled = old.groupby(["arm", "metric"], sort=False)["change"].mean().unstack()
+
+    def interval(row) -> str:
+        return f"{row['change']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+
+    def diff_text(arm: str, metric: str) -> str:
+        part = diffs[
+            (diffs["arm"] == arm) & (diffs["metric"] == metric) & ~diffs["set"].str.startswith("new:")
+        ]
+        return ", ".join(
+            f"{r['set']} {r['minus_plain']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
+            for _, r in part.iterrows()
+        )
+
+    new = frame[frame["set"].str.startswith("new:")]
+    learned = "; ".join(f"{r['arm']} {interval(r)}" for _, r in new.iterrows())
+    teacher = results.get("teacher") or {}
+    reading = (
+        f"{s['model']} was LoRA-tuned (all linear layers, lr {s['lr']}, {s['warmup']:.0%} warm-up, "
+        f"{s['epochs']} epochs of {s['n_train']} items, batch {s['batch_size']}, seeds {s['seeds']}) on the new "
+        f"task {s['new']}, plainly and with instruction-vector guidance (all terms, and each term removed). "
+        f"Change of the new task's held-out instruction NLL (nats/token, 95% interval over seeds and items): "
+        f"{learned}. Pooled over the old sets ({', '.join(s['old'])}, general), mean change of the instruction "
+        f"NLL by arm: "
+        + ", ".join(f"{arm} {v:+.3f}" for arm, v in pooled.get("instruction_nll", pd.Series()).items())
+        + "; of the knowledge NLL: "
+        + ", ".join(f"{arm} {v:+.3f}" for arm, v in pooled.get("knowledge_nll", pd.Series()).items())
+        + f". Guided minus plain, instruction NLL: {diff_text('guided', 'instruction_nll')}; knowledge NLL: "
+        f"{diff_text('guided', 'knowledge_nll')} (an interval that excludes 0 is a difference; one that spans it "
+        f"shows none at this size)."
+        + (
+            f" Teacher check: the steered pre-task model gets {teacher['accuracy']:.2f} of the training prompts' "
+            f"first response tokens right (without the vector {teacher['accuracy_without']:.2f})."
+            if teacher
+            else ""
+        )
+    )
+    fig = px.bar(
+        frame.assign(err_plus=frame["high"] - frame["change"], err_minus=frame["change"] - frame["low"]),
+        x="set",
+        y="change",
+        color="arm",
+        barmode="group",
+        facet_row="metric",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        title="Forgetting study: change in NLL after tuning (tuned − base), 95% intervals over seeds and items",
+    )
+    fig.update_yaxes(matches=None)
+    table = frame[["arm", "set", "metric", "before", "change", "low", "high"]].round(3)
+    return [
+        Section(
+            title="Forgetting study: plain vs IV-guided, term by term",
+            reading=reading,
+            figures=[fig],
+            tables=[table, diffs.round(3)],
+        )
+    ]

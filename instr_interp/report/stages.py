@@ -285,9 +285,7 @@ def patching_stage(plan: Plan) -> list:
     data = plan.data.sample(per_category=plan.size(10, 2), seed=0)
     effects = cached(
         plan.cache / _key("tuning", plan.tuned, data.fingerprint()),
-        lambda: where_tuning_acted(
-            plan.load(BASE), plan.load(plan.tuned), data, batch_size=plan.batch_size
-        ),
+        lambda: where_tuning_acted(plan.load(BASE), plan.load(plan.tuned), data, batch_size=plan.batch_size),
         lambda v, p: v.save(p),
         TuningEffects.load,
         "where tuning acted",
@@ -450,7 +448,7 @@ def forgetting_stage(plan: Plan) -> list:
     import json
 
     from ..vectors.continual import forgetting_demo
-    from .sections_vectors import forgetting_section
+    from .sections_vectors import forgetting_section, forgetting_study_section
 
     path = plan.cache / _key("forgetting", plan.model) / "results.json"
     results = cached(
@@ -470,7 +468,7 @@ def forgetting_stage(plan: Plan) -> list:
         lambda p: json.loads(p.read_text()),
         "forgetting demonstration",
     )
-    return forgetting_section(results)
+    return forgetting_section(results) + forgetting_study_section()  # the study's JSON, if run
 
 
 STAGES: dict[str, Callable[[Plan], list]] = {

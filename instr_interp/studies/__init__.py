@@ -28,6 +28,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 STUDIES: dict[str, str] = {
     "following": ".following:run",
     "attribution": ".attribution:run",
+    "forgetting": ".forgetting:run",
 }
 
 

@@ -230,6 +230,11 @@ def _tune_chain(
             kl_weight=weights["kl_weight"] if guidance is not None else None,
             seq_kl_weight=weights["seq_kl_weight"] if guidance is not None else 0.0,
             head_consistency=weights["head_consistency"] if guidance is not None else 0.0,
+            # the demonstration's original design (before issue 17's reference defaults)
+            progressive=guidance is not None,
+            site="resid_post",
+            warmup=0.0,
+            kl_t2=True,
             **ft_kwargs,
         )
         seconds = time.perf_counter() - start

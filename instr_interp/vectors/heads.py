@@ -25,11 +25,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..checks import check_layers
-from ..engine import last_token_logits, map_rows, tokenize_prompts
+from ..engine import last_token_logits, map_rows
 from ..hooks import hook_site
 from ..interventions.patching import patch_heads
 from ..models import frozen, model_facts
-from .tasks import Task, answer_token
+from .prompts import query_prompts
+from .tasks import Task
 
 __all__ = [
     "Method",
@@ -71,6 +72,9 @@ def head_means(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = True,
+    form: str = "few_shot",
+    queries: list[tuple[str, str]] | None = None,
+    only_correct: bool = True,
 ) -> tuple[Float[Tensor, "layer head d_head"], int]:
     """Mean of every head's ``z`` at the last prompt token over clean few-shot prompts the model
     answers correctly (first answer token is the argmax).
@@ -78,6 +82,11 @@ def head_means(
     Args:
         task: the queries are up to ``n_prompts`` of its pairs (shuffled with ``seed``); each
             prompt has ``shots`` demonstrations drawn from the other pairs.
+        form: ``"few_shot"`` (raw Q/A prompts) or ``"instruction"`` (zero-shot, the task's
+            instruction in the model's own prompt format; :mod:`instr_interp.vectors.prompts`).
+        queries: use these ``(x, y)`` queries (repeats allowed) instead of drawing them.
+        only_correct: average only over prompts the model answers right (else over all of them,
+            as Todd et al. do once their queries are filtered).
 
     Returns:
         ``(means, n_correct)``: means ``[layer, head, d_head]`` and how many prompts were averaged.
@@ -85,9 +94,9 @@ def head_means(
     Raises:
         ValueError: when the model answers none of the prompts correctly.
     """
-    prompts, pairs = clean_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
-    ids = tokenize_prompts(model, prompts)
-    targets = torch.tensor([answer_token(model, y) for _, y in pairs])
+    ids, targets, _ = query_prompts(
+        model, task, form=form, n=n_prompts, shots=shots, seed=seed, queries=queries
+    )
     names = _z_names(model)
     facts = model_facts(model)
 
@@ -102,6 +111,7 @@ def head_means(
         with torch.inference_mode():
             logits = last_token_logits(model, tokens, last, hooks)
         ok = logits.argmax(-1).cpu() == targets[rows]
+        ok = ok if only_correct else torch.ones_like(ok)
         return torch.stack([held[layer].cpu()[ok].sum(0) for layer in range(facts.n_layers)]), int(ok.sum())
 
     total = torch.zeros(facts.n_layers, facts.n_heads, facts.d_head, dtype=torch.float64)
@@ -113,8 +123,8 @@ def head_means(
         n_correct += n_ok
     if n_correct == 0:
         raise ValueError(
-            f"The model answers none of the {len(prompts)} clean {shots}-shot prompts of {task.name!r} "
-            "correctly, so there are no head means; use more shots or a task the model can do."
+            f"The model answers none of the {len(ids)} clean {form} prompts of {task.name!r} "
+            "correctly, so there are no head means; use more shots, another form or a task the model can do."
         )
     return (total / n_correct).float(), n_correct
 
@@ -174,6 +184,9 @@ def head_effects(
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
+    form: str = "few_shot",
+    corruption: str | None = None,
+    queries: list[tuple[str, str]] | None = None,
 ) -> Float[Tensor, "layer head"]:
     """Average indirect effect of every head on the probability of the correct first answer token.
 
@@ -189,6 +202,10 @@ def head_effects(
         means: ``[layer, head, d_head]`` from :func:`head_means` (computed with ``shots``/``seed``
             when None).
         layers: only these layers (others are NaN); default all.
+        form, corruption: the corrupted prompts: few-shot with shuffled labels (``"few_shot"``,
+            ``"shuffle"``) or zero-shot instruction prompts with the instruction dropped
+            (``"instruction"``, ``"drop_instruction"``); see :mod:`instr_interp.vectors.prompts`.
+        queries: use these ``(x, y)`` queries instead of drawing them.
         batch_size: prompts per forward (exact: ``batch_size * n_heads`` rows).
 
     Returns:
@@ -199,11 +216,19 @@ def head_effects(
     facts = model_facts(model)
     layers = list(range(facts.n_layers)) if layers is None else check_layers(model, layers)
     if means is None:
-        means, _ = head_means(model, task, shots=shots, seed=seed, progress=progress)
+        means, _ = head_means(model, task, shots=shots, seed=seed, form=form, progress=progress)
     check_means(model, means)
-    prompts, pairs = corrupted_prompts(task, n_prompts=n_prompts, shots=shots, seed=seed)
-    ids = tokenize_prompts(model, prompts)
-    targets = torch.tensor([answer_token(model, y) for _, y in pairs])
+    ids, targets, _ = query_prompts(
+        model,
+        task,
+        form=form,
+        n=n_prompts,
+        shots=shots,
+        seed=seed + _CORRUPT_SEED,
+        corrupt=True,
+        corruption=corruption,
+        queries=queries,
+    )
     out = torch.full((facts.n_layers, facts.n_heads), float("nan"), dtype=torch.float64)
     out[layers] = 0.0
     fn = _exact_batch if method == "exact" else _atp_batch
@@ -220,7 +245,7 @@ def head_effects(
         progress=progress,
     ):
         out[layers] += sums
-    return (out / len(prompts)).float()
+    return (out / len(ids)).float()
 
 
 def _exact_batch(model, tokens, last, targets, means, layers) -> Float[Tensor, "layer head"]:

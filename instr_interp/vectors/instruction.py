@@ -23,6 +23,7 @@ from ..interventions.vectors import add_vector
 from ..models import model_facts
 from ..results import Result
 from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
+from .prompts import check_form, filtered_queries, instruction_accuracy
 from .tasks import Task, evaluate_task
 
 __all__ = [
@@ -174,25 +175,31 @@ def sweep_layers(
     scale: float | Sequence[float] = 1.0,
     batch_size: int = 16,
     progress: bool = True,
+    form: str = "few_shot",
 ) -> pd.DataFrame:
     """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``scale * vector``
-    added at the last prompt token after each candidate layer (for each scale, if several)."""
+    added at the last prompt token after each candidate layer (for each scale, if several).
+
+    ``form="few_shot"`` scores the bare ``Q: x\nA:`` prompts; ``form="instruction"`` the task's
+    instruction prompts in the model's own format (chat template where it has one)."""
+    check_form(form, None)
     layers = range(model.cfg.n_layers) if layers is None else check_layers(model, layers)
     scales = [scale] if isinstance(scale, (int, float)) else list(scale)
     rows = []
     grid = [(layer, s) for s in scales for layer in layers]
     for layer, s in tqdm(grid, desc="layer sweep", disable=not progress):
         with add_vector(model, vector, layer=layer, scale=s):
-            score = evaluate_task(model, task, batch_size=batch_size, progress=False)
-        rows.append(
-            {
-                "layer": int(layer),
-                "scale": float(s),
-                "accuracy": score.accuracy,
-                "p_target": float(score.frame["p_target"].mean()),
-            }
-        )
+            accuracy, p_target = _zero_shot(model, task, form, batch_size)
+        rows.append({"layer": int(layer), "scale": float(s), "accuracy": accuracy, "p_target": p_target})
     return pd.DataFrame(rows)
+
+
+def _zero_shot(model, task: Task, form: str, batch_size: int) -> tuple[float, float]:
+    """Zero-shot accuracy and mean answer probability in the use form of a vector of ``form``."""
+    if form == "instruction":
+        return instruction_accuracy(model, task, batch_size=batch_size)
+    score = evaluate_task(model, task, batch_size=batch_size, progress=False)
+    return score.accuracy, float(score.frame["p_target"].mean())
 
 
 def instruction_vector(
@@ -214,6 +221,10 @@ def instruction_vector(
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
+    form: str = "few_shot",
+    corruption: str | None = None,
+    protocol: str = "default",
+    only_correct: bool | None = None,
 ) -> "InstructionVector":
     """Build a task's instruction vector from its most causal heads.
 
@@ -235,11 +246,35 @@ def instruction_vector(
         shots: demonstrations in the clean (means) and corrupted (effects) prompts.
         n_means: clean prompts for the means (only correctly answered ones count).
         n_prompts: corrupted prompts for the effects.
+        form: the prompts means and effects are built on, and the validation sweep's form:
+            ``"few_shot"`` (raw ``Q: x\nA:`` with ``shots`` demonstrations, validated zero-shot on
+            ``Q: x\nA:``) or ``"instruction"`` (zero-shot: the task's instruction and the query in
+            the model's own prompt format, the chat template where it has one, as ``finetune``
+            trains on them; validated in that format). See :mod:`instr_interp.vectors.prompts`.
+        corruption: the corrupted prompts of the effects: ``"shuffle"`` (few-shot labels shuffled;
+            the default for ``"few_shot"``) or ``"drop_instruction"`` (the instruction prompt
+            without its instruction; the default for ``"instruction"``).
+        protocol: ``"default"`` or ``"todd"`` (Todd et al.'s: 10 shots, the queries filtered to
+            those the model answers right at 10 shots, means over ``n_means`` random prompts of
+            filtered queries, all counted; needs ``form="few_shot"``).
+
+        only_correct: average the means only over the clean prompts the model answers right (first
+            answer token). Default: yes for ``"few_shot"``; no for ``"instruction"`` (a chat model
+            rarely starts its reply with the bare answer, and Jiang et al. keep low-NLL prompts
+            rather than correct ones for generation tasks) and for ``protocol="todd"`` (its queries
+            are filtered already).
+
+    The chosen ``scale`` is carried by the vector: :func:`add_vector` and ``finetune`` use it.
 
     Returns:
         An :class:`InstructionVector`.
     """
     facts = model_facts(model)
+    corruption = check_form(form, corruption)
+    if protocol not in ("default", "todd"):
+        raise ValueError(f"protocol must be 'default' or 'todd'; got {protocol!r}.")
+    if protocol == "todd" and form != "few_shot":
+        raise ValueError("protocol='todd' builds from few-shot prompts; use form='few_shot'.")
     layer = None if layer is None else check_layer(model, layer)  # before any pass
     if candidate_layers is not None:
         check_layers(model, candidate_layers, what="candidate_layers")
@@ -248,9 +283,23 @@ def instruction_vector(
     do_sweep = layer is None and sweep
     train, val = task.split(seed, n_val) if do_sweep else (task, None)
     n_correct = None
+    shots = 10 if protocol == "todd" else shots
+    if only_correct is None:
+        only_correct = form == "few_shot" and protocol != "todd"
+    common = dict(form=form, shots=shots, seed=seed, batch_size=batch_size, progress=progress)
+    mean_queries = effect_queries = None
+    if protocol == "todd":
+        kw = dict(shots=shots, batch_size=batch_size, progress=progress)
+        mean_queries = filtered_queries(model, train, n=n_means, seed=seed, **kw)
+        effect_queries = filtered_queries(model, train, n=n_prompts, seed=seed + 1, **kw)
     if means is None:
         means, n_correct = head_means(
-            model, train, shots=shots, n_prompts=n_means, seed=seed, batch_size=batch_size, progress=progress
+            model,
+            train,
+            n_prompts=n_means,
+            queries=mean_queries,
+            only_correct=only_correct,
+            **common,
         )
     check_means(model, means)
     if heads is None:
@@ -260,10 +309,9 @@ def instruction_vector(
             method=method,
             means=means,
             n_prompts=n_prompts,
-            shots=shots,
-            seed=seed,
-            batch_size=batch_size,
-            progress=progress,
+            corruption=corruption,
+            queries=effect_queries,
+            **common,
         )
         chosen = top_heads(effects, k)
     else:
@@ -272,7 +320,9 @@ def instruction_vector(
     vector = vector_from_heads(model, means, chosen)
     table, scale = None, 1.0
     if do_sweep:
-        table, layer, scale = _best_layer(model, vector, val, candidate_layers, scales, batch_size, progress)
+        table, layer, scale = _best_layer(
+            model, vector, val, candidate_layers, scales, batch_size, progress, form
+        )
     elif layer is None:
         layer = facts.n_layers // 3
     layer = check_layer(model, int(layer))
@@ -286,6 +336,12 @@ def instruction_vector(
         "seed": seed,
         "n_val": n_val if do_sweep else 0,
         "model": facts.name,
+        "form": form,
+        "corruption": corruption,
+        "protocol": protocol,
+        "only_correct": only_correct,
+        "scale": scale,
+        "candidate_layers": list(candidate_layers) if candidate_layers is not None else "all",
     }
     return InstructionVector(
         task=task.name,
@@ -300,7 +356,9 @@ def instruction_vector(
     )
 
 
-def _best_layer(model, vector, val: Task, candidate_layers, scales, batch_size: int, progress: bool):
+def _best_layer(
+    model, vector, val: Task, candidate_layers, scales, batch_size: int, progress: bool, form: str
+):
     """The layer sweep of :func:`instruction_vector`: the sweep table, and the layer and scale with the
     best zero-shot validation accuracy (ties: higher answer probability, smaller scale, earlier layer)."""
     table = sweep_layers(
@@ -311,6 +369,7 @@ def _best_layer(model, vector, val: Task, candidate_layers, scales, batch_size: 
         scale=scales,
         batch_size=batch_size,
         progress=progress,
+        form=form,
     )
     best = table.sort_values(
         ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
@@ -331,6 +390,7 @@ def vector_scores(
     scale: float | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    form: str = "few_shot",
 ) -> pd.DataFrame:
     """Zero-shot first-token accuracy per task: no vector, with the task's vector, and with vectors
     from as many random heads (same means, same layer; mean over ``n_random`` seeds).
@@ -338,18 +398,20 @@ def vector_scores(
     Args:
         vectors: one :class:`InstructionVector` per task (matched by position).
         tasks: held-out pairs to score (e.g. the second part of ``task.split(...)``).
+        form: score bare ``Q: x\nA:`` prompts (``"few_shot"``) or the task's instruction prompts
+            in the model's own format (``"instruction"``).
 
     Returns:
         One row per task: ``task, n, layer, k, zero_shot, with_vector, random_heads, lift``.
     """
     if len(vectors) != len(tasks):
         raise ValueError(f"Got {len(vectors)} vectors for {len(tasks)} tasks; pass one vector per task.")
+    check_form(form, None)
     rows = []
     for iv, task in zip(vectors, tasks):
-        kw = dict(batch_size=batch_size, progress=False)
-        base = evaluate_task(model, task, **kw).accuracy
+        base = _zero_shot(model, task, form, batch_size)[0]
         with add_vector(model, iv, scale=scale):
-            steered = evaluate_task(model, task, **kw).accuracy
+            steered = _zero_shot(model, task, form, batch_size)[0]
         controls = []
         for seed in tqdm(range(n_random), desc=f"random heads {task.name}", disable=not progress):
             heads = random_heads(model, len(iv.top_heads), seed=seed)
@@ -359,12 +421,13 @@ def vector_scores(
                 layer=iv.layer,
                 scale=iv.scale if scale is None else scale,
             ):
-                controls.append(evaluate_task(model, task, **kw).accuracy)
+                controls.append(_zero_shot(model, task, form, batch_size)[0])
         rows.append(
             {
                 "task": task.name,
                 "n": len(task),
                 "layer": iv.layer,
+                "scale": iv.scale if scale is None else scale,
                 "k": len(iv.top_heads),
                 "zero_shot": base,
                 "with_vector": steered,

@@ -1,20 +1,24 @@
 """Supervised instruction tuning on reference responses (LoRA via peft, or full), saved so that
 ``load_model`` reloads it; optionally guided by instruction vectors (METHODS §8, Jiang et al.).
 
-IV guidance, for a new task c with instruction vector θ_c (computed on the model *before* this task):
+IV guidance follows Jiang et al.'s training code term by term (see :mod:`.guidance`): for a new task
+c with instruction vector θ_c computed on the model *before* this task, the teacher is a frozen copy
+of the pre-task model with θ_c (times the vector's ``.scale``) added at the last prompt token, at the
+attention output of the vector's layer (``site="attn_out"``, the reference's) or after that block
+(``site="resid_post"``). With guidance, by default (the reference's units and weights):
 
-- the reference is a frozen copy of the pre-task model with θ_c added to the residual stream after
-  block ℓ* (the output of ``model.model.layers[ℓ*]`` = TransformerLens ``blocks.{ℓ*}.hook_resid_post``)
-  at the last prompt token;
-- ``kl_weight`` · KL(softmax(new/T) ‖ softmax(ref/T)) · T² at the last prompt token, counted only
-  while it exceeds ``kl_threshold`` (0.1); ``seq_kl_weight`` · the same KL averaged over every
-  non-padding position;
-- progressive intervention: α(s)·θ_c added to the training model at the same place, α falling
-  linearly from 1 to 0 over the first half of the steps, nothing afterwards and nothing in the
-  saved model;
-- ``head_consistency`` · MSE between the top heads' outputs (their slices of the attention output
-  projection's input at the last prompt token) in the training model and the reference, counted
-  only while it exceeds ``head_threshold`` (0.01).
+- ``kl``: 20 · KL(softmax(new/2) ‖ softmax(teacher/2)) at the last prompt token (no T²), counted
+  while above 0.1;
+- ``seq_kl``: 0.1 · the same KL summed over every non-padding position and divided by the batch
+  size, counted while above 0.1;
+- ``head``: 1 · Σ over the vector's top heads of the MSE between the head's output at the last
+  prompt token in the training model and in the frozen model *without* θ, each head counted while
+  above 0.01;
+- no progressive intervention (an option: α(s)·θ_c on the training model over the first half);
+- a linear learning-rate warm-up over the first 10% of the steps, then constant;
+- a teacher check before training (:func:`.guidance.teacher_check`): the steered pre-task model's
+  first-response-token accuracy and answer probability on the training prompts, with a warning when
+  it cannot do the task.
 """
 
 import contextlib
@@ -49,6 +53,7 @@ from .guidance import (
     guidance_kl,
     last_prompt_positions,
     progressive_alpha,
+    teacher_check,
 )
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "last_prompt_positions",
     "progressive_alpha",
     "response_loss",
+    "teacher_check",
 ]
 
 
@@ -213,12 +219,18 @@ def finetune(
     adapter_out=None,
     iv_guidance=None,
     kl_weight: float | None = None,
-    seq_kl_weight: float = 0.0,
+    seq_kl_weight: float | None = None,
     temperature: float = 2.0,
-    progressive: bool = True,
-    head_consistency: float = 0.0,
+    progressive: bool = False,
+    head_consistency: float | None = None,
     kl_threshold: float = 0.1,
     head_threshold: float = 0.01,
+    seq_kl_threshold: float = 0.1,
+    kl_t2: bool = False,
+    site: str = "attn_out",
+    warmup: float | None = None,
+    check_teacher: bool = True,
+    teacher_min_accuracy: float = 0.5,
     keep_model: bool = False,
     progress: bool = True,
 ) -> FinetuneResult:
@@ -239,19 +251,33 @@ def finetune(
         lr: learning rate (default 2e-4 for LoRA, 2e-5 for full).
         iv_guidance: ``None`` (plain tuning) or one or more instruction vectors of the task being
             learned, computed on this (pre-task) model: objects with ``.vector`` (``d_model``),
-            ``.layer`` (added after that block) and, for ``head_consistency``, ``.top_heads``
-            (``[k, 2]`` of ``(layer, head)``). Vectors at the same layer are summed into one θ;
-            vectors at different layers are each added after their own layer.
-        kl_weight: weight of KL(softmax(new/T) ‖ softmax(ref/T))·T² at the last prompt token, the
-            reference being the frozen pre-task model with θ added; the term counts only on steps
-            where its batch mean exceeds ``kl_threshold``. Default 1.0 with guidance (0 without).
-        seq_kl_weight: weight of the same KL averaged over all non-padding positions (no threshold).
+            ``.layer``, optionally ``.scale`` (the vector is used times it, 1 without) and, for the
+            head term, ``.top_heads`` (``[k, 2]`` of ``(layer, head)``). Vectors at the same layer
+            are summed into one θ; vectors at different layers are each added at their own layer.
+        kl_weight: weight of KL(softmax(new/T) ‖ softmax(teacher/T)) at the last prompt token (batch
+            mean), counted on steps where it exceeds ``kl_threshold``. Default 20 with guidance
+            (the reference's), 0 without.
+        seq_kl_weight: weight of the same KL summed over all non-padding positions and divided by
+            the batch size, counted while above ``seq_kl_threshold``. Default 0.1 with guidance.
         temperature: T of both KL terms.
-        progressive: add α(s)·θ to the training model (α from 1 to 0 over the first half of the
-            steps, see :func:`progressive_alpha`); the saved model carries no hook.
-        head_consistency: weight of the MSE between the training model's and the reference's top-head
-            outputs at the last prompt token (counted while above ``head_threshold``).
+        kl_t2: multiply both KL terms by T² (the distillation convention; the reference does not).
+        progressive: add α(s)·θ to the training model too (α from 1 to 0 over the first half of the
+            steps, see :func:`progressive_alpha`; not in the reference); the saved model carries no hook.
+        head_consistency: weight of Σ over the top heads of the MSE between each head's output at
+            the last prompt token in the training model and in the frozen model without θ, each
+            head counted while above ``head_threshold``. Default 1.0 with guidance.
+        site: where θ is added: ``"attn_out"`` (the attention output of the vector's layer, the
+            reference's) or ``"resid_post"`` (after that block, :func:`add_vector`'s site).
+        warmup: share of the steps with a linear learning-rate warm-up from 0 (then constant, as
+            ``transformers.get_constant_schedule_with_warmup``). Default 0.1 with guidance (the
+            reference's ``--warmup_ratio``), 0 without (plain tuning keeps a constant rate).
+        check_teacher: with guidance, measure the steered pre-task model on the training prompts
+            first (:func:`teacher_check`, recorded as ``settings["teacher"]``) and warn when its
+            first-response-token accuracy is below ``teacher_min_accuracy``.
         keep_model: also return the trained (merged) HF model in ``result.model``.
+
+    Per-step loss terms (ungated values) go to ``result.components`` as ``ce``, ``kl``, ``seq_kl``,
+    ``head`` (and ``alpha`` with ``progressive``).
 
     Returns:
         A :class:`FinetuneResult`; ``load_model(str(result.path))`` gives the tuned hooked model.
@@ -279,7 +305,11 @@ def finetune(
         raise ValueError(f"max_steps must be >= 1 (or None for every batch); got {max_steps}.")
     if adapter_out is not None and method != "lora":
         raise ValueError("adapter_out saves a LoRA adapter; it needs method='lora'.")
-    kl_weight = _checked_weights(iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature)
+    kl_weight, seq_kl_weight, head_consistency, warmup = _checked_weights(
+        iv_guidance, kl_weight, seq_kl_weight, head_consistency, temperature, warmup
+    )
+    if site not in ("attn_out", "resid_post"):
+        raise ValueError(f"site must be 'attn_out' or 'resid_post'; got {site!r}.")
     data = load_instructions(data)
     missing = [r.id for r in data if not r.response]
     if missing:
@@ -296,7 +326,16 @@ def finetune(
         head_consistency=head_consistency,
         kl_threshold=kl_threshold,
         head_threshold=head_threshold,
+        seq_kl_threshold=seq_kl_threshold,
+        kl_t2=kl_t2,
+        site=site,
     )
+    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
+    teacher = None
+    if iv_guidance is not None and check_teacher:
+        teacher = teacher_check(
+            model, guide, encoded, batch_size=batch_size, min_accuracy=teacher_min_accuracy, progress=progress
+        )
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -310,7 +349,6 @@ def finetune(
             ),
         )
     model.train()
-    encoded = encode(data, tokenizer, format=format, with_response=True, max_length=max_length)
     steps = epochs * math.ceil(len(encoded) / batch_size)
     steps = min(steps, max_steps) if max_steps is not None else steps
     start = time.perf_counter()
@@ -323,6 +361,7 @@ def finetune(
         lr=lr,
         seed=seed,
         steps=steps,
+        warmup=warmup,
         out=out,
         progress=progress,
         desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
@@ -351,12 +390,19 @@ def finetune(
         "kl_weight": kl_weight,
         "seq_kl_weight": seq_kl_weight,
         "temperature": temperature,
-        "kl_scaled_by_t2": True,
+        "kl_scaled_by_t2": kl_t2,
+        "seq_kl_reduction": "sum over non-padding positions / batch size",
         "progressive": guide.progressive,
         "head_consistency": head_consistency,
+        "head_reference": "frozen pre-task model without the vector",
         "kl_threshold": kl_threshold,
+        "seq_kl_threshold": seq_kl_threshold,
         "head_threshold": head_threshold,
         "head_consistency_heads": [list(h) for h in guide.heads],
+        "site": site,
+        "warmup": warmup,
+        "warmup_steps": math.ceil(warmup * steps),
+        "teacher": teacher,
     }
     meta = {
         "base": model_or_name,
@@ -381,20 +427,37 @@ def finetune(
     )
 
 
+# The reference's weights (FvForgetting scripts/train/*_fvg.sh: alpha1, alpha2, alpha3).
+GUIDED_DEFAULTS = {"kl_weight": 20.0, "seq_kl_weight": 0.1, "head_consistency": 1.0, "warmup": 0.1}
+
+
 def _checked_weights(
-    iv_guidance, kl_weight: float | None, seq_kl_weight: float, head_consistency: float, temperature: float
-) -> float:
-    """Refuse loss weights that need guidance without it, or that are negative; returns ``kl_weight``
-    with its default filled in (1.0 with guidance, 0 without)."""
-    if iv_guidance is None and ((kl_weight or 0) > 0 or seq_kl_weight > 0 or head_consistency > 0):
+    iv_guidance,
+    kl_weight: float | None,
+    seq_kl_weight: float | None,
+    head_consistency: float | None,
+    temperature: float,
+    warmup: float | None,
+) -> tuple[float, float, float, float]:
+    """Refuse loss weights that need guidance without it, or that are negative; returns
+    ``(kl_weight, seq_kl_weight, head_consistency, warmup)`` with the defaults filled in (the
+    reference's with guidance, 0 without)."""
+    given = {"kl_weight": kl_weight, "seq_kl_weight": seq_kl_weight, "head_consistency": head_consistency}
+    if iv_guidance is None and any((v or 0) > 0 for v in given.values()):
         raise ValueError(
             "kl_weight, seq_kl_weight and head_consistency need iv_guidance (instruction vectors "
             "of the new task computed on the pre-task model); pass iv_guidance=... or set them to 0."
         )
-    kl_weight = (1.0 if iv_guidance is not None else 0.0) if kl_weight is None else float(kl_weight)
-    if min(kl_weight, seq_kl_weight, head_consistency) < 0 or temperature <= 0:
+    guided = iv_guidance is not None
+    filled = {
+        k: float(v) if v is not None else (GUIDED_DEFAULTS[k] if guided else 0.0)
+        for k, v in {**given, "warmup": warmup}.items()
+    }
+    if min(filled["kl_weight"], filled["seq_kl_weight"], filled["head_consistency"]) < 0 or temperature <= 0:
         raise ValueError("kl_weight, seq_kl_weight and head_consistency must be >= 0 and temperature > 0.")
-    return kl_weight
+    if not 0 <= filled["warmup"] < 1:
+        raise ValueError(f"warmup is a share of the steps in [0, 1); got {warmup}.")
+    return filled["kl_weight"], filled["seq_kl_weight"], filled["head_consistency"], filled["warmup"]
 
 
 def _load_plain(model_or_name: str, seed: int):
@@ -422,6 +485,9 @@ def _guidance(
     head_consistency: float,
     kl_threshold: float,
     head_threshold: float,
+    seq_kl_threshold: float,
+    kl_t2: bool,
+    site: str,
 ) -> _Guidance:
     """The IV-guidance settings for ``model``, with a frozen copy of it as the reference when a
     KL or head term needs one."""
@@ -437,6 +503,9 @@ def _guidance(
         head_consistency=head_consistency,
         kl_threshold=kl_threshold,
         head_threshold=head_threshold,
+        seq_kl_threshold=seq_kl_threshold,
+        kl_t2=kl_t2,
+        site=site,
     )
     for layer, head in guide.heads:
         if not (0 <= layer < config.num_hidden_layers and 0 <= head < config.num_attention_heads):
@@ -459,10 +528,15 @@ def _train(
     out,
     progress: bool,
     desc: str,
+    warmup: float = 0.0,
 ) -> tuple[list[float], dict[str, list[float]]]:
-    """The AdamW loop over shuffled batches; returns the per-step losses and the logged loss terms."""
+    """The AdamW loop over shuffled batches (with a linear warm-up over the first ``warmup`` share
+    of the steps); returns the per-step losses and the logged loss terms."""
+    from transformers import get_constant_schedule_with_warmup
+
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = get_constant_schedule_with_warmup(optimizer, math.ceil(warmup * steps)) if warmup else None
     rng = random.Random(seed)
     losses: list[float] = []
     components: dict[str, list[float]] = {}
@@ -490,6 +564,8 @@ def _train(
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if schedule is not None:
+                schedule.step()
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

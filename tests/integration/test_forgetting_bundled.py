@@ -40,9 +40,11 @@ def test_hf_reference_hook_equals_add_vector_on_the_bridge(smol):
     assert (hf_logits - plain).abs().max() > 0.1  # the vector does change the prediction
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the teacher check: a random vector cannot do the task
 def test_guided_finetune_on_smollm2(tmp_path):
     """Step 0 of a progressive run trains the steered model itself (LoRA B = 0): KL = 0 exactly; without
-    the progressive intervention the first KL is the steering's own effect, > 0."""
+    the progressive intervention the first KL is the steering's own effect, > 0, and the head term
+    (against the frozen model without the vector) is 0 exactly."""
     data = icl_task("antonym").records()[:8]
     iv = SimpleNamespace(
         task="antonym",
@@ -50,34 +52,17 @@ def test_guided_finetune_on_smollm2(tmp_path):
         layer=10,
         top_heads=torch.tensor([[14, 1], [20, 5]]),
     )
-    prog = finetune(
-        NAME,
-        data,
-        tmp_path / "p",
-        epochs=1,
-        batch_size=4,
-        lr=1e-3,
-        iv_guidance=iv,
-        kl_weight=5.0,
-        head_consistency=1.0,
-        progress=False,
+    kw = dict(
+        epochs=1, batch_size=4, lr=1e-3, iv_guidance=iv, kl_weight=5.0, head_consistency=1.0, progress=False
     )
+    prog = finetune(NAME, data, tmp_path / "p", progressive=True, **kw)
     assert prog.components["kl"][0] == pytest.approx(0.0, abs=1e-5)
-    assert prog.components["head_mse"][0] == pytest.approx(0.0, abs=1e-8)
-    flat = finetune(
-        NAME,
-        data,
-        tmp_path / "f",
-        epochs=1,
-        batch_size=4,
-        lr=1e-3,
-        iv_guidance=iv,
-        kl_weight=5.0,
-        progressive=False,
-        progress=False,
-    )
+    assert prog.components["seq_kl"][0] == pytest.approx(0.0, abs=1e-4)
+    assert prog.components["head"][0] > 0  # heads after layer 10 see the vector, the reference does not
+    flat = finetune(NAME, data, tmp_path / "f", **kw)
     assert flat.components["kl"][0] > 1e-3
-    assert flat.components["alpha"] == [0.0, 0.0]
+    assert flat.components["head"][0] == pytest.approx(0.0, abs=1e-8)
+    assert "alpha" not in flat.components
     tuned = ii.load_model(str(prog.path), device="cpu")
     assert tuned.cfg.n_layers == 30
 

@@ -250,7 +250,9 @@ def test_head_means_equal_plain_caches_of_the_correctly_answered_prompts(tiny, m
         best = int(logits[0, -1].argmax())
         answers[y] = best if i % 3 else best + 1  # every third prompt answered wrongly
         zs.append(torch.stack([cache[f"blocks.{layer}.attn.hook_z"][0, -1] for layer in range(2)]))
-    monkeypatch.setattr(heads, "answer_token", lambda model, y: answers[y])
+    from instr_interp.vectors import prompts as prompt_forms  # where the query targets are made
+
+    monkeypatch.setattr(prompt_forms, "answer_token", lambda model, y: answers[y])
     right = [i for i in range(len(prompts)) if i % 3]
     expected = torch.stack([zs[i] for i in right]).double().mean(0)
     for batch_size in (1, 4):

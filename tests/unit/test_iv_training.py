@@ -1,5 +1,6 @@
 """IV-guided fine-tuning: each loss term against an independent computation on tiny models."""
 
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -139,6 +140,9 @@ def test_kl_terms_equal_a_hand_computation(batch):
         head_consistency=0.0,
         kl_threshold=0.1,
         head_threshold=0.01,
+        seq_kl_threshold=0.0,
+        kl_t2=True,
+        site="resid_post",
     )
     loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=1.0)
 
@@ -162,8 +166,9 @@ def test_kl_terms_equal_a_hand_computation(batch):
             F.log_softmax(ref_logits[keep] / T, -1),
             F.log_softmax(new_logits[keep] / T, -1),
             log_target=True,
-            reduction="batchmean",
+            reduction="sum",
         )
+        / 5
         * T**2
     )
     ce = F.cross_entropy(new_logits[:, :-1].reshape(-1, new_logits.shape[-1]), labels[:, 1:].reshape(-1))
@@ -180,7 +185,8 @@ def test_kl_terms_equal_a_hand_computation(batch):
     p, q = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 2.0 * T]])  # softmax(p/T) = (.5,.5)
     q_prob = torch.softmax(q / T, -1)[0]
     hand = 0.5 * (torch.log(0.5 / q_prob[0]) + torch.log(0.5 / q_prob[1])) * T**2
-    assert guidance_kl(p, q, T).item() == pytest.approx(hand.item(), rel=1e-6)
+    assert guidance_kl(p, q, T, t2=True).item() == pytest.approx(hand.item(), rel=1e-6)
+    assert guidance_kl(p, q, T).item() == pytest.approx(hand.item() / T**2, rel=1e-6)
 
 
 def test_head_consistency_and_progressive_match_the_bridge(batch):
@@ -201,6 +207,7 @@ def test_head_consistency_and_progressive_match_the_bridge(batch):
         head_consistency=2.0,
         kl_threshold=0.1,
         head_threshold=0.01,
+        site="resid_post",
     )
     alpha = 0.4
     loss, parts = _guided_loss(new, g, b.tokens, mask, labels, b.last_prompt, alpha=alpha)
@@ -227,15 +234,136 @@ def test_head_consistency_and_progressive_match_the_bridge(batch):
         return zs, logits
 
     z_new, logits_new = bridge_z(1, alpha)
-    z_ref, _ = bridge_z(0, 1.0)
-    mse = torch.stack(
-        [F.mse_loss(z_new[layer][:, head], z_ref[layer][:, head]) for layer, head in [(0, 1), (1, 0), (1, 2)]]
-    ).mean()
-    assert parts["head_mse"] == pytest.approx(mse.item(), rel=1e-4) and mse.item() > 0.01
+    z_ref, _ = bridge_z(0, 0.0)  # the frozen model without the vector
+    each = [
+        F.mse_loss(z_new[layer][:, head], z_ref[layer][:, head]) for layer, head in [(0, 1), (1, 0), (1, 2)]
+    ]
+    mse = torch.stack(each).sum()
+    assert all(m.item() > 0.01 for m in each)
+    assert parts["head"] == pytest.approx(mse.item(), rel=1e-4)
     assert parts["alpha"] == alpha
     ce = F.cross_entropy(logits_new[:, :-1].reshape(-1, logits_new.shape[-1]), labels[:, 1:].reshape(-1))
     assert parts["ce"] == pytest.approx(ce.item(), rel=1e-4)  # CE includes the progressive vector
     assert loss.item() == pytest.approx(ce.item() + 2.0 * mse.item(), rel=1e-4)
+
+
+def _reference_terms(data, iv, heads, *, progressive: bool, T: float = 2.0):
+    """Jiang et al.'s loss terms written out independently, one record at a time (no padding), on the
+    plain transformers model that finetune starts from: the teacher adds scale * vector to the output
+    of o_proj of the vector's layer at the last prompt token; the head reference has no vector."""
+    hf = ii.models.tiny_hf_model(seed=0).eval()
+    enc = ii.encode(data, ii.models.tiny_tokenizer(), with_response=True)
+    vec = iv.scale * iv.vector
+    n_heads = hf.config.num_attention_heads
+
+    def forward(tokens, last, add):
+        zs = {}
+        handles = []
+        if add:
+
+            def hook(module, args, output):
+                output = output.clone()
+                output[0, last] += vec
+                return output
+
+            handles.append(hf.model.layers[iv.layer].self_attn.o_proj.register_forward_hook(hook))
+        for layer in {h[0] for h in heads}:
+
+            def grab(module, args, layer=layer):
+                zs[layer] = args[0][0, last].reshape(n_heads, -1).clone()
+
+            handles.append(hf.model.layers[layer].self_attn.o_proj.register_forward_pre_hook(grab))
+        try:
+            with torch.no_grad():
+                return hf(input_ids=tokens).logits[0], zs
+        finally:
+            for h in handles:
+                h.remove()
+
+    kl = seq = 0.0
+    head_sq = {h: 0.0 for h in heads}
+    nll, n_tokens = 0.0, 0
+    for rec in enc.records:
+        tokens, last = torch.tensor([rec.tokens]), rec.prompt_length - 1
+        new, z_new = forward(tokens, last, add=progressive)  # the training model (LoRA B = 0: the base)
+        teacher, _ = forward(tokens, last, add=True)
+        _, z_plain = forward(tokens, last, add=False)
+        per_pos = F.kl_div(F.log_softmax(teacher / T, -1), F.softmax(new / T, -1), reduction="none").sum(
+            -1
+        )  # KL(new || teacher) at each position
+        kl += per_pos[last].item()
+        seq += per_pos.sum().item()
+        for layer, head in heads:
+            head_sq[(layer, head)] += ((z_new[layer][head] - z_plain[layer][head]) ** 2).sum().item()
+        scored = [t for t in range(1, len(rec.tokens)) if rec.regions[t] == ii.Region.RESPONSE]
+        logp = torch.log_softmax(new, -1)
+        nll -= sum(logp[t - 1, rec.tokens[t]].item() for t in scored)
+        n_tokens += len(scored)
+    b, d_head = len(enc), hf.config.hidden_size // n_heads
+    each = {h: v / (b * d_head) for h, v in head_sq.items()}
+    return {"ce": nll / n_tokens, "kl": kl / b, "seq_kl": seq / b, "head": sum(each.values())}, each
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_lr0_first_step_terms_equal_an_independent_computation_of_the_reference(
+    tiny_dir, small_data, tmp_path, progressive
+):
+    """Must hold (issue 17): with lr = 0, the logged terms of the first step are Jiang et al.'s terms
+    (KL at the last prompt token, summed sequence KL / batch, per-head gated summed MSE against the
+    model without the vector) computed independently. Without the progressive intervention the
+    training model has no vector, so its heads equal the model without it (head = 0); with it, the
+    KL terms vanish and the head term does not."""
+    tok = ii.models.tiny_tokenizer()
+    data = [r for r in small_data if len(ii.encode([r], tok, with_response=True)[0].tokens) < 200][:6]
+    iv = fake_iv(layer=0, scale=2.0, top_heads=((1, 2), (0, 1), (1, 0)))
+    iv.scale = 0.5
+    heads = [(0, 1), (1, 0), (1, 2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = finetune(
+            str(tiny_dir),
+            data,
+            tmp_path / "z",
+            lr=0.0,
+            batch_size=6,
+            progress=False,
+            iv_guidance=iv,
+            progressive=progressive,
+        )
+    assert any("cannot do the task" in str(w.message) for w in caught)
+    want, each = _reference_terms(data, iv, heads, progressive=progressive)
+    got = {k: v[0] for k, v in result.components.items() if k != "alpha"}
+    assert set(got) == {"ce", "kl", "seq_kl", "head"}
+    for key in got:
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-5), key
+    if progressive:
+        assert want["kl"] == pytest.approx(0, abs=1e-6) and want["head"] > 0.01
+        assert each[(0, 1)] == pytest.approx(0, abs=1e-10)  # a head before the vector: untouched
+    else:
+        assert want["kl"] > 0.1 and want["seq_kl"] > 0.1 and want["head"] == 0
+    # the loss is CE plus each term times the reference's weight while above its gate
+    loss = (
+        want["ce"]
+        + (20 * want["kl"] if want["kl"] > 0.1 else 0)
+        + (0.1 * want["seq_kl"] if want["seq_kl"] > 0.1 else 0)
+        + sum(v for v in each.values() if v > 0.01)
+    )
+    assert result.losses[0] == pytest.approx(loss, rel=1e-4)
+    s = result.settings
+    assert (s["kl_weight"], s["seq_kl_weight"], s["head_consistency"], s["warmup"]) == (20.0, 0.1, 1.0, 0.1)
+    assert s["iv_guidance"][0]["scale"] == 0.5 and s["teacher"]["can_do_task"] is False
+
+
+def test_warmup_is_linear_then_constant(tiny_dir, small_data, tmp_path):
+    """With warm-up the first step has learning rate 0 (transformers' constant-with-warm-up schedule):
+    the second step's loss equals the first's; without it they differ."""
+    data = small_data[:8]
+    kw = dict(batch_size=8, epochs=3, lr=5e-3, progress=False)
+    warm = finetune(str(tiny_dir), data, tmp_path / "w", warmup=0.5, **kw)
+    flat = finetune(str(tiny_dir), data, tmp_path / "f", **kw)
+    assert warm.settings["warmup_steps"] == 2 and flat.settings["warmup"] == 0.0
+    assert warm.losses[1] == pytest.approx(warm.losses[0], rel=1e-6)
+    assert flat.losses[1] != pytest.approx(flat.losses[0], rel=1e-6)
 
 
 def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, tmp_path):
@@ -253,6 +381,9 @@ def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, 
         progress=False,
         iv_guidance=fake_iv(),
         kl_weight=0.0,
+        seq_kl_weight=0.0,
+        head_consistency=0.0,
+        warmup=0.0,
         progressive=False,
     )
     assert same.losses == plain.losses
@@ -269,6 +400,9 @@ def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, 
         progress=False,
         iv_guidance=fake_iv(),
         kl_weight=0.0,
+        seq_kl_weight=0.0,
+        head_consistency=0.0,
+        warmup=0.0,
         progressive=True,
     )
     assert guided.losses[0] != plain.losses[0]  # step 0 runs with the full vector added
@@ -289,11 +423,12 @@ def test_guided_run_saves_a_hook_free_model_equal_to_the_trained_weights(tiny_di
         kl_weight=5.0,
         seq_kl_weight=0.2,
         head_consistency=1.0,
+        progressive=True,
         keep_model=True,
     )
     assert result.steps == 3
     assert result.components["alpha"] == pytest.approx([progressive_alpha(s, 3) for s in range(3)])
-    assert set(result.components) == {"ce", "alpha", "kl", "seq_kl", "head_mse"}
+    assert set(result.components) == {"ce", "alpha", "kl", "seq_kl", "head"}
     trained = result.model
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in trained.modules())
     from transformers import AutoModelForCausalLM
@@ -319,7 +454,9 @@ def test_guided_run_saves_a_hook_free_model_equal_to_the_trained_weights(tiny_di
         s["progressive"],
         s["head_consistency"],
     ) == (5.0, 0.2, 2.0, True, 1.0)
-    assert s["kl_scaled_by_t2"] is True and [v["task"] for v in s["iv_guidance"]] == ["t", "u"]
+    assert s["kl_scaled_by_t2"] is False and s["site"] == "attn_out" and s["warmup"] == 0.1
+    assert set(s["teacher"]) >= {"accuracy", "p_answer", "nll", "accuracy_without", "can_do_task"}
+    assert [v["task"] for v in s["iv_guidance"]] == ["t", "u"]
     assert s["iv_guidance"][0]["norm"] == pytest.approx(iv.vector.norm().item(), rel=1e-6)
     assert s["head_consistency_heads"] == [[0, 1], [1, 2]]
 
@@ -339,8 +476,10 @@ def test_kl_guidance_keeps_the_last_token_distribution_closer_to_the_reference(
         tmp_path / "k",
         iv_guidance=iv,
         kl_weight=20.0,
-        progressive=False,
+        seq_kl_weight=0.0,
+        head_consistency=0.0,
         kl_threshold=0.0,
+        site="resid_post",
         **kwargs,
     )
     enc = ii.encode(data, ii.models.tiny_tokenizer(), with_response=True)
@@ -381,6 +520,12 @@ def test_bad_guidance_is_rejected(tiny_dir, small_data, tmp_path):
             head_consistency=1.0,
             iv_guidance=fake_iv(top_heads=((0, 9),)),
         )
+    with pytest.raises(ValueError, match="site"):
+        finetune(
+            str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, iv_guidance=fake_iv(), site="mlp"
+        )
+    with pytest.raises(ValueError, match="warmup"):
+        finetune(str(tiny_dir), small_data[:4], tmp_path / "x", progress=False, warmup=1.5)
 
 
 # ---------------------------------------------------------------------------------------------

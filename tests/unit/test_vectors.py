@@ -252,3 +252,87 @@ def test_means_of_the_wrong_shape_are_an_error_naming_the_expected_shape(tiny, m
         head_effects(tiny, TASK, means=means[..., :8], n_prompts=2)
     with pytest.raises(ValueError, match=r"got \(1, 4, 16\)"):
         vector_from_heads(tiny, means[:1], torch.tensor([[0, 1]]))
+
+
+def test_instruction_form_prompts_means_and_sweep(tiny, means):
+    """form='instruction': prompts are the training encoding's prompts (instruction + query in the
+    model's own format), the corruption drops the instruction, the sweep scores that same format."""
+    import instr_interp as ii
+    from instr_interp.vectors.forgetting import format_accuracy
+    from instr_interp.vectors.heads import head_means
+    from instr_interp.vectors.prompts import instruction_records, query_prompts
+
+    ids, targets, pairs = query_prompts(tiny, TASK, form="instruction", n=4, seed=1)
+    enc = ii.encode(TASK.records(), tiny.tokenizer, with_response=True)
+    by_x = {x: r for (x, _), r in zip(TASK.pairs, enc.records)}
+    for row, (x, _) in enumerate(pairs):
+        rec = by_x[x]
+        assert (
+            ids[row] == list(rec.tokens[: rec.prompt_length])
+            and targets[row] == rec.tokens[rec.prompt_length]
+        )
+        assert TASK.instruction in tiny.tokenizer.decode(ids[row])
+    bad, _, same = query_prompts(tiny, TASK, form="instruction", n=4, seed=1, corrupt=True)
+    assert same == pairs and all(TASK.instruction not in tiny.tokenizer.decode(b) for b in bad)
+    assert all(x in tiny.tokenizer.decode(b) for b, (x, _) in zip(bad, pairs))
+    # means over all prompts (only_correct=False) equal hook_z read one prompt at a time
+    got, n = head_means(
+        tiny, TASK, form="instruction", n_prompts=4, seed=1, only_correct=False, progress=False
+    )
+    zs = []
+    for row in ids:
+        _, cache = tiny.run_with_cache(torch.tensor([row]))
+        zs.append(torch.stack([cache[f"blocks.{layer}.attn.hook_z"][0, -1] for layer in range(2)]))
+    assert n == 4
+    torch.testing.assert_close(got, torch.stack(zs).mean(0), atol=1e-5, rtol=1e-4)
+    iv = instruction_vector(
+        tiny, TASK, form="instruction", means=means, k=3, n_prompts=4, n_val=5, batch_size=4, progress=False
+    )
+    assert iv.settings["form"] == "instruction" and iv.settings["corruption"] == "drop_instruction"
+    assert iv.settings["scale"] == iv.scale
+    _, val = TASK.split(0, 5)
+    with add_vector(tiny, iv):
+        frame = format_accuracy(tiny, instruction_records(val), progress=False)
+    best = iv.sweep.set_index(["layer", "scale"]).loc[(iv.layer, iv.scale)]
+    assert float(frame["correct"].mean()) == best.accuracy
+    assert float(frame["p_target"].mean()) == pytest.approx(best.p_target, abs=1e-6)
+    scores = vector_scores(tiny, [iv], [val], n_random=1, form="instruction", progress=False)
+    assert scores.iloc[0].with_vector == best.accuracy and scores.iloc[0].scale == iv.scale
+    with pytest.raises(ValueError, match="drop_instruction"):
+        instruction_vector(tiny, TASK, form="instruction", corruption="shuffle", means=means, progress=False)
+    with pytest.raises(ValueError, match="form"):
+        instruction_vector(tiny, TASK, form="chat", means=means, progress=False)
+    with pytest.raises(ValueError, match="few_shot"):
+        instruction_vector(tiny, TASK, form="instruction", protocol="todd", means=means, progress=False)
+
+
+def test_todd_protocol_filters_queries_and_averages_every_prompt(tiny, monkeypatch):
+    """protocol='todd': 10 shots; queries drawn only from the pairs answered right at 10 shots; the
+    means average every prompt of those queries (checked against head_means on the same queries)."""
+    import pandas as pd
+
+    from instr_interp.vectors import tasks as task_module
+    from instr_interp.vectors.heads import head_means
+    from instr_interp.vectors.prompts import filtered_queries
+
+    right = {"cat", "sun", "moon", "red"}
+    seen = {}
+
+    def fake_eval(model, task, *, shots, seed, batch_size, progress):
+        seen["shots"] = shots
+        frame = pd.DataFrame({"correct": [x in right for x, _ in task.pairs]})
+        return type("Score", (), {"frame": frame})()
+
+    monkeypatch.setattr(task_module, "evaluate_task", fake_eval)
+    queries = filtered_queries(tiny, TASK, n=7, seed=3)
+    assert seen["shots"] == 10 and len(queries) == 7 and {x for x, _ in queries} <= right
+    iv = instruction_vector(tiny, TASK, protocol="todd", k=2, n_means=7, n_prompts=3, layer=1, progress=False)
+    assert (
+        iv.settings["shots"] == 10 and iv.settings["only_correct"] is False and iv.settings["n_correct"] == 7
+    )
+    train_queries = filtered_queries(tiny, TASK, n=7, seed=0)
+    means, _ = head_means(tiny, TASK, shots=10, queries=train_queries, only_correct=False, progress=False)
+    torch.testing.assert_close(iv.head_means, means)
+    right.clear()
+    with pytest.raises(ValueError, match="none of the"):
+        filtered_queries(tiny, TASK, n=3)
