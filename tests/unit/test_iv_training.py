@@ -296,6 +296,8 @@ def _reference_terms(data, iv, heads, *, progressive: bool, T: float = 2.0):
         for layer, head in heads:
             head_sq[(layer, head)] += ((z_new[layer][head] - z_plain[layer][head]) ** 2).sum().item()
         scored = [t for t in range(1, len(rec.tokens)) if rec.regions[t] == ii.Region.RESPONSE]
+        if scored and scored[-1] + 1 < len(rec.tokens):  # and the token that ends the response (the stop)
+            scored.append(scored[-1] + 1)
         logp = torch.log_softmax(new, -1)
         nll -= sum(logp[t - 1, rec.tokens[t]].item() for t in scored)
         n_tokens += len(scored)
