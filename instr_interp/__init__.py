@@ -43,6 +43,7 @@ from .shift.vocabulary import INSTRUCTION_VERBS, frequent_words, word_vectors  #
 from .shift.wordpairs import WordPairs, head_word_pairs, instruction_verb_shift, model_word_pairs  # noqa: E402
 from .sparcom.ablation import critical_role, random_like  # noqa: E402
 from .sparcom.compare import SetComparison, compare  # noqa: E402
+from .sparcom.critical import CriticalRole  # noqa: E402
 from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
 from .sparcom.neurons import NeuronSets  # noqa: E402
@@ -74,6 +75,7 @@ __all__ = [
     "concept_shares",
     "Concepts",
     "critical_role",
+    "CriticalRole",
     "encode",
     "EncodedBatch",
     "EncodedDataset",
