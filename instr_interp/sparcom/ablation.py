@@ -268,10 +268,17 @@ def critical_role(
     Returns:
         A :class:`CriticalRole` (frames ``matrix``, ``null``, ``p_values``, ``diagonal``).
     """
-    if isinstance(split, bool) or not isinstance(split, (int, float)):
+    if (
+        isinstance(split, bool)
+        or not isinstance(split, (int, float))
+        or (isinstance(split, int) and split < 1)
+        or (isinstance(split, float) and not 0 < split < 1)
+    ):
         raise ValueError(
             f"split must be a fraction in (0, 1) or a number of records per category; got {split!r}."
         )
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {KINDS}; got {tuple(kinds)}.")
     data = _records(data)
     dense = not model_facts(model).moe
     given = isinstance(sets, NeuronSets)
@@ -297,18 +304,17 @@ def critical_role(
     missing = [r.id for r in evaluate if not r.response]
     if missing:
         raise ValueError(f"critical_role needs reference responses; missing for {missing[:5]}.")
+    if given and set(sets.record_categories) != set(identify.ids):
+        raise ValueError(
+            f"sets were identified on {len(sets.record_categories)} records that are not the "
+            f"{len(identify)} records of data; pass the records that identified them as data."
+        )
     stats = (
         _identification_stats(model, identify, batch_size, progress)
         if stats is None
         else subset_stats(stats, identify.ids)
     )
-    if given:
-        if set(sets.record_categories) != set(identify.ids):
-            raise ValueError(
-                f"sets were identified on {len(sets.record_categories)} records that are not the "
-                f"{len(identify)} records of data; pass the records that identified them as data."
-            )
-    else:
+    if not given:
         default = partial(sets_from_firing, top=0.01) if dense else partial(sets_from_expert_stats, top=0.1)
         sets = (sets or default)(stats)
     experts = isinstance(sets, ExpertSets)
