@@ -214,9 +214,15 @@ def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Secti
     ]
     if len(diag):
         rows = [
-            f"{r['category']} {r['own rise']:+.3f} [{r['own ci_low']:+.3f}, {r['own ci_high']:+.3f}], p = {r['own p']:.2f}"
+            f"{r['category']} {r['own rise']:+.3f}{_interval(r['own ci_low'], r['own ci_high'], '+.3f')}, "
+            f"p = {r['own p']:.2f}"
             for r in diag.to_dict("records")
         ]
+        if n_min < 2:
+            parts.append(
+                "With a single evaluation record in a category no interval over records can be formed there; "
+                "those intervals are left out."
+            )
         parts.append(
             f"Own-category rises (the diagonal): {'; '.join(rows)}. The rise exceeds the matched controls "
             f"(p < {alpha:g}) for {len(summary['above_controls'])} of {summary['n_sets']} categories"
@@ -229,18 +235,23 @@ def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Secti
             + "."
         )
         if not summary["above_controls"] and not summary["specific"]:
+            width = summary["widest_interval"]
             parts.append(
                 f"This is a null result: with {n_min} evaluation record(s) per category and {result.n_control} "
                 f"control draws, no category's {short} are shown to matter more for it than matched {unit}s "
-                "or than for the other categories; the interval widths give the size of effect this sample "
-                "could have shown."
+                "or than for the other categories"
+                + (
+                    f"; own-category intervals up to {width:.3f} nats/token wide bound what this sample could resolve."
+                    if width == width
+                    else "; without intervals over records this sample cannot show the effect either way."
+                )
             )
     if ("general", "mean relative rise") in p.index:
         g = p.loc[("general", "mean relative rise")]
         parts.append(
             f"The general set ({len(result.units[result.names.index('general')])} {unit}s in every category's "
-            f"set) raises NLL by {g['observed']:.1%} of the baseline on average over categories "
-            f"[{g['ci_low']:.1%}, {g['ci_high']:.1%}]; matched controls {g['control_mean']:.1%} "
+            f"set) raises NLL by {g['observed']:.1%} of the baseline on average over categories"
+            f"{_interval(g['ci_low'], g['ci_high'], '.1%')}; matched controls {g['control_mean']:.1%} "
             f"(p = {g['p_value']:.2f})."
         )
     return Section(
@@ -249,6 +260,11 @@ def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Secti
         figures=[result.plot()],
         tables=[diag.round(4), result.p_values().round(4)],
     )
+
+
+def _interval(low: float, high: float, spec: str) -> str:
+    """`` [low, high]`` formatted, or nothing when the interval is undefined (NaN)."""
+    return f" [{low:{spec}}, {high:{spec}}]" if low == low and high == high else ""
 
 
 def expert_routing_section(stats: ExpertStats) -> Section:

@@ -25,6 +25,14 @@ MEAN_RELATIVE = "mean relative rise"
 SPECIFICITY = "specificity"
 
 
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of bootstrap values; NaN when they are undefined (NaN)."""
+    if not np.isfinite(values).all():
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def ablation_sets(sets: NeuronSets, kinds: Sequence[str] = KINDS) -> list[tuple[str, str, str, Tensor]]:
     """The sets to ablate, as ``(name, kind, source category, units)``: per category its set
     (``"category"``, named by the category), its unique units (``"<c> unique"``) and its units outside
@@ -106,6 +114,9 @@ class CriticalRole(Result):
         picks = [g[rng.integers(0, len(g), (n_boot, len(g)))] for g in self._groups()]
         boot_base = np.stack([base[p].mean(-1) for p in picks], -1)  # [boot category]
         boot = np.stack([rise[:, p].mean(-1) for p in picks], -1)  # [set boot category]
+        # one record cannot be resampled into an interval: undefined (NaN) where a category has < 2
+        few = np.array([len(g) < 2 for g in self._groups()])
+        boot_base[:, few], boot[:, :, few] = np.nan, np.nan
         rows = []
         for s, name in enumerate(self.names):
             obs = self._measures(self._per_category(rise[s]), base_c, self.sources[s])
@@ -120,7 +131,7 @@ class CriticalRole(Result):
     def matrix(self) -> pd.DataFrame:
         """Set x evaluation category: ``baseline`` (mean NLL of the category's records, nats/token),
         ``rise`` (ablated − baseline) with a 95% bootstrap interval over records (``ci_low``,
-        ``ci_high``), and ``relative`` (rise / baseline)."""
+        ``ci_high``; NaN for a category with fewer than 2 evaluation records), and ``relative`` (rise / baseline)."""
         done = self._computed()
         counts = [len(g) for g in self._groups()]
         out = []
@@ -128,7 +139,7 @@ class CriticalRole(Result):
             if measure not in self.categories:
                 continue
             b = self.categories.index(measure)
-            low, high = np.nanpercentile(boot, [2.5, 97.5])
+            low, high = _interval(boot)
             out.append(
                 {
                     "set": name,
@@ -166,7 +177,7 @@ class CriticalRole(Result):
         that category minus the mean relative rise on the others)."""
         rows = []
         for s, name, measure, value, boot, controls in self._computed()["rows"]:
-            low, high = np.nanpercentile(boot, [2.5, 97.5])
+            low, high = _interval(boot)
             c_low, c_high = np.percentile(controls, [2.5, 97.5])
             rows.append(
                 {
@@ -212,6 +223,7 @@ class CriticalRole(Result):
         """Counts over the category sets: ``above_controls`` (own rise beats the matched controls,
         p < ``alpha``), ``specific`` (specificity interval above 0), ``column_max`` (evaluation
         categories whose largest rise among the category sets is their own set's), ``n_sets``,
+        ``widest_interval`` (the widest own-category bootstrap interval, nats/token; NaN if undefined),
         ``min_p`` (1 / (1 + n_control): no set can do better) and ``alpha``."""
         diag = self.diagonal()
         m = self.matrix()
@@ -226,6 +238,9 @@ class CriticalRole(Result):
             "above_controls": diag.loc[(diag["own p"] < alpha) & (diag["own rise"] > 0), "category"].tolist(),
             "specific": diag.loc[diag["spec ci_low"] > 0, "category"].tolist(),
             "column_max": column_max,
+            "widest_interval": float((diag["own ci_high"] - diag["own ci_low"]).max())
+            if len(diag)
+            else float("nan"),
             "min_p": 1 / (1 + self.n_control),
             "alpha": alpha,
         }

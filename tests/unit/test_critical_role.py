@@ -261,3 +261,15 @@ def test_bad_arguments(tiny, two):
         critical_role(tiny, two, RULE, split=0, progress=False)
     with pytest.raises(ValueError, match="n_control"):
         matched_controls(torch.tensor([[0, 1]]), torch.zeros(1, 4, 2), 0)
+
+
+def test_one_record_gives_no_interval():
+    role = _hand_made([[1.0, 2.5, 3.0, 5.5]] * 2, [[[1.0, 2.0, 3.0, 5.0]] * 3] * 2)
+    role = dataclasses.replace(role, record_categories=["a", "b", "b", "b"])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        m = role.matrix().set_index(["set", "category"])
+        p = role.p_values().set_index(["set", "measure"])
+    assert np.isnan(m.loc[("a", "a"), "ci_low"]) and np.isfinite(m.loc[("a", "b"), "ci_low"])
+    assert np.isnan(p.loc[("a", "mean relative rise"), "ci_low"])  # averages a category without one
+    assert np.isfinite(p.loc[("a", "mean relative rise"), "observed"])
