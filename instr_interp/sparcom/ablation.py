@@ -263,7 +263,8 @@ def critical_role(
 
     Each set of :func:`ablation_sets` (``kinds``) is zeroed (neurons after the activation function;
     experts' routing weights), then each of its ``n_control`` control sets, matched within each
-    layer in count, firing frequency and mean activation (:func:`matched_controls`, ``k_nearest``).
+    layer in count, firing frequency and mean activation (:func:`matched_controls`, ``k_nearest``;
+    ``n_control`` at least 20, so that the smallest empirical p-value, 1 / (1 + n_control), is below 0.05).
 
     Returns:
         A :class:`CriticalRole` (frames ``matrix``, ``null``, ``p_values``, ``diagonal``).
@@ -276,6 +277,11 @@ def critical_role(
     ):
         raise ValueError(
             f"split must be a fraction in (0, 1) or a number of records per category; got {split!r}."
+        )
+    if isinstance(n_control, bool) or not isinstance(n_control, int) or n_control < 20:
+        raise ValueError(
+            f"n_control must be an integer >= 20 (the smallest empirical p-value is 1 / (1 + n_control)); "
+            f"got {n_control!r}."
         )
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds must be a non-empty selection of {KINDS}; got {tuple(kinds)}.")

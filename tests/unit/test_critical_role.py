@@ -260,6 +260,8 @@ def test_bad_arguments(tiny, two):
     with pytest.raises(ValueError, match="split"):
         critical_role(tiny, two, RULE, split=0, progress=False)
     with pytest.raises(ValueError, match="n_control"):
+        critical_role(tiny, two, RULE, n_control=5, progress=False)
+    with pytest.raises(ValueError, match="n_control"):
         matched_controls(torch.tensor([[0, 1]]), torch.zeros(1, 4, 2), 0)
 
 
