@@ -48,6 +48,7 @@ from .shift.wordpairs import WordPairs, head_word_pairs, instruction_verb_shift,
 from .sparcom.ablation import critical_role, random_like  # noqa: E402
 from .sparcom.change import SetChange, compare_with_intervals  # noqa: E402
 from .sparcom.compare import SetComparison, compare  # noqa: E402
+from .sparcom.critical import CriticalRole  # noqa: E402
 from .sparcom.experts import ExpertSets, ExpertStats, ablate_experts, find_ises  # noqa: E402
 from .sparcom.firing import FiringStats, NeuronFiring  # noqa: E402
 from .sparcom.neurons import NeuronSets  # noqa: E402
@@ -81,6 +82,7 @@ __all__ = [
     "concept_shares",
     "Concepts",
     "critical_role",
+    "CriticalRole",
     "encode",
     "EncodedBatch",
     "EncodedDataset",

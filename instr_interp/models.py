@@ -106,7 +106,7 @@ TUNED: dict[str, Tuned] = {
         alias="gemma-3-270m-tuned",
         base="gemma-3-270m",
         adapter="gemma-3-270m-tuned",
-        sha256="eb14a2aa1b2013f3be50e0ec31d869653aff8c8c164707961e71781d743c8043",
+        sha256="de329a1add674e4b58cc6bde70fdfd87197cb06f8a65b335c23738d31d3b39c2",
     ),
 }
 

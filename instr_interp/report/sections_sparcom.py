@@ -11,8 +11,8 @@ import pandas as pd
 from ..data.dataset import InstructionDataset
 from ..data.encoding import EncodedDataset
 from ..data.summary import category_summary, record_lengths
-from ..sparcom.ablation import critical_role_summary, plot_critical_role
 from ..sparcom.compare import SetComparison
+from ..sparcom.critical import CriticalRole
 from ..sparcom.experts import ExpertStats
 from ..sparcom.firing import FiringStats
 from ..sparcom.neurons import NeuronSets
@@ -189,54 +189,86 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
     ]
 
 
-def critical_role_section(
-    frame: pd.DataFrame, n_records: int, sets: NeuronSets | None = None, *, alpha: float = 0.05
-) -> Section:
-    """The NLL rise when a category's ISNs (or ISEs, per ``sets``) are zeroed, against random units.
+def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Section:
+    """The NLL rise when sets of ISNs (or ISEs) are zeroed on held-out records: the set x category
+    matrix, the diagonal against the off-diagonal, and matched-control p-values
+    (:class:`~instr_interp.sparcom.critical.CriticalRole`).
 
     Args:
-        frame: :func:`~instr_interp.sparcom.ablation.critical_role`'s frame.
-        n_records: how many records were scored.
-        sets: the ablated sets (names the unit); ``None`` for ISNs.
-        alpha: a category counts as above random when its own-category rise exceeds the random rise
-            with a one-sided p-value below ``alpha`` (see
-            :func:`~instr_interp.sparcom.ablation.critical_role_summary`).
+        result: :func:`~instr_interp.sparcom.ablation.critical_role`'s result.
+        alpha: the level at which a set counts as beating its matched controls (see
+            :meth:`CriticalRole.summary`).
     """
-    unit, short = (sets.unit, sets.short) if sets is not None else ("neuron", "ISNs")
-    how = (
-        "after the activation function"
-        if unit == "neuron"
-        else "their routing weights, so the tokens lose those experts' contributions"
-    )
-    summary = critical_role_summary(frame, alpha=alpha)
-    above, tested = summary["above_random"], summary["tested"]
-    untested = len(frame) - tested
-    reading = (
-        f"Zeroing a category's {short} ({how}) and scoring the reference responses of "
-        f"{n_records} held-in instructions: the mean NLL rise on the category itself, on the other categories, "
-        f"and when as many random {unit}s are zeroed with the same count per layer (mean of several seeds). "
-        f"The own-category rise exceeds the random rise (p < {alpha:g}, one-sided Wilcoxon signed-rank test over "
-        f"records, {short} ablation vs random ablation; the table's excess is the difference in nats/token) for "
-        f"{len(above)} of the {tested} categories with a defined test{' (' + ', '.join(above) + ')' if above else ''}"
-        + (f"; for {untested} the test is undefined (see test_note)" if untested else "")
-        + (
-            f"; with {int(frame['n_records'].min())} record(s) per category the test cannot reach p < {alpha:g} "
-            f"at all for {len(summary['powerless'])} categories (its smallest attainable p-value is 1/2^n), "
-            "so this sample cannot show the effect either way"
-            if summary["powerless"]
-            else ""
+    unit = result.unit
+    short = "ISEs" if unit == "expert" else "ISNs"
+    how = "after the activation function" if unit == "neuron" else "their routing weights"
+    summary = result.summary(alpha=alpha)
+    diag = result.diagonal()
+    p = result.p_values().set_index(["set", "measure"])
+    counts = result.matrix().groupby("category")["n_records"].first()
+    n_min = int(counts.min())
+    parts = [
+        f"Each category's {short} were chosen on {len(result.identified_on)} records and zeroed ({how}) on "
+        f"{len(result.record_ids)} others ({n_min}-{int(counts.max())} per category; no shared record, "
+        f"template or instruction). The figure shows the rise in reference-response NLL (nats/token, ablated "
+        f"minus baseline) of every category when each set is zeroed; intervals are 95% bootstrap intervals over "
+        f"records. Each set is compared with {result.n_control} control sets of as many {unit}s per layer, "
+        f"matched in firing frequency and mean activation (empirical one-sided p-values; the smallest possible "
+        f"is {summary['min_p']:.3f})."
+    ]
+    if len(diag):
+        rows = [
+            f"{r['category']} {r['own rise']:+.3f}{_interval(r['own ci_low'], r['own ci_high'], '+.3f')}, "
+            f"p = {r['own p']:.2f}"
+            for r in diag.to_dict("records")
+        ]
+        if n_min < 2:
+            parts.append(
+                "With a single evaluation record in a category no interval over records can be formed there; "
+                "those intervals are left out."
+            )
+        parts.append(
+            f"Own-category rises (the diagonal): {'; '.join(rows)}. The rise exceeds the matched controls "
+            f"(p < {alpha:g}) for {len(summary['above_controls'])} of {summary['n_sets']} categories"
+            + (f" ({', '.join(summary['above_controls'])})" if summary["above_controls"] else "")
+            + f". The diagonal is the largest entry of its column for {len(summary['column_max'])} of "
+            f"{summary['n_sets']} evaluation categories. Specificity (relative rise on the own category minus the "
+            f"mean relative rise on the others, each rise divided by its category's baseline NLL) has an interval "
+            f"above 0 for {len(summary['specific'])} of {summary['n_sets']}"
+            + (f" ({', '.join(summary['specific'])})" if summary["specific"] else "")
+            + "."
         )
-        + f". Specificity is another matter: the own-category rise "
-        f"exceeds the rise on the other categories for {summary['specific']} of "
-        f"{len(frame)} categories (mean {summary['mean_own']:.2f} vs {summary['mean_others']:.2f} nats), "
-        f"as much of each set is shared with the other categories (see the general {unit}s)."
-    )
+        if not summary["above_controls"] and not summary["specific"]:
+            width = summary["widest_interval"]
+            parts.append(
+                f"This is a null result: with {n_min} evaluation record(s) per category and {result.n_control} "
+                f"control draws, no category's {short} are shown to matter more for it than matched {unit}s "
+                "or than for the other categories"
+                + (
+                    f"; own-category intervals up to {width:.3f} nats/token wide bound what this sample could resolve."
+                    if width == width
+                    else "; without intervals over records this sample cannot show the effect either way."
+                )
+            )
+    if ("general", "mean relative rise") in p.index:
+        g = p.loc[("general", "mean relative rise")]
+        parts.append(
+            f"The general set ({len(result.units[result.names.index('general')])} {unit}s in every category's "
+            f"set) raises NLL by {g['observed']:.1%} of the baseline on average over categories"
+            f"{_interval(g['ci_low'], g['ci_high'], '.1%')}; matched controls {g['control_mean']:.1%} "
+            f"(p = {g['p_value']:.2f})."
+        )
     return Section(
         title=f"Critical role of {short} (ablation)",
-        reading=reading,
-        figures=[plot_critical_role(frame, short)],
-        tables=[frame],
+        reading=" ".join(parts),
+        figures=[result.plot()],
+        tables=[diag.round(4), result.p_values().round(4)],
     )
+
+
+def _interval(low: float, high: float, spec: str) -> str:
+    """`` [low, high]`` formatted, or nothing when the interval is undefined (NaN)."""
+    return f" [{low:{spec}}, {high:{spec}}]" if low == low and high == high else ""
 
 
 def expert_routing_section(stats: ExpertStats) -> Section:

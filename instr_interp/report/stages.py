@@ -11,6 +11,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -127,8 +128,13 @@ def neurons_stage(plan: Plan) -> list:
         return [dataset_section(plan.data, encoded), *_expert_sections(plan, model, encoded)]
 
     stats = _statistics(plan, model, encoded, NeuronFiring(activation_sums=True), "firing", FiringStats.load)
-    sets = sets_from_firing(stats, top=plan.top)
-    return [dataset_section(plan.data, encoded), firing_section(stats), *_set_sections(plan, model, sets)]
+    rule = partial(sets_from_firing, top=plan.top)
+    sets = rule(stats)
+    return [
+        dataset_section(plan.data, encoded),
+        firing_section(stats),
+        *_set_sections(plan, model, sets, stats, rule),
+    ]
 
 
 def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
@@ -148,23 +154,32 @@ def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
     )
 
 
-def _set_sections(plan: Plan, model, sets) -> list:
-    """Overlap, layers, general/unique and the critical role of ISN or ISE sets."""
+def _set_sections(plan: Plan, model, sets, stats, rule: Callable) -> list:
+    """Overlap, layers, general/unique and the critical role of ISN or ISE sets (``rule(stats)``); the
+    critical role re-identifies the sets with ``rule`` on the records it does not evaluate on."""
     from ..sparcom.ablation import critical_role
+    from ..sparcom.critical import KINDS, CriticalRole
     from .sections_sparcom import critical_role_section, isn_sections
 
-    subset = plan.data.sample(per_category=plan.size(8, 2), seed=0)
-    frame = cached(
+    result = cached(
         plan.cache
-        / _key("critical", sets.short, plan.model, subset.fingerprint(), sets.settings["top"])
-        / "frame.csv",
-        lambda: critical_role(model, subset, sets, seeds=plan.size(3, 1), progress=True),
-        _to_csv,
-        _csv,
+        / _key("critical-role", sets.short, plan.model, plan.data.fingerprint(), sets.settings["top"]),
+        lambda: critical_role(
+            model,
+            plan.data,
+            rule,
+            stats=stats,
+            split=plan.size(8, 1),  # held-out records per category
+            n_control=20,
+            kinds=plan.size(KINDS, ("category", "general")),
+            batch_size=plan.batch_size,
+        ),
+        lambda v, p: v.save(p),
+        CriticalRole.load,
         f"critical role of {sets.short}",
     )
     test = sets.permutation_test(n_permutations=N_PERMUTATIONS)
-    return [*isn_sections(sets, test), critical_role_section(frame, len(subset), sets)]
+    return [*isn_sections(sets, test), critical_role_section(result)]
 
 
 def _expert_sections(plan: Plan, model, encoded) -> list:
@@ -173,8 +188,9 @@ def _expert_sections(plan: Plan, model, encoded) -> list:
     from .sections_sparcom import expert_routing_section
 
     stats = _statistics(plan, model, encoded, ExpertFiring(neurons=False), "routing", ExpertStats.load)
-    sets = sets_from_expert_stats(stats, top=plan.top_experts)
-    return [expert_routing_section(stats), *_set_sections(plan, model, sets)]
+    rule = partial(sets_from_expert_stats, top=plan.top_experts)
+    sets = rule(stats)
+    return [expert_routing_section(stats), *_set_sections(plan, model, sets, stats, rule)]
 
 
 def _tuned_model(plan: Plan) -> dict:

@@ -4,7 +4,7 @@ import torch
 import instr_interp as ii
 from instr_interp.engine.likelihood import response_nll
 from instr_interp.interventions.neurons import ablate_neurons, mean_activations
-from instr_interp.sparcom.ablation import critical_role, random_like
+from instr_interp.sparcom.ablation import random_like
 
 
 def plain_nll(hf, encoded):
@@ -86,23 +86,3 @@ def test_random_like_keeps_layer_counts():
     rnd = random_like(neurons, d_mlp=10, seed=0)
     assert torch.equal(torch.bincount(rnd[:, 0], minlength=3), torch.tensor([2, 0, 1]))
     assert torch.equal(rnd, random_like(neurons, d_mlp=10, seed=0))
-
-
-def test_critical_role_frame(tiny, small_data):
-    sets = ii.find_isns(tiny, small_data, top=0.05, progress=False)
-    frame = critical_role(tiny, small_data, sets, seeds=2)
-    assert list(frame["category"]) == sets.categories
-    assert {"rise_own", "rise_others", "rise_random", "excess", "p_value", "test_note"} <= set(frame.columns)
-    assert "ratio" not in frame.columns  # a difference, never a ratio over a rise that can be <= 0
-    assert (frame["excess"] == frame["rise_own"] - frame["rise_random"]).all()
-    defined = frame["p_value"].notna()
-    assert frame.loc[defined, "p_value"].between(0, 1).all()
-    assert (frame.loc[~defined, "test_note"].str.startswith("undefined")).all()
-
-
-def test_critical_role_test_is_undefined_with_one_record_per_category(tiny, small_data):
-    one = small_data.sample(per_category=1, seed=0)
-    sets = ii.find_isns(tiny, small_data, top=0.05, progress=False)
-    frame = critical_role(tiny, one, sets, seeds=1)
-    assert frame["p_value"].isna().all()
-    assert (frame["test_note"] == "undefined: 1 record(s) in the category").all()

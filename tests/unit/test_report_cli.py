@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 
@@ -15,14 +16,22 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
     (probe,) = ii.run(tiny, small_data, [ii.NeuronFiring(activation_sums=True)], progress=False)
     stats = probe.result()
     sets = sets_from_firing(stats, top=0.05)
-    frame = ii.critical_role(tiny, small_data[:6], sets, seeds=1)
+    role = ii.critical_role(
+        tiny,
+        small_data,
+        partial(sets_from_firing, top=0.05),
+        stats=stats,
+        split=1,
+        kinds=("category",),
+        progress=False,
+    )
     from instr_interp.report.sections_sparcom import critical_role_section
 
     sections = [
         dataset_section(small_data),
         firing_section(stats),
         *isn_sections(sets, sets.permutation_test(n_permutations=50)),
-        critical_role_section(frame, 6),
+        critical_role_section(role),
     ]
     path = write_report(sections, tmp_path / "r" / "index.html")
     html = path.read_text()
@@ -255,10 +264,10 @@ def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
     assert f"from {float(shares.min()):.3f} to {float(shares.max()):.3f}" in sections[1].reading
     assert html.count("Plotly.newPlot") == sum(len(s.figures) for s in sections)
 
-    frame = sections[-1].tables[0]
+    frame = sections[-1].tables[0]  # the diagonal: each category's ISEs zeroed on its own held-out records
     # the ablation zeroes routing weights: the own-category NLL must move
-    assert (frame["rise_own"].abs() > 0).all()
-    assert (frame["n_units"] == max(1, int(0.1 * facts.n_layers * facts.n_experts))).all()
+    assert len(frame) and (frame["own rise"].abs() > 0).all()
+    assert "20 control sets" in sections[-1].reading
 
 
 def test_stage_cache_counts_only_results_with_a_completion_marker(tmp_path):

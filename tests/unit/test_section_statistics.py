@@ -217,26 +217,3 @@ def test_sections_take_the_tests_run_by_the_stage(tiny, small_data):
         example, {"base": many, "tuned": many}, {"tuned": compare_models(many, many, n_resamples=100)}
     )[1].reading
     assert f"{paper['tuned']} {paper['tuned_mean']:.3f} ± .484 vs {paper['base']} 1.266 ± .429" in reading
-
-
-def test_critical_role_summary_by_hand():
-    from instr_interp.sparcom.ablation import critical_role_summary
-
-    frame = pd.DataFrame(
-        {
-            "category": ["a", "b", "c"],
-            "rise_own": [0.4, 0.2, 0.05],
-            "rise_others": [0.1, 0.3, float("nan")],
-            "excess": [0.2, 0.1, -0.01],
-            "p_value": [0.01, 0.04, float("nan")],
-        }
-    )
-    s = critical_role_summary(frame)
-    assert s["above_random"] == ["a", "b"] and s["tested"] == 2 and s["specific"] == 1  # NaN compares False
-    assert s["mean_own"] == pytest.approx((0.4 + 0.2 + 0.05) / 3) and s["mean_others"] == pytest.approx(0.2)
-    assert critical_role_summary(frame, alpha=0.02)["above_random"] == ["a"]
-    assert critical_role_summary(frame)["powerless"] == []  # no n_records column: nothing claimed
-    frame["n_records"] = [2, 10, 4]  # 1/2^2 = 0.25 and 1/2^4 = 0.0625 cannot reach p < 0.05
-    assert critical_role_summary(frame)["powerless"] == ["a", "c"]
-    with pytest.raises(ValueError, match="critical_role"):
-        critical_role_summary(frame.drop(columns=["excess"]))
