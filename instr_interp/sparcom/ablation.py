@@ -298,6 +298,12 @@ def critical_role(
     data = _records(data)
     dense = not model_facts(model).moe
     given = isinstance(sets, NeuronSets)
+    if given and getattr(sets, "widths", None) is not None:
+        raise ValueError(
+            "critical_role's matched controls are defined for dense neurons and for experts, not yet for "
+            "neurons inside experts (units layer, expert, neuron); ablate those with ablate_neurons and "
+            "compare with random_like(..., widths) yourself, or pass ISEs (find_ises)."
+        )
     if sets is not None and not given and not callable(sets):
         raise ValueError(
             f"sets must be NeuronSets/ExpertSets, a rule stats -> sets, or None; got {type(sets).__name__}."
