@@ -14,7 +14,6 @@ import importlib.util
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +162,23 @@ def _gguf_file(bundled: Bundled) -> Path:
     return path
 
 
+def save_model_dir(model, tokenizer, target: Path, files: dict[str, str] | None = None) -> None:
+    """Write a transformers model (safetensors), its tokenizer and any extra text ``files`` to a
+    staging folder, then move it into place as ``target``: a failed write leaves ``target`` as it was."""
+    from .files import publish_dir, staging_dir
+
+    staging = staging_dir(Path(target))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text)
+        publish_dir(staging, Path(target))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def _convert(bundled: Bundled, target: Path) -> None:
     """Dequantise the bundled GGUF to an fp32 safetensors directory at ``target`` (atomically)."""
     gguf = _gguf_file(bundled)
@@ -178,17 +194,7 @@ def _convert(bundled: Bundled, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, config=config, dtype=torch.float32, **kwargs)
     compat.drop_quantization(model)
     model.config.name_or_path = bundled.hf_name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{bundled.alias}-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_model_dir(model, tokenizer, target)
     print(f"instr_interp: converted in {time.perf_counter() - start:.1f} s")
 
 
@@ -219,18 +225,7 @@ def _build_tuned(tuned: Tuned, target: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, local_files_only=True)
         model = PeftModel.from_pretrained(model, tuned.folder, local_files_only=True).merge_and_unload()
     model.config.name_or_path = tuned.alias
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{tuned.alias}-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / ADAPTER_STAMP).write_text(tuned.sha256)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_model_dir(model, tokenizer, target, {ADAPTER_STAMP: tuned.sha256})
     print(f"instr_interp: merged in {time.perf_counter() - start:.1f} s")
 
 

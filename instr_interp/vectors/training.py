@@ -41,7 +41,7 @@ from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..files import publish_dir, staging_dir
 from ..interventions.vectors import iv_addition
-from ..models import BUNDLED, TUNED, _offline, alias_dir
+from ..models import BUNDLED, TUNED, _offline, alias_dir, save_model_dir
 from ..results import MANIFEST, Result
 from .guidance import (
     _Guidance,
@@ -586,14 +586,6 @@ def _save_adapter(peft_model, out) -> None:
 
 
 def _save_tuned(model, tokenizer, meta: dict, out: Path) -> None:
-    """Write the model, its tokenizer and ``instr_interp_finetune.json`` to a staging folder, then
-    move it into place as ``out`` (a failed write leaves ``out`` as it was)."""
-    staging = staging_dir(out)
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        (staging / "instr_interp_finetune.json").write_text(json.dumps(meta, indent=1))
-        publish_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    """Write the model, its tokenizer and ``instr_interp_finetune.json`` into place as ``out``
+    (through a staging folder: a failed write leaves ``out`` as it was)."""
+    save_model_dir(model, tokenizer, Path(out), {"instr_interp_finetune.json": json.dumps(meta, indent=1)})

@@ -2,7 +2,6 @@
 where the tune trained (MLP and attention), and it follows unseen instructions better than its base."""
 
 import json
-import socket
 import time
 
 import pytest
@@ -11,21 +10,11 @@ from safetensors.torch import load_file
 
 import instr_interp as ii
 from instr_interp.models import TUNED, alias_dir
+from tests.integration.test_bundled import _load_offline
 
 pytestmark = pytest.mark.slow
 
 ADAPTER = TUNED["gemma-3-270m-tuned"].folder
-
-
-def _load_offline(alias):
-    with pytest.MonkeyPatch.context() as mp:
-
-        def refuse(*args, **kwargs):
-            raise OSError("network access refused by the test")
-
-        mp.setattr(socket.socket, "connect", refuse)
-        mp.setattr(socket, "getaddrinfo", refuse)
-        return ii.load_model(alias, device="cpu")
 
 
 @pytest.fixture(scope="module")
