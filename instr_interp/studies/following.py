@@ -16,7 +16,7 @@ from ..shift.following import FollowingComparison, compare_following
 
 HELD_OUT = dict(fraction=0.1, seed=0)  # as scripts/build_tuned.py: the tenth never trained on
 SIZES = {
-    "full": dict(nll_per_category=None, generate_per_category=None, max_new_tokens=128),
+    "full": dict(nll_per_category=None, generate_per_category=None, max_new_tokens=96),
     "tiny": dict(nll_per_category=2, generate_per_category=1, max_new_tokens=4),
 }
 
