@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/instr-interp report --out report
+	$(BIN)/instr-interp report --quick --out report
 
 test: setup browser
 	$(BIN)/python -m pytest -q
