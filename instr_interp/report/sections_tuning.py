@@ -46,4 +46,4 @@ def following_section(summary: dict | None, command: str) -> Section:
         _table(summary["stopped"], "stops by itself"),
         pd.DataFrame(summary["examples"]),
     ]
-    return Section(title, reading, tables=tables)
+    return Section(title=title, reading=reading, tables=tables)
