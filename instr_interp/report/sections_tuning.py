@@ -20,8 +20,8 @@ def following_section(summary: dict | None, command: str) -> Section:
     title = "The after model: does the tune follow instructions better?"
     if summary is None:
         return Section(
-            title,
-            f"The comparison has not been run here; run `{command}` (it writes the summary this section shows).",
+            title=title,
+            reading=f"The comparison has not been run here; run `{command}` (it writes the summary this section shows).",
         )
     base, tuned = summary["models"]
     overall = {row["category"]: row for row in summary["nll"]}["all"]

@@ -63,3 +63,8 @@ def test_the_following_study_runs_tiny_and_resumes(tmp_path):
         studies.run_study("following", size="tiny", out=tmp_path, work=tmp_path / "w").read_text()
     )
     assert again["nll"] == summary["nll"]
+    from instr_interp.report.sections_tuning import following_section
+
+    section = following_section(summary, "instr-interp study following")
+    assert f"{overall['difference']:+.2f} nats/token" in section.reading and len(section.tables) == 4
+    assert "has not been run" in following_section(None, "instr-interp study following").reading
