@@ -298,10 +298,13 @@ def patching_stage(plan: Plan) -> list:
     from .sections_patching import tuning_sections
 
     _tuned_model(plan)
-    data = plan.data.sample(per_category=plan.size(10, 2), seed=0)
+    data = plan.data.sample(per_category=plan.size(10, 1), seed=0)
+    components = plan.size(("attn_out", "mlp_out", "heads"), ("attn_out", "mlp_out"))  # quick: no heads
     effects = cached(
-        plan.cache / _key("tuning", plan.tuned, data.fingerprint()),
-        lambda: where_tuning_acted(plan.load(BASE), plan.load(plan.tuned), data, batch_size=plan.batch_size),
+        plan.cache / _key("tuning", plan.tuned, data.fingerprint(), *components),
+        lambda: where_tuning_acted(
+            plan.load(BASE), plan.load(plan.tuned), data, components=components, batch_size=plan.batch_size
+        ),
         lambda v, p: v.save(p),
         TuningEffects.load,
         "where tuning acted",
