@@ -39,7 +39,13 @@ def test_merged_weights_are_base_plus_the_adapters_low_rank_update():
     scale = config["lora_alpha"] / config["r"]
     adapter = load_file(str(ADAPTER / "adapter_model.safetensors"))
     modules = {k.removesuffix(".lora_A.weight") for k in adapter if k.endswith(".lora_A.weight")}
-    assert {m.rsplit(".", 1)[-1] for m in modules} >= {"q_proj", "k_proj", "up_proj", "gate_proj", "down_proj"}
+    assert {m.rsplit(".", 1)[-1] for m in modules} >= {
+        "q_proj",
+        "k_proj",
+        "up_proj",
+        "gate_proj",
+        "down_proj",
+    }
     for module in modules:
         key = module.removeprefix("base_model.model.") + ".weight"
         expected = base[key] + scale * adapter[f"{module}.lora_B.weight"] @ adapter[f"{module}.lora_A.weight"]
