@@ -73,7 +73,7 @@ def test_format_accuracy_scores_with_the_vector_at_the_last_prompt_token(tiny, s
 
 def test_attribution_declares_the_last_prompt_token(tiny, small_data):
     rec = small_data[0]
-    (enc,) = ii.encode([rec], tiny.tokenizer, with_response=True).records
+    (enc,) = ii.encode([rec], tiny.tokenizer, format="plain", with_response=True).records  # attribute: plain
     with add_vector(tiny, VEC, layer=0):
         declared = ii.attribute(tiny, rec)
     with add_vector(tiny, VEC, layer=0, last=torch.tensor([enc.prompt_length - 1])):
