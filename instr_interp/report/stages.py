@@ -137,8 +137,9 @@ def neurons_stage(plan: Plan) -> list:
     ]
 
 
-def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
-    """One activation pass with ``probe`` over the report's data, cached as ``name``."""
+def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable, key: tuple = ()):
+    """One activation pass with ``probe`` over the report's data, cached as ``name`` (with ``key``
+    naming the model and format; default the report's model)."""
     from ..engine import run
 
     def compute():
@@ -146,7 +147,7 @@ def _statistics(plan: Plan, model, encoded, probe, name: str, load: Callable):
         return done.result()
 
     return cached(
-        plan.cache / _key(name, plan.model, plan.data.fingerprint()),
+        plan.cache / _key(name, *(key or (plan.model,)), plan.data.fingerprint()),
         compute,
         lambda v, p: v.save(p),
         load,
@@ -235,7 +236,7 @@ def before_after_stage(plan: Plan) -> list:
     from ..data.dataset import tuneset
     from ..data.encoding import encode
     from ..sparcom.change import compare_with_intervals
-    from ..sparcom.firing import FiringStats
+    from ..sparcom.firing import FiringStats, NeuronFiring
     from .sections_sparcom import set_change_section
 
     facts = _tuned_model(plan)
@@ -243,12 +244,14 @@ def before_after_stage(plan: Plan) -> list:
     for label, name in (("before", BASE), ("after", plan.tuned)):
         model = plan.load(name)
         encoded = encode(plan.data, model.tokenizer, format=BEFORE_AFTER_FORMAT)
-        stats[label] = cached(
-            plan.cache / _key("firing", label, name, BEFORE_AFTER_FORMAT, plan.data.fingerprint()),
-            lambda model=model, encoded=encoded: _firing(plan, model, encoded),
-            lambda v, p: v.save(p),
+        stats[label] = _statistics(
+            plan,
+            model,
+            encoded,
+            NeuronFiring(),
+            "firing",
             FiringStats.load,
-            f"firing statistics ({label})",
+            key=(label, name, BEFORE_AFTER_FORMAT),
         )
     change = compare_with_intervals(
         stats["before"],
@@ -268,14 +271,6 @@ def before_after_stage(plan: Plan) -> list:
         f"at the first step, {facts['last_loss']:.2f} averaged over the last twenty)."
     )
     return [set_change_section(change, f"{BASE} (base)", TUNED, note)]
-
-
-def _firing(plan: Plan, model, encoded):
-    from ..engine import run
-    from ..sparcom.firing import NeuronFiring
-
-    (probe,) = run(model, encoded, [NeuronFiring()], batch_size=plan.batch_size, progress=True)
-    return probe.result()
 
 
 def tuning_stage(plan: Plan) -> list:
