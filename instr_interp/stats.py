@@ -102,7 +102,14 @@ def bootstrap_mean(values, *, n_boot: int = 2000, level: float = 0.95, seed: int
 
 def paired_t(a, b) -> TestResult:
     """Paired t-test of mean(a − b) = 0 (``scipy.stats.ttest_rel``), NaN with a note when undefined
-    (fewer than 2 pairs, non-finite values, or differences that do not vary)."""
+    (fewer than 2 pairs, non-finite values, or differences that do not vary).
+
+    Examples:
+        >>> round(paired_t([2.0, 3.0, 5.0], [1.0, 1.0, 2.0]).statistic, 4)  # differences 1, 2, 3: t = 2 / (1 / sqrt(3))
+        3.4641
+        >>> paired_t([1.0, 2.0], [0.0, 1.0]).note
+        'undefined: the paired differences do not vary'
+    """
     from scipy.stats import ttest_rel
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -225,6 +225,13 @@ def compare_following(
 
     Returns:
         A :class:`FollowingComparison`.
+
+    Examples:
+        >>> import instr_interp as ii
+        >>> data = ii.hexainst().sample(per_category=1, seed=0)
+        >>> result = compare_following(ii.tiny_model(seed=0), ii.tiny_model(seed=1), data, max_new_tokens=2, progress=False)
+        >>> list(result.nll_by_category().category)[-1], len(result.generations)
+        ('all', 6)
     """
     if base.tokenizer.get_vocab() != tuned.tokenizer.get_vocab():
         raise ValueError(
