@@ -11,9 +11,11 @@ __all__ = [
     "TestResult",
     "bootstrap_mean",
     "bootstrap_seeds_items",
+    "bootstrap_stratified_mean",
     "detectable_difference",
     "paired_t",
     "paired_t_power",
+    "percentile_interval",
     "welch",
     "welch_power",
 ]
@@ -95,9 +97,61 @@ def bootstrap_mean(values, *, n_boot: int = 2000, level: float = 0.95, seed: int
         return Interval(mean, float("nan"), float("nan"), level, len(x))
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
+    low, high = percentile_interval(means, level)
     return Interval(float(x.mean()), float(low), float(high), level, len(x))
+
+
+def bootstrap_stratified_mean(
+    values, groups, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> Interval:
+    """The mean over groups of each group's mean of ``values`` (every group weighted equally), with a
+    percentile-bootstrap interval that resamples the values within each group (with replacement,
+    ``n_boot`` times; groups drawn in sorted order). ``n`` is the number of values.
+
+    NaN values are refused; fewer than 2 values give a NaN interval.
+
+    Examples:
+        >>> iv = bootstrap_stratified_mean([1.0, 3.0, 10.0], ["a", "a", "b"], n_boot=500)
+        >>> iv.estimate, iv.low <= 6.0 <= iv.high  # (mean(1, 3) + 10) / 2; "b" never varies
+        (6.0, True)
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    labels = np.asarray(groups).reshape(-1)
+    if len(labels) != len(x):
+        raise ValueError(
+            f"groups must name one group per value: got {len(labels)} groups for {len(x)} values."
+        )
+    if not np.isfinite(x).all():
+        raise ValueError(
+            "bootstrap_stratified_mean got NaN or inf values; drop them first (and report how many)."
+        )
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"Need 0 < level < 1 and n_boot >= 1; got level={level}, n_boot={n_boot}.")
+    names, which = np.unique(labels, return_inverse=True)
+    parts = [x[which == k] for k in range(len(names))]
+    estimate = float(np.mean([part.mean() for part in parts])) if parts else float("nan")
+    if len(x) < 2:
+        return Interval(estimate, float("nan"), float("nan"), level, len(x))
+    rng = np.random.default_rng(seed)
+    draws = [part[rng.integers(0, len(part), size=(n_boot, len(part)))].mean(1) for part in parts]
+    low, high = percentile_interval(np.mean(draws, axis=0), level)
+    return Interval(estimate, float(low), float(high), level, len(x))
+
+
+def percentile_interval(values, confidence: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval ``(low, high)`` holding ``confidence`` of ``values`` along ``axis``: the
+    ``(1 - confidence) / 2`` and ``1 - (1 - confidence) / 2`` quantiles (linear interpolation).
+
+    Examples:
+        >>> low, high = percentile_interval(np.arange(101.0), 0.9)
+        >>> round(float(low), 6), round(float(high), 6)
+        (5.0, 95.0)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}.")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail], axis=axis)
+    return np.asarray(low), np.asarray(high)
 
 
 def paired_t(a, b) -> TestResult:
@@ -206,5 +260,5 @@ def bootstrap_seeds_items(
     seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
     items = rng.integers(0, n_items, size=(n_boot, n_items))
     means = np.array([table[np.ix_(s, i)].mean() for s, i in zip(seeds, items)])
-    tail = (1 - level) / 2
-    return float(table.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+    low, high = percentile_interval(means, level)
+    return float(table.mean()), float(low), float(high)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -17,7 +16,7 @@ from ..data.dataset import InstructionRecord, load_instructions
 from ..engine.generation import generate_responses
 from ..engine.likelihood import response_nll
 from ..results import Result
-from ..stats import bootstrap_mean, paired_t
+from ..stats import bootstrap_mean, bootstrap_stratified_mean, paired_t
 
 __all__ = ["FollowingComparison", "compare_following", "judge_response"]
 
@@ -116,7 +115,7 @@ class FollowingComparison(Result):
         for cat, part in [*frame.groupby("category", sort=True), ("all", frame)]:
             delta = (part.nll_tuned - part.nll_base).to_numpy()
             if cat == "all":
-                interval = _stratified_mean(frame, n_boot=n_boot, seed=seed)
+                interval = bootstrap_stratified_mean(delta, part.category, n_boot=n_boot, seed=seed)
             else:
                 interval = bootstrap_mean(delta, n_boot=n_boot, seed=seed)
             test = paired_t(part.nll_tuned, part.nll_base)
@@ -187,19 +186,6 @@ class FollowingComparison(Result):
             generations=pd.DataFrame(meta["generations"]),
             settings=meta["settings"],
         )
-
-
-def _stratified_mean(frame: pd.DataFrame, *, n_boot: int, seed: int):
-    """The mean over categories of the per-category mean difference, with records resampled within
-    each category."""
-    from ..stats import Interval
-
-    rng = np.random.default_rng(seed)
-    groups = [(g.nll_tuned - g.nll_base).to_numpy() for _, g in frame.groupby("category", sort=True)]
-    estimate = float(np.mean([g.mean() for g in groups]))
-    draws = np.mean([g[rng.integers(0, len(g), size=(n_boot, len(g)))].mean(1) for g in groups], axis=0)
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return Interval(estimate, float(low), float(high), 0.95, len(frame))
 
 
 def compare_following(

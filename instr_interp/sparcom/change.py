@@ -216,7 +216,8 @@ def compare_with_intervals(
     """
     from tqdm.auto import tqdm
 
-    from .resample import bootstrap_weights, percentile_interval, split_weights, weighted_category_sets
+    from ..stats import percentile_interval
+    from .resample import bootstrap_weights, split_weights, weighted_category_sets
 
     after = _aligned(before, after)
     if select == "threshold" and threshold is None:

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..results import Result
+from ..stats import percentile_interval
 from .neurons import NeuronSets
-from .resample import _check_count, bootstrap_weights, percentile_interval
+from .resample import _check_count, bootstrap_weights
 
 __all__ = ["OverlapTest", "counted_tokens", "overlap_test"]
 

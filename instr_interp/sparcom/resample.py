@@ -17,7 +17,7 @@ from torch import Tensor
 from .firing import FiringStats
 from .selection import _KEYED, category_sets_from_counts, check_select, check_tie_break, sets_from_firing
 
-__all__ = ["bootstrap_weights", "split_weights", "weighted_category_sets", "percentile_interval"]
+__all__ = ["bootstrap_weights", "split_weights", "weighted_category_sets"]
 
 
 def _clusters(ids: Sequence[str], categories: Sequence[str], groups: Mapping[str, object] | None):
@@ -157,18 +157,3 @@ def weighted_category_sets(
             )
             out.append(sets)
     return out
-
-
-def percentile_interval(values, confidence: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The percentile interval ``(low, high)`` holding ``confidence`` of ``values`` along ``axis``.
-
-    Examples:
-        >>> low, high = percentile_interval(np.arange(101.0), 0.9)
-        >>> round(float(low), 6), round(float(high), 6)
-        (5.0, 95.0)
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}.")
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, tail, axis=axis), np.percentile(values, 100 - tail, axis=axis)
-    return np.asarray(low), np.asarray(high)
