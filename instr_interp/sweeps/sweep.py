@@ -23,14 +23,8 @@ from ..checks import check_layer, check_layers
 from ..data.encoding import region_codes
 from ..engine import native_forward, prompt_positions
 from ..hooks import TL_ACT_NAMES, HookSite, hook_site, is_moe
-from ..interventions.patching import (
-    check_positions,
-    check_same_architecture,
-    constant_value,
-    is_model,
-    replace_units,
-    source_activations,
-)
+from ..interventions.patching import check_positions, replace_units
+from ..interventions.sources import check_same_architecture, constant_value, is_model, source_activations
 from ..models import model_facts, model_identity
 from .metrics import SweepBatch, check_metrics, metric_values, source_logprobs, sweep_batches
 from .results import PatchSweep
