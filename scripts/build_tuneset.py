@@ -7,15 +7,23 @@ template family, and every instruction's masked skeleton (digits, capitalised na
 words masked) and five-word skeleton prefix differ from every HexaInst instruction's. ``main``
 checks all of that against the HexaInst file present when it runs.
 
-Six categories, 360 records each: a few dozen written one by one (``source="handwritten"``), the
-rest from templates with several paraphrases per instruction (``"templated"``) or from programs whose
-answers are computed here and verified (``"programmatic"``):
+Six categories, 360 records each: 16 to 100 written one by one (``source="handwritten"``; 256 in
+all, among them open-ended writing of 20-90 words, prose-and-code answers and explanatory answers),
+the rest from templates with several paraphrases per instruction (``"templated"``) or from programs
+whose answers are computed here and verified (``"programmatic"``):
 
 - math: arithmetic, division with remainder, GCD/LCM, powers, sequences, medians and word problems;
   each record stores ``check = {"kind", "args", "answer"}`` and its response ends in ``Answer: N``.
 - code: functions whose responses are executed against stored tests (``check = {"kind": "function",
   "tests": ...}``), bug fixes, and "predict the output" programs whose stdout is recorded
-  (``check = {"kind": "stdout"}``; the program is the input and the output is the response).
+  (``check = {"kind": "stdout"}``; the program is the input and the output is the response), and
+  answers that mix prose and code (explain a snippet or an error, compare approaches, complexity,
+  docstrings; ``check = {"kind": "explained", "lang", "code", "tests"}``): every piece of ``code``
+  appears verbatim in the response or the input; Python pieces are run (after the optional
+  ``setup``) with their printed output in ``printed``, then ``tests`` run with the code text in
+  ``shown``. SQL, JavaScript and shell pieces are not run by the builder: their ``tests`` check the
+  claims in Python (SQL through ``sqlite3``), and the JavaScript and shell commands were run by hand
+  with node and bash when written.
 - classification, general_qa, generation, summarization: sentences and paragraphs built from word
   banks whose labels / answers / key facts are known by construction.
 
@@ -94,6 +102,23 @@ def run_function_check(code: str, tests: str) -> None:
     exec(compile(tests, "<tests>", "exec"), ns)
 
 
+def run_explained_check(check: dict, response: str, input_text: str) -> None:
+    """Run an ``explained`` check (raises on failure): see the module docstring."""
+    assert check["lang"] in ("python", "sql", "javascript", "shell"), check["lang"]
+    pieces = check["code"] if isinstance(check["code"], list) else [check["code"]]
+    for piece in pieces:
+        assert piece and (piece in response or piece in input_text), f"code not shown: {piece!r}"
+    ns: dict = {"__name__": "tuneset_check", "shown": "\n\n".join(pieces)}
+    buffer = io.StringIO()
+    if check["lang"] == "python":
+        with contextlib.redirect_stdout(buffer):
+            exec(compile(check.get("setup", ""), "<setup>", "exec"), ns)
+            for piece in pieces:
+                exec(compile(piece, "<shown>", "exec"), ns)
+    ns["printed"] = buffer.getvalue()
+    exec(compile(check["tests"], "<tests>", "exec"), ns)
+
+
 def program_stdout(program: str) -> str:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -166,6 +191,8 @@ def verify(records: list[dict]) -> None:
             assert check, f"{rec['id']}: code record without a check"
             if check["kind"] == "function":
                 run_function_check(rec["response"], check["tests"])
+            elif check["kind"] == "explained":
+                run_explained_check(check, rec["response"], rec["input"])
             elif check["kind"] == "stdout":
                 got = program_stdout(rec["input"])
                 assert got == rec["response"], (rec["id"], got, rec["response"])

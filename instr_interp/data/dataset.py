@@ -434,7 +434,8 @@ def tuneset() -> InstructionDataset:
     one, the rest from templates and programs whose answers are computed and verified), disjoint
     from :func:`hexainst` in instruction text, (instruction, input) pairs and template families;
     see ``scripts/build_tuneset.py``. Generated records name their family in ``meta["template"]``;
-    math and code records carry ``meta["check"]`` (the stored answer, or tests the response passes).
+    math and code records carry ``meta["check"]`` (the stored answer, tests the response passes, or
+    for answers that mix prose and code, ``kind="explained"``, tests of the code and claims shown).
 
     Example:
         >>> data = tuneset()

@@ -55,12 +55,17 @@ def judge_response(record: InstructionRecord, text: str, *, timeout: float = 5.0
     - classification: the response, lower-cased and stripped of punctuation, starts with the
       reference response so normalised.
 
+    Answers that mix prose and code (``check["kind"] == "explained"``: their tests check the
+    reference's claims, not a program the response is) are not verifiable: NaN.
+
     Examples:
         >>> rec = InstructionRecord(id="m1", category="math", instruction="2+2?", meta={"check": {"answer": 4}})
         >>> judge_response(rec, "2 + 2 = 4. Answer: 4"), judge_response(rec, "It is 5.")
         (1.0, 0.0)
     """
     check = record.meta.get("check") or {}
+    if check.get("kind") == "explained":
+        return float("nan")
     if isinstance(check.get("answer"), (int, float)):
         found = _answer(text)
         return float(found is not None and abs(found - float(check["answer"])) <= 1e-6)

@@ -26,6 +26,11 @@ def test_judge_checks_numbers_labels_and_code_by_running_it():
     assert judge_response(code, "def double(x):\n    while True: pass", timeout=1.0) == 0.0
     plain = InstructionRecord(id="g", category="generation", instruction="?", response="Hi")
     assert np.isnan(judge_response(plain, "anything"))
+    # a prose-and-code answer's tests check the reference's claims: not a judge of other answers
+    explained = next(
+        r for r in ii.tuneset().filter(category="code") if r.meta["check"]["kind"] == "explained"
+    )
+    assert np.isnan(judge_response(explained, explained.response))
 
 
 def test_the_tuning_sets_references_pass_their_own_judge():

@@ -94,6 +94,21 @@ for rec in json.load(sys.stdin):
             ns = {"__name__": "check"}
             exec(rec["response"], ns)
             exec(rec["check"]["tests"], ns)
+        elif rec["check"]["kind"] == "explained":
+            check = rec["check"]
+            pieces = check["code"] if isinstance(check["code"], list) else [check["code"]]
+            for piece in pieces:
+                if piece not in rec["response"] and piece not in rec["input"]:
+                    raise AssertionError(f"code not shown: {piece!r}")
+            ns = {"__name__": "check", "shown": "\n\n".join(pieces)}
+            out = io.StringIO()
+            if check["lang"] == "python":
+                with contextlib.redirect_stdout(out):
+                    exec(check.get("setup", ""), ns)
+                    for piece in pieces:
+                        exec(piece, ns)
+            ns["printed"] = out.getvalue()
+            exec(check["tests"], ns)
         else:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
@@ -110,8 +125,11 @@ print(json.dumps(failures))
 
 def test_code_records_pass_their_tests(tune):
     code = [r.to_dict() for r in tune.filter(category="code")]
-    assert all(r.get("check", {}).get("kind") in ("function", "stdout") for r in code)
-    assert all(r["check"].get("tests") for r in code if r["check"]["kind"] == "function")
+    assert all(r.get("check", {}).get("kind") in ("function", "stdout", "explained") for r in code)
+    assert all(r["check"].get("tests") for r in code if r["check"]["kind"] in ("function", "explained"))
+    # answers that mix prose and code: their code is shown, run (Python) and their claims tested
+    explained = [r for r in code if r["check"]["kind"] == "explained"]
+    assert len(explained) >= 30 and all(r["source"] == "handwritten" for r in explained)
     done = subprocess.run(
         [sys.executable, "-c", _RUNNER], input=json.dumps(code), capture_output=True, text=True, timeout=300
     )
@@ -119,6 +137,12 @@ def test_code_records_pass_their_tests(tune):
     assert json.loads(done.stdout) == []
     # a wrong response is caught
     bad = dict(code[0], response="def nothing():\n    pass")
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER], input=json.dumps([bad]), capture_output=True, text=True, timeout=60
+    )
+    assert len(json.loads(done.stdout)) == 1
+    # a wrong claim in a prose-and-code answer is caught too
+    bad = dict(explained[0], check=dict(explained[0]["check"], tests="assert printed == 'something else'"))
     done = subprocess.run(
         [sys.executable, "-c", _RUNNER], input=json.dumps([bad]), capture_output=True, text=True, timeout=60
     )
