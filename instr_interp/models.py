@@ -105,7 +105,7 @@ TUNED: dict[str, Tuned] = {
         alias="gemma-3-270m-tuned",
         base="gemma-3-270m",
         adapter="gemma-3-270m-tuned",
-        sha256="de329a1add674e4b58cc6bde70fdfd87197cb06f8a65b335c23738d31d3b39c2",
+        sha256="7038a0ee67df4d2d48a3c5cfd20714ccbbacce614e31fa216ed492ffaa6e3fbd",
     ),
 }
 

@@ -29,7 +29,8 @@ def following_section(summary: dict | None, command: str) -> Section:
     stopped = {row["category"]: row for row in summary["stopped"]}["all"]
     reading = (
         f"Both models read the same records in the same prompt format ({summary['format']}; the shared tokenizer "
-        f"has no chat template). On the {summary['nll_records']} analysis records, which the tune never saw, "
+        f"has no chat template). On {summary['nll_records']} analysis records, which the tune never saw (the "
+        f"development records that chose its number of steps left out), "
         f"{tuned}'s reference-response NLL minus {base}'s is {overall['difference']:+.2f} nats/token "
         f"(95% bootstrap interval {overall['ci_low']:+.2f} to {overall['ci_high']:+.2f}; each category weighted "
         f"equally); it is lower in {summary['categories_lower']} of {summary['categories']} categories, with an "

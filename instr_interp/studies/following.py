@@ -1,20 +1,29 @@
 """Study ``following``: is ``gemma-3-270m-tuned`` a better instruction follower than its base?
 
 Both models see the same records in the same prompt format (the shared tokenizer has no chat
-template, so the alpaca format): reference-response NLL on the whole analysis set (``hexainst``,
-which the tune never saw), and greedy answers to the held-out tenth of the tuning set (template
+template, so the alpaca format): reference-response NLL on the analysis set (``hexainst``, which the
+tune never saw) less the development records that chose the tune's number of steps, and greedy answers to the held-out tenth of the tuning set (template
 families the tune never saw), judged where verifiable (math answers, code tests, classification
 labels), with the share of responses that stop by themselves. One unit per category.
 """
+
+import json
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ..data.dataset import hexainst, tuneset
-from ..models import load_model, tiny_model
+from ..models import TUNED, load_model, tiny_model
 from ..shift.following import FollowingComparison, compare_following
 
-HELD_OUT = dict(fraction=0.1, seed=0)  # as scripts/build_tuned.py: the tenth never trained on
+
+def splits() -> dict:
+    """The tuned model's training log's splits: ``held_out`` (``tuneset().split(**held_out)[1]``, never
+    trained on) and ``dev`` (``hexainst().split(**dev)[1]``, which chose the number of steps)."""
+    log = json.loads((TUNED["gemma-3-270m-tuned"].folder / "training.json").read_text())
+    return {"held_out": log["held_out"]["split"], "dev": log["dev"]["split"]}
+
+
 SIZES = {
     "full": dict(nll_per_category=None, generate_per_category=None, max_new_tokens=96),
     "tiny": dict(nll_per_category=2, generate_per_category=1, max_new_tokens=4),
@@ -29,8 +38,9 @@ def _models(size: str):
 
 def run(store, size: str, progress: bool) -> dict:
     plan = SIZES[size]
-    analysis = hexainst()
-    held_out = tuneset().split(**HELD_OUT)[1]
+    split = splits()
+    analysis = hexainst().split(**split["dev"])[0]
+    held_out = tuneset().split(**split["held_out"])[1]
     if plan["nll_per_category"]:
         analysis = analysis.sample(per_category=plan["nll_per_category"], seed=0)
         held_out = held_out.sample(per_category=plan["generate_per_category"], seed=0)
@@ -54,14 +64,15 @@ def run(store, size: str, progress: bool) -> dict:
             _, meta = result._saved()
             return meta
 
-        meta = store.unit(f"category-{category}", compute)
+        # units are keyed by the shipped adapter, so a rebuilt tune is never read from an older run
+        meta = store.unit(f"category-{category}-{TUNED['gemma-3-270m-tuned'].sha256[:12]}", compute)
         parts.append(FollowingComparison._from_saved({}, meta, None))
     merged = FollowingComparison(
         models=parts[0].models,
         format=parts[0].format,
         nll=pd.concat([p.nll for p in parts], ignore_index=True),
         generations=pd.concat([p.generations for p in parts], ignore_index=True),
-        settings={**parts[0].settings, "held_out": HELD_OUT, "size": size},
+        settings={**parts[0].settings, **split, "size": size},
     )
     nll = merged.nll_by_category()
     per_category = nll[nll.category != "all"]

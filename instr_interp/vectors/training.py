@@ -232,6 +232,7 @@ def finetune(
     check_teacher: bool = True,
     teacher_min_accuracy: float = 0.5,
     keep_model: bool = False,
+    on_step=None,
     progress: bool = True,
 ) -> FinetuneResult:
     """Supervised fine-tuning with cross-entropy on the response tokens, optionally IV-guided.
@@ -275,6 +276,9 @@ def finetune(
             first (:func:`teacher_check`, recorded as ``settings["teacher"]``) and warn when its
             first-response-token accuracy is below ``teacher_min_accuracy``.
         keep_model: also return the trained (merged) HF model in ``result.model``.
+        on_step: called as ``on_step(step, model)`` after each optimiser step (``step`` counts from 1;
+            ``model`` is the training model, a peft model with LoRA), e.g. to score a development set
+            along the run (``scripts/tune_dev_curve.py``); it must leave the model in training mode.
 
     Per-step loss terms (ungated values) go to ``result.components`` as ``ce``, ``kl``, ``seq_kl``,
     ``head`` (and ``alpha`` with ``progressive``).
@@ -363,6 +367,7 @@ def finetune(
         steps=steps,
         warmup=warmup,
         out=out,
+        on_step=on_step,
         progress=progress,
         desc=f"fine-tuning ({method}{', IV-guided' if guide.active() else ''})",
     )
@@ -529,6 +534,7 @@ def _train(
     progress: bool,
     desc: str,
     warmup: float = 0.0,
+    on_step=None,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """The AdamW loop over shuffled batches (with a linear warm-up over the first ``warmup`` share
     of the steps); returns the per-step losses and the logged loss terms."""
@@ -567,6 +573,8 @@ def _train(
             if schedule is not None:
                 schedule.step()
             losses.append(loss.item())
+            if on_step is not None:
+                on_step(len(losses), model)
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
