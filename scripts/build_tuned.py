@@ -51,6 +51,7 @@ def main() -> None:
     shutil.copyfile(work / "adapter" / "adapter_model.safetensors", OUT / "adapter_model.safetensors")
     config = json.loads((work / "adapter" / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "gemma-3-270m"  # not this machine's cache path
+    config["target_modules"] = sorted(config["target_modules"])  # peft writes a set: order varies by run
     (OUT / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     log = {
         "command": "python scripts/build_tuned.py",
