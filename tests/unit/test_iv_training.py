@@ -368,6 +368,37 @@ def test_warmup_is_linear_then_constant(tiny_dir, small_data, tmp_path):
     assert flat.losses[1] != pytest.approx(flat.losses[0], rel=1e-6)
 
 
+def test_on_step_sees_each_step_with_the_weights_it_produced(tiny_dir, small_data, tmp_path):
+    """on_step(step, model) runs after every optimiser step: step counts 1..n, the model is in training
+    mode, and the loss it computes at step k equals the loss the loop logs at step k + 1 (same batch,
+    as each epoch here is one batch of all records)."""
+    from instr_interp.data.encoding import encode
+    from instr_interp.vectors.training import response_labels, response_loss
+
+    data = small_data[:8]
+    seen = []
+
+    def on_step(step, model):
+        assert model.training
+        tok = ii.models.tiny_tokenizer()
+        batch = encode(data, tok, format="alpaca", with_response=True, max_length=256).batch(
+            list(range(8)), "right"
+        )
+        labels = response_labels(batch.tokens, batch.regions, batch.attention_mask)
+        with torch.no_grad():
+            seen.append(
+                (step, response_loss(model, batch.tokens, batch.attention_mask.long(), labels).item())
+            )
+
+    result = finetune(
+        str(tiny_dir), data, tmp_path / "o", batch_size=8, epochs=3, lr=5e-3, format="alpaca",
+        on_step=on_step, progress=False,
+    )  # fmt: skip
+    assert [s for s, _ in seen] == [1, 2, 3]
+    for (_, after_k), logged in zip(seen[:-1], result.losses[1:]):
+        assert after_k == pytest.approx(logged, rel=1e-5)
+
+
 def test_without_kl_and_progressive_equals_plain_finetune(tiny_dir, small_data, tmp_path):
     from safetensors.torch import load_file
 
