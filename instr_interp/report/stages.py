@@ -171,7 +171,7 @@ def _set_sections(plan: Plan, model, sets, stats, rule: Callable) -> list:
             rule,
             stats=stats,
             split=plan.size(8, 1),  # held-out records per category
-            n_control=20,
+            n_control=plan.size(20, 10),  # quick: 10 matched control draws (p-values no smaller than 1/11)
             kinds=plan.size(KINDS, ("category", "general")),
             batch_size=plan.batch_size,
         ),
@@ -296,9 +296,14 @@ def patching_stage(plan: Plan) -> list:
     data = plan.data.sample(per_category=plan.size(10, 1), seed=0)
     components = plan.size(("attn_out", "mlp_out", "heads"), ("attn_out", "mlp_out"))  # quick: no heads
     effects = cached(
-        plan.cache / _key("tuning", plan.tuned, data.fingerprint(), *components),
+        plan.cache / _key("tuning", plan.tuned, data.fingerprint(), *components, plan.size("all", "every3")),
         lambda: where_tuning_acted(
-            plan.load(BASE), plan.load(plan.tuned), data, components=components, batch_size=plan.batch_size
+            plan.load(BASE),
+            plan.load(plan.tuned),
+            data,
+            components=components,
+            layers=plan.size(None, range(0, plan.load(BASE).cfg.n_layers, 3)),  # quick: every third layer
+            batch_size=plan.batch_size,
         ),
         lambda v, p: v.save(p),
         TuningEffects.load,
