@@ -15,7 +15,7 @@ import torch
 from ..vectors.instruction import InstructionVector
 from .page import Section
 
-__all__ = ["forgetting_section", "vector_section"]
+__all__ = ["forgetting_section", "vector_change_section", "vector_section"]
 
 
 def vector_section(
@@ -39,6 +39,30 @@ def vector_section(
     if scores is not None:
         sections.append(_scores_section(scores, min_lift))
     return sections
+
+
+def vector_change_section(frame: pd.DataFrame, before: str, after: str) -> Section:
+    """The base model's and its tune's instruction vectors side by side (``frame`` from
+    :func:`~instr_interp.vectors.compare.compare_vectors`)."""
+    parts = []
+    for r in frame.itertuples():
+        parts.append(
+            f"{r.task}: with its own vector {before} answers {r.with_vector_before:.2f} of {r.n_before} held-out "
+            f"zero-shot pairs (95% interval {r.with_vector_before_low:.2f}-{r.with_vector_before_high:.2f}; "
+            f"{r.zero_shot_before:.2f} without, {r.random_heads_before:.2f} with random heads) and {after} "
+            f"{r.with_vector_after:.2f} ({r.with_vector_after_low:.2f}-{r.with_vector_after_high:.2f}; "
+            f"{r.zero_shot_after:.2f} without, {r.random_heads_after:.2f} with random heads); the vectors sit "
+            f"after layers {r.layer_before} and {r.layer_after}, share {r.shared_top_heads} of {r.k} top heads "
+            f"and have cosine similarity {r.cosine:.2f}"
+        )
+    reading = (
+        f"Instruction vectors built the same way (few-shot prompts, the same tasks and held-out pairs) on "
+        f"{before} and on {after}. " + "; ".join(parts) + ". Overlapping intervals mean this sample cannot "
+        "tell the two models' vectors apart in effect."
+    )
+    return Section(
+        title="Instruction vectors before vs after tuning", reading=reading, tables=[frame.round(3)]
+    )
 
 
 def _heads_section(iv: InstructionVector) -> Section:

@@ -171,7 +171,7 @@ def _set_sections(plan: Plan, model, sets, stats, rule: Callable) -> list:
             rule,
             stats=stats,
             split=plan.size(8, 1),  # held-out records per category
-            n_control=plan.size(20, 10),  # quick: 10 matched control draws (p-values no smaller than 1/11)
+            n_control=20,
             kinds=plan.size(KINDS, ("category", "general")),
             batch_size=plan.batch_size,
         ),
@@ -425,19 +425,15 @@ def wordpairs_stage(plan: Plan) -> list:
 VECTOR_TASKS = ("antonym", "country_capital", "present_past")
 
 
-def vectors_stage(plan: Plan) -> list:
-    """Instruction vectors of built-in word tasks on the default model: head effects, top heads, and
-    zero-shot accuracy without a vector, with it, and with random-head vectors on held-out pairs."""
+def _vectors(plan: Plan, name: str, splits) -> tuple[list, pd.DataFrame]:
+    """Instruction vectors of model ``name`` for each ``(train, held_out)`` split, and their held-out
+    zero-shot scores (cached)."""
     from ..vectors.instruction import InstructionVector, instruction_vector, vector_scores
-    from ..vectors.tasks import icl_task
-    from .sections_vectors import vector_section
 
-    model = plan.load(plan.model)
-    names = VECTOR_TASKS[: plan.size(3, 2)]
-    splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
+    model = plan.load(name)
     vectors = [
         cached(
-            plan.cache / _key("vector", plan.model, train.name),
+            plan.cache / _key("vector", name, train.name),
             lambda train=train: instruction_vector(
                 model,
                 train,
@@ -448,18 +444,37 @@ def vectors_stage(plan: Plan) -> list:
             ),
             lambda v, p: v.save(p),
             InstructionVector.load,
-            f"instruction vector ({train.name})",
+            f"instruction vector ({name}, {train.name})",
         )
         for train, _ in splits
     ]
     scores = cached(
-        plan.cache / _key("vector-scores", plan.model, *names) / "scores.csv",
+        plan.cache / _key("vector-scores", name, *[train.name for train, _ in splits]) / "scores.csv",
         lambda: vector_scores(model, vectors, [val for _, val in splits], n_random=plan.size(3, 1)),
         _to_csv,
         _csv,
-        "vector scores",
+        f"vector scores ({name})",
     )
-    return vector_section(vectors, scores)
+    return vectors, scores
+
+
+def vectors_stage(plan: Plan) -> list:
+    """Instruction vectors of built-in word tasks on the default model: head effects, top heads, and
+    zero-shot accuracy without a vector, with it, and with random-head vectors on held-out pairs; with
+    fine-tuning, the same for Gemma base and its tune, compared task by task."""
+    from ..vectors.compare import compare_vectors
+    from ..vectors.tasks import icl_task
+    from .sections_vectors import vector_change_section, vector_section
+
+    names = VECTOR_TASKS[: plan.size(3, 2)]
+    splits = [icl_task(name).split(seed=0, n_val=plan.size(20, 12)) for name in names]
+    sections = vector_section(*_vectors(plan, plan.model, splits))
+    if plan.finetune:
+        pair_splits = splits[: plan.size(len(splits), 1)]  # quick: one task for the Gemma pair
+        before, after = _vectors(plan, BASE, pair_splits), _vectors(plan, plan.tuned, pair_splits)
+        frame = compare_vectors(before[0], after[0], before[1], after[1])
+        sections.append(vector_change_section(frame, f"{BASE} (base)", TUNED))
+    return sections
 
 
 def forgetting_stage(plan: Plan) -> list:

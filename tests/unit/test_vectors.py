@@ -336,3 +336,36 @@ def test_todd_protocol_filters_queries_and_averages_every_prompt(tiny, monkeypat
     right.clear()
     with pytest.raises(ValueError, match="none of the"):
         filtered_queries(tiny, TASK, n=3)
+
+
+def test_compare_vectors_of_two_models_and_its_section(tiny, means):
+    """Two models of one architecture: the comparison's heads, cosine and scores equal a direct
+    computation; a model compared with itself shares every head at cosine 1."""
+    from scipy.stats import binomtest
+
+    from instr_interp.report.sections_vectors import vector_change_section
+    from instr_interp.vectors.compare import compare_vectors
+
+    from instr_interp.models import tiny_model
+
+    other = tiny_model(seed=1)
+    iv_a = instruction_vector(tiny, TASK, means=means, k=3, n_prompts=4, shots=3, layer=1, progress=False)
+    iv_b = instruction_vector(
+        other, TASK, means=means * 2, k=3, n_prompts=4, shots=3, layer=1, progress=False
+    )
+    sa = vector_scores(tiny, [iv_a], [TASK], n_random=1, progress=False)
+    sb = vector_scores(other, [iv_b], [TASK], n_random=1, progress=False)
+    row = compare_vectors([iv_a], [iv_b], sa, sb).iloc[0]
+    shared = {tuple(h) for h in iv_a.top_heads.tolist()} & {tuple(h) for h in iv_b.top_heads.tolist()}
+    assert row.shared_top_heads == len(shared) and row.k == 3
+    cos = float(iv_a.vector @ iv_b.vector / (iv_a.vector.norm() * iv_b.vector.norm()))
+    assert row.cosine == pytest.approx(cos, abs=1e-6)
+    assert (row.with_vector_before, row.with_vector_after) == (sa.with_vector[0], sb.with_vector[0])
+    ci = binomtest(round(sb.with_vector[0] * len(TASK)), len(TASK)).proportion_ci(method="exact")
+    assert (row.with_vector_after_low, row.with_vector_after_high) == pytest.approx((ci.low, ci.high))
+    same = compare_vectors([iv_a], [iv_a], sa, sa).iloc[0]
+    assert same.shared_top_heads == 3 and same.cosine == pytest.approx(1.0)
+    section = vector_change_section(compare_vectors([iv_a], [iv_b], sa, sb), "a", "b")
+    assert f"cosine similarity {row.cosine:.2f}" in section.reading
+    with pytest.raises(ValueError, match="one vector and one score row"):
+        compare_vectors([iv_a], [], sa, sb)
