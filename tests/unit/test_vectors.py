@@ -343,10 +343,9 @@ def test_compare_vectors_of_two_models_and_its_section(tiny, means):
     computation; a model compared with itself shares every head at cosine 1."""
     from scipy.stats import binomtest
 
+    from instr_interp.models import tiny_model
     from instr_interp.report.sections_vectors import vector_change_section
     from instr_interp.vectors.compare import compare_vectors
-
-    from instr_interp.models import tiny_model
 
     other = tiny_model(seed=1)
     iv_a = instruction_vector(tiny, TASK, means=means, k=3, n_prompts=4, shots=3, layer=1, progress=False)
