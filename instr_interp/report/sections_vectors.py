@@ -47,7 +47,7 @@ def vector_change_section(frame: pd.DataFrame, before: str, after: str) -> Secti
     parts = []
     for r in frame.itertuples():
         parts.append(
-            f"{r.task}: with its own vector {before} answers {r.with_vector_before:.2f} of {r.n_before} held-out "
+            f"{r.task}: with its own vector {before} scores {r.with_vector_before:.2f} on {r.n_before} held-out "
             f"zero-shot pairs (95% interval {r.with_vector_before_low:.2f}-{r.with_vector_before_high:.2f}; "
             f"{r.zero_shot_before:.2f} without, {r.random_heads_before:.2f} with random heads) and {after} "
             f"{r.with_vector_after:.2f} ({r.with_vector_after_low:.2f}-{r.with_vector_after_high:.2f}; "
