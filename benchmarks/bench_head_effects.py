@@ -16,6 +16,10 @@ and the held-out zero-shot accuracy is scored without a vector, with it, and wit
 random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`. ``--form instruction`` builds
 the vectors from zero-shot instruction prompts in the model's chat format (the instruction dropped as
 the corruption) and scores held-out pairs in that format; ``--n-means``/``--n-effect-prompts`` size it.
+With ``--form instruction``, ``--score in_response`` scores (in the layer sweep and on the held-out
+pairs) whether the answer is a whole word of the greedy response rather than its first token, and
+``--dropped`` scores the prompts without their instruction; both are in the output file name
+(``..._instruction_in_response_dropped.json``).
 """
 
 import os
@@ -57,15 +61,24 @@ def agreement(exact: torch.Tensor, atp: torch.Tensor, top: int = 20) -> dict:
 
 
 def lift(
-    model, tasks: list[str], out: Path, name: str, form: str = "few_shot", sizes: dict | None = None
+    model,
+    tasks: list[str],
+    out: Path,
+    name: str,
+    form: str = "few_shot",
+    sizes: dict | None = None,
+    score: str = "first_token",
+    dropped: bool = False,
 ) -> None:
     rows = []
     sizes = sizes or {}
+    scored = dict(score=score, score_dropped=dropped)
     for task_name in tasks:
         start = time.perf_counter()
         train, test = icl_task(task_name).split(seed=0, n_val=20)
-        iv = instruction_vector(model, train, form=form, progress=False, **sizes)
-        row = vector_scores(model, [iv], [test], n_random=3, form=form, progress=False).iloc[0].to_dict()
+        iv = instruction_vector(model, train, form=form, progress=False, **sizes, **scored)
+        row = vector_scores(model, [iv], [test], n_random=3, form=form, progress=False, **scored)
+        row = row.iloc[0].to_dict()
         row.update(
             scale=iv.scale,
             n_correct_for_means=iv.settings["n_correct"],
@@ -76,6 +89,7 @@ def lift(
         print(json.dumps(row), flush=True)
         rows.append(row)
     suffix = "" if form == "few_shot" else f"_{form}"
+    suffix += ("" if score == "first_token" else f"_{score}") + ("_dropped" if dropped else "")
     (out / f"head_effects_iv_lift_{name}{suffix}.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -99,13 +113,27 @@ def main():
     parser.add_argument("--form", default="few_shot", choices=["few_shot", "instruction"])
     parser.add_argument("--n-means", type=int, default=100)
     parser.add_argument("--n-effect-prompts", type=int, default=25)
+    parser.add_argument(
+        "--score",
+        default="first_token",
+        choices=["first_token", "in_response"],
+        help="with --form instruction: first-response-token accuracy or the answer within the greedy response",
+    )
+    parser.add_argument(
+        "--dropped",
+        action="store_true",
+        help="with --form instruction: score the prompts without the instruction",
+    )
     args = parser.parse_args()
+    if args.form != "instruction" and (args.score != "first_token" or args.dropped):
+        parser.error("--score in_response and --dropped need --form instruction")
     torch.set_num_threads(1)
     model = ii.load_model(args.model, device="cpu")
     if args.lift is not None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         sizes = {"n_means": args.n_means, "n_prompts": args.n_effect_prompts}
-        lift(model, args.lift or list(ICL_TASKS), Path(args.out), args.model, args.form, sizes)
+        tasks = args.lift or list(ICL_TASKS)
+        lift(model, tasks, Path(args.out), args.model, args.form, sizes, args.score, args.dropped)
         return
     train, _ = icl_task(args.task).split(seed=0, n_val=20)
     means, n_correct = head_means(model, train, shots=args.shots, progress=False)

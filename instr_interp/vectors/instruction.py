@@ -23,7 +23,7 @@ from ..interventions.vectors import add_vector
 from ..models import model_facts
 from ..results import Result
 from .heads import Method, check_means, head_effects, head_means, random_heads, top_heads
-from .prompts import check_form, filtered_queries, instruction_accuracy
+from .prompts import RESPONSE_TOKENS, check_form, check_score, filtered_queries, instruction_accuracy
 from .tasks import Task, evaluate_task
 
 __all__ = [
@@ -176,28 +176,39 @@ def sweep_layers(
     batch_size: int = 16,
     progress: bool = True,
     form: str = "few_shot",
+    score: str = "first_token",
+    score_dropped: bool = False,
 ) -> pd.DataFrame:
-    """Zero-shot first-token accuracy and mean answer probability on ``task`` with ``scale * vector``
-    added at the last prompt token after each candidate layer (for each scale, if several).
+    """Zero-shot accuracy and mean answer probability on ``task`` with ``scale * vector`` added at
+    the last prompt token after each candidate layer (for each scale, if several).
 
-    ``form="few_shot"`` scores the bare ``Q: x\nA:`` prompts; ``form="instruction"`` the task's
-    instruction prompts in the model's own format (chat template where it has one)."""
+    ``form="few_shot"`` scores the bare ``Q: x\nA:`` prompts by first-token accuracy;
+    ``form="instruction"`` the task's instruction prompts in the model's own format (chat template
+    where it has one) by ``score`` (``"first_token"`` or ``"in_response"``, see
+    :func:`instr_interp.vectors.prompts.instruction_accuracy`; ``p_target`` is NaN for
+    ``"in_response"``), without their instruction when ``score_dropped``."""
     check_form(form, None)
+    check_score(form, score, score_dropped)
     layers = range(model.cfg.n_layers) if layers is None else check_layers(model, layers)
     scales = [scale] if isinstance(scale, (int, float)) else list(scale)
     rows = []
     grid = [(layer, s) for s in scales for layer in layers]
     for layer, s in tqdm(grid, desc="layer sweep", disable=not progress):
         with add_vector(model, vector, layer=layer, scale=s):
-            accuracy, p_target = _zero_shot(model, task, form, batch_size)
+            accuracy, p_target = _zero_shot(model, task, form, batch_size, score, score_dropped)
         rows.append({"layer": int(layer), "scale": float(s), "accuracy": accuracy, "p_target": p_target})
     return pd.DataFrame(rows)
 
 
-def _zero_shot(model, task: Task, form: str, batch_size: int) -> tuple[float, float]:
-    """Zero-shot accuracy and mean answer probability in the use form of a vector of ``form``."""
+def _zero_shot(
+    model, task: Task, form: str, batch_size: int, score: str = "first_token", score_dropped: bool = False
+) -> tuple[float, float]:
+    """Zero-shot accuracy and mean answer probability (NaN for ``score="in_response"``) in the use
+    form of a vector of ``form``."""
     if form == "instruction":
-        return instruction_accuracy(model, task, batch_size=batch_size)
+        return instruction_accuracy(
+            model, task, batch_size=batch_size, metric=score, drop_instruction=score_dropped
+        )
     score = evaluate_task(model, task, batch_size=batch_size, progress=False)
     return score.accuracy, float(score.frame["p_target"].mean())
 
@@ -225,6 +236,8 @@ def instruction_vector(
     corruption: str | None = None,
     protocol: str = "default",
     only_correct: bool | None = None,
+    score: str = "first_token",
+    score_dropped: bool = False,
 ) -> "InstructionVector":
     """Build a task's instruction vector from its most causal heads.
 
@@ -263,6 +276,15 @@ def instruction_vector(
             rarely starts its reply with the bare answer, and Jiang et al. keep low-NLL prompts
             rather than correct ones for generation tasks) and for ``protocol="todd"`` (its queries
             are filtered already).
+        score: the validation sweep's metric with ``form="instruction"``: ``"first_token"`` (the
+            argmax at the last prompt token is the first response token) or ``"in_response"`` (the
+            answer is a whole word or phrase of the greedy response of at most 16 tokens; for chat
+            models that answer in a sentence). See :func:`instr_interp.vectors.prompts.instruction_accuracy`.
+            With ``"in_response"`` there is no answer probability, so sweep ties go to the smaller
+            scale, then the earlier layer. ``form="few_shot"`` allows only ``"first_token"``.
+        score_dropped: validate on the validation pairs' prompts without their instruction (the query
+            alone as the user turn), where the vector has the task to restore; needs
+            ``form="instruction"``.
 
     The chosen ``scale`` is carried by the vector: :func:`add_vector` and ``finetune`` use it.
 
@@ -271,6 +293,7 @@ def instruction_vector(
     """
     facts = model_facts(model)
     corruption = check_form(form, corruption)
+    check_score(form, score, score_dropped)
     if protocol not in ("default", "todd"):
         raise ValueError(f"protocol must be 'default' or 'todd'; got {protocol!r}.")
     if protocol == "todd" and form != "few_shot":
@@ -321,7 +344,7 @@ def instruction_vector(
     table, scale = None, 1.0
     if do_sweep:
         table, layer, scale = _best_layer(
-            model, vector, val, candidate_layers, scales, batch_size, progress, form
+            model, vector, val, candidate_layers, scales, batch_size, progress, form, score, score_dropped
         )
     elif layer is None:
         layer = facts.n_layers // 3
@@ -340,6 +363,9 @@ def instruction_vector(
         "corruption": corruption,
         "protocol": protocol,
         "only_correct": only_correct,
+        "score": score,
+        "score_dropped": score_dropped,
+        "score_max_new_tokens": RESPONSE_TOKENS if score == "in_response" else None,
         "scale": scale,
         "candidate_layers": list(candidate_layers) if candidate_layers is not None else "all",
     }
@@ -357,10 +383,20 @@ def instruction_vector(
 
 
 def _best_layer(
-    model, vector, val: Task, candidate_layers, scales, batch_size: int, progress: bool, form: str
+    model,
+    vector,
+    val: Task,
+    candidate_layers,
+    scales,
+    batch_size: int,
+    progress: bool,
+    form: str,
+    score: str,
+    score_dropped: bool,
 ):
     """The layer sweep of :func:`instruction_vector`: the sweep table, and the layer and scale with the
-    best zero-shot validation accuracy (ties: higher answer probability, smaller scale, earlier layer)."""
+    best zero-shot validation accuracy (ties: higher answer probability where there is one, smaller
+    scale, earlier layer)."""
     table = sweep_layers(
         model,
         vector,
@@ -370,6 +406,8 @@ def _best_layer(
         batch_size=batch_size,
         progress=progress,
         form=form,
+        score=score,
+        score_dropped=score_dropped,
     )
     best = table.sort_values(
         ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
@@ -391,8 +429,10 @@ def vector_scores(
     batch_size: int = 16,
     progress: bool = True,
     form: str = "few_shot",
+    score: str = "first_token",
+    score_dropped: bool = False,
 ) -> pd.DataFrame:
-    """Zero-shot first-token accuracy per task: no vector, with the task's vector, and with vectors
+    """Zero-shot accuracy per task: no vector, with the task's vector, and with vectors
     from as many random heads (same means, same layer; mean over ``n_random`` seeds).
 
     Args:
@@ -400,18 +440,26 @@ def vector_scores(
         tasks: held-out pairs to score (e.g. the second part of ``task.split(...)``).
         form: score bare ``Q: x\nA:`` prompts (``"few_shot"``) or the task's instruction prompts
             in the model's own format (``"instruction"``).
+        score: with ``form="instruction"``, ``"first_token"`` (first-response-token accuracy) or
+            ``"in_response"`` (the answer is a whole word or phrase of the greedy response); see
+            :func:`instr_interp.vectors.prompts.instruction_accuracy`.
+        score_dropped: with ``form="instruction"``, score the prompts without their instruction
+            (the query alone as the user turn).
 
     Returns:
-        One row per task: ``task, n, layer, k, zero_shot, with_vector, random_heads, lift``.
+        One row per task: ``task, n, layer, scale, k, zero_shot, with_vector, random_heads, lift,
+        score, score_dropped``.
     """
     if len(vectors) != len(tasks):
         raise ValueError(f"Got {len(vectors)} vectors for {len(tasks)} tasks; pass one vector per task.")
     check_form(form, None)
+    check_score(form, score, score_dropped)
+    scored = dict(score=score, score_dropped=score_dropped)
     rows = []
     for iv, task in zip(vectors, tasks):
-        base = _zero_shot(model, task, form, batch_size)[0]
+        base = _zero_shot(model, task, form, batch_size, **scored)[0]
         with add_vector(model, iv, scale=scale):
-            steered = _zero_shot(model, task, form, batch_size)[0]
+            steered = _zero_shot(model, task, form, batch_size, **scored)[0]
         controls = []
         for seed in tqdm(range(n_random), desc=f"random heads {task.name}", disable=not progress):
             heads = random_heads(model, len(iv.top_heads), seed=seed)
@@ -421,7 +469,7 @@ def vector_scores(
                 layer=iv.layer,
                 scale=iv.scale if scale is None else scale,
             ):
-                controls.append(_zero_shot(model, task, form, batch_size)[0])
+                controls.append(_zero_shot(model, task, form, batch_size, **scored)[0])
         rows.append(
             {
                 "task": task.name,
@@ -433,6 +481,7 @@ def vector_scores(
                 "with_vector": steered,
                 "random_heads": sum(controls) / len(controls) if controls else float("nan"),
                 "lift": steered - base,
+                **scored,
             }
         )
     return pd.DataFrame(rows)
