@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -435,8 +437,6 @@ def _manual_greedy(model, ids, n_new, vector=None, layer=None):
 
 def _contains(answer, response):
     """Hand rule for one-word answers: case-insensitive, not preceded or followed by a letter/digit."""
-    import re
-
     return re.search(rf"(?<![^\W_]){re.escape(answer)}(?![^\W_])", response, re.I) is not None
 
 
@@ -450,7 +450,7 @@ def test_in_response_accuracy_equals_a_manual_greedy_loop(tiny, dropped):
     sub = Task(name="caps", instruction=TASK.instruction, pairs=TASK.pairs[:6])
     instruction = None if dropped else sub.instruction
     manual = [_manual_greedy(tiny, _prompt_ids(tiny, instruction, x), 8) for x, _ in sub.pairs]
-    words = [[w for w in __import__("re").split(r"[\W_]+", m) if w] for m in manual]
+    words = [[w for w in re.split(r"[\W_]+", m) if w] for m in manual]
     # even pairs: a word of the response, upper-cased (case must not matter); odd: a word not in it
     answers = [w[-1].upper() if i % 2 == 0 and w else "qqzzx" for i, w in enumerate(words)]
     known = Task(
@@ -487,7 +487,7 @@ def test_add_vector_in_in_response_scoring_equals_a_manual_steered_loop(tiny):
     with add_vector(tiny, vector, layer=0):
         frame = response_scores(tiny, sub, drop_instruction=True, max_new_tokens=8, batch_size=3)
     assert frame["response"].tolist() == steered
-    words = [[w for w in __import__("re").split(r"[\W_]+", s) if w] for s in steered]
+    words = [[w for w in re.split(r"[\W_]+", s) if w] for s in steered]
     answers = [w[0] if w else "qqzzx" for w in words]
     known = Task(
         name="caps", instruction=sub.instruction, pairs=list(zip([x for x, _ in sub.pairs], answers))
