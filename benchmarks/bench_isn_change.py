@@ -15,16 +15,13 @@ from pathlib import Path
 import instr_interp as ii
 from instr_interp.data.encoding import encode
 from instr_interp.engine import run
-from instr_interp.report.stages import BASE, BEFORE_AFTER_FORMAT, TUNED
-from instr_interp.sparcom.change import compare_with_intervals
+from instr_interp.report.stages import BASE, BEFORE_AFTER_FORMAT, TUNED, isn_change
 from instr_interp.sparcom.firing import NeuronFiring
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--n-splits", type=int, default=100)
     a = p.parse_args()
     start = time.perf_counter()
     data = ii.hexainst()
@@ -33,16 +30,7 @@ def main() -> None:
         model = ii.load_model(name)
         (probe,) = run(model, encode(data, model.tokenizer, format=BEFORE_AFTER_FORMAT), [NeuronFiring()])
         stats[name] = probe.result()
-    change = compare_with_intervals(
-        stats[BASE],
-        stats[TUNED],
-        select="threshold",
-        threshold=0.9,
-        groups=data.template_groups(),
-        training_ids=ii.tuneset().ids,
-        n_boot=a.n_boot,
-        n_splits=a.n_splits,
-    )
+    change = isn_change(stats[BASE], stats[TUNED], data)
     out = {
         "command": f"python benchmarks/bench_isn_change.py --out {a.out}",
         "models": [BASE, TUNED],

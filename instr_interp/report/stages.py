@@ -230,12 +230,30 @@ def _tuned_model(plan: Plan) -> dict:
     }
 
 
+def isn_change(before, after, data, *, quick: bool = False):
+    """The before/after comparison of ISN sets as the report makes it (threshold 0.9 sets, template
+    groups resampled whole, training records refused; 1,000 bootstrap replicates and 100 split-halves,
+    200 and 30 when ``quick``), from the two models' firing statistics on ``data``."""
+    from ..data.dataset import tuneset
+    from ..sparcom.change import compare_with_intervals
+
+    return compare_with_intervals(
+        before,
+        after,
+        select="threshold",
+        threshold=0.9,
+        groups=data.template_groups(),
+        training_ids=tuneset().ids,  # an analysed training record would be an error
+        n_boot=200 if quick else 1000,
+        n_splits=30 if quick else 100,
+        progress=False,
+    )
+
+
 def before_after_stage(plan: Plan) -> list:
     """ISN sets of the base model and of its tuned version, compared with bootstrap intervals and
     split-half noise floors (threshold sets, so sizes can change)."""
-    from ..data.dataset import tuneset
     from ..data.encoding import encode
-    from ..sparcom.change import compare_with_intervals
     from ..sparcom.firing import FiringStats, NeuronFiring
     from .sections_sparcom import set_change_section
 
@@ -253,17 +271,7 @@ def before_after_stage(plan: Plan) -> list:
             FiringStats.load,
             key=(label, name, BEFORE_AFTER_FORMAT),
         )
-    change = compare_with_intervals(
-        stats["before"],
-        stats["after"],
-        select="threshold",
-        threshold=0.9,
-        groups=plan.data.template_groups(),
-        training_ids=tuneset().ids,  # an analysed training record would be an error
-        n_boot=plan.size(1000, 200),
-        n_splits=plan.size(100, 30),
-        progress=False,
-    )
+    change = isn_change(stats["before"], stats["after"], plan.data, quick=plan.quick)
     note = (
         f"The after model is the base model tuned with {facts['how']} for {facts['steps']} steps on "
         f"{facts['records']} records of the built-in tuning set, which shares no instruction with the "
