@@ -1,10 +1,14 @@
 """Report sections for cross-model patching: where did instruction tuning act?
 
-Only renders :class:`~instr_interp.sweeps.TuningEffects` (its ``gaps()``, ``to_frame()``, ``top()``
-and ``plot()``); every number comes from those public methods.
+Only renders the frames of :class:`~instr_interp.sweeps.TuningEffects` (``gaps()`` and
+``to_frame()``, live or from the committed summary of ``instr-interp study tuning``) with
+:func:`~instr_interp.sweeps.tuning.top_effects` and :func:`~instr_interp.sweeps.tuning.plot_effects`;
+every number comes from those.
 """
 
-from ..sweeps.tuning import TuningEffects
+import pandas as pd
+
+from ..sweeps.tuning import plot_effects, top_effects
 from .page import Section
 
 __all__ = ["tuning_sections"]
@@ -28,13 +32,13 @@ def _gap_sentence(row) -> str:
     return text + " — not clearly positive, so no fraction of the gap is formed for it; raw differences only."
 
 
-def _metric_reading(effects: TuningEffects, metric: str, clear: bool) -> str:
+def _metric_reading(frame: pd.DataFrame, metric: str, clear: bool) -> str:
     parts = []
     for direction, verb in (
         ("restore", "patching the tuned model's"),
         ("remove", "patching the base model's"),
     ):
-        top = effects.top(1, metric=metric, direction=direction)
+        top = top_effects(frame, 1, metric=metric, direction=direction)
         if not len(top):
             continue
         best = top.iloc[0]
@@ -48,36 +52,37 @@ def _metric_reading(effects: TuningEffects, metric: str, clear: bool) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def tuning_sections(effects: TuningEffects) -> list[Section]:
+def tuning_sections(
+    gaps: pd.DataFrame, frame: pd.DataFrame, *, records: int, base: str, tuned: str, origin: str
+) -> list[Section]:
     """A section on the base→tuned gaps, and one per metric with the per-layer effects of patching
-    attention and MLP outputs in both directions (and the strongest heads where heads were swept)."""
-    gaps = effects.gaps()
-    base, tuned = effects.settings.get("base", "base"), effects.settings.get("tuned", "tuned")
+    attention and MLP outputs in both directions (and the strongest heads where heads were swept).
+    ``gaps``/``frame``: ``TuningEffects.gaps()`` and ``.to_frame()``; ``origin`` says where they come
+    from (the run's size, or the study's command)."""
     intro = Section(
-        title="Where tuning acted: the base→tuned gap",
+        title=f"Where tuning acted: the base→tuned gap ({origin})",
         reading=(
-            f"{len(effects.ids)} records, {base} (base) and {tuned} (tuned). Effects are oriented toward the "
+            f"{records} records, {base} (base) and {tuned} (tuned); {origin}. Effects are oriented toward the "
             "tuned model (lower NLL counts as toward it). "
             + " ".join(_gap_sentence(row) for row in gaps.itertuples())
         ),
         tables=[gaps],
     )
     sections = [intro]
-    frame = effects.to_frame()
     for row in gaps.itertuples():
         part = frame[frame.metric == row.metric]
         tables = [
-            effects.top(10, metric=row.metric, direction="restore"),
-            effects.top(10, metric=row.metric, direction="remove"),
+            top_effects(frame, 10, metric=row.metric, direction="restore"),
+            top_effects(frame, 10, metric=row.metric, direction="remove"),
         ]
         heads = part[part.component == "heads"]
         if len(heads):
             tables.append(heads[heads.direction == "restore"].sort_values("effect", ascending=False).head(10))
         sections.append(
             Section(
-                title=f"Where tuning acted: {_NAMES.get(row.metric, row.metric)}",
-                reading=_metric_reading(effects, row.metric, bool(row.gap_clear)),
-                figures=[effects.plot(row.metric)],
+                title=f"Where tuning acted: {_NAMES.get(row.metric, row.metric)} ({origin})",
+                reading=_metric_reading(frame, row.metric, bool(row.gap_clear)),
+                figures=[plot_effects(frame, row.metric)],
                 tables=tables,
             )
         )

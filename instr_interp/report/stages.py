@@ -296,28 +296,66 @@ def tuning_stage(plan: Plan) -> list:
 
 def patching_stage(plan: Plan) -> list:
     """Where did tuning act? Cross-model patching between the base model and its tune, per layer
-    component and head (:func:`~instr_interp.sweeps.where_tuning_acted`)."""
+    component and head: the committed summary of ``instr-interp study tuning`` (too slow for the
+    report at an adequate size) and, in the quick report, a small live run
+    (:func:`~instr_interp.sweeps.where_tuning_acted`) on this machine's models."""
+    import json
+
+    import pandas as pd
+
+    from ..studies import study_path
+    from ..studies.tuning import COMMAND
     from ..sweeps.tuning import TuningEffects, where_tuning_acted
+    from .page import Section
     from .sections_patching import tuning_sections
 
+    sections = []
+    path = study_path("tuning")
+    if plan.after == "tuned" and path.exists():
+        study = json.loads(path.read_text())
+        base, tuned = study["models"]
+        sections += tuning_sections(
+            pd.DataFrame(study["gaps"]),
+            pd.DataFrame(study["effects"]),
+            records=study["records"],
+            base=base,
+            tuned=tuned,
+            origin=f"the committed `{COMMAND}`, {study['per_category']} records per category",
+        )
+    else:
+        sections.append(
+            Section(
+                title="Where tuning acted",
+                reading=f"The full-size patching study has not been run for this pair; run `{COMMAND}`.",
+            )
+        )
+    if not plan.quick:
+        return sections
     _tuned_model(plan)
-    data = plan.data.sample(per_category=plan.size(10, 1), seed=0)
-    components = plan.size(("attn_out", "mlp_out", "heads"), ("attn_out", "mlp_out"))  # quick: no heads
+    data = plan.data.sample(per_category=1, seed=0)
+    components = ("attn_out", "mlp_out")  # quick: no heads
     effects = cached(
-        plan.cache / _key("tuning", plan.tuned, data.fingerprint(), *components, plan.size("all", "every3")),
+        plan.cache / _key("tuning", plan.tuned, data.fingerprint(), *components, "every3"),
         lambda: where_tuning_acted(
             plan.load(BASE),
             plan.load(plan.tuned),
             data,
             components=components,
-            layers=plan.size(None, range(0, plan.load(BASE).cfg.n_layers, 3)),  # quick: every third layer
+            layers=range(0, plan.load(BASE).cfg.n_layers, 3),  # quick: every third layer
             batch_size=plan.batch_size,
         ),
         lambda v, p: v.save(p),
         TuningEffects.load,
         "where tuning acted",
     )
-    return tuning_sections(effects)
+    return sections + tuning_sections(
+        effects.gaps(),
+        effects.to_frame(),
+        records=len(effects.ids),
+        base=effects.settings["base"],
+        tuned=effects.settings["tuned"],
+        origin="quick live run on this machine: every third layer, no heads, one record per category",
+    )
 
 
 def _models_compared(plan: Plan) -> dict[str, str]:

@@ -29,6 +29,7 @@ STUDIES: dict[str, str] = {
     "following": ".following:run",
     "attribution": ".attribution:run",
     "forgetting": ".forgetting:run",
+    "tuning": ".tuning:run",
 }
 
 

@@ -31,7 +31,7 @@ from .metrics import LOWER_IS_BETTER, METRICS
 from .results import PatchSweep, boot_means
 from .sweep import patch_sweep
 
-__all__ = ["TuningEffects", "where_tuning_acted", "COMPONENTS"]
+__all__ = ["TuningEffects", "where_tuning_acted", "top_effects", "plot_effects", "COMPONENTS"]
 
 COMPONENTS = ("attn_out", "mlp_out", "resid_post", "heads")
 DIRECTIONS = ("restore", "remove")
@@ -138,44 +138,51 @@ class TuningEffects(Result):
 
     def top(self, k: int = 10, *, metric: str | None = None, direction: str = "restore") -> pd.DataFrame:
         """The ``k`` layer components (heads excluded) with the largest raw effect in ``direction``."""
-        metric = self.metrics[0] if metric is None else metric
-        frame = self.to_frame()
-        frame = frame[
-            (frame.metric == metric) & (frame.direction == direction) & (frame.component != "heads")
-        ]
-        return frame.sort_values("effect", ascending=False, kind="stable").head(k).reset_index(drop=True)
+        return top_effects(self.to_frame(), k, metric=metric or self.metrics[0], direction=direction)
 
     def plot(self, metric: str | None = None):
         """Per layer: the effect of patching attention and MLP outputs, both directions (fractions
         of the gap where it is clear, raw effects otherwise)."""
-        import plotly.graph_objects as go
+        return plot_effects(self.to_frame(), metric or self.metrics[0])
 
-        metric = self.metrics[0] if metric is None else metric
-        frame = self.to_frame()
-        frame = frame[(frame.metric == metric) & (frame.component != "heads")]
-        clear = bool(frame.gap_clear.all()) if len(frame) else False
-        column = "fraction" if clear else "effect"
-        fig = go.Figure()
-        for (direction, component), part in frame.groupby(["direction", "component"], sort=False):
-            fig.add_trace(
-                go.Scatter(
-                    x=part.layer,
-                    y=part[column],
-                    mode="lines+markers",
-                    name=f"{direction}: {component}",
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        array=part[f"{column}_high"] - part[column],
-                        arrayminus=part[column] - part[f"{column}_low"],
-                    ),
-                )
-            )
-        label = (
-            "fraction of the base→tuned gap" if clear else f"raw change in {metric} (oriented; gap not clear)"
+    @classmethod
+    def combine(cls, parts: Sequence["TuningEffects"]) -> "TuningEffects":
+        """One result from parts run on the same records and models over different components or
+        layer blocks (e.g. the units of ``instr-interp study tuning``): layers are concatenated per
+        component, in order. Raises if the parts' records, metrics or unpatched scores differ."""
+        if not parts:
+            raise ValueError("combine needs at least one TuningEffects.")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.ids != first.ids or part.metrics != first.metrics:
+                raise ValueError("TuningEffects parts must share their records and metrics.")
+            if not (torch.allclose(part.base, first.base) and torch.allclose(part.tuned, first.tuned)):
+                raise ValueError("TuningEffects parts disagree on the unpatched models' scores.")
+        patched: dict[str, list[Tensor]] = {}
+        axes: dict[str, dict[str, list[int]]] = {}
+        for part in parts:
+            for key, values in part.patched.items():
+                patched.setdefault(key, []).append(values)
+            for component, ax in part.axes.items():
+                if component not in axes:
+                    axes[component] = {name: list(v) for name, v in ax.items()}
+                else:
+                    seen = axes[component]["layer"]
+                    if set(seen) & set(ax["layer"]):
+                        raise ValueError(f"TuningEffects parts overlap in {component} layers.")
+                    seen.extend(ax["layer"])
+        return cls(
+            base=first.base,
+            tuned=first.tuned,
+            patched={
+                key: torch.cat(values, dim=1) for key, values in patched.items()
+            },  # [metric, layer, ...]
+            metrics=first.metrics,
+            axes=axes,
+            ids=first.ids,
+            categories=first.categories,
+            settings=first.settings,
         )
-        fig.update_layout(title=f"Where tuning acted: {metric}", xaxis_title="layer", yaxis_title=label)
-        return fig
 
     def _saved(self):
         tensors = {
@@ -205,6 +212,42 @@ class TuningEffects(Result):
             categories=meta["categories"],
             settings=meta["settings"],
         )
+
+
+def top_effects(frame: pd.DataFrame, k: int = 10, *, metric: str, direction: str = "restore") -> pd.DataFrame:
+    """The ``k`` layer components (heads excluded) of a :meth:`TuningEffects.to_frame` frame with the
+    largest raw effect of ``metric`` in ``direction``."""
+    frame = frame[(frame.metric == metric) & (frame.direction == direction) & (frame.component != "heads")]
+    return frame.sort_values("effect", ascending=False, kind="stable").head(k).reset_index(drop=True)
+
+
+def plot_effects(frame: pd.DataFrame, metric: str):
+    """Per layer: the effect of patching attention and MLP outputs of a :meth:`TuningEffects.to_frame`
+    frame, both directions (fractions of the gap where it is clear, raw effects otherwise)."""
+    import plotly.graph_objects as go
+
+    frame = frame[(frame.metric == metric) & (frame.component != "heads")]
+    clear = bool(frame.gap_clear.all()) if len(frame) else False
+    column = "fraction" if clear else "effect"
+    fig = go.Figure()
+    for (direction, component), part in frame.groupby(["direction", "component"], sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=part.layer,
+                y=part[column],
+                mode="lines+markers",
+                name=f"{direction}: {component}",
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=part[f"{column}_high"] - part[column],
+                    arrayminus=part[column] - part[f"{column}_low"],
+                ),
+            )
+        )
+    label = "fraction of the base→tuned gap" if clear else f"raw change in {metric} (oriented; gap not clear)"
+    fig.update_layout(title=f"Where tuning acted: {metric}", xaxis_title="layer", yaxis_title=label)
+    return fig
 
 
 def where_tuning_acted(

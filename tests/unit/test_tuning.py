@@ -109,9 +109,61 @@ def test_report_sections_render_the_result(effects):
     from instr_interp.report.sections_patching import tuning_sections
 
     _, _, _, eff = effects
-    sections = tuning_sections(eff)
+    sections = tuning_sections(
+        eff.gaps(), eff.to_frame(), records=len(eff.ids), base="b", tuned="t", origin="a test run"
+    )
     assert len(sections) == 1 + len(eff.metrics)
     gaps = eff.gaps()
     assert f"{gaps.gap.iloc[0]:+.3f}" in sections[0].reading
     for section in sections[1:]:
         assert section.figures and section.tables and "layer" in section.reading
+
+
+def test_combining_layer_blocks_equals_one_run(effects):
+    base, tuned, data, eff = effects
+    parts = [
+        where_tuning_acted(base, tuned, data, components=[c], layers=[layer], n_boot=200, progress=False)
+        for c in ("mlp_out", "heads")
+        for layer in (0, 1)
+    ]
+    combined = TuningEffects.combine(parts)
+    assert combined.axes["mlp_out"]["layer"] == [0, 1] and combined.axes["heads"]["layer"] == [0, 1]
+    for key in ("restore/mlp_out", "remove/heads"):
+        torch.testing.assert_close(combined.patched[key], eff.patched[key], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="overlap"):
+        TuningEffects.combine([parts[0], parts[0]])
+    other = where_tuning_acted(base, tuned, data[:3], components=["mlp_out"], n_boot=200, progress=False)
+    with pytest.raises(ValueError, match="records"):
+        TuningEffects.combine([parts[0], other])
+
+
+def test_the_tuning_study_runs_tiny_resumes_and_matches_a_direct_run(tmp_path):
+    import json
+
+    from instr_interp import studies
+    from instr_interp.data.dataset import hexainst
+    from instr_interp.studies.following import splits
+
+    path = studies.run_study("tuning", size="tiny", out=tmp_path, work=tmp_path / "work", progress=False)
+    summary = json.loads(path.read_text())
+    assert summary["records"] == 6 and summary["components"] == ["attn_out", "heads"]
+    units = sorted(p.name for p in (tmp_path / "work").iterdir())
+    assert len(units) == 3  # attn_out per layer (2), heads in one block of 2 layers
+    data = hexainst().split(**splits()["dev"])[0].sample(per_category=1, seed=0)
+    direct = where_tuning_acted(
+        ii.tiny_model(seed=0),
+        ii.tiny_model(seed=1),
+        data,
+        components=["attn_out", "heads"],
+        n_boot=200,
+        progress=False,
+    )
+    frame = direct.to_frame()
+    got = __import__("pandas").DataFrame(summary["effects"])
+    assert len(got) == len(frame)
+    np.testing.assert_allclose(got.effect.to_numpy(), frame.effect.to_numpy(), rtol=1e-4, atol=1e-6)
+    assert got.layer.tolist() == frame.layer.tolist()
+    # a second run reads every unit back instead of recomputing
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").iterdir()}
+    studies.run_study("tuning", size="tiny", out=tmp_path, work=tmp_path / "work", progress=False)
+    assert mtimes == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").iterdir()}
