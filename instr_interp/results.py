@@ -115,6 +115,30 @@ class Result:
         tensors, meta = load_result(path, cls.__name__)
         return cls._from_saved(tensors, meta, Path(path))
 
+    def to_json(self) -> dict:
+        """The saved content as a JSON-able dict (tensors as nested lists with their dtype), e.g. for a
+        study's resumable unit; :meth:`from_json` restores it exactly."""
+        tensors, meta = self._saved()
+        return {
+            "kind": type(self).__name__,
+            "tensors": {
+                k: {"dtype": str(v.dtype).removeprefix("torch."), "values": v.tolist()}
+                for k, v in tensors.items()
+            },
+            "meta": meta,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict, path) -> "Result":
+        """A result of this class from :meth:`to_json`'s dict (``path``: where it was read from)."""
+        if value.get("kind") != cls.__name__:
+            raise ValueError(f"Expected a {cls.__name__}, got {value.get('kind')!r}.")
+        tensors = {
+            k: torch.tensor(v["values"], dtype=getattr(torch, v["dtype"]))
+            for k, v in value["tensors"].items()
+        }
+        return cls._from_saved(tensors, value["meta"], Path(path))
+
 
 def result_kinds() -> dict[str, type[Result]]:
     """Manifest kind -> result class, for every result class defined so far."""

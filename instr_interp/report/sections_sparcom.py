@@ -12,7 +12,7 @@ from ..data.dataset import InstructionDataset
 from ..data.encoding import EncodedDataset
 from ..data.summary import category_summary, record_lengths
 from ..sparcom.compare import SetComparison
-from ..sparcom.critical import CriticalRole
+from ..sparcom.critical import plot_matrix
 from ..sparcom.experts import ExpertStats
 from ..sparcom.firing import FiringStats
 from ..sparcom.neurons import NeuronSets
@@ -189,33 +189,35 @@ def isn_sections(sets: NeuronSets, test: dict) -> list[Section]:
     ]
 
 
-def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Section:
+def critical_role_section(view: dict, *, origin: str = "") -> Section:
     """The NLL rise when sets of ISNs (or ISEs) are zeroed on held-out records: the set x category
-    matrix, the diagonal against the off-diagonal, and matched-control p-values
-    (:class:`~instr_interp.sparcom.critical.CriticalRole`).
+    matrix, the diagonal against the off-diagonal, and matched-control p-values.
 
     Args:
-        result: :func:`~instr_interp.sparcom.ablation.critical_role`'s result.
-        alpha: the level at which a set counts as beating its matched controls (see
-            :meth:`CriticalRole.summary`).
+        view: :meth:`CriticalRole.view` of :func:`~instr_interp.sparcom.ablation.critical_role`'s
+            result (live, or the committed summary of ``instr-interp study critical``).
+        origin: where the numbers come from, named in the title and the reading.
     """
-    unit = result.unit
+    unit = view["unit"]
     short = "ISEs" if unit == "expert" else "ISNs"
     how = "after the activation function" if unit == "neuron" else "their routing weights"
-    summary = result.summary(alpha=alpha)
-    diag = result.diagonal()
-    p = result.p_values().set_index(["set", "measure"])
-    counts = result.matrix().groupby("category")["n_records"].first()
+    summary, alpha = view["summary"], view["summary"]["alpha"]
+    matrix = pd.DataFrame(view["matrix"])
+    diag = pd.DataFrame(view["diagonal"])
+    p_values = pd.DataFrame(view["p_values"])
+    p = p_values.set_index(["set", "measure"])
+    counts = matrix.groupby("category")["n_records"].first()
     n_min = int(counts.min())
-    parts = [
-        f"Each category's {short} were chosen on {len(result.identified_on)} records and zeroed ({how}) on "
-        f"{len(result.record_ids)} others ({n_min}-{int(counts.max())} per category; no shared record, "
+    parts = [f"{origin}." if origin else ""]
+    parts.append(
+        f"Each category's {short} were chosen on {view['n_identified']} records and zeroed ({how}) on "
+        f"{view['n_records']} others ({n_min}-{int(counts.max())} per category; no shared record, "
         f"template or instruction). The figure shows the rise in reference-response NLL (nats/token, ablated "
         f"minus baseline) of every category when each set is zeroed; intervals are 95% bootstrap intervals over "
-        f"records. Each set is compared with {result.n_control} control sets of as many {unit}s per layer, "
+        f"records. Each set is compared with {view['n_control']} control sets of as many {unit}s per layer, "
         f"matched in firing frequency and mean activation (empirical one-sided p-values; the smallest possible "
         f"is {summary['min_p']:.3f})."
-    ]
+    )
     if len(diag):
         rows = [
             f"{r['category']} {r['own rise']:+.3f}{_interval(r['own ci_low'], r['own ci_high'], '+.3f')}, "
@@ -241,7 +243,7 @@ def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Secti
         if not summary["above_controls"] and not summary["specific"]:
             width = summary["widest_interval"]
             parts.append(
-                f"This is a null result: with {n_min} evaluation record(s) per category and {result.n_control} "
+                f"This is a null result: with {n_min} evaluation record(s) per category and {view['n_control']} "
                 f"control draws, no category's {short} are shown to matter more for it than matched {unit}s "
                 "or than for the other categories"
                 + (
@@ -253,16 +255,16 @@ def critical_role_section(result: CriticalRole, *, alpha: float = 0.05) -> Secti
     if ("general", "mean relative rise") in p.index:
         g = p.loc[("general", "mean relative rise")]
         parts.append(
-            f"The general set ({len(result.units[result.names.index('general')])} {unit}s in every category's "
+            f"The general set ({view['set_sizes']['general']} {unit}s in every category's "
             f"set) raises NLL by {g['observed']:.1%} of the baseline on average over categories"
             f"{_interval(g['ci_low'], g['ci_high'], '.1%')}; matched controls {g['control_mean']:.1%} "
             f"(p = {g['p_value']:.2f})."
         )
     return Section(
-        title=f"Critical role of {short} (ablation)",
-        reading=" ".join(parts),
-        figures=[result.plot()],
-        tables=[diag.round(4), result.p_values().round(4)],
+        title=f"Critical role of {short} (ablation)" + (f": {origin}" if origin else ""),
+        reading=" ".join(x for x in parts if x),
+        figures=[plot_matrix(matrix, view["names"], view["categories"], unit)],
+        tables=[diag.round(4), p_values.round(4)],
     )
 
 

@@ -180,7 +180,27 @@ def _set_sections(plan: Plan, model, sets, stats, rule: Callable) -> list:
         f"critical role of {sets.short}",
     )
     test = sets.permutation_test(n_permutations=N_PERMUTATIONS)
-    return [*isn_sections(sets, test), critical_role_section(result)]
+    held = plan.size(8, 1)
+    sections = [
+        *isn_sections(sets, test),
+        critical_role_section(result.view(), origin=f"live run, {held} held-out record(s) per category"),
+    ]
+    return sections + _critical_study(plan, sets.short)
+
+
+def _critical_study(plan: Plan, short: str) -> list:
+    """The committed ``instr-interp study critical`` (an adequate size), for the model it ran on."""
+    import json
+
+    from ..studies import study_path
+    from ..studies.critical import COMMAND, DESIGNS
+    from .sections_sparcom import critical_role_section
+
+    path = study_path("critical")
+    if short != "ISNs" or plan.model != DESIGNS["full"]["model"] or not path.exists():
+        return []
+    study = json.loads(path.read_text())
+    return [critical_role_section(study["view"], origin=f"the committed `{COMMAND}` ({study['design']})")]
 
 
 def _expert_sections(plan: Plan, model, encoded) -> list:

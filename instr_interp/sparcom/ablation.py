@@ -9,6 +9,7 @@ evaluation records; where categories are averaged each rise is divided by its ca
 NLL (positive), never by a rise (see :class:`~instr_interp.sparcom.critical.CriticalRole`)."""
 
 import dataclasses
+import zlib
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -33,6 +34,7 @@ from .selection import sets_from_firing
 
 __all__ = [
     "critical_role",
+    "identification_stats",
     "check_disjoint",
     "matched_controls",
     "unit_features",
@@ -229,7 +231,9 @@ def check_disjoint(identify: InstructionDataset, evaluate: InstructionDataset) -
         )
 
 
-def _identification_stats(model, data, batch_size: int, progress: bool):
+def identification_stats(model, data, batch_size: int, progress: bool):
+    """The firing statistics (per-record firing counts and activation sums; routing statistics on an
+    MoE model) that :func:`critical_role` identifies sets with and matches controls on."""
     probe = ExpertFiring(neurons=False) if model_facts(model).moe else NeuronFiring(activation_sums=True)
     (probe,) = run(model, data, [probe], batch_size=batch_size, progress=progress)
     return probe.result()
@@ -332,7 +336,7 @@ def critical_role(
             f"{len(identify)} records of data; pass the records that identified them as data."
         )
     stats = (
-        _identification_stats(model, identify, batch_size, progress)
+        identification_stats(model, identify, batch_size, progress)
         if stats is None
         else subset_stats(stats, identify.ids)
     )
@@ -348,9 +352,11 @@ def critical_role(
     chosen = ablation_sets(sets, kinds)
     if not chosen:
         raise ValueError(f"Every set of kinds {tuple(kinds)} is empty; nothing to ablate.")
-    controls = [
-        matched_controls(units, features, n_control, k_nearest=k_nearest, seed=[seed, s])
-        for s, (_, _, _, units) in enumerate(chosen)
+    controls = [  # seeded by the set's name: a set's controls do not depend on which other sets are run
+        matched_controls(
+            units, features, n_control, k_nearest=k_nearest, seed=[seed, zlib.crc32(name.encode())]
+        )
+        for name, _, _, units in chosen
     ]
     encoded = encode(evaluate, model.tokenizer, with_response=True)
     ablate = ablate_experts if experts else ablate_neurons

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import Tensor
 
 from ..results import Result
 from .neurons import NeuronSets
 
-__all__ = ["CriticalRole", "ablation_sets", "KINDS"]
+__all__ = ["CriticalRole", "ablation_sets", "plot_matrix", "KINDS"]
 
 KINDS = ("category", "unique", "non-general", "general")
 MEAN_RELATIVE = "mean relative rise"
@@ -252,21 +253,64 @@ class CriticalRole(Result):
     def plot(self):
         """Plotly heatmap of the matrix: NLL rise (nats/token) of each evaluation category (columns)
         when each set (rows) is zeroed."""
-        import plotly.express as px
+        return plot_matrix(self.matrix(), self.names, self.categories, self.unit)
 
-        wide = self.matrix().pivot(index="set", columns="category", values="rise")
-        wide = wide.loc[self.names, self.categories]
-        fig = px.imshow(
-            wide,
-            text_auto=".3f",
-            color_continuous_scale="RdBu_r",
-            color_continuous_midpoint=0.0,
-            aspect="auto",
-            labels={"color": "NLL rise (nats/token)", "x": "evaluated on", "y": "zeroed set"},
-            title=f"Zeroing a set of {self.unit}s: rise in reference-response NLL (held-out records)",
+    def view(self, alpha: float = 0.05) -> dict:
+        """Everything a reader (and the report) needs, JSON-able: the frames :meth:`matrix`,
+        :meth:`p_values` and :meth:`diagonal` as records, :meth:`summary`, and the design's sizes."""
+        return {
+            "unit": self.unit,
+            "names": list(self.names),
+            "categories": list(self.categories),
+            "n_identified": len(self.identified_on),
+            "n_records": len(self.record_ids),
+            "n_control": self.n_control,
+            "set_sizes": {name: len(units) for name, units in zip(self.names, self.units)},
+            "matrix": self.matrix().to_dict("records"),
+            "p_values": self.p_values().to_dict("records"),
+            "diagonal": self.diagonal().to_dict("records"),
+            "summary": self.summary(alpha=alpha),
+            "settings": self.settings,
+        }
+
+    @classmethod
+    def combine(cls, parts: Sequence["CriticalRole"]) -> "CriticalRole":
+        """One result from parts that ablated different sets on the same records with the same
+        baseline (e.g. one part per set kind, as ``instr-interp study critical`` runs them); each
+        set's controls are seeded by its name, so the combination equals a single run."""
+        if not parts:
+            raise ValueError("combine needs at least one CriticalRole.")
+        first = parts[0]
+        for part in parts[1:]:
+            same = (part.record_ids, part.identified_on, part.unit, part.n_control) == (
+                first.record_ids,
+                first.identified_on,
+                first.unit,
+                first.n_control,
+            )
+            if not same or not torch.equal(part.baseline, first.baseline):
+                raise ValueError(
+                    "CriticalRole parts must share their records, identification, controls and baseline."
+                )
+        names = [n for p in parts for n in p.names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"CriticalRole parts ablate the same set twice: {names}.")
+        return cls(
+            names=names,
+            kinds=[k for p in parts for k in p.kinds],
+            sources=[k for p in parts for k in p.sources],
+            units=[u for p in parts for u in p.units],
+            controls=[c for p in parts for c in p.controls],
+            record_ids=first.record_ids,
+            record_categories=first.record_categories,
+            categories=first.categories,
+            baseline=first.baseline,
+            ablated=torch.cat([p.ablated for p in parts]),
+            control=torch.cat([p.control for p in parts]),
+            identified_on=first.identified_on,
+            unit=first.unit,
+            settings={**first.settings, "kinds": [k for p in parts for k in p.settings.get("kinds", [])]},
         )
-        fig.update_xaxes(side="bottom")
-        return fig
 
     # ---- persistence and display
     def _facts(self) -> dict[str, object]:
@@ -324,3 +368,23 @@ class CriticalRole(Result):
             ablated=tensors["ablated"],
             control=tensors["control"],
         )
+
+
+def plot_matrix(matrix: pd.DataFrame, names: Sequence[str], categories: Sequence[str], unit: str):
+    """Plotly heatmap of a :meth:`CriticalRole.matrix` frame: NLL rise (nats/token) of each evaluation
+    category (columns) when each set (rows) is zeroed."""
+    import plotly.express as px
+
+    wide = matrix.pivot(index="set", columns="category", values="rise")
+    wide = wide.loc[list(names), list(categories)]
+    fig = px.imshow(
+        wide,
+        text_auto=".3f",
+        color_continuous_scale="RdBu_r",
+        color_continuous_midpoint=0.0,
+        aspect="auto",
+        labels={"color": "NLL rise (nats/token)", "x": "evaluated on", "y": "zeroed set"},
+        title=f"Zeroing a set of {unit}s: rise in reference-response NLL (held-out records)",
+    )
+    fig.update_xaxes(side="bottom")
+    return fig

@@ -30,6 +30,7 @@ STUDIES: dict[str, str] = {
     "attribution": ".attribution:run",
     "forgetting": ".forgetting:run",
     "tuning": ".tuning:run",
+    "critical": ".critical:run",
 }
 
 

@@ -13,9 +13,6 @@ for heads), keyed by the tuned adapter's hash, each a :class:`TuningEffects` ove
 summary is the combined result's ``gaps()`` and ``to_frame()``, which the report renders.
 """
 
-from pathlib import Path
-
-import torch
 from tqdm.auto import tqdm
 
 from ..data.dataset import hexainst
@@ -51,16 +48,6 @@ def _models(size: str):
     return load_model("gemma-3-270m"), load_model("gemma-3-270m-tuned")
 
 
-def _to_json(effects: TuningEffects) -> dict:
-    tensors, meta = effects._saved()
-    return {"tensors": {k: v.tolist() for k, v in tensors.items()}, "meta": meta}
-
-
-def _from_json(value: dict, unit: Path) -> TuningEffects:
-    tensors = {k: torch.tensor(v) for k, v in value["tensors"].items()}
-    return TuningEffects._from_saved(tensors, value["meta"], unit)
-
-
 def run(store, size: str, progress: bool) -> dict:
     plan = SIZES[size]
     data = hexainst().split(**splits()["dev"])[0].sample(per_category=plan["per_category"], seed=0)
@@ -89,10 +76,10 @@ def run(store, size: str, progress: bool) -> dict:
                 n_boot=plan["n_boot"],
                 progress=False,
             )
-            return _to_json(effects)
+            return effects.to_json()
 
         key = f"{component}-layers{layers[0]}-{layers[-1]}-{data.fingerprint()[:8]}-{sha}"
-        parts.append(_from_json(store.unit(key, compute), store.root / f"{key}.json"))
+        parts.append(TuningEffects.from_json(store.unit(key, compute), store.root / f"{key}.json"))
     effects = TuningEffects.combine(parts)
     gaps, frame = effects.gaps(), effects.to_frame()
     return {

@@ -2,6 +2,7 @@
 torch, the empirical p-value, no ratio over a rise, batch-size invariance, save/load."""
 
 import dataclasses
+import json
 import warnings
 from functools import partial
 
@@ -275,3 +276,58 @@ def test_one_record_gives_no_interval():
     assert np.isnan(m.loc[("a", "a"), "ci_low"]) and np.isfinite(m.loc[("a", "b"), "ci_low"])
     assert np.isnan(p.loc[("a", "mean relative rise"), "ci_low"])  # averages a category without one
     assert np.isfinite(p.loc[("a", "mean relative rise"), "observed"])
+
+
+def test_parts_by_kind_combine_into_the_single_run(role, tiny, split, stats, tmp_path):
+    """Controls are seeded by the set's name, so running the kinds separately and combining them
+    (as ``instr-interp study critical`` does) gives exactly the one-call result; JSON round trip is exact."""
+    identify, evaluate = split
+    parts = [
+        critical_role(tiny, identify, RULE, stats=stats, eval_data=evaluate, kinds=(kind,), progress=False)
+        for kind in ("category", "general")
+    ]
+    parts = [CriticalRole.from_json(p.to_json(), tmp_path) for p in parts]
+    combined = CriticalRole.combine(parts)
+    assert combined.names == role.names
+    assert torch.equal(combined.control, role.control) and torch.equal(combined.ablated, role.ablated)
+    assert combined.baseline.dtype == role.baseline.dtype
+    assert combined.p_values().equals(role.p_values()) and combined.matrix().equals(role.matrix())
+    assert json.dumps(combined.view()["summary"]) == json.dumps(role.view()["summary"])  # NaN-aware
+    with pytest.raises(ValueError, match="twice"):
+        CriticalRole.combine([parts[0], parts[0]])
+    with pytest.raises(ValueError, match="Expected a CriticalRole"):
+        CriticalRole.from_json({**parts[0].to_json(), "kind": "TuningEffects"}, tmp_path)
+
+
+def test_the_critical_study_runs_tiny_and_resumes(tmp_path):
+    from instr_interp import studies
+    from instr_interp.report.sections_sparcom import critical_role_section
+
+    path = studies.run_study("critical", size="tiny", out=tmp_path, work=tmp_path / "w", progress=False)
+    summary = json.loads(path.read_text())
+    view = summary["view"]
+    assert view["n_records"] == 2 and view["n_control"] == 20 and view["categories"] == ["code", "math"]
+    assert {r["kind"] for r in view["matrix"]} <= {"category", "unique", "non-general", "general"}
+    assert len({p.name for p in (tmp_path / "w").iterdir()}) == 4  # one unit per kind
+    section = critical_role_section(view, origin="tiny study")
+    assert "tiny study" in section.title and section.figures
+    # resuming reads the units back: same summary without recomputing
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").iterdir()}
+    studies.run_study("critical", size="tiny", out=tmp_path, work=tmp_path / "w", progress=False)
+    assert mtimes == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").iterdir()}
+    assert path.read_text().split('"view"')[1].rstrip() == json.dumps(summary, indent=1).split('"view"')[1]
+
+
+def test_the_report_adds_the_committed_critical_study_for_its_model(tmp_path, monkeypatch):
+    from instr_interp import studies
+    from instr_interp.report.stages import Plan, _critical_study
+
+    path = studies.run_study("critical", size="tiny", out=tmp_path, work=tmp_path / "w", progress=False)
+    path.rename(tmp_path / "study_critical.json")
+    monkeypatch.setattr(studies, "RESULTS", tmp_path)
+    plan = Plan(model="smollm2-135m-instruct", data=ii.hexainst()[:6], out=tmp_path / "r", quick=True)
+    (section,) = _critical_study(plan, "ISNs")
+    assert "committed `instr-interp study critical`" in section.title
+    assert _critical_study(plan, "ISEs") == []
+    other = Plan(model="gemma-3-270m", data=ii.hexainst()[:6], out=tmp_path / "r", quick=True)
+    assert _critical_study(other, "ISNs") == []

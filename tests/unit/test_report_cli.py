@@ -31,7 +31,7 @@ def test_report_sections_hold_real_numbers(tiny, small_data, tmp_path):
         dataset_section(small_data),
         firing_section(stats),
         *isn_sections(sets, sets.permutation_test(n_permutations=50)),
-        critical_role_section(role),
+        critical_role_section(role.view()),
     ]
     path = write_report(sections, tmp_path / "r" / "index.html")
     html = path.read_text()
@@ -236,7 +236,7 @@ def test_report_on_an_moe_model_shows_experts(tmp_path, small_data):
         "Instruction-specific experts: overlap between categories",
         "Instruction-specific experts by layer",
         "General and unique experts",
-        "Critical role of ISEs (ablation)",
+        "Critical role of ISEs (ablation): live run, 1 held-out record(s) per category",
     ]
     assert not [t for t in titles if "neuron" in t.lower()]
     for sec in sections:

@@ -167,3 +167,22 @@ def test_the_tuning_study_runs_tiny_resumes_and_matches_a_direct_run(tmp_path):
     mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").iterdir()}
     studies.run_study("tuning", size="tiny", out=tmp_path, work=tmp_path / "work", progress=False)
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").iterdir()}
+
+
+def test_the_report_renders_the_committed_tuning_study(tmp_path, monkeypatch):
+    """The full report shows the study's summary (no model is loaded); without one it says how to run it."""
+    from instr_interp import studies
+    from instr_interp.report.stages import Plan, patching_stage
+
+    plan = Plan(model="smollm2-135m-instruct", data=ii.hexainst()[:6], out=tmp_path / "r", quick=False)
+    monkeypatch.setattr(studies, "RESULTS", tmp_path / "none")
+    (missing,) = patching_stage(plan)
+    assert "instr-interp study tuning" in missing.reading
+    path = studies.run_study("tuning", size="tiny", out=tmp_path / "res", work=tmp_path / "w", progress=False)
+    path.rename(tmp_path / "res" / "study_tuning.json")
+    monkeypatch.setattr(studies, "RESULTS", tmp_path / "res")
+    sections = patching_stage(plan)
+    summary = __import__("json").loads((tmp_path / "res" / "study_tuning.json").read_text())
+    assert len(sections) == 1 + len(summary["gaps"])
+    assert "committed `instr-interp study tuning`" in sections[0].title
+    assert f"{summary['gaps'][0]['gap']:+.3f}" in sections[0].reading
