@@ -19,7 +19,8 @@ the corruption) and scores held-out pairs in that format; ``--n-means``/``--n-ef
 With ``--form instruction``, ``--score in_response`` scores (in the layer sweep and on the held-out
 pairs) whether the answer is a whole word of the greedy response rather than its first token, and
 ``--dropped`` scores the prompts without their instruction; both are in the output file name
-(``..._instruction_in_response_dropped.json``).
+(``..._instruction_in_response_dropped.json``). Each finished task is appended to
+``<output>.partial.jsonl`` (removed when all are done), so an interrupted ``--lift`` run resumes.
 """
 
 import os
@@ -70,10 +71,21 @@ def lift(
     score: str = "first_token",
     dropped: bool = False,
 ) -> None:
-    rows = []
     sizes = sizes or {}
     scored = dict(score=score, score_dropped=dropped)
+    suffix = "" if form == "few_shot" else f"_{form}"
+    suffix += ("" if score == "first_token" else f"_{score}") + ("_dropped" if dropped else "")
+    path = out / f"head_effects_iv_lift_{name}{suffix}.json"
+    # finished tasks are appended here one JSON line each, so an interrupted run resumes
+    partial = path.with_suffix(".partial.jsonl")
+    done = {}
+    if partial.exists():
+        done = {row["task"]: row for row in map(json.loads, partial.read_text().splitlines()) if row}
+    rows = []
     for task_name in tasks:
+        if task_name in done:
+            rows.append(done[task_name])
+            continue
         start = time.perf_counter()
         train, test = icl_task(task_name).split(seed=0, n_val=20)
         iv = instruction_vector(model, train, form=form, progress=False, **sizes, **scored)
@@ -87,10 +99,11 @@ def lift(
             seconds=round(time.perf_counter() - start, 1),
         )
         print(json.dumps(row), flush=True)
+        with partial.open("a") as f:
+            f.write(json.dumps(row) + "\n")
         rows.append(row)
-    suffix = "" if form == "few_shot" else f"_{form}"
-    suffix += ("" if score == "first_token" else f"_{score}") + ("_dropped" if dropped else "")
-    (out / f"head_effects_iv_lift_{name}{suffix}.json").write_text(json.dumps(rows, indent=1))
+    path.write_text(json.dumps(rows, indent=1))
+    partial.unlink(missing_ok=True)
 
 
 def main():
