@@ -249,6 +249,7 @@ def critical_role(
     split: float | int = 0.5,
     seed: int = 0,
     kinds: Sequence[str] = KINDS,
+    names: Sequence[str] | None = None,
     n_control: int = 20,
     k_nearest: int = 10,
     n_boot: int = 1000,
@@ -274,6 +275,10 @@ def critical_role(
     ``stats`` (optional) are the firing (or routing) statistics of records that include the
     identification records (computed when None); only the identification records' part is used, for
     the rule and for matching the controls (:func:`~instr_interp.sparcom.ablation.unit_features`).
+
+    ``names`` (optional) keeps only the sets of those names (e.g. ``["code", "general"]``; a set's
+    controls are seeded by its name, so running sets separately and combining them with
+    :meth:`CriticalRole.combine` gives the same result as one run).
 
     Each set of :func:`ablation_sets` (``kinds``) is zeroed (neurons after the activation function;
     experts' routing weights), then each of its ``n_control`` control sets, matched within each
@@ -350,6 +355,11 @@ def critical_role(
         )
     features = unit_features(stats)
     chosen = ablation_sets(sets, kinds)
+    if names is not None:
+        unknown = sorted(set(names) - {c[0] for c in chosen})
+        if unknown:
+            raise ValueError(f"No set named {unknown} among {[c[0] for c in chosen]} (kinds {tuple(kinds)}).")
+        chosen = [c for c in chosen if c[0] in set(names)]
     if not chosen:
         raise ValueError(f"Every set of kinds {tuple(kinds)} is empty; nothing to ablate.")
     controls = [  # seeded by the set's name: a set's controls do not depend on which other sets are run
@@ -413,6 +423,7 @@ def critical_role(
             "k_nearest": k_nearest,
             "n_boot": n_boot,
             "kinds": list(kinds),
+            "names": None if names is None else list(names),
             "selection": {
                 k: v for k, v in sets.settings.items() if isinstance(v, (str, int, float, bool, type(None)))
             },

@@ -276,7 +276,7 @@ class CriticalRole(Result):
     @classmethod
     def combine(cls, parts: Sequence["CriticalRole"]) -> "CriticalRole":
         """One result from parts that ablated different sets on the same records with the same
-        baseline (e.g. one part per set kind, as ``instr-interp study critical`` runs them); each
+        baseline (e.g. one part per set, as ``instr-interp study critical`` runs them); each
         set's controls are seeded by its name, so the combination equals a single run."""
         if not parts:
             raise ValueError("combine needs at least one CriticalRole.")
@@ -309,7 +309,11 @@ class CriticalRole(Result):
             control=torch.cat([p.control for p in parts]),
             identified_on=first.identified_on,
             unit=first.unit,
-            settings={**first.settings, "kinds": [k for p in parts for k in p.settings.get("kinds", [])]},
+            settings={
+                **first.settings,
+                "kinds": list(dict.fromkeys(k for p in parts for k in p.kinds)),
+                "names": names,
+            },
         )
 
     # ---- persistence and display

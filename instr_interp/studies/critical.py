@@ -9,10 +9,10 @@ neurons outside the general set, and the general set), each against 20 control s
 layer in count, firing frequency and mean activation; intervals are bootstrap intervals over the
 evaluation records (1,000 resamples).
 
-Units (resumable): one per kind of set, each a :class:`CriticalRole` over that kind's sets (a set's
-controls are seeded by its name, so the parts combine into exactly one run's result). The firing
-statistics of the identification records are computed in the process (a few minutes) when a unit is
-missing. The summary is the combined result's :meth:`CriticalRole.view`, which the report renders.
+Units (resumable): the names of the sets, then one unit per set, each a :class:`CriticalRole` of that
+set alone (a set's controls are seeded by its name, so the parts combine into exactly one run's
+result). The firing statistics of the identification records are computed in the process (a few
+minutes) when a unit is missing. The summary is the combined result's :meth:`CriticalRole.view`, which the report renders.
 """
 
 from functools import partial
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import hexainst
 from ..models import load_model, tiny_model
 from ..sparcom.ablation import critical_role, identification_stats
-from ..sparcom.critical import KINDS, CriticalRole
+from ..sparcom.critical import KINDS, CriticalRole, ablation_sets
 from ..sparcom.selection import sets_from_firing
 
 __all__ = ["run", "DESIGNS", "COMMAND"]
@@ -47,18 +47,26 @@ def run(store, size: str, progress: bool) -> dict:
     identify, evaluate = data.split(None, n_eval=design["n_eval"], seed=0)
     rule = partial(sets_from_firing, top=design["top"])
     state = {}
+    tag = f"{design['model']}-{data.fingerprint()[:8]}-top{design['top']}"
 
-    def compute(kind):
+    def prepared():
         if not state:
             state["model"] = tiny_model(seed=0) if design["model"] == "tiny" else load_model(design["model"])
             state["stats"] = identification_stats(state["model"], identify, design["batch_size"], progress)
+        return state["model"], state["stats"]
+
+    def set_names():
+        return [name for name, *_ in ablation_sets(rule(prepared()[1]), KINDS)]
+
+    def compute(name):
+        model, stats = prepared()
         result = critical_role(
-            state["model"],
+            model,
             identify,
             rule,
-            stats=state["stats"],
+            stats=stats,
             eval_data=evaluate,
-            kinds=[kind],
+            names=[name],
             n_control=20,
             batch_size=design["batch_size"],
             progress=progress,
@@ -66,11 +74,11 @@ def run(store, size: str, progress: bool) -> dict:
         return result.to_json()
 
     parts = []
-    for kind in tqdm(KINDS, desc="critical role (set kinds)", disable=not progress):
-        key = f"{kind}-{design['model']}-{data.fingerprint()[:8]}-top{design['top']}"
+    for name in tqdm(store.unit(f"sets-{tag}", set_names), desc="critical role (sets)", disable=not progress):
+        key = f"set-{name.replace(' ', '_')}-{tag}"
         parts.append(
             CriticalRole.from_json(
-                store.unit(key, lambda kind=kind: compute(kind)), store.root / f"{key}.json"
+                store.unit(key, lambda name=name: compute(name)), store.root / f"{key}.json"
             )
         )
     result = CriticalRole.combine(parts)

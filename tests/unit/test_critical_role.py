@@ -293,6 +293,15 @@ def test_parts_by_kind_combine_into_the_single_run(role, tiny, split, stats, tmp
     assert combined.baseline.dtype == role.baseline.dtype
     assert combined.p_values().equals(role.p_values()) and combined.matrix().equals(role.matrix())
     assert json.dumps(combined.view()["summary"]) == json.dumps(role.view()["summary"])  # NaN-aware
+    by_name = CriticalRole.combine(
+        [
+            critical_role(tiny, identify, RULE, stats=stats, eval_data=evaluate, names=[name], progress=False)
+            for name in role.names
+        ]
+    )
+    assert torch.equal(by_name.control, role.control) and by_name.p_values().equals(role.p_values())
+    with pytest.raises(ValueError, match="No set named"):
+        critical_role(tiny, identify, RULE, stats=stats, eval_data=evaluate, names=["nope"], progress=False)
     with pytest.raises(ValueError, match="twice"):
         CriticalRole.combine([parts[0], parts[0]])
     with pytest.raises(ValueError, match="Expected a CriticalRole"):
@@ -308,7 +317,9 @@ def test_the_critical_study_runs_tiny_and_resumes(tmp_path):
     view = summary["view"]
     assert view["n_records"] == 2 and view["n_control"] == 20 and view["categories"] == ["code", "math"]
     assert {r["kind"] for r in view["matrix"]} <= {"category", "unique", "non-general", "general"}
-    assert len({p.name for p in (tmp_path / "w").iterdir()}) == 4  # one unit per kind
+    assert len({p.name for p in (tmp_path / "w").iterdir()}) == 1 + len(
+        view["names"]
+    )  # the names, one unit per set
     section = critical_role_section(view, origin="tiny study")
     assert "tiny study" in section.title and section.figures
     # resuming reads the units back: same summary without recomputing
