@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 import instr_interp as ii
-from instr_interp.data.encoding import Region, encode
+from instr_interp.data.encoding import encode
+from instr_interp.engine.likelihood import response_token_nll
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_tuned import DEV, HELD_OUT, SETTINGS  # noqa: E402
@@ -34,9 +35,8 @@ def dev_nll(model, encoded, batch_size: int = 8) -> dict[str, float]:
         for start in range(0, len(encoded), batch_size):
             b = encoded.batch(list(range(start, min(start + batch_size, len(encoded)))), "right")
             logits = model(input_ids=b.tokens, attention_mask=b.attention_mask.long()).logits
-            nll = -torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, b.tokens[:, 1:, None])[..., 0]
-            scored = b.regions[:, 1:] == Region.RESPONSE
-            per_record += ((nll * scored).sum(1) / scored.sum(1)).tolist()
+            total, count = response_token_nll(logits, b.tokens, b.regions)
+            per_record += (total / count).tolist()
     by: dict[str, list[float]] = {}
     for rec, value in zip(encoded.records, per_record):
         by.setdefault(rec.category, []).append(value)

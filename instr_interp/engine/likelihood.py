@@ -9,7 +9,29 @@ from ..data.encoding import EncodedDataset, Region, encode
 from ..hooks import HookSite, hook_site
 from .passes import BatchContext, Probe, run
 
-__all__ = ["ResponseNLL", "response_nll"]
+__all__ = ["ResponseNLL", "response_nll", "response_token_nll"]
+
+
+def response_token_nll(logits: Tensor, tokens: Tensor, regions: Tensor) -> tuple[Tensor, Tensor]:
+    """Per row: the summed negative log-likelihood of its response tokens (float64) and their count.
+
+    The token at position t+1 is scored by the logits at position t; only targets in the response
+    region count. Float64 logits are kept in float64, any other dtype is computed in float32.
+
+    Examples:
+        >>> logits = torch.zeros(1, 3, 4)  # uniform over 4 tokens
+        >>> regions = torch.tensor([[Region.INSTRUCTION, Region.RESPONSE, Region.RESPONSE]])
+        >>> total, count = response_token_nll(logits, torch.tensor([[1, 2, 3]]), regions)
+        >>> round(float(total[0] / count[0]), 4), int(count[0])  # log 4 per token
+        (1.3863, 2)
+    """
+    target = tokens[:, 1:]
+    scored = regions[:, 1:] == Region.RESPONSE
+    logprobs = torch.log_softmax(
+        logits[:, :-1] if logits.dtype == torch.float64 else logits[:, :-1].float(), -1
+    )
+    nll = -logprobs.gather(-1, target[..., None])[..., 0]
+    return torch.where(scored, nll, 0.0).double().sum(1), scored.sum(1)
 
 
 class ResponseNLL(Probe):
@@ -36,12 +58,9 @@ class ResponseNLL(Probe):
 
     def update(self, site: HookSite, act: Float[Tensor, "batch pos d_vocab"], ctx: BatchContext) -> None:
         batch = ctx.batch
-        target = batch.tokens[:, 1:]
-        scored = batch.regions[:, 1:] == Region.RESPONSE
-        logprobs = torch.log_softmax(act[:, :-1].float(), dim=-1)
-        nll = -logprobs.gather(-1, target[..., None])[..., 0]
-        self.state["nll"][batch.index] += torch.where(scored, nll, 0.0).double().sum(1)
-        self.state["tokens"][batch.index] += scored.sum(1)
+        total, count = response_token_nll(act, batch.tokens, batch.regions)
+        self.state["nll"][batch.index] += total
+        self.state["tokens"][batch.index] += count
 
     def result(self) -> pd.DataFrame:
         enc = self.encoded

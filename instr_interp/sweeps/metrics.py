@@ -23,6 +23,7 @@ from ..data.dataset import load_instructions
 from ..data.encoding import Region, encode
 from ..engine import pad_id, pad_rows, plan_batches, plan_rows, tokenize_prompts
 from ..engine.generation import stop_token_ids
+from ..engine.likelihood import response_token_nll
 from ..models import model_device
 
 __all__ = ["METRICS", "SweepBatch", "sweep_batches", "metric_values", "check_metrics", "LOWER_IS_BETTER"]
@@ -163,9 +164,8 @@ def metric_values(
     out = []
     for name in names:
         if name == "nll":
-            scored = scored_positions(batch)[rows][:, :-1]
-            lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, tokens[:, 1:, None])[..., 0]
-            out.append(-(torch.where(scored, lp, 0.0).sum(1) / scored.sum(1).clamp(min=1)))
+            total, count = response_token_nll(logits, tokens, batch.regions[rows])
+            out.append(total / count.clamp(min=1))
         elif name == "first_token":
             given = batch.answers[rows, 0]
             target = torch.where(given >= 0, given, tokens[ar, (last + 1).clamp(max=tokens.shape[1] - 1)])

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .. import compat
 from ..data.encoding import Region
+from ..engine.likelihood import response_token_nll
 from ..interventions.vectors import iv_addition
 
 __all__ = ["SITES", "guidance_kl", "last_prompt_positions", "progressive_alpha"]
@@ -305,7 +306,6 @@ def teacher_check(
         last, mask = batch.last_prompt, batch.attention_mask.long()
         rows = torch.arange(batch.tokens.shape[0])
         target = batch.tokens[rows, last + 1]
-        scored = batch.regions[:, 1:] == Region.RESPONSE
         for suffix, scale in (("", 1.0), ("_without", 0.0)):
             with torch.no_grad(), iv_addition(base, guide.vectors, last, scale, site=guide.site):
                 logits = _logits(
@@ -315,8 +315,8 @@ def teacher_check(
             first = logp[rows, last]
             sums["accuracy" + suffix] += float((first.argmax(-1) == target).sum())
             sums["p_answer" + suffix] += float(first[rows, target].exp().sum())
-            nll = -logp[:, :-1].gather(-1, batch.tokens[:, 1:, None])[..., 0]
-            sums["nll" + suffix] += float((torch.where(scored, nll, 0.0).sum(1) / scored.sum(1)).sum())
+            total, count = response_token_nll(logits.double(), batch.tokens, batch.regions)
+            sums["nll" + suffix] += float((total / count).sum())
     out = {k: v / len(encoded) for k, v in sums.items()}
     out |= {"n": len(encoded), "min_accuracy": min_accuracy, "can_do_task": out["accuracy"] >= min_accuracy}
     if not out["can_do_task"]:
