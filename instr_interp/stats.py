@@ -101,6 +101,24 @@ def bootstrap_mean(values, *, n_boot: int = 2000, level: float = 0.95, seed: int
     return Interval(float(x.mean()), float(low), float(high), level, len(x))
 
 
+def shared_bootstrap_means(x, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Bootstrap means over the last axis (records): ``[..., n_boot]``. Every leading cell uses the
+    same resamples (multinomial record counts), so paired quantities (a numerator and its
+    denominator) resample together.
+
+    Examples:
+        >>> x = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]])
+        >>> m = shared_bootstrap_means(x, n_boot=5)
+        >>> m.shape, bool(np.allclose(m[1], 2 * m[0]))  # the same resamples in both rows
+        ((2, 5), True)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # [n_boot, n]
+    return x @ counts.T / n
+
+
 def bootstrap_stratified_mean(
     values, groups, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> Interval:

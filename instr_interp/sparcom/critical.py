@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..results import Result
+from ..stats import percentile_interval
 from .neurons import NeuronSets
 
 __all__ = ["CriticalRole", "ablation_sets", "plot_matrix", "KINDS"]
@@ -30,7 +31,7 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     """The 2.5 and 97.5 percentiles of bootstrap values; NaN when they are undefined (NaN)."""
     if not np.isfinite(values).all():
         return float("nan"), float("nan")
-    low, high = np.percentile(values, [2.5, 97.5])
+    low, high = percentile_interval(values, 0.95)
     return float(low), float(high)
 
 
@@ -179,7 +180,7 @@ class CriticalRole(Result):
         rows = []
         for s, name, measure, value, boot, controls in self._computed()["rows"]:
             low, high = _interval(boot)
-            c_low, c_high = np.percentile(controls, [2.5, 97.5])
+            c_low, c_high = percentile_interval(controls, 0.95)
             rows.append(
                 {
                     "set": name,

@@ -10,18 +10,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..results import Result
+from ..stats import percentile_interval, shared_bootstrap_means
 
-__all__ = ["PatchSweep", "boot_means"]
-
-
-def boot_means(x: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """Bootstrap means over the last axis (records): ``[..., n_boot]``. Each resample draws the
-    records with replacement (multinomial counts), the same resamples for every leading cell, so
-    paired quantities (a numerator and its denominator) can be resampled together."""
-    n = x.shape[-1]
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # [n_boot, n]
-    return x @ counts.T / n
+__all__ = ["PatchSweep"]
 
 
 @dataclass(repr=False, kw_only=True)
@@ -79,8 +70,8 @@ class PatchSweep(Result):
         for metric in self.metrics:
             eff = self.effect(metric).numpy()
             flat = eff.reshape(-1, eff.shape[-1])
-            boots = boot_means(flat, n_boot, seed)
-            lo, hi = np.quantile(boots, [(1 - confidence) / 2, (1 + confidence) / 2], axis=-1)
+            boots = shared_bootstrap_means(flat, n_boot, seed)
+            lo, hi = percentile_interval(boots, confidence, axis=-1)
             frame = pd.DataFrame({name: g.reshape(-1) for name, g in zip(self.axes, grids)})
             frame.insert(0, "metric", metric)
             frame["patched"] = self.values[self._m(metric)].mean(-1).reshape(-1).numpy()

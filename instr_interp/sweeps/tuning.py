@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from ..results import Result
+from ..stats import percentile_interval, shared_bootstrap_means
 from .metrics import LOWER_IS_BETTER, METRICS
-from .results import PatchSweep, boot_means
+from .results import PatchSweep
 from .sweep import patch_sweep
 
 __all__ = ["TuningEffects", "where_tuning_acted", "top_effects", "plot_effects", "COMPONENTS"]
@@ -84,8 +85,8 @@ class TuningEffects(Result):
         rows = []
         for m, metric in enumerate(self.metrics):
             g = self._sign(metric) * (self.tuned[m] - self.base[m]).numpy()
-            boots = boot_means(g, self.settings.get("n_boot", 1000), self.settings.get("seed", 0))
-            lo, hi = np.quantile(boots, [(1 - confidence) / 2, (1 + confidence) / 2])
+            boots = shared_bootstrap_means(g, self.settings.get("n_boot", 1000), self.settings.get("seed", 0))
+            lo, hi = percentile_interval(boots, confidence)
             rows.append(
                 {
                     "metric": metric,
@@ -105,7 +106,6 @@ class TuningEffects(Result):
         with its interval (NaN otherwise)."""
         confidence = self.settings.get("confidence", 0.95) if confidence is None else confidence
         n_boot, seed = self.settings.get("n_boot", 1000), self.settings.get("seed", 0)
-        q = [(1 - confidence) / 2, (1 + confidence) / 2]
         gaps = self.gaps(confidence=confidence).set_index("metric")
         frames = []
         for key, values in self.patched.items():
@@ -117,20 +117,22 @@ class TuningEffects(Result):
                 base, tuned = self.base[m].numpy(), self.tuned[m].numpy()
                 cells = values[m].numpy().reshape(-1, len(self.ids))
                 raw = s * (cells - base) if direction == "restore" else s * (tuned - cells)
-                raw_boot = boot_means(raw, n_boot, seed)  # [cells, n_boot]
-                gap_boot = boot_means(s * (tuned - base), n_boot, seed)  # the same resamples
+                raw_boot = shared_bootstrap_means(raw, n_boot, seed)  # [cells, n_boot]
+                gap_boot = shared_bootstrap_means(s * (tuned - base), n_boot, seed)  # the same resamples
                 frame = pd.DataFrame({name: g.reshape(-1) for name, g in zip(axes, grid)})
                 frame.insert(0, "metric", metric)
                 frame.insert(0, "component", component)
                 frame.insert(0, "direction", direction)
                 frame["effect"] = raw.mean(-1)
-                frame["effect_low"], frame["effect_high"] = np.quantile(raw_boot, q, axis=-1)
+                frame["effect_low"], frame["effect_high"] = percentile_interval(raw_boot, confidence, axis=-1)
                 clear = bool(gaps.loc[metric, "gap_clear"])
                 frame["gap_clear"] = clear
                 if clear:  # every resampled gap > 0: the ratio never divides by a gap <= 0
                     ratio = raw_boot / gap_boot[None, :]
                     frame["fraction"] = raw.mean(-1) / gaps.loc[metric, "gap"]
-                    frame["fraction_low"], frame["fraction_high"] = np.quantile(ratio, q, axis=-1)
+                    frame["fraction_low"], frame["fraction_high"] = percentile_interval(
+                        ratio, confidence, axis=-1
+                    )
                 else:
                     frame["fraction"] = frame["fraction_low"] = frame["fraction_high"] = np.nan
                 frames.append(frame)
