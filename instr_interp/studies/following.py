@@ -19,7 +19,14 @@ from ..shift.following import FollowingComparison, compare_following
 
 def splits() -> dict:
     """The tuned model's training log's splits: ``held_out`` (``tuneset().split(**held_out)[1]``, never
-    trained on) and ``dev`` (``hexainst().split(**dev)[1]``, which chose the number of steps)."""
+    trained on) and ``dev`` (``hexainst().split(**dev)[1]``, which chose the number of steps).
+
+    Examples:
+        >>> from instr_interp import hexainst
+        >>> analysis, dev = hexainst().split(**splits()["dev"])
+        >>> len(analysis) + len(dev), len(set(analysis.ids) & set(dev.ids))
+        (360, 0)
+    """
     log = json.loads((TUNED["gemma-3-270m-tuned"].folder / "training.json").read_text())
     return {"held_out": log["held_out"]["split"], "dev": log["dev"]["split"]}
 

@@ -244,6 +244,13 @@ def response_scores(
 
     Returns:
         A frame with ``x``, ``answer``, ``response`` and ``correct``, one row per pair.
+
+    Examples:
+        >>> import instr_interp as ii
+        >>> task = ii.Task(name="t", instruction="Give the opposite.", pairs=[("hot", "cold"), ("up", "down")])
+        >>> frame = response_scores(ii.tiny_model(seed=0), task, max_new_tokens=2)
+        >>> list(frame.columns), frame.x.tolist(), frame.correct.dtype == bool
+        (['x', 'answer', 'response', 'correct'], ['hot', 'up'], True)
     """
     if not isinstance(drop_instruction, bool):
         raise ValueError(f"drop_instruction must be True or False; got {drop_instruction!r}.")
