@@ -37,7 +37,15 @@ SIZES = {
 }
 
 
-def _models(size: str):
+def analysis_records():
+    """The HexaInst records the tune's studies analyse: all but the development split that chose its
+    number of steps (so no analysed record influenced the tune)."""
+    return hexainst().split(**splits()["dev"])[0]
+
+
+def model_pair(size: str):
+    """The (base, tuned) pair a study compares: the bundled Gemma-3-270M and its tune, or (``tiny``)
+    two random tiny models of one architecture."""
     if size == "tiny":
         return tiny_model(seed=0), tiny_model(seed=1)
     return load_model("gemma-3-270m"), load_model("gemma-3-270m-tuned")
@@ -46,7 +54,7 @@ def _models(size: str):
 def run(store, size: str, progress: bool) -> dict:
     plan = SIZES[size]
     split = splits()
-    analysis = hexainst().split(**split["dev"])[0]
+    analysis = analysis_records()
     held_out = tuneset().split(**split["held_out"])[1]
     if plan["nll_per_category"]:
         analysis = analysis.sample(per_category=plan["nll_per_category"], seed=0)
@@ -57,7 +65,7 @@ def run(store, size: str, progress: bool) -> dict:
 
         def compute(category=category):
             nonlocal models
-            models = models or _models(size)
+            models = models or model_pair(size)
             # summarization has no held-out records (its templates share instructions, so the split
             # keeps them together on the training side): it answers its analysis records instead
             source = held_out if category in held_out.categories else analysis

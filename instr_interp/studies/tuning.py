@@ -15,10 +15,9 @@ summary is the combined result's ``gaps()`` and ``to_frame()``, which the report
 
 from tqdm.auto import tqdm
 
-from ..data.dataset import hexainst
-from ..models import TUNED, load_model, tiny_model
+from ..models import TUNED, tiny_model
 from ..sweeps.tuning import TuningEffects, where_tuning_acted
-from .following import splits
+from .following import analysis_records, model_pair
 
 __all__ = ["run", "SIZES", "COMMAND"]
 
@@ -42,15 +41,9 @@ SIZES = {
 }
 
 
-def _models(size: str):
-    if size == "tiny":
-        return tiny_model(seed=0), tiny_model(seed=1)
-    return load_model("gemma-3-270m"), load_model("gemma-3-270m-tuned")
-
-
 def run(store, size: str, progress: bool) -> dict:
     plan = SIZES[size]
-    data = hexainst().split(**splits()["dev"])[0].sample(per_category=plan["per_category"], seed=0)
+    data = analysis_records().sample(per_category=plan["per_category"], seed=0)
     models = None
     n_layers = tiny_model(seed=0).cfg.n_layers if size == "tiny" else 18
     units = [
@@ -64,7 +57,7 @@ def run(store, size: str, progress: bool) -> dict:
 
         def compute(component=component, layers=layers):
             nonlocal models
-            models = models or _models(size)
+            models = models or model_pair(size)
             if models[0].cfg.n_layers != n_layers:
                 raise RuntimeError(f"Expected {n_layers} layers, the model has {models[0].cfg.n_layers}.")
             effects = where_tuning_acted(
