@@ -1,6 +1,7 @@
 """Tests used by the analyses, with their undefined cases made explicit (NaN and a reason, never a
 p-value computed from a degenerate sample)."""
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -196,6 +197,44 @@ def paired_t(a, b) -> TestResult:
         return TestResult(nan, nan, "undefined: the paired differences do not vary")
     test = ttest_rel(a, b)
     return TestResult(float(test.statistic), float(test.pvalue))
+
+
+def spearman_permutation(x, y, *, n_resamples: int = 9999, seed: int = 0) -> TestResult:
+    """Spearman's rank correlation of paired values and a two-sided permutation p-value (the pairing
+    shuffled ``n_resamples`` times, ``scipy.stats.permutation_test``; exact when fewer pairings
+    exist). NaN with a note when undefined: fewer than 3 pairs, a non-finite value, or a side that
+    does not vary.
+
+    Examples:
+        >>> r = spearman_permutation([1, 2, 3, 4, 5], [2, 4, 5, 9, 10])
+        >>> round(r.statistic, 6), round(r.p_value, 6)  # exact: 2 of the 120 pairings are as extreme
+        (1.0, 0.016667)
+        >>> spearman_permutation([1, 2, 3], [1, 1, 1]).note
+        'undefined: a side does not vary'
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"spearman_permutation needs two 1-d arrays of one length; got {x.shape} and {y.shape}."
+        )
+    if len(x) < 3:
+        return TestResult(float("nan"), float("nan"), f"undefined: {len(x)} pairs (at least 3 needed)")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return TestResult(float("nan"), float("nan"), "undefined: a value is not finite")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return TestResult(float("nan"), float("nan"), "undefined: a side does not vary")
+    from scipy.stats import permutation_test, spearmanr
+
+    exact = math.factorial(len(x)) <= n_resamples  # every pairing can be listed: an exact p-value
+    result = permutation_test(
+        (x, y),
+        lambda a, b: spearmanr(a, b).statistic,
+        permutation_type="pairings",
+        n_resamples=np.inf if exact else n_resamples,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
+    return TestResult(float(result.statistic), float(result.pvalue))
 
 
 def _t_power(nc: float, df: float, alpha: float) -> float:

@@ -11,7 +11,7 @@ import pandas as pd
 from ..sweeps.tuning import plot_effects, top_effects
 from .page import Section
 
-__all__ = ["tuning_sections"]
+__all__ = ["tuning_sections", "layer_relation_section"]
 
 _NAMES = {
     "nll": "reference-response NLL",
@@ -87,3 +87,29 @@ def tuning_sections(
             )
         )
     return sections
+
+
+def layer_relation_section(table: pd.DataFrame, *, change: str, origin: str) -> Section:
+    """Whether the layers where patching matters are the layers where tuning changed the ISNs:
+    :func:`~instr_interp.sweeps.tuning.layer_relation`'s table, with ``change`` naming the per-layer
+    measure and ``origin`` where the two results come from."""
+    parts = []
+    for row in table.itertuples():
+        what = f"{row.direction} {row.component}"
+        if row.note:
+            parts.append(f"{what}: {row.note}")
+        else:
+            parts.append(
+                f"{what}: Spearman rho {row.rho:+.2f} over {row.layers} layers (permutation p = {row.p_value:.3f})"
+            )
+    return Section(
+        title="Where tuning acted vs where the ISNs changed",
+        reading=(
+            f"Across layers, the effect of patching each layer's output (reference-response NLL, oriented toward "
+            f"the tuned model) against {change} ({origin}). "
+            + "; ".join(parts)
+            + ". A correlation says the two "
+            "rank layers alike; with 18 layers only a strong one (|rho| above about 0.47) can reach p < 0.05."
+        ),
+        tables=[table],
+    )

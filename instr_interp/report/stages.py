@@ -342,6 +342,7 @@ def patching_stage(plan: Plan) -> list:
             tuned=tuned,
             origin=f"the committed `{COMMAND}`, {study['per_category']} records per category",
         )
+        sections += _layer_relation(pd.DataFrame(study["effects"]), path.parent / "isn_change_gemma.json")
     else:
         sections.append(
             Section(
@@ -376,6 +377,30 @@ def patching_stage(plan: Plan) -> list:
         tuned=effects.settings["tuned"],
         origin="quick live run on this machine: every third layer, no heads, one record per category",
     )
+
+
+def _layer_relation(effects, isn_path) -> list:
+    """The tuning study's per-layer effects against the committed full-size ISN change of the same pair
+    (``benchmarks/bench_isn_change.py``): per layer, the net change in each category's ISN count, in
+    absolute value, summed over categories."""
+    import json
+
+    import pandas as pd
+
+    from ..sweeps.tuning import layer_relation
+    from .sections_patching import layer_relation_section
+
+    if not isn_path.exists():
+        return []
+    layers = pd.DataFrame(json.loads(isn_path.read_text())["layers"])
+    change = layers.assign(moved=(layers["after"] - layers["before"]).abs()).groupby("layer")["moved"].sum()
+    return [
+        layer_relation_section(
+            layer_relation(effects, change.to_dict()),
+            change="the net change in the layer's ISN count (absolute, summed over categories)",
+            origin=f"the tuning study and the committed `{isn_path.name}`",
+        )
+    ]
 
 
 def _models_compared(plan: Plan) -> dict[str, str]:

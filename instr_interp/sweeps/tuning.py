@@ -32,7 +32,14 @@ from .metrics import LOWER_IS_BETTER, METRICS
 from .results import PatchSweep
 from .sweep import patch_sweep
 
-__all__ = ["TuningEffects", "where_tuning_acted", "top_effects", "plot_effects", "COMPONENTS"]
+__all__ = [
+    "TuningEffects",
+    "where_tuning_acted",
+    "top_effects",
+    "plot_effects",
+    "layer_relation",
+    "COMPONENTS",
+]
 
 COMPONENTS = ("attn_out", "mlp_out", "resid_post", "heads")
 DIRECTIONS = ("restore", "remove")
@@ -250,6 +257,44 @@ def plot_effects(frame: pd.DataFrame, metric: str):
     label = "fraction of the base→tuned gap" if clear else f"raw change in {metric} (oriented; gap not clear)"
     fig.update_layout(title=f"Where tuning acted: {metric}", xaxis_title="layer", yaxis_title=label)
     return fig
+
+
+def layer_relation(
+    frame: pd.DataFrame, layer_change, *, metric: str = "nll", n_resamples: int = 9999, seed: int = 0
+) -> pd.DataFrame:
+    """Do the layers where patching matters hold what tuning changed? For each direction and layer
+    component (attention / MLP output) of a :meth:`TuningEffects.to_frame` table: Spearman's rank
+    correlation across layers between the raw effect of patching that layer (``metric``) and
+    ``layer_change`` (a mapping layer -> value, e.g. how many of the layer's ISNs tuning added or
+    removed), with a two-sided permutation p-value over layer pairings
+    (:func:`~instr_interp.stats.spearman_permutation`). Only layers present in both are used.
+
+    Returns:
+        One row per direction and component: ``layers`` (how many), ``rho``, ``p_value``, ``note``
+        (why a correlation is undefined, else empty).
+    """
+    from ..stats import spearman_permutation
+
+    change = {int(k): float(v) for k, v in dict(layer_change).items()}
+    part = frame[(frame.metric == metric) & (frame.component != "heads")]
+    rows = []
+    for (direction, component), block in part.groupby(["direction", "component"], sort=False):
+        block = block[block.layer.isin(list(change))].sort_values("layer")
+        test = spearman_permutation(
+            block.effect.to_numpy(), [change[int(k)] for k in block.layer], n_resamples=n_resamples, seed=seed
+        )
+        rows.append(
+            {
+                "direction": direction,
+                "component": component,
+                "metric": metric,
+                "layers": len(block),
+                "rho": test.statistic,
+                "p_value": test.p_value,
+                "note": test.note,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def where_tuning_acted(

@@ -184,5 +184,67 @@ def test_the_report_renders_the_committed_tuning_study(tmp_path, monkeypatch):
     sections = patching_stage(plan)
     summary = __import__("json").loads((tmp_path / "res" / "study_tuning.json").read_text())
     assert len(sections) == 1 + len(summary["gaps"])
+    # with the committed ISN change of the pair beside it, a section relates the two across layers
+    layers = [
+        {"category": c, "layer": layer, "before": 5, "after": 5 + layer * (c == "code")}
+        for c in ("code", "math")
+        for layer in range(2)
+    ]
+    (tmp_path / "res" / "isn_change_gemma.json").write_text(__import__("json").dumps({"layers": layers}))
+    *_, relation = patching_stage(plan)
+    assert relation.title == "Where tuning acted vs where the ISNs changed"
+    assert "2 pairs (at least 3 needed)" in relation.reading  # the tiny models have 2 layers
+    assert len(relation.tables[0]) == 2  # restore and remove of attn_out
     assert "committed `instr-interp study tuning`" in sections[0].title
     assert f"{summary['gaps'][0]['gap']:+.3f}" in sections[0].reading
+
+
+def test_layer_relation_is_spearman_with_a_permutation_p_value():
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from instr_interp.sweeps.tuning import layer_relation
+
+    rng = np.random.default_rng(0)
+    effect = rng.normal(size=8)
+    frame = pd.DataFrame(
+        {
+            "direction": "restore",
+            "component": "mlp_out",
+            "metric": "nll",
+            "layer": np.arange(8),
+            "effect": effect,
+        }
+    )
+    change = {
+        layer: float(2 * effect[layer] + rng.normal(scale=0.5)) for layer in range(7)
+    }  # layer 7 missing
+    (row,) = layer_relation(frame, change, n_resamples=999).to_dict("records")
+    assert row["layers"] == 7 and row["note"] == ""
+    assert row["rho"] == pytest.approx(spearmanr(effect[:7], [change[k] for k in range(7)]).statistic)
+    # 7! = 5040 > 999 pairings: a Monte Carlo p-value, between 1/1000 and 1
+    assert 0 < row["p_value"] <= 1
+    flat = layer_relation(frame, dict.fromkeys(range(8), 1.0)).iloc[0]
+    assert math.isnan(flat.rho) and "does not vary" in flat.note
+
+
+def test_layer_relation_p_value_is_exact_over_all_pairings_for_few_layers():
+    import itertools
+
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from instr_interp.sweeps.tuning import layer_relation
+
+    effect = np.array([0.3, -0.1, 0.5, 0.2, 0.0])
+    change = {0: 4.0, 1: 1.0, 2: 3.0, 3: 5.0, 4: 0.0}
+    frame = pd.DataFrame(
+        {"direction": "remove", "component": "attn_out", "metric": "nll", "layer": range(5), "effect": effect}
+    )
+    row = layer_relation(frame, change).iloc[0]
+    y = np.array([change[k] for k in range(5)])
+    observed = spearmanr(effect, y).statistic
+    null = np.array([spearmanr(effect, y[list(p)]).statistic for p in itertools.permutations(range(5))])
+    eps = 1e-12
+    expected = min(1.0, 2 * min((null >= observed - eps).mean(), (null <= observed + eps).mean()))
+    assert row.rho == pytest.approx(observed) and row.p_value == pytest.approx(expected)
