@@ -9,6 +9,7 @@ head means and head effects, are in :mod:`instr_interp.vectors.heads`).
 GQA: ``W_O`` maps the concatenated *query* heads, so a vector sums per-query-head contributions.
 """
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -412,6 +413,14 @@ def _best_layer(
     best = table.sort_values(
         ["accuracy", "p_target", "scale", "layer"], ascending=[False, False, True, True]
     ).iloc[0]
+    if not (table["accuracy"] > 0).any() and table["p_target"].isna().all():
+        warnings.warn(
+            f"instruction_vector: no candidate layer and scale gave a correct validation answer ({len(val.pairs)} "
+            f"pairs, score {score!r}); layer {int(best['layer'])} and scale {best['scale']:g} are tie-breaks, not a "
+            "choice the data made. Check the vector's prompts and the score, or pass layer= yourself.",
+            UserWarning,
+            stacklevel=3,
+        )
     return table, int(best["layer"]), float(best["scale"])
 
 

@@ -505,9 +505,12 @@ def test_in_response_score_threads_through_sweep_vector_and_scores(tiny, means):
     from instr_interp.vectors.prompts import instruction_accuracy
 
     kw = dict(form="instruction", means=means, k=3, n_prompts=4, n_val=4, batch_size=4, progress=False)
-    iv = instruction_vector(
-        tiny, TASK, candidate_layers=[0, 1], score="in_response", score_dropped=True, **kw
-    )
+    with pytest.warns(UserWarning, match="tie-breaks, not a choice the data made"):
+        iv = instruction_vector(
+            tiny, TASK, candidate_layers=[0, 1], score="in_response", score_dropped=True, **kw
+        )
+    # the random tiny model never answers: every cell is 0, so layer and scale fall to the tie-breaks
+    assert (iv.sweep.accuracy == 0).all() and (iv.layer, iv.scale) == (0, float(iv.sweep.scale.min()))
     assert iv.settings["score"] == "in_response" and iv.settings["score_dropped"] is True
     assert iv.settings["score_max_new_tokens"] == 16
     assert iv.sweep["p_target"].isna().all() and len(iv.sweep) == 4
