@@ -19,6 +19,7 @@ Examples:
 
 import contextlib
 import copy
+import functools
 import warnings
 
 import torch
@@ -338,6 +339,23 @@ def tl_patching():
     from transformer_lens import patching
 
     return patching
+
+
+@contextlib.contextmanager
+def tl_patching_progress(show: bool):
+    """Show or hide the progress bar that ``transformer_lens.patching.generic_activation_patch`` draws
+    on every call (it has no option for it): while ``show`` is False the module's ``tqdm`` is replaced
+    by a disabled one, and restored on exit."""
+    patching = tl_patching()
+    if show:
+        yield
+        return
+    original = patching.tqdm
+    patching.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        patching.tqdm = original
 
 
 def tl_act_name(name: str, layer: int | None) -> str:

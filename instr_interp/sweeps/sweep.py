@@ -203,7 +203,11 @@ def patch_sweep(
         rows = torch.arange(len(batch.index), device=batch.tokens.device)
         if cross:
             own[:, batch.index] = metric_values(source, names, src_logits, batch, rows, lp).cpu()
-        with torch.inference_mode(), prompt_positions(model).declare(batch.last, regions=batch.regions):
+        with (
+            compat.tl_patching_progress(progress),  # TransformerLens's own per-call bar follows `progress`
+            torch.inference_mode(),
+            prompt_positions(model).declare(batch.last, regions=batch.regions),
+        ):
             cells, base = run(
                 model,
                 batch,

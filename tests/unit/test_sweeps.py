@@ -156,3 +156,14 @@ def test_bad_sweep_input(pair, small_data):
         patch_sweep(base, small_data[:2], source=other, over="expert", layer=0)
     with pytest.raises(ValueError, match="equal token length"):
         patch_sweep(base, PROMPTS + ["longer prompt"], source=other, over="layer_pos", metric="kl")
+
+
+def test_progress_false_draws_no_bar_not_even_transformer_lens_own(tiny, capsys):
+    from transformer_lens import patching
+
+    data = ii.hexainst()[:2]
+    original = patching.tqdm
+    ii.patch_sweep(tiny, data, source="zero", over="layer", metric="nll", progress=False)
+    assert "it/s" not in capsys.readouterr().err and patching.tqdm is original  # restored
+    ii.patch_sweep(tiny, data, source="zero", over="layer", metric="nll", progress=True)
+    assert "it/s" in capsys.readouterr().err
