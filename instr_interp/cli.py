@@ -628,7 +628,12 @@ def _add_study(sub) -> None:
         "--size", choices=SIZES, default="full", help="full (default) or tiny (a seconds-long check)"
     )
     p.add_argument("--out", default=None, help="folder for the summary JSON (default benchmarks/results)")
-    p.add_argument("--work", default=None, help="folder for resumable per-unit results")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="folder for resumable per-unit results (default: benchmarks/results/study_units/NAME for a "
+        "full run, committed with the summary; the user cache for a tiny one)",
+    )
     p.set_defaults(func=cmd_study)
 
 

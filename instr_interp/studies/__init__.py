@@ -7,6 +7,10 @@ stopped, and returns a JSON-able summary that the command writes to
 ``benchmarks/results/study_NAME.json`` (or ``--out``). ``size`` is ``"full"`` (the committed run)
 or ``"tiny"`` (a seconds-long run of the same code, used by the tests).
 
+A full run keeps its units in ``benchmarks/results/study_units/NAME/`` by default, so they are
+committed with the summary: a run interrupted on one machine resumes on any clone, and every number
+in the summary can be traced to the unit that produced it. Tiny runs keep theirs in the user cache.
+
 Studies sit above the analyses (they call them) and beside the report (which renders their JSON).
 """
 
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from ..files import write_atomic
 
-__all__ = ["STUDIES", "SIZES", "Store", "run_study", "study_path"]
+__all__ = ["STUDIES", "SIZES", "Store", "run_study", "study_path", "work_path"]
 
 SIZES = ("tiny", "full")
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -53,6 +57,14 @@ class Store:
         return value
 
 
+def work_path(name: str, size: str) -> Path:
+    """Where study ``name`` at ``size`` keeps its units by default: committed beside the summary for a
+    full run (``benchmarks/results/study_units/NAME``), the user cache for any other size."""
+    from ..models import cache_dir
+
+    return RESULTS / "study_units" / name if size == "full" else cache_dir() / "studies" / f"{name}-{size}"
+
+
 def study_path(name: str, out: Path | None = None) -> Path:
     """Where the summary of study ``name`` is written (``benchmarks/results/study_NAME.json`` by default)."""
     return (Path(out) if out is not None else RESULTS) / f"study_{name}.json"
@@ -61,17 +73,15 @@ def study_path(name: str, out: Path | None = None) -> Path:
 def run_study(
     name: str, *, size: str = "full", out: Path | None = None, work: Path | None = None, progress: bool = True
 ) -> Path:
-    """Run study ``name`` (resuming from ``work``, default ``~/.cache/instr_interp/studies/NAME-SIZE``)
-    and write its summary JSON; returns the summary's path."""
-    from ..models import cache_dir
-
+    """Run study ``name`` (resuming from ``work``, default :func:`work_path`) and write its summary
+    JSON; returns the summary's path."""
     if name not in STUDIES:
         raise ValueError(f"Unknown study {name!r}; the studies are: {', '.join(sorted(STUDIES)) or 'none'}.")
     if size not in SIZES:
         raise ValueError(f"Unknown size {size!r}; choose one of {SIZES}.")
     module, function = STUDIES[name].split(":")
     run = getattr(import_module(module, __name__), function)
-    store = Store(Path(work) if work is not None else cache_dir() / "studies" / f"{name}-{size}")
+    store = Store(Path(work) if work is not None else work_path(name, size))
     start = time.perf_counter()
     summary = run(store, size, progress)
     summary = {"study": name, "size": size, "seconds": round(time.perf_counter() - start, 1), **summary}

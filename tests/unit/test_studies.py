@@ -36,6 +36,12 @@ def test_a_study_resumes_from_its_units_and_writes_its_summary(tmp_path, countin
     assert counting_study == [0, 1, 2, 1]
 
 
+def test_full_runs_keep_their_units_beside_the_committed_summary(monkeypatch, tmp_path):
+    assert studies.work_path("critical", "full") == studies.RESULTS / "study_units" / "critical"
+    monkeypatch.setenv("INSTR_INTERP_CACHE", str(tmp_path))
+    assert studies.work_path("critical", "tiny") == tmp_path / "studies" / "critical-tiny"
+
+
 def test_the_command_line_runs_a_study(tmp_path, counting_study):
     assert (
         main(["study", "fake", "--size", "tiny", "--out", str(tmp_path), "--work", str(tmp_path / "w")]) == 0
