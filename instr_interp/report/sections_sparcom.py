@@ -252,6 +252,15 @@ def critical_role_section(view: dict, *, origin: str = "") -> Section:
                     else "; without intervals over records this sample cannot show the effect either way."
                 )
             )
+    for kind, part in summary["parts"].items():
+        parts.append(
+            f"Zeroing each category's {kind} {unit}s ({part['n_sets']} sets) changes NLL by "
+            f"{part['rise_min']:+.3f} to {part['rise_max']:+.3f} nats/token across evaluation categories "
+            f"(95% intervals within [{part['ci_low_min']:+.3f}, {part['ci_high_max']:+.3f}]); its mean relative rise "
+            f"beats the matched controls for {len(part['above_controls'])} of {part['n_sets']} sets"
+            + (f" ({', '.join(part['above_controls'])})" if part["above_controls"] else "")
+            + "."
+        )
     if ("general", "mean relative rise") in p.index:
         g = p.loc[("general", "mean relative rise")]
         parts.append(

@@ -226,7 +226,10 @@ class CriticalRole(Result):
         p < ``alpha``), ``specific`` (specificity interval above 0), ``column_max`` (evaluation
         categories whose largest rise among the category sets is their own set's), ``n_sets``,
         ``widest_interval`` (the widest own-category bootstrap interval, nats/token; NaN if undefined),
-        ``min_p`` (1 / (1 + n_control): no set can do better) and ``alpha``."""
+        ``min_p`` (1 / (1 + n_control): no set can do better) and ``alpha``; and ``parts``: for the
+        ``unique`` and ``non-general`` sets ablated, per kind the number of sets, the range of their rises
+        over every evaluation category and of those rises' intervals (nats/token), and the sets whose
+        mean relative rise beats their matched controls (p < ``alpha``)."""
         diag = self.diagonal()
         m = self.matrix()
         cat_rows = m[m["kind"] == "category"]
@@ -245,7 +248,30 @@ class CriticalRole(Result):
             else float("nan"),
             "min_p": 1 / (1 + self.n_control),
             "alpha": alpha,
+            "parts": self._parts_summary(m, alpha),
         }
+
+    def _parts_summary(self, m: pd.DataFrame, alpha: float) -> dict:
+        """:meth:`summary`'s ``parts``: the unique and non-general sets, per kind."""
+        p = self.p_values()
+        mean_rel = p[p["measure"] == MEAN_RELATIVE]
+        out = {}
+        for kind in ("unique", "non-general"):
+            cells = m[m["kind"] == kind]
+            if not len(cells):
+                continue
+            beat = mean_rel[
+                (mean_rel["kind"] == kind) & (mean_rel["p_value"] < alpha) & (mean_rel["observed"] > 0)
+            ]
+            out[kind] = {
+                "n_sets": int(cells["set"].nunique()),
+                "rise_min": float(cells["rise"].min()),
+                "rise_max": float(cells["rise"].max()),
+                "ci_low_min": float(cells["ci_low"].min()),
+                "ci_high_max": float(cells["ci_high"].max()),
+                "above_controls": beat["set"].tolist(),
+            }
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """:meth:`matrix`."""

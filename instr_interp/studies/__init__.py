@@ -5,7 +5,9 @@ package, listed in :data:`STUDIES` under its name (``".module:function"``, impor
 units of work through ``store.unit(key, compute)``, so an interrupted study resumes where it
 stopped, and returns a JSON-able summary that the command writes to
 ``benchmarks/results/study_NAME.json`` (or ``--out``). ``size`` is ``"full"`` (the committed run)
-or ``"tiny"`` (a seconds-long run of the same code, used by the tests).
+or ``"tiny"`` (a seconds-long run of the same code, used by the tests). The command adds
+``seconds`` (this invocation's wall time only) and ``units`` (how many units it computed and how
+many it read back from an earlier run), so a resumed run's time is not mistaken for the study's cost.
 
 A full run keeps its units in ``benchmarks/results/study_units/NAME/`` by default, so they are
 committed with the summary: a run interrupted on one machine resumes on any clone, and every number
@@ -43,6 +45,8 @@ class Store:
     """Per-unit results of one study run, one JSON file per unit under ``root`` (for resuming)."""
 
     root: Path
+    computed: int = 0  # units computed by this run
+    read: int = 0  # units read back from an earlier run
 
     def unit(self, key: str, compute: Callable[[], object]):
         """The stored value of unit ``key``, or ``compute()`` stored first (written atomically)."""
@@ -50,8 +54,10 @@ class Store:
             raise ValueError(f"A study unit key must be a plain file name; got {key!r}.")
         path = self.root / f"{key}.json"
         if path.exists():
+            self.read += 1
             return json.loads(path.read_text())
         value = compute()
+        self.computed += 1
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(value, default=float))
         return value
@@ -84,7 +90,14 @@ def run_study(
     store = Store(Path(work) if work is not None else work_path(name, size))
     start = time.perf_counter()
     summary = run(store, size, progress)
-    summary = {"study": name, "size": size, "seconds": round(time.perf_counter() - start, 1), **summary}
+    # seconds: this invocation only; a resumed run reads its earlier units back (``units``)
+    summary = {
+        "study": name,
+        "size": size,
+        "seconds": round(time.perf_counter() - start, 1),
+        "units": {"computed": store.computed, "read": store.read},
+        **summary,
+    }
     path = study_path(name if size == "full" else f"{name}-{size}", out)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(summary, indent=1, default=float) + "\n")

@@ -187,11 +187,11 @@ def test_n_control_draws_and_the_p_value_formula(role, stats):
     assert role.summary()["min_p"] == pytest.approx(1 / 21)
 
 
-def _hand_made(ablated: list[list[float]], control) -> CriticalRole:
+def _hand_made(ablated: list[list[float]], control, kinds=("category", "category")) -> CriticalRole:
     units = torch.tensor([[0, 1], [1, 2]])
     return CriticalRole(
         names=["a", "b"],
-        kinds=["category", "category"],
+        kinds=list(kinds),
         sources=["a", "b"],
         units=[units, units],
         controls=[units.expand(3, 2, 2).clone()] * 2,
@@ -228,6 +228,23 @@ def test_zero_and_negative_rises_are_never_a_denominator():
     assert np.isfinite(p[["observed", "ci_low", "ci_high", "p_value"]].to_numpy()).all()
     # a rise with a bootstrap interval: the interval lies within the per-record rises
     assert -1.0 <= m.loc[("b", "b"), "ci_low"] <= m.loc[("b", "b"), "ci_high"] <= -1.0
+
+
+def test_the_summary_states_the_parts_by_kind():
+    # set b is "unique": rises -0.75 (category a) and -1.0 (b), below its controls (+0.25 on a and b)
+    ablated = [[2.0, 3.0, 3.0, 5.0], [0.5, 1.0, 2.0, 4.0]]
+    control = [[[1.0, 2.0, 3.0, 5.0]] * 3, [[1.5, 2.0, 3.0, 5.5]] * 3]
+    parts = _hand_made(ablated, control, kinds=("category", "unique")).summary()["parts"]
+    assert set(parts) == {"unique"}
+    unique = parts["unique"]
+    assert (unique["n_sets"], unique["above_controls"]) == (1, [])
+    assert (unique["rise_min"], unique["rise_max"]) == (pytest.approx(-1.0), pytest.approx(-0.75))
+    assert unique["ci_low_min"] <= -1.0 and unique["ci_high_max"] >= -0.75
+    # b's rises above all 3 controls: p = 1/4, listed at alpha 0.5, not at 0.05
+    ablated[1] = [3.0, 4.0, 5.0, 7.0]
+    role = _hand_made(ablated, control, kinds=("category", "unique"))
+    assert role.summary(alpha=0.5)["parts"]["unique"]["above_controls"] == ["b"]
+    assert role.summary()["parts"]["unique"]["above_controls"] == []
 
 
 def test_batch_size_invariance(tiny, split, stats):

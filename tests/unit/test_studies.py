@@ -31,9 +31,11 @@ def test_a_study_resumes_from_its_units_and_writes_its_summary(tmp_path, countin
     summary = json.loads(path.read_text())
     assert (summary["study"], summary["size"], summary["total"]) == ("fake", "tiny", 0 + 1 + 4)
     assert counting_study == [0, 1, 2]
+    assert summary["units"] == {"computed": 3, "read": 0}
     (tmp_path / "work" / "u1.json").unlink()  # as if interrupted after two units
     studies.run_study("fake", size="tiny", out=tmp_path, work=tmp_path / "work", progress=False)
     assert counting_study == [0, 1, 2, 1]
+    assert json.loads(path.read_text())["units"] == {"computed": 1, "read": 2}
 
 
 def test_full_runs_keep_their_units_beside_the_committed_summary(monkeypatch, tmp_path):
