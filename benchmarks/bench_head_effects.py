@@ -11,7 +11,9 @@ by exact effect.
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_head_effects.py --task antonym --repeats 3
 
 With ``--lift TASK ...`` it instead measures what the vectors do: for each built-in task, 20 pairs
-are held out (``split(seed=0, n_val=20)``), ``instruction_vector`` runs with its defaults on the rest,
+are held out (``split(seed=0, n_val=20)``; half the pairs for a task with fewer than 40, so that the
+vector keeps as many to be built and validated on; its layer sweep uses 10 of those, or all but 5 where
+fewer than 15 remain), ``instruction_vector`` runs with its defaults on the rest,
 and the held-out zero-shot accuracy is scored without a vector, with it, and with vectors of as many
 random heads (3 seeds) — :func:`instr_interp.vectors.vector_scores`. ``--form instruction`` builds
 the vectors from zero-shot instruction prompts in the model's chat format (the instruction dropped as
@@ -87,12 +89,15 @@ def lift(
             rows.append(done[task_name])
             continue
         start = time.perf_counter()
-        train, test = icl_task(task_name).split(seed=0, n_val=20)
-        iv = instruction_vector(model, train, form=form, progress=False, **sizes, **scored)
+        task = icl_task(task_name)
+        train, test = task.split(seed=0, n_val=min(20, len(task.pairs) // 2))
+        n_val = min(10, len(train.pairs) - 5)
+        iv = instruction_vector(model, train, form=form, n_val=n_val, progress=False, **sizes, **scored)
         row = vector_scores(model, [iv], [test], n_random=3, form=form, progress=False, **scored)
         row = row.iloc[0].to_dict()
         row.update(
             scale=iv.scale,
+            n_val=n_val,
             n_correct_for_means=iv.settings["n_correct"],
             form=form,
             heads=iv.top_heads.tolist(),
