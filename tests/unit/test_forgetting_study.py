@@ -89,4 +89,10 @@ def test_tiny_forgetting_study(tmp_path):
     assert not (work / "models").exists() or not any((work / "models").iterdir())  # tuned models removed
     sections = forgetting_study_section(path)
     assert len(sections) == 1 and "guided" in sections[0].reading and sections[0].figures
+    new_diff = next(
+        d for d in summary["guided_minus_plain"] if d["arm"] == "guided" and d["set"].startswith("new:")
+    )
+    assert f"Guided minus plain on the new task: {new_diff['set']} {new_diff['minus_plain']:+.3f}" in (
+        sections[0].reading
+    )
     assert forgetting_study_section(tmp_path / "absent.json") == []
