@@ -18,7 +18,7 @@ from ..shift.wordpairs import WordPairs, top_verb_pairs, verb_pair_counts
 from .page import Section
 from .paper_numbers import PAPER_NUMBERS
 
-__all__ = ["attribution_sections", "concepts_section", "wordpairs_section"]
+__all__ = ["attribution_sections", "attribution_study_section", "concepts_section", "wordpairs_section"]
 
 
 def _std_text(x: float) -> str:
@@ -139,6 +139,34 @@ def _scores_section(
     )
 
 
+def attribution_study_section(summary: dict, command: str, *, alpha: float = 0.05) -> Section:
+    """The committed attribution study (``summary``: its JSON): base vs tuned instruction scores on
+    the same prompts in one format, with and without the format's tokens, and per category."""
+    d, cmp = summary["design"], summary["comparison"]
+    lengths = summary["responses"]
+    length_text = ", ".join(
+        f"{d[label]} median {r['median_tokens']:g} tokens ({r['at_cap']} of {d['n_prompts']} at the cap)"
+        for label, r in lengths.items()
+    )
+    reading = (
+        f"The committed study (`{command}`): {d['base']} and {d['tuned']} on the same {d['n_prompts']} HexaInst "
+        f"prompts ({d['data']}) in one format ({d['format']}, for both), each attributing its own greedy "
+        f"response of up to {d['max_new_tokens']} tokens ({length_text}; the comparison does not match "
+        "lengths, as the authors' design does not). All prompt tokens: "
+        + _test_sentence(d["tuned"], d["base"], cmp["all_prompt_tokens"], alpha)
+        + " Without the format's tokens: "
+        + _test_sentence(d["tuned"], d["base"], cmp["without_template"], alpha)
+        + f" Per category ({d['per_category']} prompts each, paired bootstrap intervals, no correction for "
+        f"the {len(summary['per_category'])} tests) in the table."
+    )
+    table = pd.DataFrame(summary["per_category"]).rename(columns={"mean_a": d["base"], "mean_b": d["tuned"]})
+    return Section(
+        title="Input→output attribution: the base-vs-tuned study",
+        reading=reading,
+        tables=[table.round(3), pd.DataFrame([{"variant": k, **v} for k, v in cmp.items()]).round(4)],
+    )
+
+
 def _test_sentence(label: str, reference: str, s: dict, alpha: float) -> str:
     """One comparison in words: ``label`` against ``reference`` on the same prompts, with its power."""
     head = (
@@ -150,7 +178,7 @@ def _test_sentence(label: str, reference: str, s: dict, alpha: float) -> str:
     if s["difference"] > 0 and s["paired_p"] < alpha:
         return head + f"The paper's direction ({label} higher) holds here (paired p < {alpha:g})."
     power = (
-        f"At n = {s['n']} the paired test has power {s['power_paired']:.0%} to detect the paper's difference of "
+        f"at n = {s['n']} the paired test has power {s['power_paired']:.0%} to detect the paper's difference of "
         f"{s['effect']:.2f} (80% power needs a difference of {s['detectable_paired']:.2f} at this spread)"
     )
     if not s["power_paired"] >= 0.8:

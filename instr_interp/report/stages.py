@@ -439,7 +439,20 @@ def attribution_stage(plan: Plan) -> list:
     reference = next(iter(sets.values()))
     # every model on the same prompts in one (plain) format: paired and Welch tests, with this sample's power
     tests = {label: compare_models(reference, s) for label, s in list(sets.items())[1:]}
-    return attribution_sections(example, sets, tests)
+    return attribution_sections(example, sets, tests) + _attribution_study()
+
+
+def _attribution_study() -> list:
+    """The committed summary of ``instr-interp study attribution`` (too slow for the report), if run."""
+    import json
+
+    from ..studies import study_path
+    from .sections_shift import attribution_study_section
+
+    path = study_path("attribution")
+    if not path.exists():
+        return []
+    return [attribution_study_section(json.loads(path.read_text()), "instr-interp study attribution")]
 
 
 def concepts_stage(plan: Plan) -> list:

@@ -134,12 +134,15 @@ def run(
         for f, original in zip(pair, frames.values()):
             f.attrs["name"] = original.attrs["name"]
         result[variant] = _json(compare_models(pair[0], pair[1], effect=PAPER_MODEL_EFFECT).summary)
-    per_category = (
-        pd.concat([f.assign(model=label) for label, f in frames.items()])
-        .groupby(["category", "model"])["instruction_score"]
-        .mean()
-        .unstack()
-    )
+    # per category: the same paired comparison on that category's prompts (interval and p per category)
+    categories = []
+    for category in sorted(frames["base"]["category"].unique()):
+        part = [f[f["category"] == category] for f in frames.values()]
+        c = compare_models(part[0], part[1], effect=PAPER_MODEL_EFFECT).summary
+        categories.append(
+            {"category": category}
+            | {k: c[k] for k in ("n", "mean_a", "mean_b", "difference", "ci_low", "ci_high", "paired_p")}
+        )
     return {
         "design": {
             **design,
@@ -149,7 +152,7 @@ def run(
             "responses": "each model's own greedy response, attributed by that model (as the authors)",
         },
         "comparison": result,
-        "per_category_mean": per_category.round(4).to_dict(orient="index"),
+        "per_category": [_json(row) for row in categories],
         "responses": {
             label: {
                 "median_tokens": float(f["n_response"].median()),

@@ -41,6 +41,20 @@ def test_tiny_attribution_study(tmp_path):
     for key in ("mean_a", "mean_b", "paired_p", "welch_p", "power_paired", "ci_low"):
         assert got[key] == pytest.approx(direct[key], nan_ok=True)
     assert 0 <= got["power_paired"] <= 1
+    # per category: tuned minus base over that category's prompts (one each at this size)
+    assert len(summary["per_category"]) == 6
+    for row in summary["per_category"]:
+        mine = [i for i in ids if units[f"base-{i}"]["category"] == row["category"]]
+        diff = sum(
+            units[f"tuned-{i}"]["instruction_score"] - units[f"base-{i}"]["instruction_score"] for i in mine
+        )
+        assert row["n"] == len(mine) and row["difference"] == pytest.approx(diff / len(mine), abs=1e-12)
+    # the report renders it, reading the numbers (never computing them)
+    from instr_interp.report.sections_shift import attribution_study_section
+
+    section = attribution_study_section(summary, "instr-interp study attribution --size tiny")
+    assert f"(difference {got['difference']:+.3f}" in section.reading
+    assert "one format (plain, for both)" in section.reading and len(section.tables[0]) == 6
     # resuming: a lost unit is recomputed, the summary is the same
     (tmp_path / "w" / f"base-{rec.id}.json").unlink()
     again = json.loads(
