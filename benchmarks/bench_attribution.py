@@ -14,7 +14,7 @@ position, and evenly spaced positions estimate its mean. Values are compared on 
 category and overall, with the one-sided Welch t-test of the second model > the first.
 
     python benchmarks/bench_attribution.py speed --records 3 --repeats 3 --threads 1
-    python benchmarks/bench_attribution.py speed --records 1 --repeats 1 --max-new-tokens 256 --loop-tokens 32
+    python benchmarks/bench_attribution.py speed --ids qa-t-019 --repeats 1 --max-new-tokens 256 --loop-tokens 32
     python benchmarks/bench_attribution.py scores --per-category 5 --threads 1
 
 Run with ``MKL_CBWR=AUTO,STRICT`` in the environment (torch is imported before instr_interp here).
@@ -75,7 +75,11 @@ def speed(args) -> dict:
     model = ii.load_model("smollm2-135m-instruct", device="cpu")
     for p in model.parameters():
         p.requires_grad_(False)
-    data = ii.hexainst().sample(per_category=1, seed=args.seed)[: args.records]
+    if args.ids:
+        by_id = {r.id: r for r in ii.hexainst()}
+        data = [by_id[i] for i in args.ids]
+    else:
+        data = ii.hexainst().sample(per_category=1, seed=args.seed)[: args.records]
     filled = generate_responses(
         model, data, max_new_tokens=args.max_new_tokens, format="plain", progress=False
     )
@@ -164,6 +168,7 @@ def main():
     sp.add_argument("--records", type=int, default=3)
     sp.add_argument("--repeats", type=int, default=3)
     sp.add_argument("--max-new-tokens", type=int, default=32)
+    sp.add_argument("--ids", nargs="*", default=None, help="HexaInst record ids (instead of --records)")
     sp.add_argument("--loop-tokens", type=int, default=0, help="time the loops on this many tokens (0: all)")
     sc = sub.add_parser("scores")
     sc.add_argument("--per-category", type=int, default=5)
