@@ -1,7 +1,8 @@
 """Gradient input→output attribution: speed against the per-token loop, and instruction scores.
 
 ``speed``: on SmolLM2-135M-Instruct, for a few HexaInst records and their greedy responses
-(``--max-new-tokens``), time ``instr_interp.attribute`` (one forward, batched backward) against
+(``--max-new-tokens``), time ``instr_interp.attribute`` (one forward, batched backward; and ``mode="forward"``, one dual
+forward per prompt token) against
 the plain per-token loop (one forward + one backward per response token, the full sequence
 each time) and a prefix loop (the same, but each forward runs only up to the predicting
 position), interleaved per repeat; report medians, ratios and the largest relative difference.
@@ -86,20 +87,25 @@ def speed(args) -> dict:
     rows = []
     for rec in filled:
         shape = attribute(model, rec)  # warm-up; gives the positions the loops use
+        attribute(model, rec, mode="forward")  # warm-up (torch loads its forward-AD rules once)
         n = len(shape.response_positions)
         k = n if not args.loop_tokens else min(args.loop_tokens, n)
         columns = torch.linspace(0, n - 1, k).round().long().unique()
         scale = n / len(columns)
-        times = {"batched": [], "loop": [], "prefix_loop": []}
+        times = {"batched": [], "forward": [], "loop": [], "prefix_loop": []}
         out = {}
         for _ in range(args.repeats):
             for name in times:
                 start = time.perf_counter()
                 if name == "batched":
                     out[name] = attribute(model, rec).matrix
+                elif name == "forward":
+                    out[name] = attribute(model, rec, mode="forward").matrix
                 else:
                     out[name] = per_token_loop(model, shape, prefix=name == "prefix_loop", columns=columns)
-                times[name].append((time.perf_counter() - start) * (1 if name == "batched" else scale))
+                times[name].append(
+                    (time.perf_counter() - start) * (1 if name in ("batched", "forward") else scale)
+                )
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
         ref = out["loop"].double()
         batched = out["batched"][:, columns].double()
@@ -113,12 +119,15 @@ def speed(args) -> dict:
             "median_s": med,
             "loop_over_batched": med["loop"] / med["batched"],
             "prefix_loop_over_batched": med["prefix_loop"] / med["batched"],
+            "loop_over_forward": med["loop"] / med["forward"],
+            "batched_over_forward": med["batched"] / med["forward"],
+            "rel_err_forward_vs_loop": float((out["forward"][:, columns].double() - ref).norm() / ref.norm()),
             "rel_err_batched_vs_loop": float((batched - ref).norm() / ref.norm()),
             "rel_err_prefix_vs_loop": float((out["prefix_loop"].double() - ref).norm() / ref.norm()),
         }
         print(json.dumps({k: v for k, v in row.items() if k != "times_s"}), flush=True)
         rows.append(row)
-    total = {k: sum(r["median_s"][k] for r in rows) for k in ("batched", "loop", "prefix_loop")}
+    total = {k: sum(r["median_s"][k] for r in rows) for k in ("batched", "forward", "loop", "prefix_loop")}
     return {
         "benchmark": "attribution speed",
         "model": "smollm2-135m-instruct",
@@ -127,6 +136,7 @@ def speed(args) -> dict:
         "total_median_s": total,
         "loop_over_batched": total["loop"] / total["batched"],
         "prefix_loop_over_batched": total["prefix_loop"] / total["batched"],
+        "loop_over_forward": total["loop"] / total["forward"],
         "machine": machine(args.threads),
     }
 

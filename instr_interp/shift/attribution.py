@@ -21,6 +21,7 @@ This module computes (:func:`attribute`, :func:`attribute_many`); the results it
 """
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -120,6 +121,7 @@ def attribute(
     format: str = "plain",
     max_new_tokens: int = 64,
     progress: bool = False,
+    mode: str = "reverse",
 ) -> Attribution:
     """Gradient × input attribution of every response token to every prompt token.
 
@@ -141,6 +143,12 @@ def attribute(
             (instruction, and input after a blank line, no chat template or headers) as the authors
             give every model.
         progress: a progress bar over the chunks.
+        mode: ``"reverse"`` (one forward, then one vmapped backward per response token) or
+            ``"forward"`` (forward-mode differentiation: since ``a[n, m]`` is the derivative of
+            ``P_m`` along the direction ``e_n`` at position ``n``, one dual forward per *prompt* token
+            gives a whole row; ``chunk`` then counts prompt tokens per batched forward). The same
+            values to float precision; ``"forward"`` is the faster one when the response is much
+            longer than the prompt.
 
     Returns:
         An :class:`Attribution`. Response tokens are the tokens of the response text only (not the
@@ -157,6 +165,8 @@ def attribute(
         raise ValueError(f"target must be 'prob' or 'logprob', got {target!r}.")
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}.")
+    if mode not in ("reverse", "forward"):
+        raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}.")
     if response is not None and not response.strip():
         raise ValueError(
             f"response={response!r} is empty: there is nothing to attribute. Pass a non-empty response, or "
@@ -189,6 +199,7 @@ def attribute(
         chunk=chunk,
         memory_mb=memory_mb,
         progress=progress,
+        mode=mode,
     )
     check_finite(probs, "the response-token probabilities")
     check_finite(matrix, "the gradient x input attributions")
@@ -262,14 +273,20 @@ def _gradient_x_input(
     chunk: int | None,
     memory_mb: float,
     progress: bool,
+    mode: str = "reverse",
 ):
-    """One forward; the unembedding differentiated once; the body in vmapped chunks."""
+    """One forward; the unembedding differentiated once; the body in vmapped chunks (or, with
+    ``mode="forward"``, :func:`_forward_gradient_x_input`)."""
     embed_name = hook_site(model, "embed").name
     final_name = hook_site(model, "unembed_in").name  # attribution splits the backward pass there
     device = model_device(model)
     _check_fp32(model)
     tokens = input_ids[None].to(device)
     resp = response_positions.to(device)
+    if mode == "forward":
+        return _forward_gradient_x_input(
+            model, tokens, prompt_positions.to(device), resp, target, chunk, memory_mb, embed_name, progress
+        )
     with frozen(model), torch.enable_grad():
         last = prompt_positions[-1:].to(device)  # declared for positions="last" interventions
         logits, held = _forward_cut_at_unembed(model, tokens, last, embed_name, final_name)
@@ -292,6 +309,55 @@ def _gradient_x_input(
             progress=progress,
         )
     return matrix, objective.detach().float().cpu()
+
+
+def _forward_gradient_x_input(
+    model,
+    tokens,
+    prompt,
+    resp,
+    target: Target,
+    chunk: int | None,
+    memory_mb: float,
+    embed_name: str,
+    progress,
+):
+    """Forward-mode gradient × input: ``a[n, m] = d/dt P_m(e + t * e_n 1[pos = n])`` at ``t = 0``, the
+    directional derivative along prompt token n's own embedding. The tokens are repeated once per
+    prompt token in a chunk, each copy carrying its tangent; one dual forward gives those rows."""
+    import torch.autograd.forward_ad as fwAD
+
+    size = chunk or _chunk_size(model, tokens.shape[1], len(prompt), memory_mb)
+    rows, objective = [], None
+    with frozen(model), torch.no_grad():
+        for s in tqdm(range(0, len(prompt), size), desc="attribution", unit="chunk", disable=not progress):
+            part = prompt[s : s + size]
+            batch = tokens.expand(len(part), -1)
+            where = torch.arange(len(part), device=tokens.device)
+
+            def dual_embed(act, hook=None, part=part, where=where):
+                tangent = torch.zeros_like(act)
+                tangent[where, part] = act[where, part]
+                with warnings.catch_warnings():  # torch scripts its forward-AD decompositions on first use
+                    warnings.filterwarnings(
+                        "ignore", message=".*torch.jit.script.*", category=DeprecationWarning
+                    )
+                    return fwAD.make_dual(act, tangent)
+
+            with (
+                fwAD.dual_level(),
+                model.hooks(fwd_hooks=[(embed_name, dual_embed)]),
+                last_prompt_of(model).declare(prompt[-1:].expand(len(part))),
+            ):
+                logits = model(batch, return_type="logits")
+                logp = torch.log_softmax(logits[:, resp - 1].float(), dim=-1).gather(
+                    -1, batch[:, resp][..., None]
+                )[..., 0]
+                value = logp if target == "logprob" else logp.exp()
+                primal, tangent = fwAD.unpack_dual(value)
+            rows.append(tangent.float().cpu())
+            objective = primal[0].float().cpu()
+    return torch.cat(rows, dim=0), objective
 
 
 def _check_fp32(model) -> None:

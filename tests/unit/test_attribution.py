@@ -88,6 +88,22 @@ def test_matrix_equals_plain_per_token_autograd(tiny_pair, data, target):
     assert torch.allclose(whole.matrix, attr.matrix, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("target", ["prob", "logprob"])
+def test_forward_mode_equals_plain_per_token_autograd(tiny_pair, data, target):
+    model, hf = tiny_pair
+    rec = data[7]
+    fwd = attribute(model, rec, "Yes, it is 42.", target=target, mode="forward", chunk=3)
+    ref = _plain_per_token(hf, fwd.input_ids.tolist(), fwd.prompt_positions, fwd.response_positions, target)
+    assert fwd.matrix.shape == ref.shape and (fwd.matrix.double() - ref).norm() / ref.norm() < 1e-3
+    rev = attribute(model, rec, "Yes, it is 42.", target=target)
+    assert torch.allclose(fwd.matrix, rev.matrix, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(fwd.probs, rev.probs, rtol=1e-5)
+    whole = attribute(model, rec, "Yes, it is 42.", target=target, mode="forward")  # one chunk
+    assert torch.allclose(whole.matrix, fwd.matrix, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="mode"):
+        attribute(model, rec, "Yes.", mode="sideways")
+
+
 def test_positions_regions_and_derived(tiny_pair, data):
     model, _ = tiny_pair
     rec = data[0]
