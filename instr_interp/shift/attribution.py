@@ -100,12 +100,14 @@ def _tokenize_prompt(model, prompt: str, response: str, instruction: str | None)
     return list(enc["input_ids"]), regions, prompt_length
 
 
-def _chunk_size(model, n_pos: int, n_response: int, memory_mb: float) -> int:
+def _chunk_size(model, n_pos: int, n_response: int, memory_mb: float, logits: bool = False) -> int:
     cfg = model.cfg
     d_mlp = int(getattr(cfg, "d_mlp", None) or 4 * cfg.d_model)
     # Transient backward memory per vmapped response token, roughly: a few MLP-wide and residual
-    # tensors and the attention scores of one layer, in fp32.
+    # tensors and the attention scores of one layer, in fp32. A batched dual forward (logits=True)
+    # also holds each copy's logits and log-probabilities over the vocabulary, primal and tangent.
     per_item = 4 * n_pos * (6 * d_mlp + 10 * cfg.d_model + 4 * cfg.n_heads * n_pos)
+    per_item += 16 * n_pos * cfg.d_vocab if logits else 0
     return max(1, min(n_response, int(memory_mb * 2**20 // per_item)))
 
 
@@ -327,7 +329,7 @@ def _forward_gradient_x_input(
     prompt token in a chunk, each copy carrying its tangent; one dual forward gives those rows."""
     import torch.autograd.forward_ad as fwAD
 
-    size = chunk or _chunk_size(model, tokens.shape[1], len(prompt), memory_mb)
+    size = chunk or _chunk_size(model, tokens.shape[1], len(prompt), memory_mb, logits=True)
     rows, objective = [], None
     with frozen(model), torch.no_grad():
         for s in tqdm(range(0, len(prompt), size), desc="attribution", unit="chunk", disable=not progress):
