@@ -292,10 +292,7 @@ def _gradient_x_input(
     with frozen(model), torch.enable_grad():
         last = prompt_positions[-1:].to(device)  # declared for positions="last" interventions
         logits, held = _forward_cut_at_unembed(model, tokens, last, embed_name, final_name)
-        logp = torch.log_softmax(logits[0, resp - 1].float(), dim=-1).gather(-1, tokens[0, resp][:, None])[
-            :, 0
-        ]
-        objective = logp if target == "logprob" else logp.exp()
+        objective = _objective(logits, tokens, resp, target)[0]
         # P_m depends on row m-1 of the final residual only, so one backward of the sum gives every
         # dP_m/dH[m-1] (rows are distinct).
         (g,) = torch.autograd.grad(objective.sum(), held["h_leaf"])
@@ -311,6 +308,14 @@ def _gradient_x_input(
             progress=progress,
         )
     return matrix, objective.detach().float().cpu()
+
+
+def _objective(logits, tokens, resp, target: Target):
+    """``P_m`` (or ``log P_m``) of every response token at ``resp``, per batch row: ``[batch, n_response]``."""
+    logp = torch.log_softmax(logits[:, resp - 1].float(), dim=-1).gather(-1, tokens[:, resp][..., None])[
+        ..., 0
+    ]
+    return logp if target == "logprob" else logp.exp()
 
 
 def _forward_gradient_x_input(
@@ -352,11 +357,7 @@ def _forward_gradient_x_input(
                 last_prompt_of(model).declare(prompt[-1:].expand(len(part))),
             ):
                 logits = model(batch, return_type="logits")
-                logp = torch.log_softmax(logits[:, resp - 1].float(), dim=-1).gather(
-                    -1, batch[:, resp][..., None]
-                )[..., 0]
-                value = logp if target == "logprob" else logp.exp()
-                primal, tangent = fwAD.unpack_dual(value)
+                primal, tangent = fwAD.unpack_dual(_objective(logits, batch, resp, target))
             rows.append(tangent.float().cpu())
             objective = primal[0].float().cpu()
     return torch.cat(rows, dim=0), objective
